@@ -1,0 +1,127 @@
+"""Relational model of alerts and grid cases (SQLAlchemy 2; SQLite or PostgreSQL).
+
+Case events are append-only: every change of a case is a new row with actor, time and note.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on SQLite too (which stores naive values)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime: pass a timezone-aware UTC time")
+        return value.astimezone(UTC) if value is not None else None
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class CaseState(StrEnum):
+    NEW = "NEW"  # 待受理
+    VERIFYING = "VERIFYING"  # 核实
+    FILED = "FILED"  # 立案
+    ASSIGNED = "ASSIGNED"  # 交办
+    HANDLING = "HANDLING"  # 处置
+    CALLED_UP = "CALLED_UP"  # 镇呼区应
+    FEEDBACK = "FEEDBACK"  # 反馈
+    CHECKING = "CHECKING"  # 核查
+    CLOSED = "CLOSED"  # 结案
+    RETURN_VISIT = "RETURN_VISIT"  # 回访
+    VOID = "VOID"
+    MERGED = "MERGED"
+    REOPENED = "REOPENED"
+    SUSPENDED = "SUSPENDED"
+
+
+TERMINAL_STATES = frozenset({CaseState.CLOSED, CaseState.RETURN_VISIT, CaseState.VOID, CaseState.MERGED})
+OPEN_STATES = frozenset(CaseState) - TERMINAL_STATES
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UtcDateTime, dict[str, Any]: JSON}
+
+
+class Case(Base):
+    __tablename__ = "cases"
+    __table_args__ = (Index("ix_cases_open_lookup", "community", "grid", "category", "state"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    community: Mapped[str] = mapped_column(String(64))
+    grid: Mapped[str] = mapped_column(String(64))
+    category: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16), default=CaseState.NEW.value)
+    title: Mapped[str] = mapped_column(String(256))
+    source: Mapped[str] = mapped_column(String(16))  # sensor | report
+    severity: Mapped[str] = mapped_column(String(16))
+    opened_at: Mapped[datetime] = mapped_column(index=True)
+    deadline: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    events: Mapped[list[CaseEvent]] = relationship(back_populates="case", order_by="CaseEvent.id")
+    evidence: Mapped[list[Evidence]] = relationship(back_populates="case", order_by="Evidence.id")
+
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - optimistic locking
+
+
+class CaseEvent(Base):
+    __tablename__ = "case_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(32))
+    from_state: Mapped[str | None] = mapped_column(String(16))
+    to_state: Mapped[str | None] = mapped_column(String(16))
+    note: Mapped[str] = mapped_column(Text, default="")
+
+    case: Mapped[Case] = relationship(back_populates="events")
+
+
+class Evidence(Base):
+    """An immutable snapshot of what made the system open or join a case."""
+
+    __tablename__ = "case_evidence"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    alert_fingerprint: Mapped[str] = mapped_column(String(256))
+    rule_id: Mapped[str] = mapped_column(String(64))
+    rule_version: Mapped[int]
+    device: Mapped[str] = mapped_column(String(64))
+    building: Mapped[str | None] = mapped_column(String(64))
+    location: Mapped[str] = mapped_column(String(256))
+    observed: Mapped[dict[str, Any]]
+    observed_at: Mapped[datetime]
+
+    case: Mapped[Case] = relationship(back_populates="evidence")
+
+
+class Alert(Base):
+    """Current state of one alert (rule × device); history lives in the case events."""
+
+    __tablename__ = "alerts"
+
+    fingerprint: Mapped[str] = mapped_column(String(256), primary_key=True)
+    rule_id: Mapped[str] = mapped_column(String(64))
+    device: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    started_at: Mapped[datetime]
+    resolved_at: Mapped[datetime | None]
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))

@@ -1,0 +1,151 @@
+"""Operator accounts and API tokens: argon2 password hashes, tokens stored only as SHA-256 digests."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from argon2 import PasswordHasher
+from argon2.exceptions import VerificationError
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Engine,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    insert,
+    select,
+    update,
+)
+
+metadata = MetaData()
+_hasher = PasswordHasher()
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("username", String(64), nullable=False, unique=True),
+    Column("display_name", String(128), nullable=False, default=""),
+    Column("role", String(32), nullable=False),
+    Column("password_hash", String(256), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", ForeignKey("users.id"), nullable=False, index=True),
+    Column("token_sha256", String(64), nullable=False, unique=True),
+    Column("label", String(64), nullable=False, default=""),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True)),
+)
+
+DEMO_USERNAME = "demo-operator"
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: int
+    username: str
+    display_name: str
+    role: str
+
+
+def create_schema(engine: Engine) -> None:
+    metadata.create_all(engine)
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_user(engine: Engine, username: str, password: str, role: str, display_name: str = "") -> User:
+    values = {
+        "username": username,
+        "display_name": display_name,
+        "role": role,
+        "password_hash": _hasher.hash(password),
+        "created_at": datetime.now(UTC),
+    }
+    with engine.begin() as conn:
+        user_id = conn.execute(insert(users).values(**values).returning(users.c.id)).scalar_one()
+    return User(int(user_id), username, display_name, role)
+
+
+def set_password(engine: Engine, username: str, password: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            update(users).where(users.c.username == username).values(password_hash=_hasher.hash(password))
+        )
+
+
+def find_user(engine: Engine, username: str) -> User | None:
+    with engine.connect() as conn:
+        row = conn.execute(select(users).where(users.c.username == username)).first()
+    return User(row.id, row.username, row.display_name, row.role) if row else None
+
+
+def authenticate(engine: Engine, username: str, password: str) -> User | None:
+    with engine.connect() as conn:
+        row = conn.execute(select(users).where(users.c.username == username)).first()
+    if row is None:
+        _hasher.hash(password)  # spend the same time as a real check: no user enumeration by timing
+        return None
+    try:
+        _hasher.verify(row.password_hash, password)
+    except VerificationError:
+        return None
+    return User(row.id, row.username, row.display_name, row.role)
+
+
+def issue_token(engine: Engine, user: User, label: str = "") -> str:
+    token = "yw_" + secrets.token_urlsafe(32)
+    with engine.begin() as conn:
+        conn.execute(
+            insert(api_tokens).values(
+                user_id=user.id, token_sha256=_digest(token), label=label, created_at=datetime.now(UTC)
+            )
+        )
+    return token
+
+
+def user_for_token(engine: Engine, token: str) -> User | None:
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(users)
+            .join(api_tokens, api_tokens.c.user_id == users.c.id)
+            .where(api_tokens.c.token_sha256 == _digest(token), api_tokens.c.revoked_at.is_(None))
+        ).first()
+    return User(row.id, row.username, row.display_name, row.role) if row else None
+
+
+def ensure_demo_operator(engine: Engine, credentials_path: Path) -> dict[str, str]:
+    """Demo mode only: a district operator with a fresh password and token, written for the user to read."""
+    create_schema(engine)
+    password = secrets.token_urlsafe(12)
+    user = find_user(engine, DEMO_USERNAME)
+    if user is None:
+        user = create_user(
+            engine, DEMO_USERNAME, password, role="district_operator", display_name="演示操作员"
+        )
+    else:
+        set_password(engine, DEMO_USERNAME, password)
+    credentials = {
+        "username": DEMO_USERNAME,
+        "password": password,
+        "token": issue_token(engine, user, "demo"),
+    }
+    credentials_path.parent.mkdir(parents=True, exist_ok=True)
+    credentials_path.write_text(json.dumps(credentials, indent=2) + "\n", encoding="utf-8")
+    credentials_path.chmod(0o600)
+    return credentials

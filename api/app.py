@@ -1,0 +1,58 @@
+"""The FastAPI application: resources are opened once per app and passed to routes as dependencies."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.middleware.sessions import SessionMiddleware
+
+import yiwang
+from alerts.casebook import create_schema as create_case_schema
+from alerts.rules import load_categories
+from api import accounts
+from api.deps import Resources
+from api.routes import cases, console, devices, health
+from api.settings import ApiSettings
+from contract.catalog import load_catalog
+from ingest.store.factory import open_store
+from yiwang.common.db import make_engine
+from yiwang.common.heartbeat import metadata as heartbeat_metadata
+
+
+def create_app(settings: ApiSettings) -> FastAPI:
+    engine = make_engine(settings.database_url)
+    create_case_schema(engine)
+    accounts.create_schema(engine)
+    heartbeat_metadata.create_all(engine)
+    resources = Resources(
+        settings=settings,
+        engine=engine,
+        series=open_store(settings.series_url),
+        catalog=load_catalog(settings.config_dir),
+        categories=load_categories(settings.config_dir),
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        resources.series.close()
+        engine.dispose()
+
+    app = FastAPI(title="Yiwang API", version=yiwang.__version__, lifespan=lifespan)
+    app.state.resources = resources
+    secret = (
+        settings.session_secret.get_secret_value() if settings.session_secret else secrets.token_urlsafe(32)
+    )
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=secret,
+        same_site="strict",
+        https_only=False,
+        session_cookie="yiwang_session",
+    )
+    for router in (health.router, cases.router, devices.router, console.router):
+        app.include_router(router)
+    return app

@@ -1,0 +1,86 @@
+"""Response models of the REST API (separate from the database models)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    total: int
+    limit: int
+    offset: int
+
+
+class CaseOut(BaseModel):
+    id: int
+    community: str
+    grid: str
+    category: str
+    category_name: str
+    state: str
+    severity: str
+    title: str
+    source: str
+    opened_at: datetime
+    deadline: datetime
+    updated_at: datetime
+
+
+class CaseEventOut(BaseModel):
+    at: datetime
+    actor: str
+    action: str
+    from_state: str | None
+    to_state: str | None
+    note: str
+
+
+class EvidenceOut(BaseModel):
+    rule_id: str
+    rule_version: int
+    device: str
+    building: str | None
+    location: str
+    observed: dict[str, Any]
+    observed_at: datetime
+
+
+class CaseDetail(CaseOut):
+    events: list[CaseEventOut]
+    evidence: list[EvidenceOut]
+
+
+class TelemetryPoint(BaseModel):
+    ts: int
+    time: datetime
+    values: dict[str, bool | int | float | str]
+
+
+class FieldOut(BaseModel):
+    type: str
+    unit: str | None
+
+
+class Telemetry(BaseModel):
+    device: str
+    type: str
+    fields: dict[str, FieldOut]
+    since: datetime
+    until: datetime | None
+    points: list[TelemetryPoint]
+
+
+class ComponentHealth(BaseModel):
+    ok: bool
+    detail: str
+
+
+class Health(BaseModel):
+    ok: bool
+    components: dict[str, ComponentHealth]

@@ -1,0 +1,1 @@
+"""The MQTT broker: Mosquitto configuration for pilots, an embedded broker for a bare machine."""

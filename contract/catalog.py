@@ -1,0 +1,141 @@
+"""The deployment catalog: communities, their grids, buildings, gateways and devices, plus profiles.
+
+Loaded from ``config/communities/*.yaml`` and ``config/sensor-types/*.yaml``; every error names the
+file and the field. Reading local config files is the only I/O here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from contract.errors import ContractError
+from contract.ids import Id, SensorTypeRef
+from contract.profiles import SensorTypeProfile
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Building(_Config):
+    id: Id
+    name: str
+
+
+class Grid(_Config):
+    id: Id
+    name: str
+    buildings: list[Building] = Field(default_factory=list)
+
+
+class Device(_Config):
+    id: Id
+    type: SensorTypeRef
+    grid: Id
+    building: Id | None = None
+    location: str = Field(default="", description="Where it is mounted, for the people sent there.")
+
+
+class Gateway(_Config):
+    id: Id
+    name: str = ""
+    devices: list[Device] = Field(default_factory=list)
+
+
+class Community(_Config):
+    id: Id
+    name: str
+    town: str = ""
+    district: str = ""
+    grids: list[Grid] = Field(min_length=1)
+    gateways: list[Gateway] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> Community:
+        buildings = {b.id: g.id for g in self.grids for b in g.buildings}
+        grids = {g.id for g in self.grids}
+        seen: set[str] = set()
+        for gw in self.gateways:
+            for dev in gw.devices:
+                where = f"gateway {gw.id} device {dev.id}"
+                if dev.id in seen:
+                    raise ValueError(f"{where}: device id used twice in the community")
+                seen.add(dev.id)
+                if dev.grid not in grids:
+                    raise ValueError(f"{where}: unknown grid {dev.grid!r}")
+                if dev.building is not None and buildings.get(dev.building) != dev.grid:
+                    raise ValueError(f"{where}: building {dev.building!r} is not in grid {dev.grid!r}")
+        return self
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceInfo:
+    community: Community
+    gateway: Gateway
+    device: Device
+    profile: SensorTypeProfile
+
+
+class Catalog:
+    """Lookup of devices by (community, gateway, device) with their profiles."""
+
+    def __init__(self, communities: list[Community], profiles: list[SensorTypeProfile]) -> None:
+        self.communities = {c.id: c for c in communities}
+        self.profiles = {p.id: p for p in profiles}
+        self._devices: dict[tuple[str, str, str], DeviceInfo] = {}
+        for community in communities:
+            for gateway in community.gateways:
+                for device in gateway.devices:
+                    profile = self.profiles.get(device.type)
+                    if profile is None:
+                        raise ContractError(
+                            f"{community.id}/{gateway.id}/{device.id}: unknown sensor type {device.type!r}"
+                        )
+                    self._devices[(community.id, gateway.id, device.id)] = DeviceInfo(
+                        community, gateway, device, profile
+                    )
+
+    def device(self, community: str, gateway: str, device: str) -> DeviceInfo | None:
+        return self._devices.get((community, gateway, device))
+
+    def find_device(self, device: str) -> DeviceInfo | None:
+        """A device by id alone (device ids are unique within a community; first community wins)."""
+        return next((d for d in self._devices.values() if d.device.id == device), None)
+
+    def devices(self) -> Iterator[DeviceInfo]:
+        return iter(self._devices.values())
+
+
+def _load_yaml(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as err:
+        raise ContractError(f"{path}: {err}") from err
+
+
+def load_model(model: type[M], path: Path) -> M:
+    """One YAML file validated as ``model``; errors name the file and the field."""
+    try:
+        return model.model_validate(_load_yaml(path))
+    except ValidationError as err:
+        details = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'document'}: {e['msg'].removeprefix('Value error, ')}"
+            for e in err.errors()[:5]
+        )
+        raise ContractError(f"{path}: {details}") from err
+
+
+def load_catalog(config_dir: Path) -> Catalog:
+    profiles = [
+        load_model(SensorTypeProfile, p) for p in sorted((config_dir / "sensor-types").glob("*.yaml"))
+    ]
+    communities = [load_model(Community, p) for p in sorted((config_dir / "communities").glob("*.yaml"))]
+    return Catalog(communities, profiles)

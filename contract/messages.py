@@ -1,0 +1,158 @@
+"""Message models of wire contract v1 and the one entry point that decodes a payload."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from typing import Annotated, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    StrictBool,
+    StrictInt,
+    StringConstraints,
+    ValidationError,
+)
+
+from contract.errors import ContractError
+from contract.ids import FieldName, Id, SensorTypeRef
+from contract.topics import TopicKind
+
+MAX_PAYLOAD_BYTES = 256 * 1024
+"""Larger payloads are rejected before parsing; a gateway splits its backlog into several messages."""
+MAX_READINGS = 5_000
+MAX_VALUES = 64
+MAX_STRING_VALUE = 256
+
+# Epoch milliseconds between 2001-09-09 and 2286-11-20: catches seconds sent as milliseconds.
+TIMESTAMP_MS = Annotated[StrictInt, Field(ge=1_000_000_000_000, lt=10_000_000_000_000)]
+Seq = Annotated[StrictInt, Field(ge=0, lt=2**63)]
+FiniteNumber = Annotated[float, Field(allow_inf_nan=False)]
+ShortString = Annotated[str, StringConstraints(max_length=MAX_STRING_VALUE)]
+
+
+def _check_value(value: object) -> bool | int | float | str:
+    # One clear message instead of pydantic's four-branch union error; bool is checked apart from
+    # int so JSON true never becomes 1, and 72 stays an int (profiles decide int vs float).
+    if isinstance(value, bool | int | str):
+        if isinstance(value, str) and len(value) > MAX_STRING_VALUE:
+            raise ValueError(f"string longer than {MAX_STRING_VALUE} characters")
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError("number must be finite (no NaN or infinity)")
+        return value
+    raise ValueError(f"expected a number, boolean or short string, got {type(value).__name__}")
+
+
+Value = Annotated[bool | int | float | str, PlainValidator(_check_value)]
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, strict=True)
+
+
+class Reading(_Message):
+    device: Id
+    ts: TIMESTAMP_MS
+    values: dict[FieldName, Value] = Field(min_length=1, max_length=MAX_VALUES)
+
+
+class TelemetryMessage(_Message):
+    seq: Seq
+    readings: list[Reading] = Field(min_length=1, max_length=MAX_READINGS)
+
+
+EventKind = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*){1,3}$")]
+
+
+class Event(_Message):
+    device: Id
+    ts: TIMESTAMP_MS
+    id: uuid.UUID = Field(strict=False)
+    kind: EventKind
+    phase: Literal["start", "update", "end", "instant"]
+    attrs: dict[FieldName, Value] = Field(default_factory=dict, max_length=MAX_VALUES)
+
+
+class EventMessage(_Message):
+    seq: Seq
+    events: list[Event] = Field(min_length=1, max_length=MAX_READINGS)
+
+
+class SpoolState(_Message):
+    depth: Annotated[StrictInt, Field(ge=0)]
+    oldest_ts: TIMESTAMP_MS | None
+
+
+class ModemState(_Message):
+    rsrp: FiniteNumber | None = None
+    sinr: FiniteNumber | None = None
+
+
+class StateMessage(_Message):
+    """Retained gateway state; the last will is just ``{"online": false}``."""
+
+    online: StrictBool
+    ts: TIMESTAMP_MS | None = None
+    agent: ShortString | None = None
+    spool: SpoolState | None = None
+    modem: ModemState | None = None
+
+
+class DeviceEntry(_Message):
+    device: Id
+    type: SensorTypeRef
+
+
+class DevicesMessage(_Message):
+    ts: TIMESTAMP_MS
+    devices: list[DeviceEntry] = Field(max_length=MAX_READINGS)
+
+
+class ConfigMessage(_Message):
+    """Desired gateway configuration; a gateway applies it only when ``hash`` changes."""
+
+    hash: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{16,128}$")]
+    config: dict[str, object]
+
+
+Message = TelemetryMessage | EventMessage | StateMessage | DevicesMessage | ConfigMessage
+
+MODELS: dict[TopicKind, type[Message]] = {
+    TopicKind.TELEMETRY: TelemetryMessage,
+    TopicKind.EVENT: EventMessage,
+    TopicKind.STATE: StateMessage,
+    TopicKind.DEVICES: DevicesMessage,
+    TopicKind.CONFIG: ConfigMessage,
+}
+
+
+def _describe(err: ValidationError) -> str:
+    parts = []
+    for detail in err.errors()[:5]:
+        where = ".".join(str(p) for p in detail["loc"]) or "payload"
+        message = detail["msg"].removeprefix("Value error, ")
+        parts.append(f"{where}: {message}")
+    more = err.error_count() - len(parts)
+    if more > 0:
+        parts.append(f"(+{more} more)")
+    return "; ".join(parts)
+
+
+def decode_message(kind: TopicKind, payload: bytes | str) -> Message:
+    """Parse and validate one payload for a topic kind, or raise ContractError with the reason."""
+    size = len(payload.encode() if isinstance(payload, str) else payload)
+    if size > MAX_PAYLOAD_BYTES:
+        raise ContractError(f"payload of {size} bytes exceeds the limit of {MAX_PAYLOAD_BYTES}")
+    if size == 0:
+        raise ContractError("empty payload")
+    try:
+        return MODELS[kind].model_validate_json(payload)
+    except ValidationError as err:
+        if any(d["type"] == "json_invalid" for d in err.errors()):
+            raise ContractError(f"not valid JSON: {err.errors()[0]['msg']}") from err
+        raise ContractError(_describe(err)) from err

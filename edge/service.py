@@ -1,0 +1,143 @@
+"""The simulated pilot community as an edge service: one simulator, spool and publisher per gateway.
+
+``run_simulated_community(EdgeSettings(), stop_event)`` is what ``yiwang edge`` runs. It ticks about
+once a second; each tick batches everything a gateway's devices report into one telemetry message
+(and one event message when a camera has something), so message count stays flat as devices grow.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from contract.catalog import load_catalog
+from contract.messages import DeviceEntry
+from edge.publisher import GatewayPublisher, MqttOptions
+from edge.simulator import GatewaySimulator, simulators_for
+from edge.spool import Spool, SpoolFullError
+
+log = logging.getLogger(__name__)
+
+
+class EdgeSettings(BaseSettings):
+    """Edge agent settings; every field can be set as ``YIWANG_<NAME>`` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="YIWANG_", extra="ignore")
+
+    mqtt_host: str = "127.0.0.1"
+    mqtt_port: int = Field(default=1883, gt=0, lt=65536)
+    mqtt_username: str | None = None
+    mqtt_password: SecretStr | None = None
+    mqtt_max_inflight: int = Field(default=20, gt=0)
+    mqtt_max_queued: int = Field(default=200, gt=0)
+    config_dir: Path = Path("config")
+    community: str = "zhuganxiang"
+    spool_dir: Path = Path("var/edge")
+    spool_max_rows: int = Field(default=200_000, gt=0)
+    spool_max_bytes: int = Field(default=256 * 1024 * 1024, gt=0)
+    seed: int = 0
+    anomaly_period_s: float = Field(default=45.0, gt=0)
+    tick_s: float = Field(default=1.0, gt=0)
+    state_interval_s: float = Field(default=60.0, gt=0)
+
+    def mqtt_options(self) -> MqttOptions:
+        return MqttOptions(
+            host=self.mqtt_host,
+            port=self.mqtt_port,
+            username=self.mqtt_username,
+            password=self.mqtt_password.get_secret_value() if self.mqtt_password else None,
+            max_inflight=self.mqtt_max_inflight,
+            max_queued=self.mqtt_max_queued,
+        )
+
+
+class _Gateway:
+    """One simulated gateway: what it measures, where it spools, how it publishes."""
+
+    def __init__(
+        self, settings: EdgeSettings, simulator: GatewaySimulator, devices: list[DeviceEntry]
+    ) -> None:
+        self.simulator = simulator
+        path = settings.spool_dir / settings.community / f"{simulator.gateway}.sqlite3"
+        self.spool = Spool(path, max_rows=settings.spool_max_rows, max_bytes=settings.spool_max_bytes)
+        self.publisher = GatewayPublisher(
+            settings.community, simulator.gateway, self.spool, devices, settings.mqtt_options()
+        )
+        self.refused = 0
+
+    def tick(self, now_ms: int) -> None:
+        readings, events = self.simulator.step(now_ms)
+        try:
+            # Events first: when the spool is nearly full, an alarm should not wait behind telemetry.
+            if events:
+                self.publisher.publish_events(events)
+            if readings:
+                self.publisher.publish_readings(readings)
+        except SpoolFullError as err:
+            self.refused += 1
+            # Once per 100 refusals: a long outage must not flood the log with the same line.
+            if self.refused % 100 == 1:
+                log.warning("gateway %s: %s (%d refusals so far)", self.simulator.gateway, err, self.refused)
+        self.publisher.pump()
+
+
+def run_simulated_community(settings: EdgeSettings, stop_event: threading.Event) -> None:
+    """Simulate and publish the configured community until ``stop_event`` is set."""
+    catalog = load_catalog(settings.config_dir)
+    simulators = simulators_for(
+        catalog, settings.community, seed=settings.seed, anomaly_period_s=settings.anomaly_period_s
+    )
+    community = catalog.communities[settings.community]
+    entries = {
+        gw.id: [DeviceEntry(device=d.id, type=d.type) for d in gw.devices] for gw in community.gateways
+    }
+    gateways: list[_Gateway] = []
+    try:
+        for gateway_id, simulator in simulators.items():
+            gateways.append(_Gateway(settings, simulator, entries[gateway_id]))
+        for gw in gateways:
+            gw.publisher.start()
+        log.info(
+            "edge: simulating community %s with %d gateway(s), broker %s:%s, seed %d",
+            settings.community,
+            len(gateways),
+            settings.mqtt_host,
+            settings.mqtt_port,
+            settings.seed,
+        )
+        _loop(settings, gateways, stop_event)
+    finally:
+        for gw in gateways:
+            try:
+                gw.publisher.stop()
+            except Exception:
+                log.exception("gateway %s: clean stop failed", gw.simulator.gateway)
+            finally:
+                gw.spool.close()
+
+
+def _loop(settings: EdgeSettings, gateways: list[_Gateway], stop_event: threading.Event) -> None:
+    # Monotonic time paces the loop; wall-clock time stamps the readings.
+    next_tick = time.monotonic()
+    next_state = next_tick + settings.state_interval_s
+    while not stop_event.is_set():
+        now_ms = time.time_ns() // 1_000_000
+        for gw in gateways:
+            try:
+                gw.tick(now_ms)
+            except Exception:
+                # One gateway's bug must not stop the others (or the process) from reporting.
+                log.exception("gateway %s: tick failed", gw.simulator.gateway)
+        if time.monotonic() >= next_state:
+            next_state += settings.state_interval_s
+            for gw in gateways:
+                gw.publisher.publish_state()
+        next_tick += settings.tick_s
+        # After a stall (suspended host) skip the missed ticks rather than bursting through them.
+        next_tick = max(next_tick, time.monotonic())
+        stop_event.wait(max(0.0, next_tick - time.monotonic()))

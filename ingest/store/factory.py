@@ -1,0 +1,84 @@
+"""Open a time-series store from a URL (the ``store_url`` setting).
+
+- ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db`` (SQLAlchemy's convention: what
+  follows ``sqlite:///`` is the path), ``sqlite:///:memory:``. Parent directories are created.
+- ``influxdb://[user:password@]host[:port]/database[?rp=POLICY&token=TOKEN]`` over HTTP, and
+  ``influxdbs://...`` over HTTPS. The port defaults to 8086.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from ingest.store import TimeSeriesStore
+from ingest.store.influx import InfluxStore
+from ingest.store.sqlite import SQLiteStore
+
+log = logging.getLogger(__name__)
+
+_SCHEMES = "sqlite:///PATH, influxdb://HOST[:PORT]/DATABASE or influxdbs://HOST[:PORT]/DATABASE"
+_INFLUX_PARAMS = frozenset({"rp", "token"})
+
+
+def open_store(url: str) -> TimeSeriesStore:
+    """The store a URL names; ValueError for a URL it cannot mean."""
+    scheme = url.partition("://")[0].lower() if "://" in url else ""
+    if scheme == "sqlite":
+        return _open_sqlite(url)
+    if scheme in ("influxdb", "influxdbs"):
+        return _open_influx(url, https=scheme == "influxdbs")
+    raise ValueError(f"unsupported time-series store URL {_redact(url)!r}: expected {_SCHEMES}")
+
+
+def _open_sqlite(url: str) -> SQLiteStore:
+    prefix = "sqlite:///"
+    if not url.startswith(prefix) or url == prefix:
+        raise ValueError(f"SQLite store URL must look like sqlite:///path/to/file.db, got {url!r}")
+    path = unquote(url[len(prefix) :].partition("?")[0])
+    if path == ":memory:":
+        return SQLiteStore(path)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    log.info("time-series store: SQLite file %s", Path(path).resolve())
+    return SQLiteStore(path)
+
+
+def _open_influx(url: str, *, https: bool) -> InfluxStore:
+    parts = urlsplit(url)
+    database = unquote(parts.path.strip("/"))
+    if not parts.hostname or not database or "/" in database:
+        raise ValueError(
+            f"InfluxDB store URL must look like influxdb://host:port/database, got {_redact(url)!r}"
+        )
+    params = parse_qs(parts.query, keep_blank_values=True)
+    unknown = set(params) - _INFLUX_PARAMS
+    if unknown:
+        raise ValueError(f"unknown InfluxDB store URL parameters {sorted(unknown)}; known: rp, token")
+    try:
+        port = parts.port or 8086
+    except ValueError as exc:  # a port that is not a number
+        raise ValueError(f"bad port in InfluxDB store URL {_redact(url)!r}") from exc
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    base_url = f"{'https' if https else 'http'}://{host}:{port}"
+    log.info("time-series store: InfluxDB %s database %s", base_url, database)
+    return InfluxStore(
+        base_url,
+        database,
+        rp=params.get("rp", [""])[-1] or None,
+        token=params.get("token", [""])[-1] or None,
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+    )
+
+
+def _redact(url: str) -> str:
+    """The URL without password or token, for error messages and logs."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if parts.password is not None:
+        netloc = netloc.replace(f":{parts.password}@", ":***@")
+    query = "&".join(
+        "token=***" if item.startswith("token=") else item for item in parts.query.split("&") if item
+    )
+    return parts._replace(netloc=netloc, query=query).geturl()

@@ -1,0 +1,49 @@
+"""Telemetry payload → time-series points, checked against the device registry and profiles."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from contract import ContractError, TelemetryMessage, Topic, TopicKind, decode_message
+from contract.catalog import Catalog
+from ingest.store import Point
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    topic: Topic
+    seq: int
+    points: list[Point]
+
+
+def decode_telemetry(topic_path: str, payload: bytes, catalog: Catalog) -> Decoded:
+    """All readings of one message as points, or ContractError: one bad reading rejects the message.
+
+    Rejecting the whole message keeps it intact in the dead-letter store, where an operator can see
+    every reading the gateway sent together, instead of a half-stored message.
+    """
+    topic = Topic.parse(topic_path)
+    if topic.kind is not TopicKind.TELEMETRY:
+        raise ContractError(f"{topic_path}: ingest takes telemetry, not {topic.kind.value}")
+    message = decode_message(TopicKind.TELEMETRY, payload)
+    assert isinstance(message, TelemetryMessage)
+    points = []
+    for index, reading in enumerate(message.readings):
+        info = catalog.device(topic.community, topic.gateway, reading.device)
+        if info is None:
+            raise ContractError(
+                f"readings.{index}.device: unknown device {reading.device!r} on gateway "
+                f"{topic.community}/{topic.gateway}"
+            )
+        try:
+            fields = info.profile.coerce_values(dict(reading.values))
+        except ContractError as err:
+            raise ContractError(f"readings.{index}.values.{err.reason} ({reading.device})") from err
+        tags = {
+            "community": topic.community,
+            "gateway": topic.gateway,
+            "device": reading.device,
+            "grid": info.device.grid,
+        }
+        points.append(Point(measurement=info.profile.measurement, tags=tags, fields=fields, ts_ms=reading.ts))
+    return Decoded(topic=topic, seq=message.seq, points=points)

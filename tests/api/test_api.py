@@ -1,0 +1,161 @@
+"""The HTTP API on the embedded defaults (SQLite stores), through FastAPI's test client."""
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from alerts.casebook import CaseBook
+from alerts.engine import AlertEngine
+from alerts.rules import load_categories, load_rules
+from api import accounts
+from api.app import create_app
+from api.settings import ApiSettings
+from contract import Reading
+from contract.catalog import load_catalog
+from ingest.store import Point
+from ingest.store.factory import open_store
+from yiwang.common.db import make_engine
+
+CONFIG = Path(__file__).resolve().parents[2] / "config"
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> ApiSettings:
+    return ApiSettings(
+        database_url=f"sqlite:///{tmp_path}/yiwang.db",
+        series_url=f"sqlite:///{tmp_path}/series.db",
+        config_dir=CONFIG,
+        mqtt_port=1,  # nothing listens there: the broker shows as down
+    )
+
+
+@pytest.fixture
+def client(settings: ApiSettings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+@pytest.fixture
+def token(client: TestClient, settings: ApiSettings) -> str:
+    engine = make_engine(settings.database_url)
+    user = accounts.create_user(engine, "op", "correct horse", role="district_operator")
+    token = accounts.issue_token(engine, user)
+    engine.dispose()
+    return token
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def open_flooding_cases(settings: ApiSettings, at: list[datetime]) -> None:
+    """One flooding case per moment: wl-01 rises to 70 cm, then drains."""
+    engine = make_engine(settings.database_url)
+    categories = load_categories(CONFIG)
+    book = CaseBook(engine, categories, timedelta(minutes=1))
+    alert_engine = AlertEngine(load_rules(CONFIG, categories), load_catalog(CONFIG))
+    for moment in at:
+        ms = int(moment.timestamp() * 1000)
+        for offset, level in ((0, 70), (1, 1)):
+            reading = Reading(device="wl-01", ts=ms + offset, values={"level_cm": level})
+            book.apply(alert_engine.on_reading("zhuganxiang", "gw-01", reading), now=moment)
+    engine.dispose()
+
+
+@pytest.mark.parametrize("path", ["/api/v1/cases", "/api/v1/cases/1", "/api/v1/devices/wl-01/telemetry"])
+def test_every_api_route_requires_a_bearer_token(client: TestClient, token: str, path: str) -> None:
+    assert client.get(path).status_code == 401
+    response = client.get(path, headers=auth("yw_not-a-token"))
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == "Bearer"
+
+
+def test_cases_newest_first_with_deadline(client: TestClient, token: str, settings: ApiSettings) -> None:
+    t0 = datetime(2026, 7, 1, 8, 0, tzinfo=UTC)
+    open_flooding_cases(settings, [t0, t0 + timedelta(hours=2)])
+    body = client.get("/api/v1/cases", headers=auth(token)).json()
+    assert body["total"] == 2
+    first, second = body["items"]
+    assert first["id"] > second["id"]
+    assert first["category"] == "flooding" and first["grid"] == "g-north" and first["state"] == "NEW"
+    assert datetime.fromisoformat(first["deadline"]) - datetime.fromisoformat(
+        first["opened_at"]
+    ) == timedelta(hours=4)
+    paged = client.get(
+        "/api/v1/cases", params={"limit": 1, "offset": 1, "open": True}, headers=auth(token)
+    ).json()
+    assert [c["id"] for c in paged["items"]] == [second["id"]]
+    assert (
+        client.get("/api/v1/cases", params={"category": "gas_leak"}, headers=auth(token)).json()["total"] == 0
+    )
+
+
+def test_case_detail_and_not_found(client: TestClient, token: str, settings: ApiSettings) -> None:
+    open_flooding_cases(settings, [datetime(2026, 7, 1, 8, 0, tzinfo=UTC)])
+    detail = client.get("/api/v1/cases/1", headers=auth(token)).json()
+    assert [e["action"] for e in detail["events"]] == ["opened", "alert_resolved"]
+    assert detail["evidence"][0]["observed"] == {"level_cm": 70}
+    missing = client.get("/api/v1/cases/999", headers=auth(token))
+    assert missing.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("params", "code"), [({"limit": 0}, 422), ({"state": "SLEEPING"}, 422), ({"offset": -1}, 422)]
+)
+def test_bad_queries_are_422_not_500(
+    client: TestClient, token: str, params: dict[str, object], code: int
+) -> None:
+    assert client.get("/api/v1/cases", params=params, headers=auth(token)).status_code == code
+
+
+def test_telemetry_of_a_device(client: TestClient, token: str, settings: ApiSettings) -> None:
+    now_ms = int(datetime.now(UTC).timestamp() * 1000)
+    store = open_store(settings.series_url)
+    tags = {"community": "zhuganxiang", "gateway": "gw-01", "device": "wl-01", "grid": "g-north"}
+    store.write(
+        [Point("water.level", tags, {"level_cm": float(v)}, now_ms - 1000 * (10 - v)) for v in range(10)]
+    )
+    store.close()
+    body = client.get(
+        "/api/v1/devices/wl-01/telemetry", params={"since": now_ms - 5500}, headers=auth(token)
+    ).json()
+    assert body["type"] == "water.level@1" and body["fields"]["level_cm"]["unit"] == "cm"
+    assert [p["values"]["level_cm"] for p in body["points"]] == [5.0, 6.0, 7.0, 8.0, 9.0]
+    iso = datetime.fromtimestamp((now_ms - 2500) / 1000, UTC).isoformat()
+    assert (
+        len(
+            client.get("/api/v1/devices/wl-01/telemetry", params={"since": iso}, headers=auth(token)).json()[
+                "points"
+            ]
+        )
+        == 2
+    )
+    assert client.get("/api/v1/devices/nope/telemetry", headers=auth(token)).status_code == 404
+    assert (
+        client.get(
+            "/api/v1/devices/wl-01/telemetry", params={"since": "yesterday"}, headers=auth(token)
+        ).status_code
+        == 422
+    )
+
+
+def test_healthz_names_every_component(client: TestClient) -> None:
+    response = client.get("/healthz")
+    assert response.status_code == 503  # no broker, no ingest or alerts heartbeats here
+    components = response.json()["components"]
+    assert set(components) == {"database", "series_store", "broker", "ingest", "alerts"}
+    assert components["database"]["ok"] and components["series_store"]["ok"]
+    assert not components["broker"]["ok"] and components["ingest"]["detail"] == "never seen"
+
+
+def test_console_login_and_case_list(client: TestClient, token: str, settings: ApiSettings) -> None:
+    open_flooding_cases(settings, [datetime.now(UTC)])
+    assert client.get("/console", follow_redirects=False).headers["location"] == "/console/login"
+    bad = client.post("/console/login", data={"username": "op", "password": "wrong"})
+    assert bad.status_code == 401 and "用户名或密码错误" in bad.text
+    ok = client.post("/console/login", data={"username": "op", "password": "correct horse"})
+    assert ok.status_code == 200 and "积水内涝" in ok.text and 'data-category="flooding"' in ok.text
+    assert "Open cases" in client.get("/console", params={"lang": "en"}).text

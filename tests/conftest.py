@@ -1,0 +1,74 @@
+"""Shared fixtures. Real servers are session-scoped (started once, on first use); each test that
+needs isolation gets its own database on them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.servers import (
+    InfluxDatabase,
+    InfluxServer,
+    MosquittoServer,
+    PostgresServer,
+    start_influxd,
+    start_mosquitto,
+    start_postgres,
+    unique_name,
+)
+
+# --- real servers (session) -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def mosquitto() -> Iterator[MosquittoServer]:
+    """A Mosquitto broker on a free port: ``.host``, ``.port``; ``.restart(kill=True)`` for chaos."""
+    server = start_mosquitto()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def influxdb() -> Iterator[InfluxServer]:
+    """An influxd 1.x: ``.url`` (http://127.0.0.1:PORT) and ``.database`` (shared by the session)."""
+    server = start_influxd()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL 15 cluster: ``.url`` is the SQLAlchemy URL of a database shared by the session."""
+    server = start_postgres()
+    yield server
+    server.stop()
+
+
+# --- a fresh database per test ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def influx_database(influxdb: InfluxServer) -> Iterator[InfluxDatabase]:
+    """An empty InfluxDB database of this test: ``.url``, ``.database``, ``.store_url``."""
+    database = influxdb.create_database(unique_name("test"))
+    yield database
+    influxdb.drop_database(database.database)
+
+
+@pytest.fixture
+def postgres_url(postgres: PostgresServer) -> Iterator[str]:
+    """SQLAlchemy URL of an empty PostgreSQL database of this test (dropped afterwards)."""
+    name = unique_name("test")
+    url = postgres.create_database(name)
+    yield url
+    postgres.drop_database(name)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The relational store, once as the embedded SQLite default and once on a real PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path_factory.mktemp('db')}/yiwang.db"
+    url: str = request.getfixturevalue("postgres_url")
+    return url

@@ -1,0 +1,194 @@
+"""The thin path end to end, each part a separate process talking only MQTT, databases and HTTP.
+
+Once on the embedded defaults (`yiwang up`: SQLite stores, embedded broker) and once on Mosquitto +
+InfluxDB + PostgreSQL with each service started on its own, as in the compose stack.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from api.accounts import ensure_demo_operator
+from ingest.deadletters import DeadLetter, DeadLetterStore
+from tests.platform import (
+    CONFIG_DIR,
+    ApiClient,
+    Service,
+    child_pids,
+    now_ms,
+    pid_alive,
+    read_credentials,
+    wait_for,
+)
+from tests.servers import InfluxDatabase, MosquittoServer, free_port
+from yiwang.common.db import make_engine
+
+pytestmark = pytest.mark.e2e
+TOPIC = "yiwang/v1/zhuganxiang/gw-01/telemetry"
+
+
+def flooding_payload(seq: int, level: float = 72) -> str:
+    return json.dumps(
+        {"seq": seq, "readings": [{"device": "wl-01", "ts": now_ms(), "values": {"level_cm": level}}]}
+    )
+
+
+def mosquitto_pub(port: int, payload: str, topic: str = TOPIC) -> None:
+    subprocess.run(
+        ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), "-t", topic, "-q", "1", "-m", payload],
+        check=True,
+        timeout=10,
+    )
+
+
+def open_flooding_cases(api: ApiClient) -> list[dict[str, object]]:
+    items = api.get("/api/v1/cases", open="true", category="flooding")["items"]
+    return [c for c in items if c["grid"] == "g-north"]
+
+
+def dead_letters(database_url: str) -> list[DeadLetter]:
+    engine = make_engine(database_url)
+    try:
+        return DeadLetterStore(engine).latest()
+    finally:
+        engine.dispose()
+
+
+def healthy(base_url: str) -> dict[str, object] | None:
+    try:
+        response = httpx.get(f"{base_url}/healthz", timeout=5)
+    except httpx.HTTPError:
+        return None
+    body: dict[str, object] = response.json()
+    return body if response.status_code == 200 else None
+
+
+@pytest.fixture
+def platform_up(tmp_path: Path) -> Iterator[tuple[Service, int, int]]:
+    """`yiwang up` on embedded defaults in an empty directory, without the simulated community."""
+    http_port, mqtt_port = free_port(), free_port()
+    env = {
+        "YIWANG_HTTP_PORT": str(http_port),
+        "YIWANG_MQTT_PORT": str(mqtt_port),
+        "YIWANG_CONFIG_DIR": str(CONFIG_DIR),
+    }
+    up = Service(["up", "--embedded-broker", "--no-simulate"], env, tmp_path, tmp_path / "up.log").start()
+    try:
+        yield up, http_port, mqtt_port
+    finally:
+        up.stop(signal.SIGINT)
+
+
+def test_embedded_defaults_turn_an_external_reading_into_a_case(
+    platform_up: tuple[Service, int, int], tmp_path: Path
+) -> None:
+    up, http_port, mqtt_port = platform_up
+    base = f"http://127.0.0.1:{http_port}"
+    health = wait_for(lambda: healthy(base), 60, f"a healthy platform; log:\n{up.log()}")
+    assert set(health["components"]) == {"database", "series_store", "broker", "ingest", "alerts"}  # type: ignore[call-overload]
+    assert "embedded amqtt" in up.log()
+    credentials = read_credentials(tmp_path / "var/demo/credentials.json")
+    assert set(credentials) == {"username", "password", "token"}
+    api = ApiClient(base, credentials["token"])
+    try:
+        assert httpx.get(f"{base}/api/v1/cases").status_code == 401
+        assert open_flooding_cases(api) == []
+
+        mosquitto_pub(mqtt_port, "{not json")  # poison first: it must not block what follows
+        mosquitto_pub(mqtt_port, flooding_payload(seq=1))
+        [case] = wait_for(lambda: open_flooding_cases(api), 15, "a flooding case")
+        assert case["state"] == "NEW" and case["deadline"] > case["opened_at"]  # type: ignore[operator]
+        detail = api.get(f"/api/v1/cases/{case['id']}")
+        assert detail["evidence"][0]["device"] == "wl-01"
+        assert detail["evidence"][0]["observed"] == {"level_cm": 72}
+
+        points = wait_for(
+            lambda: api.get("/api/v1/devices/wl-01/telemetry")["points"], 10, "stored telemetry"
+        )
+        assert points[-1]["values"] == {"level_cm": 72.0}
+    finally:
+        api.close()
+    [letter] = wait_for(lambda: dead_letters(f"sqlite:///{tmp_path}/var/demo/yiwang.db"), 10, "a dead letter")
+    assert (letter.topic, letter.payload) == (TOPIC, b"{not json")
+    assert letter.reason.startswith("not valid JSON")
+
+
+def test_ctrl_c_stops_every_child(platform_up: tuple[Service, int, int]) -> None:
+    up, http_port, _ = platform_up
+    wait_for(lambda: healthy(f"http://127.0.0.1:{http_port}"), 60, "a healthy platform")
+    children = child_pids(up.log())
+    assert set(children) == {"broker", "ingest", "alerts", "api"}
+    assert up.stop(signal.SIGINT) == 0
+    assert [name for name, pid in children.items() if pid_alive(pid)] == []
+
+
+@pytest.mark.integration
+def test_real_stack_mosquitto_influxdb_postgresql(
+    tmp_path: Path, mosquitto: MosquittoServer, influx_database: InfluxDatabase, postgres_url: str
+) -> None:
+    http_port = free_port()
+    env = {
+        "YIWANG_MQTT_PORT": str(mosquitto.port),
+        "YIWANG_HTTP_PORT": str(http_port),
+        "YIWANG_DATABASE_URL": postgres_url,
+        "YIWANG_SERIES_URL": influx_database.store_url,
+        "YIWANG_CONFIG_DIR": str(CONFIG_DIR),
+        "YIWANG_SPOOL_DIR": str(tmp_path / "spool"),
+        "YIWANG_INGEST_CLIENT_ID": f"ingest-{http_port}",
+        "YIWANG_ALERTS_CLIENT_ID": f"alerts-{http_port}",
+    }
+    init = Service(["db", "init"], env, tmp_path, tmp_path / "db.log").start()
+    assert init.proc is not None and init.proc.wait(60) == 0, init.log()
+    services = [
+        Service([name], env, tmp_path, tmp_path / f"{name}.log").start()
+        for name in ("ingest", "alerts", "api")
+    ]
+    edge: Service | None = None
+    try:
+        base = f"http://127.0.0.1:{http_port}"
+        logs = lambda: "\n".join(s.log() for s in services)  # noqa: E731
+        health = wait_for(lambda: healthy(base), 60, f"a healthy stack; logs:\n{logs()}")
+        assert health["components"]["database"]["detail"] == "postgresql"  # type: ignore[index]
+        assert health["components"]["series_store"]["detail"] == "InfluxStore"  # type: ignore[index]
+
+        # The token comes from the same account tooling `yiwang up` uses, here against PostgreSQL.
+        engine = make_engine(postgres_url)
+        token = ensure_demo_operator(engine, tmp_path / "credentials.json")["token"]
+        engine.dispose()
+        api = ApiClient(base, token)
+        try:
+            mosquitto_pub(
+                mosquitto.port,
+                json.dumps(
+                    {"seq": 1, "readings": [{"device": "ghost-9", "ts": now_ms(), "values": {"level_cm": 1}}]}
+                ),
+            )
+            mosquitto_pub(mosquitto.port, flooding_payload(seq=2, level=88))
+            [case] = wait_for(lambda: open_flooding_cases(api), 15, f"a flooding case; logs:\n{logs()}")
+            assert api.get(f"/api/v1/cases/{case['id']}")["evidence"][0]["observed"] == {"level_cm": 88}
+            points = wait_for(
+                lambda: api.get("/api/v1/devices/wl-01/telemetry")["points"], 10, "telemetry in InfluxDB"
+            )
+            assert points[-1]["values"] == {"level_cm": 88.0}
+            [letter] = wait_for(lambda: dead_letters(postgres_url), 10, "a dead letter")
+            assert letter.reason == "readings.0.device: unknown device 'ghost-9' on gateway zhuganxiang/gw-01"
+
+            # The simulated community feeds the same stack: its readings reach InfluxDB through ingest.
+            edge = Service(["edge", "simulate"], env, tmp_path, tmp_path / "edge.log").start()
+            wait_for(
+                lambda: api.get("/api/v1/devices/th-0101/telemetry")["points"],
+                30,
+                f"simulated telemetry; {edge.log()}",
+            )
+        finally:
+            api.close()
+    finally:
+        for service in ([edge] if edge else []) + services[::-1]:
+            assert service.stop() == 0, service.log()

@@ -1,0 +1,192 @@
+"""The one CLI: `yiwang up`, `yiwang broker`, `yiwang ingest`, `yiwang alerts`, `yiwang api`, `yiwang edge`.
+
+Service modules are imported inside their commands so a gateway with only `yiwang[edge]` installed can
+run `yiwang edge` without FastAPI, SQLAlchemy or the rest of the server stack.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Yiwang (一网) smart-community platform.")
+edge_app = typer.Typer(no_args_is_help=True, help="Edge agent commands (run on the gateway).")
+db_app = typer.Typer(no_args_is_help=True, help="Relational database commands.")
+app.add_typer(edge_app, name="edge")
+app.add_typer(db_app, name="db")
+
+DEMO_DIR = Path("var/demo")
+
+
+@app.command()
+def ingest() -> None:
+    """Consume telemetry from the broker into the time-series store."""
+    from ingest.service import IngestSettings, run
+    from yiwang.common.runner import run_until_signalled
+
+    run_until_signalled("ingest", lambda stop: run(IngestSettings(), stop))
+
+
+@app.command()
+def alerts() -> None:
+    """Evaluate alert rules on the live stream and open grid cases."""
+    from alerts.service import AlertSettings, run
+    from yiwang.common.runner import run_until_signalled
+
+    run_until_signalled("alerts", lambda stop: run(AlertSettings(), stop))
+
+
+@app.command()
+def api() -> None:
+    """Serve the HTTP API and the operator console."""
+    import uvicorn
+
+    from api.app import create_app
+    from api.settings import ApiSettings
+    from yiwang.common.logs import setup_logging
+
+    setup_logging("api")
+    settings = ApiSettings()
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT and then re-raises the signal to the handler that
+    # was installed before it; an ignoring handler makes that graceful stop exit 0 instead of -15.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda _signum, _frame: None)
+    uvicorn.run(create_app(settings), host=settings.http_host, port=settings.http_port, log_level="warning")
+
+
+@edge_app.command("simulate")
+def edge_simulate() -> None:
+    """Publish the simulated pilot community's devices (one publisher per gateway)."""
+    from edge.service import EdgeSettings, run_simulated_community
+    from yiwang.common.runner import run_until_signalled
+
+    run_until_signalled("edge", lambda stop: run_simulated_community(EdgeSettings(), stop))
+
+
+@app.command()
+def broker(
+    embedded: Annotated[
+        bool, typer.Option(help="Use the embedded amqtt broker even if Mosquitto is installed.")
+    ] = False,
+    data_dir: Annotated[Path, typer.Option(help="Where Mosquitto keeps its config and persistence.")] = Path(
+        "var/broker"
+    ),
+) -> None:
+    """Run the MQTT broker: Mosquitto when installed, otherwise the embedded one."""
+    from broker.embedded import run_embedded
+    from broker.mosquitto import MosquittoConfig, mosquitto_binary
+    from yiwang.common.runner import run_until_signalled
+    from yiwang.common.settings import MqttSettings
+
+    settings = MqttSettings()
+    binary = mosquitto_binary()
+    if binary and not embedded:
+        config = MosquittoConfig(
+            host=settings.mqtt_host,
+            port=settings.mqtt_port,
+            data_dir=data_dir.resolve(),
+            allow_anonymous=True,
+        )
+        path = config.write(data_dir / "mosquitto.conf")
+        typer.echo(f"broker: Mosquitto ({binary}) on {settings.mqtt_host}:{settings.mqtt_port}", err=True)
+        os.execv(binary, [binary, "-c", str(path)])  # noqa: S606 - become Mosquitto; signals reach it directly
+    typer.echo(
+        f"broker: embedded amqtt on {settings.mqtt_host}:{settings.mqtt_port} (install mosquitto for more)",
+        err=True,
+    )
+    run_until_signalled("broker", lambda stop: run_embedded(settings.mqtt_host, settings.mqtt_port, stop))
+
+
+@db_app.command("init")
+def db_init() -> None:
+    """Create every table that is missing (idempotent)."""
+    from yiwang.common.settings import ServiceSettings
+    from yiwang.schema import create_all
+
+    create_all(ServiceSettings().database_url)
+
+
+@app.command()
+def up(
+    embedded_broker: Annotated[
+        bool, typer.Option(help="Use the embedded broker even if Mosquitto is installed.")
+    ] = False,
+    simulate: Annotated[bool, typer.Option(help="Run the simulated pilot community (竹竿巷).")] = True,
+) -> None:
+    """Start the whole platform on one box with embedded defaults (demo mode)."""
+    from api.accounts import ensure_demo_operator
+    from api.settings import ApiSettings
+    from broker.mosquitto import MosquittoConfig, mosquitto_binary
+    from yiwang.common.db import make_engine
+    from yiwang.common.logs import setup_logging
+    from yiwang.schema import create_all
+    from yiwang.supervisor import Child, Supervisor, env_with, self_command, wait_for_port
+
+    setup_logging("up")
+    DEMO_DIR.mkdir(parents=True, exist_ok=True)
+    secret_file = DEMO_DIR / "session-secret"
+    if not secret_file.exists():
+        secret_file.write_text(secrets.token_urlsafe(32), encoding="utf-8")
+        secret_file.chmod(0o600)
+    env = env_with(
+        {
+            "YIWANG_SPOOL_DIR": os.environ.get("YIWANG_SPOOL_DIR", str(DEMO_DIR / "edge")),
+            "YIWANG_SESSION_SECRET": os.environ.get("YIWANG_SESSION_SECRET", secret_file.read_text().strip()),
+        }
+    )
+    settings = ApiSettings()
+    host = settings.mqtt_host
+    for what, port in (("MQTT", settings.mqtt_port), ("HTTP", settings.http_port)):
+        if wait_for_port(host, port, timeout=0.2):
+            raise typer.BadParameter(f"{what} port {host}:{port} is already in use; set YIWANG_{what}_PORT")
+
+    create_all(settings.database_url)
+    engine = make_engine(settings.database_url)
+    credentials_path = DEMO_DIR / "credentials.json"
+    ensure_demo_operator(engine, credentials_path)
+    engine.dispose()
+
+    binary = mosquitto_binary()
+    if binary and not embedded_broker:
+        conf = MosquittoConfig(
+            host=host,
+            port=settings.mqtt_port,
+            data_dir=(DEMO_DIR / "mosquitto").resolve(),
+            allow_anonymous=True,
+        ).write(DEMO_DIR / "mosquitto.conf")
+        broker_child, broker_kind = (
+            Child("broker", [binary, "-c", str(conf)], settings.mqtt_port),
+            f"Mosquitto ({binary})",
+        )
+    else:
+        broker_child = Child("broker", self_command("broker", "--embedded"), settings.mqtt_port)
+        broker_kind = "embedded amqtt (Mosquitto not found on PATH)"
+
+    supervisor = Supervisor(env, host)
+    supervisor.install_signal_handlers()
+    code = 1
+    try:
+        supervisor.start(broker_child)
+        supervisor.start(Child("ingest", self_command("ingest")))
+        supervisor.start(Child("alerts", self_command("alerts")))
+        supervisor.start(Child("api", self_command("api"), settings.http_port))
+        if simulate:
+            supervisor.start(Child("edge-sim", self_command("edge", "simulate")))
+        typer.echo(
+            f"\nYiwang is up.\n  console   http://{settings.http_host}:{settings.http_port}/console\n"
+            f"  broker    {broker_kind} on {host}:{settings.mqtt_port}\n"
+            f"  login     {credentials_path} (username, password, API token)\n"
+            f"  data      {settings.database_url}, {settings.series_url}\n  Ctrl-C stops everything.\n",
+            err=True,
+        )
+        code = supervisor.watch()
+    except RuntimeError as err:
+        typer.echo(f"yiwang up: {err}", err=True)
+    finally:
+        supervisor.stop_all()
+    raise typer.Exit(code)

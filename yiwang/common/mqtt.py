@@ -1,0 +1,42 @@
+"""paho-mqtt client construction shared by the server-side consumers (ingest, alerts)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from yiwang.common.settings import MqttSettings
+
+log = logging.getLogger(__name__)
+
+
+def consumer_client(client_id: str, settings: MqttSettings, *, max_queued: int = 10_000) -> mqtt.Client:
+    """A QoS 1 consumer with a persistent session that acknowledges only when told to.
+
+    ``manual_ack`` makes paho send PUBACK when we call ``client.ack`` after the database accepted the
+    message, not before ``on_message`` returns (its default); with ``clean_session=False`` and a fixed
+    client id the broker keeps what we have not acknowledged and redelivers it after a crash.
+    """
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        clean_session=False,
+        manual_ack=True,
+    )
+    client.max_inflight_messages_set(100)
+    client.max_queued_messages_set(max_queued)
+    client.reconnect_delay_set(min_delay=1, max_delay=30)
+    if settings.mqtt_username:
+        password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
+        client.username_pw_set(settings.mqtt_username, password)
+    return client
+
+
+def log_disconnect(name: str) -> Any:
+    def on_disconnect(_c: mqtt.Client, _u: Any, _flags: Any, reason: Any, _props: Any) -> None:
+        log.warning("%s disconnected from the broker (%s); paho reconnects with backoff", name, reason)
+
+    return on_disconnect
