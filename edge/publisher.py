@@ -160,6 +160,8 @@ class GatewayPublisher:
                     info.wait_for_publish(timeout_s)
                 except (RuntimeError, ValueError) as err:
                     log.warning("gateway %s: offline state not acknowledged: %s", self.gateway, err)
+        # paho logs the closed socket of a deliberate disconnect as an error; that is noise here.
+        self._client.disable_logger()
         self._client.disconnect()
         self._client.loop_stop()
         log.info(

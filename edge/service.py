@@ -111,6 +111,7 @@ def run_simulated_community(settings: EdgeSettings, stop_event: threading.Event)
             settings.seed,
         )
         _loop(settings, gateways, stop_event)
+        log.info("edge: stopping community %s", settings.community)
     finally:
         for gw in gateways:
             try:

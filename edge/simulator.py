@@ -1,8 +1,8 @@
 """A simulated pilot community: plausible readings and camera events for every device of a gateway.
 
 The simulator is pure and clock-injected: :meth:`GatewaySimulator.step` takes the current time and
-returns what the devices would have reported by then, so tests run hours of simulated time without
-sleeping. All randomness comes from generators seeded by ``(seed, device)`` or
+returns what the devices report at that moment (each device at most once per step), so tests run
+hours of simulated time without sleeping. All randomness comes from generators seeded by ``(seed, device)`` or
 ``(seed, gateway)``, so one seed and one sequence of ``step`` times give identical output.
 
 Routine behaviour follows the device's sensor type (its profile's measurement); types this module
@@ -50,15 +50,18 @@ _CAMERA = frozenset({AnomalyKind.FIRE_LANE, AnomalyKind.CAMERA_TAMPER})
 Phase = Literal["start", "update", "end", "instant"]
 
 
+# What an anomaly needs of a device: a sensor type (measurement) or, for cameras, an event kind.
+_SOURCES = {
+    AnomalyKind.FLOOD: "water.level",
+    AnomalyKind.GAS_LEAK: "gas.combustible",
+    AnomalyKind.SMOKE: "fire.smoke",
+    AnomalyKind.FIRE_LANE: "camera.motion",
+    AnomalyKind.CAMERA_TAMPER: "camera.tamper",
+}
+
+
 def _supports(kind: AnomalyKind, profile: SensorTypeProfile) -> bool:
-    needs = {
-        AnomalyKind.FLOOD: "level_cm" in profile.fields,
-        AnomalyKind.GAS_LEAK: "lel_pct" in profile.fields,
-        AnomalyKind.SMOKE: {"smoke", "obscuration"} <= profile.fields.keys(),
-        AnomalyKind.FIRE_LANE: "camera.motion" in profile.events,
-        AnomalyKind.CAMERA_TAMPER: "camera.tamper" in profile.events,
-    }
-    return needs[kind]
+    return profile.measurement == _SOURCES[kind] or _SOURCES[kind] in profile.events
 
 
 @dataclass
@@ -356,7 +359,7 @@ def simulators_for(
     found = catalog.communities.get(community)
     if found is None:
         known = ", ".join(sorted(catalog.communities)) or "none"
-        raise KeyError(f"unknown community {community!r} (configured: {known})")
+        raise ValueError(f"unknown community {community!r} (configured: {known})")
     return {
         gw.id: GatewaySimulator(community, gw, catalog.profiles, seed=seed, anomaly_period_s=anomaly_period_s)
         for gw in found.gateways

@@ -39,6 +39,18 @@ class StoreRejected(StoreError):
     """The store refused (part of) a batch for its content; retrying the same batch will not help."""
 
 
+class PartialWrite(StoreRejected):
+    """Some points of a batch were refused; all the others were written.
+
+    ``dropped`` counts the refused points as far as they are known: InfluxDB 1.x reports lines it
+    could not parse as ``dropped=0``, so read it as "at least".
+    """
+
+    def __init__(self, message: str, *, dropped: int) -> None:
+        super().__init__(message)
+        self.dropped = dropped
+
+
 class TimeSeriesStore(Protocol):
     def write(self, points: Sequence[Point]) -> None:
         """Write a batch; raises StoreUnavailable (retry) or StoreRejected (content refused)."""

@@ -23,8 +23,8 @@ from typing import Any
 
 import httpx
 
-from ingest.store import Point, Row, Scalar, StoreRejected, StoreUnavailable
-from ingest.store.lineprotocol import PartialWrite, encode_points
+from ingest.store import PartialWrite, Point, Row, Scalar, StoreRejected, StoreUnavailable
+from ingest.store.lineprotocol import encode_points
 
 log = logging.getLogger(__name__)
 

@@ -44,18 +44,6 @@ _AMBIGUOUS_BACKSLASH = re.compile(r"\\([\\,= ]|$)")
 _LINE_BREAK = re.compile(r"[\r\n]")
 
 
-class PartialWrite(StoreRejected):
-    """Some points of a batch were refused; all the others were written.
-
-    ``dropped`` counts the refused points as far as they are known: InfluxDB 1.x reports lines it
-    could not parse as ``dropped=0``, so read it as "at least".
-    """
-
-    def __init__(self, message: str, *, dropped: int) -> None:
-        super().__init__(message)
-        self.dropped = dropped
-
-
 def _check_name(kind: str, text: str) -> None:
     if not text:
         raise StoreRejected(f"empty {kind}")

@@ -23,8 +23,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 
-from ingest.store import Point, Row, Scalar, StoreRejected, StoreUnavailable
-from ingest.store.lineprotocol import PartialWrite, check_point, present_tags
+from ingest.store import PartialWrite, Point, Row, Scalar, StoreRejected, StoreUnavailable
+from ingest.store.lineprotocol import check_point, present_tags
 
 log = logging.getLogger(__name__)
 

@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Literal
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -27,6 +28,7 @@ from contract.messages import (
 )
 from contract.topics import Topic, TopicKind, subscription
 from edge.publisher import GatewayPublisher, MqttOptions
+from edge.service import EdgeSettings, run_simulated_community
 from edge.simulator import simulators_for
 from edge.spool import Spool
 from tests.servers import MosquittoServer, free_port, start_mosquitto
@@ -36,6 +38,7 @@ pytestmark = pytest.mark.integration
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 GATEWAY = "gw-01"
 T0 = 1_764_183_600_000
+PHASES: tuple[Literal["start", "update", "end"], ...] = ("start", "update", "end")
 DEVICES = [
     DeviceEntry(device="th-0101", type="env.th@1"),
     DeviceEntry(device="cam-01", type="camera.events@1"),
@@ -66,7 +69,7 @@ class Subscriber:
 
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
         with self._lock:
-            self.messages.append((msg.topic, msg.payload, msg.retain))
+            self.messages.append((msg.topic, bytes(msg.payload), msg.retain))
 
     def of_kind(self, kind: TopicKind) -> list[tuple[bytes, bool]]:
         with self._lock:
@@ -148,7 +151,7 @@ def test_telemetry_and_events_arrive_as_contract_messages(
                 phase=phase,
                 attrs={"zone": "fire-lane", "score": 0.8},
             )
-            for i, phase in enumerate(("start", "update", "end"))
+            for i, phase in enumerate(PHASES)
         ]
         publisher.publish_events(events)
         wait_for(lambda: spool.depth() == 0, publisher)
@@ -321,3 +324,43 @@ def test_spool_of_a_previous_run_is_delivered_on_connect(
     seqs = [m.seq for m in decoded_telemetry(sub)]
     assert min(second) > max(first)
     assert seqs == first + second, "oldest first, seq continues across the restart"
+
+
+def test_service_publishes_the_community_and_stops_offline(tmp_path: Path) -> None:
+    broker = start_mosquitto(base_dir=tmp_path)
+    sub = Subscriber(broker.host, broker.port, "yiwang/v1/zhuganxiang/#")
+    settings = EdgeSettings(
+        mqtt_port=broker.port, config_dir=CONFIG, spool_dir=tmp_path / "spool", tick_s=0.2
+    )
+    stop = threading.Event()
+    service = threading.Thread(target=run_simulated_community, args=(settings, stop))
+    service.start()
+    try:
+        wait_for(
+            lambda: (
+                {Topic.parse(t).gateway for t, _, _ in sub.messages if t.endswith("/telemetry")}
+                == {
+                    "gw-01",
+                    "gw-02",
+                }
+            )
+        )
+    finally:
+        stop.set()
+        service.join(timeout=30)
+        sub.close()
+    assert not service.is_alive()
+    try:
+        late = Subscriber(broker.host, broker.port, "yiwang/v1/zhuganxiang/+/state")
+        wait_for(lambda: len(late.of_kind(TopicKind.STATE)) == 2)
+        late.close()
+    finally:
+        broker.stop()
+    for payload, retained in late.of_kind(TopicKind.STATE):
+        state = decode_message(TopicKind.STATE, payload)
+        assert isinstance(state, StateMessage)
+        assert retained
+        assert state.online is False
+    for gateway in ("gw-01", "gw-02"):
+        with Spool(tmp_path / "spool" / "zhuganxiang" / f"{gateway}.sqlite3") as spool:
+            assert spool.depth() == 0

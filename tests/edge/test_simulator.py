@@ -51,8 +51,8 @@ def _alarm_times(readings: list[Reading], events: list[Event]) -> list[int]:
     times = [
         r.ts
         for r in readings
-        if r.values.get("level_cm", 0) >= 50
-        or r.values.get("lel_pct", 0) >= 20
+        if float(r.values.get("level_cm", 0)) >= 50
+        or float(r.values.get("lel_pct", 0)) >= 20
         or r.values.get("smoke") is True
     ]
     times += [e.ts for e in events if e.kind == "camera.tamper" or e.attrs.get("zone") == "fire-lane"]
@@ -191,7 +191,7 @@ def test_rotation_covers_the_kinds_a_gateway_supports(catalog: Catalog) -> None:
 
 
 def test_unknown_community_is_a_clear_error(catalog: Catalog) -> None:
-    with pytest.raises(KeyError, match="unknown community"):
+    with pytest.raises(ValueError, match="unknown community"):
         simulators_for(catalog, "nowhere")
 
 

@@ -6,8 +6,8 @@ from collections.abc import Mapping
 
 import pytest
 
-from ingest.store import Point, Scalar, StoreRejected
-from ingest.store.lineprotocol import PartialWrite, encode_point, encode_points
+from ingest.store import PartialWrite, Point, Scalar, StoreRejected
+from ingest.store.lineprotocol import encode_point, encode_points
 
 
 def point(

@@ -15,10 +15,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ingest.store import Point, Row, Scalar, StoreRejected, StoreUnavailable, TimeSeriesStore
+from ingest.store import PartialWrite, Point, Row, Scalar, StoreRejected, StoreUnavailable, TimeSeriesStore
 from ingest.store.factory import open_store
 from ingest.store.influx import InfluxStore
-from ingest.store.lineprotocol import PartialWrite
 from ingest.store.sqlite import SQLiteStore
 from tests.servers import InfluxDatabase, free_port
 

@@ -71,6 +71,10 @@ def read_heartbeats(engine: Engine) -> list[Heartbeat]:
     return out
 
 
+def create_schema(engine: Engine) -> None:
+    metadata.create_all(engine)
+
+
 class HeartbeatThread(threading.Thread):
     """Beats every ``interval`` seconds until ``stop`` is set; a database outage is logged, not fatal."""
 
@@ -83,6 +87,7 @@ class HeartbeatThread(threading.Thread):
         interval: float = 5.0,
     ) -> None:
         super().__init__(name=f"{service}-heartbeat", daemon=True)
+        create_schema(engine)
         self._engine, self._service, self._detail, self._stop, self._interval = (
             engine,
             service,

@@ -1,0 +1,157 @@
+"""BatchWriter: what ingest stores, dead-letters and acknowledges, with faults injected at the store."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from contract.catalog import Catalog, load_catalog
+from ingest.deadletters import DeadLetterStore
+from ingest.service import BatchWriter
+from ingest.store import Point, Row, StoreRejected, StoreUnavailable
+from ingest.store.sqlite import SQLiteStore
+from yiwang.common.consumer import Inbound
+from yiwang.common.db import make_engine
+
+CONFIG = Path(__file__).resolve().parents[2] / "config"
+TOPIC = "yiwang/v1/zhuganxiang/gw-01/telemetry"
+TS = 1764183600000
+
+
+@pytest.fixture(scope="module")
+def catalog() -> Catalog:
+    return load_catalog(CONFIG)
+
+
+@pytest.fixture
+def dead(tmp_path: Path) -> Iterator[DeadLetterStore]:
+    engine = make_engine(f"sqlite:///{tmp_path}/yiwang.db")
+    yield DeadLetterStore(engine)
+    engine.dispose()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SQLiteStore]:
+    store = SQLiteStore(tmp_path / "series.db")
+    yield store
+    store.close()
+
+
+def message(seq: int, device: str = "wl-01", mid: int = 0, topic: str = TOPIC, **values: object) -> Inbound:
+    doc = {
+        "seq": seq,
+        "readings": [{"device": device, "ts": TS + seq, "values": values or {"level_cm": 12.5}}],
+    }
+    return Inbound(mid=mid or seq, qos=1, topic=topic, payload=json.dumps(doc).encode())
+
+
+def levels(store: SQLiteStore, device: str = "wl-01") -> list[Row]:
+    return store.query(measurement="water.level", device=device, since_ms=TS - 1)
+
+
+class FlakyStore:
+    """Fault injection at the store boundary: unavailable for the first ``outages`` writes,
+    and refusing every point of ``refuse_device``."""
+
+    def __init__(self, inner: SQLiteStore, outages: int = 0, refuse_device: str | None = None) -> None:
+        self.inner, self.outages, self.refuse_device, self.calls = inner, outages, refuse_device, 0
+
+    def write(self, points: Sequence[Point]) -> None:
+        self.calls += 1
+        if self.outages > 0:
+            self.outages -= 1
+            raise StoreUnavailable("connection refused")
+        if any(p.tags["device"] == self.refuse_device for p in points):
+            raise StoreRejected(f"field type conflict on {self.refuse_device}")
+        self.inner.write(points)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+
+def writer(
+    catalog: Catalog, store: object, dead: DeadLetterStore, stop: threading.Event | None = None
+) -> BatchWriter:
+    return BatchWriter(catalog=catalog, store=store, dead=dead, stop=stop or threading.Event())  # type: ignore[arg-type]
+
+
+def test_valid_readings_are_stored_with_profile_types_and_tags(
+    catalog: Catalog, store: SQLiteStore, dead: DeadLetterStore
+) -> None:
+    assert writer(catalog, store, dead).process([message(1, level_cm=72)])
+    [row] = levels(store)
+    assert row.fields == {"level_cm": 72.0}
+    assert type(row.fields["level_cm"]) is float  # an int on the wire is stored as the profile's float
+    assert dead.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("bad", "reason"),
+    [
+        (Inbound(1, 1, TOPIC, b"{not json"), "not valid JSON"),
+        (
+            message(1, device="ghost-1"),
+            "readings.0.device: unknown device 'ghost-1' on gateway zhuganxiang/gw-01",
+        ),
+        (message(1, device="wl-03"), "unknown device 'wl-03' on gateway zhuganxiang/gw-01"),
+        (
+            message(1, level_cm=900),
+            "readings.0.values.level_cm=900.0 outside the valid range 0.0..500.0 cm (wl-01)",
+        ),
+        (message(1, level_cm="high"), "readings.0.values.level_cm: expected a number, got 'high' (wl-01)"),
+        (message(1, depth=3), "readings.0.values.depth: not a field of water.level@1"),
+        (message(1, topic="yiwang/v1/zhuganxiang/gw-01/event"), "ingest takes telemetry, not event"),
+        (message(1, topic="yiwang/v1/zhuganxiang/GW/telemetry"), "invalid gateway id 'GW'"),
+    ],
+)
+def test_bad_input_is_dead_lettered_with_its_reason_and_does_not_block_the_next(
+    catalog: Catalog, store: SQLiteStore, dead: DeadLetterStore, bad: Inbound, reason: str
+) -> None:
+    assert writer(catalog, store, dead).process([bad, message(2)])
+    [letter] = dead.latest()
+    assert reason in letter.reason
+    assert letter.payload == bad.payload and letter.topic == bad.topic
+    assert [r.fields for r in levels(store)] == [{"level_cm": 12.5}]
+
+
+def test_store_outage_is_retried_before_anything_is_acknowledged(
+    catalog: Catalog, store: SQLiteStore, dead: DeadLetterStore
+) -> None:
+    flaky = FlakyStore(store, outages=2)
+    assert writer(catalog, flaky, dead).process([message(1), message(2)])
+    assert flaky.calls == 3
+    assert len(levels(store)) == 2
+
+
+def test_stopping_during_an_outage_leaves_the_batch_unacknowledged(
+    catalog: Catalog, store: SQLiteStore, dead: DeadLetterStore
+) -> None:
+    stop = threading.Event()
+    stop.set()
+    assert not writer(catalog, FlakyStore(store, outages=1), dead, stop).process([message(1)])
+    assert levels(store) == [] and dead.count() == 0
+
+
+def test_one_refused_message_does_not_cost_its_neighbours(
+    catalog: Catalog, store: SQLiteStore, dead: DeadLetterStore
+) -> None:
+    flaky = FlakyStore(store, refuse_device="wl-02")
+    batch = [message(1), message(2, device="wl-02"), message(3)]
+    assert writer(catalog, flaky, dead).process(batch)
+    assert len(levels(store)) == 2
+    [letter] = dead.latest()
+    assert letter.reason == "rejected by the time-series store: field type conflict on wl-02"
+
+
+def test_duplicates_and_gaps_are_counted_from_seq(
+    catalog: Catalog, store: SQLiteStore, dead: DeadLetterStore
+) -> None:
+    w = writer(catalog, store, dead)
+    for batch in ([message(1), message(2)], [message(2)], [message(5)]):
+        assert w.process(batch)
+    assert (w.counters.duplicates, w.counters.gaps, w.counters.messages) == (1, 2, 4)
+    assert len(levels(store)) == 3  # the redelivered message overwrote its own point
