@@ -60,6 +60,42 @@ TEXT: dict[str, dict[str, str]] = {
 }
 
 
+STATE_NAMES: dict[str, dict[str, str]] = {
+    "zh": {
+        "NEW": "待受理",
+        "VERIFYING": "核实",
+        "FILED": "立案",
+        "ASSIGNED": "交办",
+        "HANDLING": "处置",
+        "CALLED_UP": "镇呼区应",
+        "FEEDBACK": "反馈",
+        "CHECKING": "核查",
+        "CLOSED": "结案",
+        "RETURN_VISIT": "回访",
+        "VOID": "作废",
+        "MERGED": "已合并",
+        "REOPENED": "重新办理",
+        "SUSPENDED": "挂起",
+    },
+    "en": {
+        "NEW": "New",
+        "VERIFYING": "Verifying",
+        "FILED": "Filed",
+        "ASSIGNED": "Assigned",
+        "HANDLING": "Handling",
+        "CALLED_UP": "Called up to district",
+        "FEEDBACK": "Feedback",
+        "CHECKING": "Checking",
+        "CLOSED": "Closed",
+        "RETURN_VISIT": "Return visit",
+        "VOID": "Void",
+        "MERGED": "Merged",
+        "REOPENED": "Reopened",
+        "SUSPENDED": "Suspended",
+    },
+}
+
+
 def _lang(request: Request) -> str:
     lang = request.query_params.get("lang") or request.session.get("lang") or "zh"
     lang = lang if lang in TEXT else "zh"
@@ -129,5 +165,6 @@ def console(request: Request, resources: ResourcesDep) -> Response:
         category_names=names,
         grid_names=grids,
         user=request.session["user"],
+        state_names=STATE_NAMES[_lang(request)],
         tz=ZoneInfo(resources.settings.display_timezone),
     )
