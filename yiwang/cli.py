@@ -102,6 +102,28 @@ def broker(
     run_until_signalled("broker", lambda stop: run_embedded(settings.mqtt_host, settings.mqtt_port, stop))
 
 
+BENCH_AREAS = ("case-latency",)
+
+
+@app.command()
+def bench(
+    area: Annotated[str, typer.Argument(help=f"What to measure: {', '.join(BENCH_AREAS)}.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    trials: Annotated[int, typer.Option(min=1, help="Repetitions.")] = 20,
+    embedded_broker: Annotated[bool, typer.Option(help="Use the embedded broker instead of Mosquitto.")] = False,
+) -> None:
+    """Benchmark against real components on this machine, with a ceiling measured in the same run."""
+    import json
+
+    from yiwang.bench import case_latency
+    from yiwang.common.settings import ServiceSettings
+
+    if area not in BENCH_AREAS:
+        raise typer.BadParameter(f"unknown area {area!r}; one of {', '.join(BENCH_AREAS)}")
+    result = case_latency.run(ServiceSettings().config_dir, trials=trials, embedded_broker=embedded_broker)
+    typer.echo(json.dumps(result) if as_json else json.dumps(result, indent=2, ensure_ascii=False))
+
+
 @db_app.command("init")
 def db_init() -> None:
     """Create every table that is missing (idempotent)."""

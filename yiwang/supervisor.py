@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import FrameType
 
 log = logging.getLogger(__name__)
@@ -55,18 +56,24 @@ class Child:
 
 
 class Supervisor:
-    def __init__(self, env: Mapping[str, str], host: str = "127.0.0.1") -> None:
-        self._env, self._host = dict(env), host
+    def __init__(self, env: Mapping[str, str], host: str = "127.0.0.1", log_path: Path | None = None) -> None:
+        """Children inherit our stdout/stderr, or write both to ``log_path`` when given."""
+        self._env, self._host, self._log_path = dict(env), host, log_path
         self._children: list[Child] = []
         self._stop = threading.Event()
 
     def _spawn(self, child: Child) -> None:
+        output = self._log_path.open("ab") if self._log_path else None
         child.proc = subprocess.Popen(
             child.argv,
             env=self._env,
+            stdout=output,
+            stderr=subprocess.STDOUT if output else None,
             start_new_session=True,
             preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
         )
+        if output:
+            output.close()  # the child holds its own descriptor
         log.info("started %s (pid %d)", child.name, child.proc.pid)
 
     def start(self, child: Child, ready_timeout: float = 60.0) -> None:

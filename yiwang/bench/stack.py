@@ -1,0 +1,81 @@
+"""A throw-away platform for a benchmark: broker, ingest, alerts and api as processes in a temp dir."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from api.accounts import ensure_demo_operator
+from broker.mosquitto import MosquittoConfig, mosquitto_binary
+from yiwang.common.db import make_engine
+from yiwang.schema import create_all
+from yiwang.supervisor import Child, Supervisor, env_with, self_command
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass(frozen=True, slots=True)
+class Stack:
+    workdir: Path
+    mqtt_port: int
+    http_port: int
+    token: str
+    broker: str
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+
+@contextlib.contextmanager
+def running_stack(
+    config_dir: Path, *, embedded_broker: bool = False, services: tuple[str, ...] = ("ingest", "alerts", "api")
+) -> Iterator[Stack]:
+    """Mosquitto when installed (else, or when asked, the embedded broker) and the services, on SQLite."""
+    with tempfile.TemporaryDirectory(prefix="yiwang-bench-") as tmp:
+        workdir = Path(tmp)
+        mqtt_port, http_port = free_port(), free_port()
+        database_url = f"sqlite:///{workdir}/yiwang.db"
+        env = env_with(
+            {
+                "YIWANG_MQTT_PORT": str(mqtt_port),
+                "YIWANG_HTTP_PORT": str(http_port),
+                "YIWANG_DATABASE_URL": database_url,
+                "YIWANG_SERIES_URL": f"sqlite:///{workdir}/series.db",
+                "YIWANG_CONFIG_DIR": str(config_dir.resolve()),
+                "YIWANG_LOG_LEVEL": "WARNING",
+                "YIWANG_INGEST_CLIENT_ID": f"bench-ingest-{os.getpid()}",
+                "YIWANG_ALERTS_CLIENT_ID": f"bench-alerts-{os.getpid()}",
+            }
+        )
+        create_all(database_url)
+        engine = make_engine(database_url)
+        token = ensure_demo_operator(engine, workdir / "credentials.json")["token"]
+        engine.dispose()
+        binary = None if embedded_broker else mosquitto_binary()
+        if binary:
+            conf = MosquittoConfig(
+                host="127.0.0.1", port=mqtt_port, data_dir=workdir / "mosquitto", allow_anonymous=True
+            ).write(workdir / "mosquitto.conf")
+            broker = Child("broker", [binary, "-c", str(conf)], mqtt_port)
+        else:
+            broker = Child("broker", self_command("broker", "--embedded"), mqtt_port)
+        # Children log to a file: a benchmark's stdout carries only its JSON.
+        supervisor = Supervisor(env, log_path=workdir / "stack.log")
+        try:
+            supervisor.start(broker)
+            for name in services:
+                supervisor.start(Child(name, self_command(name), http_port if name == "api" else None))
+            yield Stack(workdir, mqtt_port, http_port, token, "mosquitto" if binary else "amqtt")
+        finally:
+            supervisor.stop_all()
