@@ -24,7 +24,7 @@ def test_case_latency_bench_prints_one_json_object() -> None:
     report = json.loads(result.stdout)
     assert report["area"] == "case-latency" and report["transitions"] == 4
     assert report["broker"] == "mosquitto"
-    assert 0 < report["ceiling_broker_delivery_ms"]["p50"] and 0 < report["latency_ms"]["p50"]
+    assert report["ceiling_broker_delivery_ms"]["p50"] > 0 and report["latency_ms"]["p50"] > 0
     assert report["ceiling_to_latency_p50"] == pytest.approx(
         report["ceiling_broker_delivery_ms"]["p50"] / report["latency_ms"]["p50"], abs=1e-3
     )

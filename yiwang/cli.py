@@ -110,7 +110,9 @@ def bench(
     area: Annotated[str, typer.Argument(help=f"What to measure: {', '.join(BENCH_AREAS)}.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     trials: Annotated[int, typer.Option(min=1, help="Repetitions.")] = 20,
-    embedded_broker: Annotated[bool, typer.Option(help="Use the embedded broker instead of Mosquitto.")] = False,
+    embedded_broker: Annotated[
+        bool, typer.Option(help="Use the embedded broker instead of Mosquitto.")
+    ] = False,
 ) -> None:
     """Benchmark against real components on this machine, with a ceiling measured in the same run."""
     import json

@@ -190,5 +190,8 @@ def test_real_stack_mosquitto_influxdb_postgresql(
         finally:
             api.close()
     finally:
-        for service in ([edge] if edge else []) + services[::-1]:
-            assert service.stop() == 0, service.log()
+        # Stop every process before judging any exit code, so a failure leaves no orphan behind.
+        stopped = [(s, s.stop()) for s in ([edge] if edge else []) + services[::-1]]
+        assert [(s.args, code) for s, code in stopped if code != 0] == [], "\n".join(
+            s.log() for s, _ in stopped
+        )

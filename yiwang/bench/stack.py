@@ -39,7 +39,10 @@ class Stack:
 
 @contextlib.contextmanager
 def running_stack(
-    config_dir: Path, *, embedded_broker: bool = False, services: tuple[str, ...] = ("ingest", "alerts", "api")
+    config_dir: Path,
+    *,
+    embedded_broker: bool = False,
+    services: tuple[str, ...] = ("ingest", "alerts", "api"),
 ) -> Iterator[Stack]:
     """Mosquitto when installed (else, or when asked, the embedded broker) and the services, on SQLite."""
     with tempfile.TemporaryDirectory(prefix="yiwang-bench-") as tmp:
