@@ -79,6 +79,7 @@ class Telemetry(BaseModel):
 class ComponentHealth(BaseModel):
     ok: bool
     detail: str
+    stats: dict[str, Any] | None = None  # a service's own counters (messages, dead letters, ...)
 
 
 class Health(BaseModel):

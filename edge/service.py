@@ -12,27 +12,24 @@ import threading
 import time
 from pathlib import Path
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
 
 from contract.catalog import load_catalog
 from contract.messages import DeviceEntry
 from edge.publisher import GatewayPublisher, MqttOptions
 from edge.simulator import GatewaySimulator, simulators_for
 from edge.spool import Spool, SpoolFullError
+from yiwang.common.settings import MqttSettings
 
 log = logging.getLogger(__name__)
 
 
-class EdgeSettings(BaseSettings):
+class EdgeSettings(MqttSettings):
     """Edge agent settings; every field can be set as ``YIWANG_<NAME>`` in the environment."""
 
     model_config = SettingsConfigDict(env_prefix="YIWANG_", extra="ignore")
 
-    mqtt_host: str = "127.0.0.1"
-    mqtt_port: int = Field(default=1883, gt=0, lt=65536)
-    mqtt_username: str | None = None
-    mqtt_password: SecretStr | None = None
     mqtt_max_inflight: int = Field(default=20, gt=0)
     mqtt_max_queued: int = Field(default=200, gt=0)
     config_dir: Path = Path("config")

@@ -52,13 +52,13 @@ def _services(resources: ResourcesDep, database_ok: bool) -> dict[str, Component
     now = datetime.now(UTC)
     out = {}
     for service in SERVICES:
-        ages = [(now - b.last_seen).total_seconds() for b in beats if b.service == service]
-        if not ages:
+        latest = max((b for b in beats if b.service == service), key=lambda b: b.last_seen, default=None)
+        if latest is None:
             out[service] = ComponentHealth(ok=False, detail="never seen")
             continue
-        age = min(ages)
+        age = (now - latest.last_seen).total_seconds()
         alive = age <= resources.settings.heartbeat_stale_s
-        out[service] = ComponentHealth(ok=alive, detail=f"last heartbeat {age:.0f}s ago")
+        out[service] = ComponentHealth(ok=alive, detail=f"last heartbeat {age:.0f}s ago", stats=latest.detail)
     return out
 
 

@@ -7,16 +7,12 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from alerts.casebook import CaseBook
-from alerts.engine import AlertEngine
-from alerts.rules import load_categories, load_rules
 from api import accounts
 from api.app import create_app
 from api.settings import ApiSettings
-from contract import Reading
-from contract.catalog import load_catalog
 from ingest.store import Point
 from ingest.store.factory import open_store
+from tests.factories import open_flooding_cases
 from yiwang.common.db import make_engine
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
@@ -51,20 +47,6 @@ def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def open_flooding_cases(settings: ApiSettings, at: list[datetime]) -> None:
-    """One flooding case per moment: wl-01 rises to 70 cm, then drains."""
-    engine = make_engine(settings.database_url)
-    categories = load_categories(CONFIG)
-    book = CaseBook(engine, categories, timedelta(minutes=1))
-    alert_engine = AlertEngine(load_rules(CONFIG, categories), load_catalog(CONFIG))
-    for moment in at:
-        ms = int(moment.timestamp() * 1000)
-        for offset, level in ((0, 70), (1, 1)):
-            reading = Reading(device="wl-01", ts=ms + offset, values={"level_cm": level})
-            book.apply(alert_engine.on_reading("zhuganxiang", "gw-01", reading), now=moment)
-    engine.dispose()
-
-
 @pytest.mark.parametrize("path", ["/api/v1/cases", "/api/v1/cases/1", "/api/v1/devices/wl-01/telemetry"])
 def test_every_api_route_requires_a_bearer_token(client: TestClient, token: str, path: str) -> None:
     assert client.get(path).status_code == 401
@@ -75,7 +57,7 @@ def test_every_api_route_requires_a_bearer_token(client: TestClient, token: str,
 
 def test_cases_newest_first_with_deadline(client: TestClient, token: str, settings: ApiSettings) -> None:
     t0 = datetime(2026, 7, 1, 8, 0, tzinfo=UTC)
-    open_flooding_cases(settings, [t0, t0 + timedelta(hours=2)])
+    open_flooding_cases(settings.database_url, [t0, t0 + timedelta(hours=2)])
     body = client.get("/api/v1/cases", headers=auth(token)).json()
     assert body["total"] == 2
     first, second = body["items"]
@@ -94,7 +76,7 @@ def test_cases_newest_first_with_deadline(client: TestClient, token: str, settin
 
 
 def test_case_detail_and_not_found(client: TestClient, token: str, settings: ApiSettings) -> None:
-    open_flooding_cases(settings, [datetime(2026, 7, 1, 8, 0, tzinfo=UTC)])
+    open_flooding_cases(settings.database_url, [datetime(2026, 7, 1, 8, 0, tzinfo=UTC)])
     detail = client.get("/api/v1/cases/1", headers=auth(token)).json()
     assert [e["action"] for e in detail["events"]] == ["opened", "alert_resolved"]
     assert detail["evidence"][0]["observed"] == {"level_cm": 70}
@@ -152,7 +134,7 @@ def test_healthz_names_every_component(client: TestClient) -> None:
 
 
 def test_console_login_and_case_list(client: TestClient, token: str, settings: ApiSettings) -> None:
-    open_flooding_cases(settings, [datetime.now(UTC)])
+    open_flooding_cases(settings.database_url, [datetime.now(UTC)])
     assert client.get("/console", follow_redirects=False).headers["location"] == "/console/login"
     bad = client.post("/console/login", data={"username": "op", "password": "wrong"})
     assert bad.status_code == 401 and "用户名或密码错误" in bad.text

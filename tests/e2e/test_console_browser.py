@@ -12,7 +12,7 @@ from playwright.sync_api import Browser, sync_playwright
 
 from api import accounts
 from api.settings import ApiSettings
-from tests.api.test_api import open_flooding_cases
+from tests.factories import open_flooding_cases
 from tests.platform import CONFIG_DIR, Service, wait_for
 from tests.servers import free_port
 from yiwang.common.db import make_engine
@@ -52,7 +52,7 @@ def console(tmp_path: Path) -> Iterator[str]:
     engine = make_engine(settings.database_url)
     accounts.create_user(engine, "wang.wei", "s3cret-pass", role="town_operator", display_name="王伟")
     engine.dispose()
-    open_flooding_cases(settings, [datetime.now(UTC)])
+    open_flooding_cases(settings.database_url, [datetime.now(UTC)])
     env = {
         "YIWANG_DATABASE_URL": settings.database_url,
         "YIWANG_SERIES_URL": settings.series_url,

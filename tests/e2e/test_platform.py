@@ -118,6 +118,12 @@ def test_embedded_defaults_turn_an_external_reading_into_a_case(
     [letter] = wait_for(lambda: dead_letters(f"sqlite:///{tmp_path}/var/demo/yiwang.db"), 10, "a dead letter")
     assert (letter.topic, letter.payload) == (TOPIC, b"{not json")
     assert letter.reason.startswith("not valid JSON")
+    # ...and counted: ingest's heartbeat carries its counters to /healthz.
+    wait_for(
+        lambda: (h := healthy(base)) and h["components"]["ingest"]["stats"]["dead_letters"] == 1,
+        15,
+        "the count",
+    )  # type: ignore[index]
 
 
 def test_ctrl_c_stops_every_child(platform_up: tuple[Service, int, int]) -> None:
