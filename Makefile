@@ -10,11 +10,11 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(VENV)/.installed-run: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[edge,server]'
+	$(BIN)/pip install --quiet -e '.[edge,camera,server]'
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[edge,server,dev]'
+	$(BIN)/pip install --quiet -e '.[edge,camera,server,dev]'
 	touch $@ $(VENV)/.installed-run
 
 install: $(VENV)/.installed-run
