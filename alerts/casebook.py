@@ -1,19 +1,39 @@
-"""Alert transitions → grid cases: open a case, or join the open one of the same grid and category."""
+"""Alert transitions → grid cases: open a case, or join the open one of the same grid and category.
+
+This is the hand-off between the alert engine and the case workflow: ``CaseBook.apply`` takes the
+engine's transitions and records, in one transaction, the alert's current state, its history and
+what it means for the case (opened, joined, data missing, resolved, self-recovered, flapping).
+"""
 
 from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from alerts.engine import Transition
-from alerts.models import OPEN_STATES, Alert, Base, Case, CaseEvent, CaseState, Evidence
+from alerts.models import (
+    OPEN_STATES,
+    Alert,
+    AlertHistory,
+    Base,
+    Case,
+    CaseEvent,
+    CaseState,
+    EngineCheckpoint,
+    Evidence,
+)
 from alerts.rules import Category
 
 log = logging.getLogger(__name__)
 ACTOR = "system:alerts"
+CASE_NOTES = {
+    "unknown": ("alert_unknown", "data stopped: {rule} on {subject} cannot be judged (not resolved)"),
+    "flapping": ("alert_flapping", "{rule} on {subject} is flapping: kept firing until it settles"),
+}
 
 
 def create_schema(engine: Engine) -> None:
@@ -28,93 +48,153 @@ class CaseBook:
     def __init__(self, engine: Engine, categories: dict[str, Category], join_window: timedelta) -> None:
         self._engine, self._categories, self._join_window = engine, categories, join_window
 
-    def firing_fingerprints(self) -> list[str]:
-        with Session(self._engine) as session:
-            return list(session.scalars(select(Alert.fingerprint).where(Alert.status == "firing")))
-
     def apply(self, transitions: list[Transition], now: datetime | None = None) -> list[int]:
         """Record transitions in one transaction; returns the ids of cases opened or joined."""
         now = now or datetime.now(UTC)
         touched: list[int] = []
         with Session(self._engine) as session, session.begin():
             for tr in transitions:
-                case_id = (
-                    self._fire(session, tr, now) if tr.status == "firing" else self._resolve(session, tr, now)
-                )
+                case_id = self._record(session, tr, now)
                 if case_id is not None:
                     touched.append(case_id)
         return touched
 
-    def _fire(self, session: Session, tr: Transition, now: datetime) -> int | None:
+    def load_checkpoint(self, partition: str) -> dict[str, Any] | None:
+        with Session(self._engine) as session:
+            row = session.get(EngineCheckpoint, partition)
+            return row.state if row else None
+
+    def save_checkpoint(self, partition: str, state: dict[str, Any]) -> None:
+        with Session(self._engine) as session, session.begin():
+            session.merge(EngineCheckpoint(partition=partition, saved_at=datetime.now(UTC), state=state))
+
+    def _record(self, session: Session, tr: Transition, now: datetime) -> int | None:
         alert = session.get(Alert, tr.fingerprint)
-        if alert is not None and alert.status == "firing":
-            return None  # redelivered after a crash: this transition is already recorded
+        if alert is None:
+            alert = Alert(
+                fingerprint=tr.fingerprint,
+                rule_id=tr.rule.id,
+                community=tr.subject.community.id,
+                grid=tr.subject.grid,
+                subject=tr.subject.key,
+                category=tr.rule.category,
+                severity=tr.rule.severity,
+                status="inactive",
+                started_at=_ms_to_dt(tr.ts_ms),
+                updated_at=now,
+            )
+            session.add(alert)
+        history = AlertHistory(
+            fingerprint=tr.fingerprint,
+            rule_id=tr.rule.id,
+            rule_version=tr.rule.version,
+            kind=tr.kind,
+            at=now,
+            observed_at=_ms_to_dt(tr.ts_ms),
+            silenced=tr.silenced,
+            inhibited=tr.inhibited,
+        )
+        case_id = self._apply_to_case(session, alert, tr, now, history)
+        alert.updated_at, alert.silenced, alert.inhibited = now, tr.silenced, tr.inhibited
+        history.case_id = alert.case_id
+        session.add(history)
+        return case_id
+
+    def _apply_to_case(
+        self, session: Session, alert: Alert, tr: Transition, now: datetime, history: AlertHistory
+    ) -> int | None:
+        if tr.kind == "pending":
+            alert.status, alert.started_at = "pending", _ms_to_dt(tr.ts_ms)
+            return None
+        if tr.kind == "cancelled":
+            alert.status = "inactive"
+            return None
+        if tr.kind == "firing":
+            return self._fire(session, alert, tr, now, history)
+        case = session.get(Case, alert.case_id) if alert.case_id is not None else None
+        if tr.kind == "resolved":
+            if alert.status == "resolved":
+                return None  # redelivered
+            alert.status, alert.resolved_at, alert.flapping = "resolved", _ms_to_dt(tr.ts_ms), False
+            if case is None:
+                return None
+            # The condition cleared, but a person still closes the case: the water may be back tomorrow.
+            self_recovered = case.state == CaseState.NEW
+            history.self_recovered = self_recovered
+            note = f"{tr.rule.id} cleared on {tr.subject.key}" + (
+                " before anyone acted (self-recovered)" if self_recovered else ""
+            )
+            self._note(session, case, now, "alert_resolved", note)
+            return case.id
+        if tr.kind == "unknown":
+            alert.status = "unknown"
+        if tr.kind == "flapping":
+            alert.flapping = True
+        if case is not None and tr.kind in CASE_NOTES:
+            action, template = CASE_NOTES[tr.kind]
+            self._note(session, case, now, action, template.format(rule=tr.rule.id, subject=tr.subject.key))
+            return case.id
+        return None
+
+    def _fire(
+        self, session: Session, alert: Alert, tr: Transition, now: datetime, history: AlertHistory
+    ) -> int | None:
+        was = alert.status
+        alert.status, alert.resolved_at = "firing", None
+        if was != "firing":
+            alert.started_at = _ms_to_dt(tr.ts_ms)
+        if not tr.opens_case:
+            return None  # silenced or inhibited: recorded, no case
+        if alert.case_id is not None and was in ("firing", "unknown"):
+            case = session.get(Case, alert.case_id)
+            if case is not None and was == "unknown":
+                self._note(
+                    session, case, now, "alert_data_back", f"data from {tr.subject.key} is back, still firing"
+                )
+            if case is not None and not alert.silenced:
+                return None  # redelivered after a crash, or the same incident going on
         case = self._open_case(session, tr)
         if case is None:
             case = self._new_case(session, tr, now)
-            action, note = "opened", f"{tr.rule.id} fired on {tr.info.device.id}"
+            action = "opened"
+            history.opened_case = True
         else:
-            action, note = "alert_joined", f"{tr.rule.id} fired on {tr.info.device.id}"
+            action = "alert_joined"
             case.updated_at = now
-        session.add(
-            CaseEvent(
-                case=case, at=now, actor=ACTOR, action=action, from_state=None, to_state=case.state, note=note
-            )
-        )
+        self._note(session, case, now, action, f"{tr.rule.id} fired on {tr.subject.key}")
         session.add(
             Evidence(
                 case=case,
                 alert_fingerprint=tr.fingerprint,
                 rule_id=tr.rule.id,
                 rule_version=tr.rule.version,
-                device=tr.info.device.id,
-                building=tr.info.device.building,
-                location=tr.info.device.location,
+                device=tr.subject.key,
+                building=tr.subject.building,
+                location=tr.subject.location,
                 observed=dict(tr.observed),
                 observed_at=_ms_to_dt(tr.ts_ms),
             )
         )
         session.flush()
-        if alert is None:
-            alert = Alert(fingerprint=tr.fingerprint, rule_id=tr.rule.id, device=tr.info.device.id)
-            session.add(alert)
-        alert.status, alert.started_at, alert.resolved_at, alert.case_id = (
-            "firing",
-            _ms_to_dt(tr.ts_ms),
-            None,
-            case.id,
-        )
-        log.info("case %s %s: %s", case.id, action, note)
+        alert.case_id = case.id
+        log.info("case %s %s: %s fired on %s", case.id, action, tr.rule.id, tr.subject.key)
         return case.id
 
-    def _resolve(self, session: Session, tr: Transition, now: datetime) -> int | None:
-        alert = session.get(Alert, tr.fingerprint)
-        if alert is None or alert.status != "firing":
-            return None
-        alert.status, alert.resolved_at = "resolved", _ms_to_dt(tr.ts_ms)
-        if alert.case_id is None:
-            return None
-        # The condition cleared, but a person still closes the case: the water may be back tomorrow.
+    @staticmethod
+    def _note(session: Session, case: Case, now: datetime, action: str, note: str) -> None:
         session.add(
             CaseEvent(
-                case_id=alert.case_id,
-                at=now,
-                actor=ACTOR,
-                action="alert_resolved",
-                from_state=None,
-                to_state=None,
-                note=f"{tr.rule.id} cleared on {tr.info.device.id}",
+                case=case, at=now, actor=ACTOR, action=action, from_state=None, to_state=case.state, note=note
             )
         )
-        return alert.case_id
 
     def _open_case(self, session: Session, tr: Transition) -> Case | None:
         since = _ms_to_dt(tr.ts_ms) - self._join_window
         return session.scalars(
             select(Case)
             .where(
-                Case.community == tr.info.community.id,
-                Case.grid == tr.info.device.grid,
+                Case.community == tr.subject.community.id,
+                Case.grid == tr.subject.grid,
                 Case.category == tr.rule.category,
                 Case.state.in_([s.value for s in OPEN_STATES]),
                 Case.updated_at >= since,
@@ -125,16 +205,16 @@ class CaseBook:
 
     def _new_case(self, session: Session, tr: Transition, now: datetime) -> Case:
         category = self._categories[tr.rule.category]
-        info = tr.info
+        subject = tr.subject
         building = next(
-            (b.name for g in info.community.grids for b in g.buildings if b.id == info.device.building), ""
+            (b.name for g in subject.community.grids for b in g.buildings if b.id == subject.building), ""
         )
         case = Case(
-            community=info.community.id,
-            grid=info.device.grid,
+            community=subject.community.id,
+            grid=subject.grid,
             category=category.code,
             state=CaseState.NEW.value,
-            title=f"{category.name_zh}：{building} {info.device.location}".strip(),
+            title=f"{category.name_zh}：{building} {subject.location}".strip(),
             source="sensor",
             severity=tr.rule.severity,
             opened_at=now,

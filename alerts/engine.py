@@ -1,101 +1,382 @@
-"""The rule engine: readings and events in, alert transitions out. Pure: no I/O, clock passed in."""
+"""The rule engine: readings, events and gateway states in, alert transitions out.
+
+Pure (no I/O): the service feeds it the live MQTT stream and a wall clock, and hands the transitions
+to the case book. Per-sample conditions run in event time (the readings' own timestamps, so a backlog
+drained after an outage is judged as it happened); staleness, `for` timers and silences run on the
+wall clock in ``tick``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Literal
+from datetime import UTC, datetime
+from typing import Any
 
+from alerts.conditions import Condition, Verdict, condition_for
+from alerts.lifecycle import AlertState, Kind, due, lose_data, step
 from alerts.rules import Rule, Scalar
-from contract import Event, Reading
-from contract.catalog import Catalog, DeviceInfo
+from alerts.silences import Labels, Silence
+from contract import Event, Reading, StateMessage
+from contract.catalog import Catalog, Community, Device, DeviceInfo
 
-Status = Literal["firing", "resolved"]
-# An instant event (a tamper detected once) fires and resolves at once; the case it opens stays open.
-PHASE_TRANSITIONS: dict[str, list[Status]] = {
-    "start": ["firing"],
-    "update": ["firing"],
-    "end": ["resolved"],
-    "instant": ["firing", "resolved"],
+EVENT_VERDICTS: dict[str, list[Verdict]] = {
+    "start": [Verdict.BREACH],
+    "update": [Verdict.BREACH],
+    "end": [Verdict.CLEAR],
+    # An instant event (a tamper seen once) fires and resolves at once; the case it opens stays open.
+    "instant": [Verdict.BREACH, Verdict.CLEAR],
 }
+DATA_STALE_FACTOR = 3.0  # a device silent for 3 expected intervals leaves its alerts unknown
+DATA_STALE_MIN_MS = 30_000
+
+
+def wall_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass(frozen=True, slots=True)
+class Subject:
+    """What an alert is about: a device, a gateway, or (for composites) a grid."""
+
+    community: Community
+    grid: str
+    gateway: str | None = None
+    device: Device | None = None
+
+    @property
+    def key(self) -> str:
+        return self.device.id if self.device else self.gateway or self.grid
+
+    @property
+    def location(self) -> str:
+        return self.device.location if self.device else f"gateway {self.gateway}" if self.gateway else ""
+
+    @property
+    def building(self) -> str | None:
+        return self.device.building if self.device else None
 
 
 @dataclass(frozen=True, slots=True)
 class Transition:
     fingerprint: str
     rule: Rule
-    info: DeviceInfo
-    status: Status
+    subject: Subject
+    kind: Kind
     ts_ms: int
     observed: dict[str, Scalar] = field(default_factory=dict)
+    silenced: bool = False
+    inhibited: bool = False
+
+    @property
+    def opens_case(self) -> bool:
+        return self.kind == "firing" and not (self.silenced or self.inhibited)
 
 
-def fingerprint(rule: Rule, info: DeviceInfo) -> str:
-    """An alert's identity: one rule on one device (like Alertmanager's label-set fingerprint)."""
-    return f"{rule.id}|{info.community.id}|{info.device.id}"
+def fingerprint(rule: Rule, subject: Subject) -> str:
+    """An alert's identity: one rule on one scope key (like Alertmanager's label-set fingerprint)."""
+    return f"{rule.id}|{subject.community.id}|{subject.key}"
+
+
+@dataclass
+class _Series:
+    rule: Rule
+    subject: Subject
+    condition: Condition | None
+    alert: AlertState = field(default_factory=AlertState)
 
 
 class AlertEngine:
-    def __init__(self, rules: Iterable[Rule], catalog: Catalog, firing: Iterable[str] = ()) -> None:
-        self._catalog = catalog
+    def __init__(
+        self,
+        rules: Iterable[Rule],
+        catalog: Catalog,
+        *,
+        communities: Iterable[str] | None = None,
+        clock: Callable[[], int] = wall_ms,
+    ) -> None:
         self._rules = list(rules)
-        self._firing: set[str] = set(firing)
+        self._catalog, self._clock = catalog, clock
+        self._communities = set(communities) if communities else set(catalog.communities)
+        self._series: dict[str, _Series] = {}
+        self._silences: list[Silence] = []
+        self._gateway_online: dict[tuple[str, str], bool] = {}
+        start = clock()
+        self._devices = [d for d in catalog.devices() if d.community.id in self._communities]
+        self._last_seen = {(d.community.id, d.device.id): start for d in self._devices}
+        self._rules_by_device = {
+            (d.community.id, d.device.id): [r for r in self._rules if r.scope.matches(d)]
+            for d in self._devices
+        }
+        self._composites = [r for r in self._rules if r.composite is not None]
+        self._component_ids = {c for r in self._composites for c in r.composite.rules}  # type: ignore[union-attr]
+        self._component_firing: dict[tuple[str, str, str], set[str]] = {}
+        self._component_last_ms: dict[tuple[str, str, str], int] = {}
+
+    # -- state the service manages ----------------------------------------------------------------
+
+    def set_silences(self, silences: list[Silence]) -> None:
+        self._silences = silences
 
     @property
     def firing(self) -> frozenset[str]:
-        return frozenset(self._firing)
+        return frozenset(fp for fp, s in self._series.items() if s.alert.status == "firing")
 
-    def _rules_for(self, info: DeviceInfo) -> list[Rule]:
-        return [r for r in self._rules if r.scope.matches(info)]
+    def status(self, fp: str) -> str:
+        series = self._series.get(fp)
+        return series.alert.status if series else "inactive"
 
-    def _transition(
-        self, rule: Rule, info: DeviceInfo, status: Status, ts_ms: int, observed: dict[str, Scalar]
-    ) -> Transition | None:
-        fp = fingerprint(rule, info)
-        if (fp in self._firing) == (status == "firing"):
-            return None  # already in that state: a repeated or redelivered reading changes nothing
-        if status == "firing":
-            self._firing.add(fp)
-        else:
-            self._firing.discard(fp)
-        return Transition(fp, rule, info, status, ts_ms, observed)
+    # -- inputs -----------------------------------------------------------------------------------
 
     def on_reading(self, community: str, gateway: str, reading: Reading) -> list[Transition]:
-        info = self._catalog.device(community, gateway, reading.device)
+        info = self._info(community, gateway, reading.device)
         if info is None:
             return []  # ingest dead-letters unknown devices; the engine has nothing to say about them
-        out = []
-        for rule in self._rules_for(info):
-            if rule.threshold is None or rule.threshold.field not in reading.values:
+        now = self._clock()
+        self._last_seen[(community, info.device.id)] = now
+        out: list[Transition] = []
+        for rule in self._rules_by_device[(community, info.device.id)]:
+            if rule.stale is not None:
+                out += self._judge(rule, _subject(info), Verdict.CLEAR, reading.ts, now, {})
+            field_name = rule.field
+            if field_name is None or field_name not in reading.values:
                 continue
-            value = reading.values[rule.threshold.field]
-            fp_firing = fingerprint(rule, info) in self._firing
-            status: Status | None = None
-            if not fp_firing and rule.threshold.breached(value):
-                status = "firing"
-            elif fp_firing and rule.threshold.cleared(value):
-                status = "resolved"
-            if status is not None:
-                tr = self._transition(rule, info, status, reading.ts, {rule.threshold.field: value})
-                if tr is not None:
-                    out.append(tr)
-        return out
+            value = reading.values[field_name]
+            out += self._judge(rule, _subject(info), None, reading.ts, now, {field_name: value}, value)
+        return out + self._composite(out, now)
 
     def on_event(self, community: str, gateway: str, event: Event) -> list[Transition]:
-        info = self._catalog.device(community, gateway, event.device)
+        info = self._info(community, gateway, event.device)
         if info is None:
             return []
-        out = []
-        for rule in self._rules_for(info):
+        now = self._clock()
+        self._last_seen[(community, info.device.id)] = now
+        out: list[Transition] = []
+        for rule in self._rules_by_device[(community, info.device.id)]:
             match = rule.event
             if match is None or match.kind != event.kind:
                 continue
             if any(event.attrs.get(k) != v for k, v in match.attrs.items()):
                 continue
             observed: dict[str, Scalar] = {"event_id": str(event.id), "phase": event.phase, **event.attrs}
-            phases = PHASE_TRANSITIONS[event.phase]
-            for status in phases:
-                tr = self._transition(rule, info, status, event.ts, observed)
-                if tr is not None:
-                    out.append(tr)
+            for verdict in EVENT_VERDICTS[event.phase]:
+                out += self._judge(rule, _subject(info), verdict, event.ts, now, observed)
+        return out + self._composite(out, now)
+
+    def on_state(self, community: str, gateway: str, state: StateMessage) -> list[Transition]:
+        """A gateway's retained state or last will: offline inhibits its devices' alerts."""
+        if community not in self._communities:
+            return []
+        home = self._gateway_home(community, gateway)
+        if home is None:
+            return []
+        now = self._clock()
+        self._gateway_online[(community, gateway)] = state.online
+        ts = state.ts or now
+        out: list[Transition] = []
+        for rule in self._rules:
+            if rule.gateway_offline is not None and (rule.scope.community in (None, community)):
+                verdict = Verdict.CLEAR if state.online else Verdict.BREACH
+                out += self._judge(rule, home, verdict, ts, now, {"online": state.online})
+        if not state.online:  # its devices' data stops now: unknown, not resolved
+            for series in self._series.values():
+                if series.subject.gateway == gateway and series.subject.device is not None:
+                    out += self._emit(series, lose_data(series.alert), ts, {})
         return out
+
+    def tick(self) -> list[Transition]:
+        """Timers: `for` durations, stale devices, silences that ended."""
+        now = self._clock()
+        out: list[Transition] = []
+        for series in list(self._series.values()):
+            if series.alert.status == "pending":
+                out += self._emit(series, due(series.alert, series.rule, now), series.alert.since_ms, {})
+        for info in self._devices:
+            out += self._check_stale(info, now)
+        for series in self._series.values():
+            if series.alert.status == "firing" and series.alert.silenced and not any(self._muted(series)):
+                out += self._emit(series, ["firing"], now, {"silence_ended": True})
+        return out + self._composite(out, now)
+
+    # -- checkpoints --------------------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "series": {
+                fp: {
+                    "rule": s.rule.id,
+                    "version": s.rule.version,
+                    "alert": s.alert.dump(),
+                    "condition": s.condition.dump() if s.condition else None,
+                }
+                for fp, s in self._series.items()
+            },
+            "gateways": [[c, g, online] for (c, g), online in self._gateway_online.items()],
+        }
+
+    def restore(self, snapshot: dict[str, Any]) -> None:
+        rules = {r.id: r for r in self._rules}
+        for c, g, online in snapshot.get("gateways", []):
+            self._gateway_online[(c, g)] = bool(online)
+        for fp, saved in snapshot.get("series", {}).items():
+            rule = rules.get(saved["rule"])
+            subject = self._subject_of(fp)
+            if rule is None or subject is None:
+                continue  # the rule or device is gone from the configuration
+            series = _Series(rule, subject, condition_for(rule), AlertState.load(saved["alert"]))
+            if series.condition is not None and saved.get("condition") and saved["version"] == rule.version:
+                series.condition.load(saved["condition"])  # a changed rule starts its window afresh
+            self._series[fp] = series
+            if rule.id in self._component_ids and series.alert.status == "firing":
+                self._component_firing.setdefault((subject.community.id, subject.grid, rule.id), set()).add(
+                    fp
+                )
+
+    # -- internals --------------------------------------------------------------------------------
+
+    def _info(self, community: str, gateway: str, device: str) -> DeviceInfo | None:
+        if community not in self._communities:
+            return None
+        return self._catalog.device(community, gateway, device)
+
+    def _gateway_home(self, community: str, gateway: str) -> Subject | None:
+        """A gateway's alerts belong to the grid of its first device."""
+        community_cfg = self._catalog.communities.get(community)
+        gw = next((g for g in community_cfg.gateways if g.id == gateway), None) if community_cfg else None
+        if community_cfg is None or gw is None or not gw.devices:
+            return None
+        return Subject(community_cfg, gw.devices[0].grid, gateway=gateway)
+
+    def _subject_of(self, fp: str) -> Subject | None:
+        _rule, community, key = fp.split("|", 2)
+        info = next((d for d in self._devices if d.community.id == community and d.device.id == key), None)
+        if info is not None:
+            return _subject(info)
+        home = self._gateway_home(community, key)
+        if home is not None:
+            return home
+        community_cfg = self._catalog.communities.get(community)
+        if community_cfg and any(g.id == key for g in community_cfg.grids):
+            return Subject(community_cfg, key)
+        return None
+
+    def _judge(
+        self,
+        rule: Rule,
+        subject: Subject,
+        verdict: Verdict | None,
+        ts_ms: int,
+        now: int,
+        observed: dict[str, Scalar],
+        value: Scalar | None = None,
+    ) -> list[Transition]:
+        fp = fingerprint(rule, subject)
+        series = self._series.get(fp)
+        if series is None:
+            series = self._series[fp] = _Series(rule, subject, condition_for(rule))
+        if verdict is None:
+            assert series.condition is not None
+            assert value is not None
+            verdict = series.condition.update(ts_ms, value)
+        return self._emit(series, step(series.alert, verdict, rule, ts_ms, now), ts_ms, observed)
+
+    def _muted(self, series: _Series) -> tuple[bool, bool]:
+        """(silenced, inhibited) for the alert right now."""
+        subject, rule = series.subject, series.rule
+        now = datetime.fromtimestamp(self._clock() / 1000, UTC)
+        labels = Labels(
+            subject.community.id,
+            subject.grid,
+            subject.device.id if subject.device else None,
+            subject.gateway,
+            rule.id,
+            rule.category,
+        )
+        active = [s for s in self._silences if s.active(now) and s.matches(labels)]
+        gateway_down = (
+            subject.device is not None
+            and self._gateway_online.get((subject.community.id, subject.gateway or "")) is False
+        )
+        inhibited = gateway_down or any(s.kind == "maintenance" for s in active)
+        return any(s.kind == "silence" for s in active), inhibited
+
+    def _emit(
+        self, series: _Series, kinds: list[Kind], ts_ms: int, observed: dict[str, Scalar]
+    ) -> list[Transition]:
+        if not kinds:
+            return []
+        silenced, inhibited = self._muted(series)
+        if "firing" in kinds:
+            series.alert.silenced = silenced or inhibited
+        fp = fingerprint(series.rule, series.subject)
+        return [
+            Transition(fp, series.rule, series.subject, k, ts_ms, dict(observed), silenced, inhibited)
+            for k in kinds
+        ]
+
+    def _check_stale(self, info: DeviceInfo, now: int) -> list[Transition]:
+        key = (info.community.id, info.device.id)
+        age = now - self._last_seen[key]
+        expected_ms = info.profile.expected_interval_s * 1000
+        out: list[Transition] = []
+        if age > max(DATA_STALE_FACTOR * expected_ms, DATA_STALE_MIN_MS):
+            for rule in self._rules_by_device[key]:
+                series = self._series.get(fingerprint(rule, _subject(info)))
+                if series is not None and rule.stale is None:
+                    out += self._emit(series, lose_data(series.alert), now, {})
+        gateway_down = self._gateway_online.get((info.community.id, info.gateway.id)) is False
+        for rule in self._rules_by_device[key]:
+            if rule.stale is None or gateway_down:
+                continue  # an offline gateway raises its own alert instead of one per device
+            limit = max(rule.stale.factor * expected_ms, rule.stale.min_s * 1000)
+            if age > limit:
+                out += self._judge(
+                    rule, _subject(info), Verdict.BREACH, now, now, {"silent_s": round(age / 1000)}
+                )
+        return out
+
+    def _composite(self, transitions: list[Transition], now: int) -> list[Transition]:
+        touched: set[tuple[str, str]] = set()
+        for t in transitions:
+            if t.rule.id not in self._component_ids:
+                continue
+            key = (t.subject.community.id, t.subject.grid, t.rule.id)
+            firing = self._component_firing.setdefault(key, set())
+            if t.kind == "firing":
+                firing.add(t.fingerprint)
+                self._component_last_ms[key] = now
+            elif t.kind in ("resolved", "unknown"):
+                firing.discard(t.fingerprint)
+            touched.add((t.subject.community.id, t.subject.grid))
+        out: list[Transition] = []
+        for community, grid in touched:
+            community_cfg = self._catalog.communities[community]
+            for rule in self._composites:
+                spec = rule.composite
+                assert spec is not None
+                if rule.scope.community not in (None, community) or rule.scope.grid not in (None, grid):
+                    continue
+                recent = [
+                    bool(self._component_firing.get((community, grid, c)))
+                    or now - self._component_last_ms.get((community, grid, c), -(10**15))
+                    <= spec.window_s * 1000
+                    for c in spec.rules
+                ]
+                any_firing = any(self._component_firing.get((community, grid, c)) for c in spec.rules)
+                met = all(recent) if spec.op == "all" else any(recent)
+                verdict = (
+                    Verdict.BREACH
+                    if met and any_firing
+                    else Verdict.CLEAR
+                    if not any_firing
+                    else Verdict.HOLD
+                )
+                out += self._judge(
+                    rule, Subject(community_cfg, grid), verdict, now, now, {"rules": ",".join(spec.rules)}
+                )
+        return out
+
+
+def _subject(info: DeviceInfo) -> Subject:
+    return Subject(info.community, info.device.grid, gateway=info.gateway.id, device=info.device)

@@ -114,14 +114,51 @@ class Evidence(Base):
 
 
 class Alert(Base):
-    """Current state of one alert (rule × device); history lives in the case events."""
+    """Current state of one alert (rule × scope key); its history is in AlertHistory."""
 
     __tablename__ = "alerts"
 
     fingerprint: Mapped[str] = mapped_column(String(256), primary_key=True)
-    rule_id: Mapped[str] = mapped_column(String(64))
-    device: Mapped[str] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(16))
+    rule_id: Mapped[str] = mapped_column(String(64), index=True)
+    community: Mapped[str] = mapped_column(String(64))
+    grid: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(64))  # device, gateway or grid id
+    category: Mapped[str] = mapped_column(String(64))
+    severity: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))  # pending | firing | resolved | unknown | inactive
+    silenced: Mapped[bool] = mapped_column(default=False)
+    inhibited: Mapped[bool] = mapped_column(default=False)
+    flapping: Mapped[bool] = mapped_column(default=False)
     started_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
     resolved_at: Mapped[datetime | None]
     case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
+
+
+class AlertHistory(Base):
+    """Append-only: every transition of every alert, for rule outcome statistics."""
+
+    __tablename__ = "alert_history"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    fingerprint: Mapped[str] = mapped_column(String(256), index=True)
+    rule_id: Mapped[str] = mapped_column(String(64), index=True)
+    rule_version: Mapped[int]
+    kind: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime]
+    observed_at: Mapped[datetime]
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
+    opened_case: Mapped[bool] = mapped_column(default=False)
+    self_recovered: Mapped[bool] = mapped_column(default=False)
+    silenced: Mapped[bool] = mapped_column(default=False)
+    inhibited: Mapped[bool] = mapped_column(default=False)
+
+
+class EngineCheckpoint(Base):
+    """The alert engine's state (pending timers, windows, baselines) per partition of communities."""
+
+    __tablename__ = "alert_engine_checkpoints"
+
+    partition: Mapped[str] = mapped_column(String(256), primary_key=True)
+    saved_at: Mapped[datetime]
+    state: Mapped[dict[str, Any]]

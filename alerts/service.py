@@ -1,9 +1,16 @@
-"""The alert service: evaluate rules on the live MQTT stream and turn firing alerts into cases."""
+"""The alert service: evaluate rules on the live MQTT stream and turn firing alerts into cases.
+
+Transitions are committed before the messages that caused them are acknowledged. The engine's
+state (pending timers, windows, baselines) is checkpointed every few seconds and at a clean stop;
+firing alerts and their cases are in the database at every commit. Workers scale out by community:
+each takes the communities of ``YIWANG_ALERTS_COMMUNITIES``.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -14,9 +21,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from alerts.casebook import CaseBook, create_schema
 from alerts.engine import AlertEngine, Transition
 from alerts.rules import load_categories, load_rules
+from alerts.silences import SilenceStore
 from contract import (
     ContractError,
     EventMessage,
+    StateMessage,
     TelemetryMessage,
     Topic,
     TopicKind,
@@ -30,13 +39,16 @@ from yiwang.common.heartbeat import HeartbeatThread
 from yiwang.common.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
+RETRYABLE = (SQLAlchemyError,)
 
 
 class AlertSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="YIWANG_", extra="ignore")
 
     alerts_client_id: str = "yiwang-alerts"
+    alerts_communities: list[str] | None = None
     case_join_window_minutes: float = 60
+    checkpoint_interval_s: float = 5.0
 
 
 @dataclass
@@ -50,8 +62,19 @@ class AlertCounters:
 
 
 class AlertProcessor:
-    def __init__(self, engine: AlertEngine, book: CaseBook, stop: threading.Event) -> None:
-        self._engine, self._book, self._stop = engine, book, stop
+    def __init__(
+        self,
+        engine: AlertEngine,
+        book: CaseBook,
+        silences: SilenceStore,
+        stop: threading.Event,
+        *,
+        partition: str,
+        checkpoint_interval_s: float = 5.0,
+    ) -> None:
+        self._engine, self._book, self._silences, self._stop = engine, book, silences, stop
+        self._partition, self._checkpoint_interval_s = partition, checkpoint_interval_s
+        self._last_tick = self._last_checkpoint = 0.0
         self.counters = AlertCounters()
 
     def transitions_of(self, msg: Inbound) -> list[Transition]:
@@ -70,40 +93,94 @@ class AlertProcessor:
         elif isinstance(message, EventMessage):
             for event in message.events:
                 out += self._engine.on_event(topic.community, topic.gateway, event)
+        elif isinstance(message, StateMessage):
+            out += self._engine.on_state(topic.community, topic.gateway, message)
         return out
+
+    def _commit(self, transitions: list[Transition]) -> bool:
+        if not transitions:
+            return True
+        return retry_until_stopped(lambda: self._book.apply(transitions), "case store", self._stop, RETRYABLE)
 
     def process(self, batch: list[Inbound]) -> bool:
         transitions = [tr for msg in batch for tr in self.transitions_of(msg)]
-        if transitions and not retry_until_stopped(
-            lambda: self._book.apply(transitions), "case store", self._stop, (SQLAlchemyError,)
-        ):
+        if not self._commit(transitions):
             return False
         self.counters.messages += len(batch)
         self.counters.transitions += len(transitions)
         return True
 
+    def tick(self) -> None:
+        """Once a second: silences, timers, and now and then a checkpoint."""
+        now = time.monotonic()
+        if now - self._last_tick < 1.0:
+            return
+        self._last_tick = now
+        try:
+            self._engine.set_silences(self._silences.current())
+        except SQLAlchemyError as err:
+            log.warning("could not reload silences (%s); keeping the last ones", err)
+        transitions = self._engine.tick()
+        if self._commit(transitions):
+            self.counters.transitions += len(transitions)
+        if now - self._last_checkpoint >= self._checkpoint_interval_s:
+            self.checkpoint()
+            self._last_checkpoint = now
 
-def run(settings: AlertSettings, stop: threading.Event) -> None:
-    engine = make_engine(settings.database_url)
-    create_schema(engine)
+    def checkpoint(self) -> None:
+        try:
+            self._book.save_checkpoint(self._partition, self._engine.snapshot())
+        except SQLAlchemyError as err:
+            log.warning("checkpoint of %s failed (%s); the next one retries", self._partition, err)
+
+
+def build_processor(settings: AlertSettings, stop: threading.Event) -> tuple[AlertProcessor, list[str]]:
+    """The processor with its engine restored from the last checkpoint, and the topics to follow."""
+    db = make_engine(settings.database_url)
+    create_schema(db)
     categories = load_categories(settings.config_dir)
     rules = load_rules(settings.config_dir, categories)
-    book = CaseBook(engine, categories, timedelta(minutes=settings.case_join_window_minutes))
+    catalog = load_catalog(settings.config_dir)
+    communities = sorted(settings.alerts_communities or catalog.communities)
+    partition = ",".join(communities)
+    book = CaseBook(db, categories, timedelta(minutes=settings.case_join_window_minutes))
+    engine = AlertEngine(rules, catalog, communities=communities)
+    saved = book.load_checkpoint(partition)
+    if saved:
+        engine.restore(saved)
     processor = AlertProcessor(
-        AlertEngine(rules, load_catalog(settings.config_dir), book.firing_fingerprints()), book, stop
+        engine,
+        book,
+        SilenceStore(db),
+        stop,
+        partition=partition,
+        checkpoint_interval_s=settings.checkpoint_interval_s,
     )
+    kinds = (TopicKind.TELEMETRY, TopicKind.EVENT, TopicKind.STATE)
+    topics = [subscription(kind, community=c) for c in communities for kind in kinds]
+    log.info(
+        "alerts evaluating %d rules for %s (checkpoint %s)",
+        len(rules),
+        partition,
+        "restored" if saved else "none",
+    )
+    return processor, topics
+
+
+def run(settings: AlertSettings, stop: threading.Event) -> None:
+    processor, topics = build_processor(settings, stop)
     consumer = AckingConsumer(
         name="alerts",
         client_id=settings.alerts_client_id,
         settings=settings,
-        topics=[subscription(TopicKind.TELEMETRY), subscription(TopicKind.EVENT)],
+        topics=topics,
         handle=processor.process,
+        idle=processor.tick,
         stop=stop,
-        batch_messages=100,
+        batch_messages=200,
     )
-    HeartbeatThread(engine, "alerts", processor.counters.snapshot, stop).start()
-    log.info("alerts evaluating %d rules", len(rules))
+    HeartbeatThread(make_engine(settings.database_url), "alerts", processor.counters.snapshot, stop).start()
     try:
         consumer.run()
     finally:
-        engine.dispose()
+        processor.checkpoint()

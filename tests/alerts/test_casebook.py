@@ -1,40 +1,37 @@
 """Alert transitions → cases, on SQLite and on a real PostgreSQL."""
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from alerts.casebook import CaseBook, create_schema
-from alerts.engine import AlertEngine
-from alerts.models import Case, CaseEvent, CaseState, Evidence
+from alerts.models import Alert, AlertHistory, Case, CaseEvent, CaseState, Evidence
 from alerts.rules import load_categories, load_rules
-from contract import Reading
-from contract.catalog import load_catalog
+from alerts.silences import Matchers, SilenceIn, SilenceStore
+from tests.alerts.scenario import CONFIG, T0, Scenario
 from yiwang.common.db import make_engine
 
-CONFIG = Path(__file__).resolve().parents[2] / "config"
-T0 = datetime(2026, 7, 1, 8, 0, tzinfo=UTC)
+NOW = datetime.fromtimestamp(T0 / 1000, UTC)
 
 
 @pytest.fixture
-def db(database_url: str) -> Engine:
+def db(database_url: str) -> Iterator[Engine]:
     engine = make_engine(database_url)
     create_schema(engine)
-    yield engine  # type: ignore[misc]
+    yield engine
     engine.dispose()
 
 
-def setup(db: Engine) -> tuple[AlertEngine, CaseBook]:
+def setup(db: Engine) -> tuple[Scenario, CaseBook]:
     categories = load_categories(CONFIG)
-    book = CaseBook(db, categories, join_window=timedelta(hours=1))
-    return AlertEngine(load_rules(CONFIG, categories), load_catalog(CONFIG), book.firing_fingerprints()), book
+    return Scenario(load_rules(CONFIG, categories)), CaseBook(db, categories, join_window=timedelta(hours=1))
 
 
-def reading(device: str, value: float, at: datetime) -> Reading:
-    return Reading(device=device, ts=int(at.timestamp() * 1000), values={"level_cm": value})
+def at(seconds: float) -> datetime:
+    return NOW + timedelta(seconds=seconds)
 
 
 def cases(db: Engine) -> list[Case]:
@@ -42,70 +39,105 @@ def cases(db: Engine) -> list[Case]:
         return list(session.scalars(select(Case).order_by(Case.id)))
 
 
+def actions(db: Engine) -> list[str]:
+    with Session(db) as session:
+        return [e.action for e in session.scalars(select(CaseEvent).order_by(CaseEvent.id))]
+
+
 def test_firing_alert_opens_a_case_with_evidence_and_deadline(db: Engine) -> None:
-    engine, book = setup(db)
-    opened = book.apply(engine.on_reading("zhuganxiang", "gw-01", reading("wl-01", 72, T0)), now=T0)
-    assert len(opened) == 1
+    scenario, book = setup(db)
+    assert len(book.apply(scenario.reading(0, "wl-01", level_cm=72), now=at(0))) == 1
     [case] = cases(db)
-    assert (case.category, case.grid, case.state, case.source) == (
-        "flooding",
-        "g-north",
-        CaseState.NEW,
-        "sensor",
-    )
-    assert case.deadline == T0 + timedelta(hours=4)
-    assert "积水内涝" in case.title
+    assert (case.category, case.grid, case.state, case.source) == ("flooding", "g-north", CaseState.NEW, "sensor")
+    assert case.deadline == at(0) + timedelta(hours=4)
+    assert case.title == "积水内涝：竹竿巷1号院 地下车库入口"
     with Session(db) as session:
         evidence = session.scalars(select(Evidence)).one()
-        assert (evidence.rule_id, evidence.rule_version, evidence.device) == (
-            "flooding-water-level",
-            1,
-            "wl-01",
-        )
+        assert (evidence.rule_id, evidence.rule_version, evidence.device) == ("flooding-water-level", 1, "wl-01")
         assert evidence.observed == {"level_cm": 72}
-        events = session.scalars(select(CaseEvent)).all()
-        assert [(e.action, e.actor) for e in events] == [("opened", "system:alerts")]
+        alert = session.scalars(select(Alert)).one()
+        assert (alert.status, alert.case_id, alert.category) == ("firing", case.id, "flooding")
+    assert actions(db) == ["opened"]
 
 
 def test_second_device_in_same_grid_joins_the_open_case(db: Engine) -> None:
-    engine, book = setup(db)
-    book.apply(engine.on_reading("zhuganxiang", "gw-01", reading("wl-01", 72, T0)), now=T0)
-    later = T0 + timedelta(minutes=10)
-    book.apply(engine.on_reading("zhuganxiang", "gw-01", reading("wl-02", 60, later)), now=later)
+    scenario, book = setup(db)
+    book.apply(scenario.reading(0, "wl-01", level_cm=72), now=at(0))
+    book.apply(scenario.reading(600, "wl-02", level_cm=60), now=at(600))
     assert len(cases(db)) == 1
     with Session(db) as session:
-        assert [e.device for e in session.scalars(select(Evidence).order_by(Evidence.id))] == [
-            "wl-01",
-            "wl-02",
-        ]
+        assert [e.device for e in session.scalars(select(Evidence).order_by(Evidence.id))] == ["wl-01", "wl-02"]
+    assert actions(db) == ["opened", "alert_joined"]
 
 
 def test_other_grid_gets_its_own_case(db: Engine) -> None:
-    engine, book = setup(db)
-    book.apply(engine.on_reading("zhuganxiang", "gw-01", reading("wl-01", 72, T0)), now=T0)
-    book.apply(engine.on_reading("zhuganxiang", "gw-02", reading("wl-03", 72, T0)), now=T0)
+    scenario, book = setup(db)
+    book.apply(scenario.reading(0, "wl-01", level_cm=72), now=at(0))
+    book.apply(scenario.reading(0, "wl-03", level_cm=72), now=at(0))
     assert [c.grid for c in cases(db)] == ["g-north", "g-middle"]
 
 
-def test_redelivered_reading_after_a_crash_opens_no_second_case(db: Engine) -> None:
-    engine, book = setup(db)
-    book.apply(engine.on_reading("zhuganxiang", "gw-01", reading("wl-01", 72, T0)), now=T0)
-    restarted, _ = setup(db)  # a new process: firing alerts reloaded from the database
-    assert restarted.on_reading("zhuganxiang", "gw-01", reading("wl-01", 72, T0)) == []
+def test_redelivered_transitions_open_no_second_case(db: Engine) -> None:
+    scenario, book = setup(db)
+    transitions = scenario.reading(0, "wl-01", level_cm=72)
+    book.apply(transitions, now=at(0))
+    book.apply(transitions, now=at(1))  # the same batch again after a crash before the ack
+    assert len(cases(db)) == 1
+    assert actions(db) == ["opened"]
+
+
+def test_self_recovery_is_tagged_and_the_case_stays_open(db: Engine) -> None:
+    scenario, book = setup(db)
+    book.apply(scenario.reading(0, "wl-01", level_cm=72), now=at(0))
+    book.apply(scenario.reading(60, "wl-01", level_cm=10), now=at(60))
+    [case] = cases(db)
+    assert case.state == CaseState.NEW
+    assert actions(db) == ["opened", "alert_resolved"]
+    with Session(db) as session:
+        assert session.scalars(select(AlertHistory.self_recovered).where(AlertHistory.kind == "resolved")).one()
+        note = session.scalars(select(CaseEvent.note).where(CaseEvent.action == "alert_resolved")).one()
+        assert "self-recovered" in note
+    # Flooding again after the join window: a new case, the old one is not silently reused.
+    book.apply(scenario.reading(3 * 3600, "wl-01", level_cm=80), now=at(3 * 3600))
+    assert len(cases(db)) == 2
+
+
+def test_silent_device_leaves_a_note_not_a_resolution(db: Engine) -> None:
+    scenario, book = setup(db)
+    book.apply(scenario.reading(0, "wl-01", level_cm=72), now=at(0))
+    scenario.reading(25, "wl-02", level_cm=1)
+    book.apply(scenario.tick(31), now=at(31))
+    assert "alert_unknown" in actions(db)
+    with Session(db) as session:
+        assert session.get(Alert, "flooding-water-level|zhuganxiang|wl-01").status == "unknown"  # type: ignore[union-attr]
+
+
+def test_silenced_alert_opens_its_case_only_when_the_silence_ends(db: Engine) -> None:
+    scenario, book = setup(db)
+    silences = SilenceStore(db)
+    silence = silences.add(SilenceIn(matchers=Matchers(device="wl-01"), starts_at=at(-10), ends_at=at(120),
+                                     comment="pump test"), author="wang.wei")
+    scenario.engine.set_silences(silences.current(now=at(0)))
+    transitions = scenario.reading(0, "wl-01", level_cm=72)
+    assert [(t.kind, t.silenced, t.opens_case) for t in transitions] == [("firing", True, False)]
+    book.apply(transitions, now=at(0))
+    assert cases(db) == []
+    for s in range(5, 125, 5):
+        scenario.reading(s, "wl-01", level_cm=72)
+    assert silences.expire(silence.id, now=at(100))
+    scenario.engine.set_silences(silences.current(now=at(125)))
+    ended = scenario.tick(125)
+    assert [(t.kind, t.silenced) for t in ended if t.subject.key == "wl-01"] == [("firing", False)]
+    book.apply(ended, now=at(125))
     assert len(cases(db)) == 1
 
 
-def test_resolution_is_recorded_but_the_case_stays_open(db: Engine) -> None:
-    engine, book = setup(db)
-    book.apply(engine.on_reading("zhuganxiang", "gw-01", reading("wl-01", 72, T0)), now=T0)
-    later = T0 + timedelta(minutes=30)
-    book.apply(engine.on_reading("zhuganxiang", "gw-01", reading("wl-01", 10, later)), now=later)
-    [case] = cases(db)
-    assert case.state == CaseState.NEW
-    with Session(db) as session:
-        actions = [e.action for e in session.scalars(select(CaseEvent).order_by(CaseEvent.id))]
-    assert actions == ["opened", "alert_resolved"]
-    # Flooding again after the join window: a new case, the old one is not silently reused.
-    much_later = T0 + timedelta(hours=3)
-    book.apply(engine.on_reading("zhuganxiang", "gw-01", reading("wl-01", 80, much_later)), now=much_later)
-    assert len(cases(db)) == 2
+def test_engine_checkpoint_round_trip(db: Engine) -> None:
+    scenario, book = setup(db)
+    scenario.reading(0, "wl-01", level_cm=72)
+    book.save_checkpoint("zhuganxiang", scenario.engine.snapshot())
+    book.save_checkpoint("zhuganxiang", scenario.engine.snapshot())  # overwrites, not duplicates
+    restored, _ = setup(db)
+    restored.engine.restore(book.load_checkpoint("zhuganxiang") or {})
+    assert restored.engine.status("flooding-water-level|zhuganxiang|wl-01") == "firing"
+    assert restored.reading(5, "wl-01", level_cm=75) == []  # still the same incident

@@ -61,10 +61,12 @@ class AckingConsumer:
         topics: Sequence[str],
         handle: Callable[[list[Inbound]], bool],
         stop: threading.Event,
+        idle: Callable[[], None] | None = None,
         batch_messages: int = 500,
         queue_size: int = 10_000,
     ) -> None:
         self._name, self._topics, self._handle, self._stop = name, list(topics), handle, stop
+        self._idle = idle  # runs in the worker thread between batches (timers), never concurrently
         self._settings, self._batch_messages = settings, batch_messages
         self._queue: queue.Queue[Inbound] = queue.Queue(maxsize=queue_size)
         self._client = consumer_client(client_id, settings)
@@ -112,6 +114,8 @@ class AckingConsumer:
                     for msg in batch:
                         if msg.qos > 0:
                             self._client.ack(msg.mid, msg.qos)
+                if self._idle is not None:
+                    self._idle()
         finally:
             self._client.disconnect()
             self._client.loop_stop()
