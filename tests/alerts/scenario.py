@@ -14,8 +14,15 @@ from contract.catalog import Catalog, load_catalog
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 T0 = 1_780_000_000_000  # a Monday morning in 2026, epoch ms
-GATEWAY_OF = {"wl-01": "gw-01", "wl-02": "gw-01", "th-0101": "gw-01", "sm-0101": "gw-01", "cam-01": "gw-01",
-              "wl-03": "gw-02", "sm-0301": "gw-02"}
+GATEWAY_OF = {
+    "wl-01": "gw-01",
+    "wl-02": "gw-01",
+    "th-0101": "gw-01",
+    "sm-0101": "gw-01",
+    "cam-01": "gw-01",
+    "wl-03": "gw-02",
+    "sm-0301": "gw-02",
+}
 _catalog: Catalog | None = None
 
 
@@ -57,11 +64,24 @@ class Scenario:
         reading = Reading(device=device, ts=self.clock.now_ms, values=values or {"level_cm": 0.0})
         return self.engine.on_reading("zhuganxiang", GATEWAY_OF[device], reading)
 
-    def event(self, seconds: float, phase: str, device: str = "cam-01", kind: str = "camera.motion",
-              event_id: uuid.UUID | None = None, **attrs: Any) -> list[Transition]:
+    def event(
+        self,
+        seconds: float,
+        phase: str,
+        device: str = "cam-01",
+        kind: str = "camera.motion",
+        event_id: uuid.UUID | None = None,
+        **attrs: Any,
+    ) -> list[Transition]:
         self.at(seconds)
-        event = Event(device=device, ts=self.clock.now_ms, id=event_id or uuid.uuid4(), kind=kind, phase=phase,  # type: ignore[arg-type]
-                      attrs=attrs)
+        event = Event(
+            device=device,
+            ts=self.clock.now_ms,
+            id=event_id or uuid.uuid4(),
+            kind=kind,
+            phase=phase,  # type: ignore[arg-type]
+            attrs=attrs,
+        )
         return self.engine.on_event("zhuganxiang", GATEWAY_OF[device], event)
 
     def state(self, seconds: float, gateway: str, online: bool) -> list[Transition]:
@@ -76,8 +96,9 @@ def kinds(transitions: list[Transition]) -> list[str]:
     return [t.kind for t in transitions]
 
 
-def series_of(scenario: Scenario, steps: list[tuple[float, float]], field_name: str = "level_cm",
-              device: str = "wl-01") -> list[tuple[float, str]]:
+def series_of(
+    scenario: Scenario, steps: list[tuple[float, float]], field_name: str = "level_cm", device: str = "wl-01"
+) -> list[tuple[float, str]]:
     """Feed (seconds, value) readings; return (seconds, kind) for every transition."""
     out = []
     for seconds, value in steps:

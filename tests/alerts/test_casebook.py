@@ -48,12 +48,21 @@ def test_firing_alert_opens_a_case_with_evidence_and_deadline(db: Engine) -> Non
     scenario, book = setup(db)
     assert len(book.apply(scenario.reading(0, "wl-01", level_cm=72), now=at(0))) == 1
     [case] = cases(db)
-    assert (case.category, case.grid, case.state, case.source) == ("flooding", "g-north", CaseState.NEW, "sensor")
+    assert (case.category, case.grid, case.state, case.source) == (
+        "flooding",
+        "g-north",
+        CaseState.NEW,
+        "sensor",
+    )
     assert case.deadline == at(0) + timedelta(hours=4)
     assert case.title == "积水内涝：竹竿巷1号院 地下车库入口"
     with Session(db) as session:
         evidence = session.scalars(select(Evidence)).one()
-        assert (evidence.rule_id, evidence.rule_version, evidence.device) == ("flooding-water-level", 1, "wl-01")
+        assert (evidence.rule_id, evidence.rule_version, evidence.device) == (
+            "flooding-water-level",
+            1,
+            "wl-01",
+        )
         assert evidence.observed == {"level_cm": 72}
         alert = session.scalars(select(Alert)).one()
         assert (alert.status, alert.case_id, alert.category) == ("firing", case.id, "flooding")
@@ -66,7 +75,10 @@ def test_second_device_in_same_grid_joins_the_open_case(db: Engine) -> None:
     book.apply(scenario.reading(600, "wl-02", level_cm=60), now=at(600))
     assert len(cases(db)) == 1
     with Session(db) as session:
-        assert [e.device for e in session.scalars(select(Evidence).order_by(Evidence.id))] == ["wl-01", "wl-02"]
+        assert [e.device for e in session.scalars(select(Evidence).order_by(Evidence.id))] == [
+            "wl-01",
+            "wl-02",
+        ]
     assert actions(db) == ["opened", "alert_joined"]
 
 
@@ -94,7 +106,9 @@ def test_self_recovery_is_tagged_and_the_case_stays_open(db: Engine) -> None:
     assert case.state == CaseState.NEW
     assert actions(db) == ["opened", "alert_resolved"]
     with Session(db) as session:
-        assert session.scalars(select(AlertHistory.self_recovered).where(AlertHistory.kind == "resolved")).one()
+        assert session.scalars(
+            select(AlertHistory.self_recovered).where(AlertHistory.kind == "resolved")
+        ).one()
         note = session.scalars(select(CaseEvent.note).where(CaseEvent.action == "alert_resolved")).one()
         assert "self-recovered" in note
     # Flooding again after the join window: a new case, the old one is not silently reused.
@@ -115,8 +129,10 @@ def test_silent_device_leaves_a_note_not_a_resolution(db: Engine) -> None:
 def test_silenced_alert_opens_its_case_only_when_the_silence_ends(db: Engine) -> None:
     scenario, book = setup(db)
     silences = SilenceStore(db)
-    silence = silences.add(SilenceIn(matchers=Matchers(device="wl-01"), starts_at=at(-10), ends_at=at(120),
-                                     comment="pump test"), author="wang.wei")
+    silence = silences.add(
+        SilenceIn(matchers=Matchers(device="wl-01"), starts_at=at(-10), ends_at=at(120), comment="pump test"),
+        author="wang.wei",
+    )
     scenario.engine.set_silences(silences.current(now=at(0)))
     transitions = scenario.reading(0, "wl-01", level_cm=72)
     assert [(t.kind, t.silenced, t.opens_case) for t in transitions] == [("firing", True, False)]

@@ -48,8 +48,9 @@ LEVEL = {"field": "level_cm"}
     ],
     ids=lambda v: v if isinstance(v, str) else "",
 )
-def test_sample_conditions(name: str, spec: dict[str, object], steps: list[tuple[float, float]],
-                           expected: list[tuple[float, str]]) -> None:
+def test_sample_conditions(
+    name: str, spec: dict[str, object], steps: list[tuple[float, float]], expected: list[tuple[float, str]]
+) -> None:
     scenario = Scenario([rule(scope={"device": "wl-01"}, **spec)])
     assert series_of(scenario, steps) == expected
 
@@ -68,10 +69,23 @@ def noisy(n: int, mean: float, spread: float, seed: int = 1) -> list[float]:
 
 @pytest.mark.parametrize("method", ["mad", "ewma"])
 def test_anomaly_warms_up_then_catches_a_spike_and_recovers(method: str) -> None:
-    scenario = Scenario([rule(anomaly={**LEVEL, "method": method, "window": 60, "warmup": 30, "threshold": 6,
-                                       "alpha": 0.05, "min_spread": 0.2})])
+    scenario = Scenario(
+        [
+            rule(
+                anomaly={
+                    **LEVEL,
+                    "method": method,
+                    "window": 60,
+                    "warmup": 30,
+                    "threshold": 6,
+                    "alpha": 0.05,
+                    "min_spread": 0.2,
+                }
+            )
+        ]
+    )
     values = [*noisy(20, 20, 0.5), 80.0]  # a spike during warm-up is not judged
-    values += noisy(60, 20, 0.5, seed=2) + [45.0, 44.0] + noisy(10, 20, 0.5, seed=3)
+    values += [*noisy(60, 20, 0.5, seed=2), 45.0, 44.0, *noisy(10, 20, 0.5, seed=3)]
     events = series_of(scenario, [(i * 5.0, v) for i, v in enumerate(values)])
     assert [k for _, k in events] == ["firing", "resolved"]
     assert events[0][0] == 81 * 5.0  # the first post-warm-up spike
@@ -84,8 +98,21 @@ def test_anomaly_raises_nothing_on_clean_noise() -> None:
 
 def test_hour_of_week_baseline_knows_the_daily_rhythm() -> None:
     """Water use is high by day and low at night: daytime highs are normal, the same at 3 a.m. is not."""
-    scenario = Scenario([rule(anomaly={**LEVEL, "method": "ewma", "baseline": "hour_of_week", "warmup": 3,
-                                       "alpha": 0.3, "threshold": 6, "min_spread": 1.0})])
+    scenario = Scenario(
+        [
+            rule(
+                anomaly={
+                    **LEVEL,
+                    "method": "ewma",
+                    "baseline": "hour_of_week",
+                    "warmup": 3,
+                    "alpha": 0.3,
+                    "threshold": 6,
+                    "min_spread": 1.0,
+                }
+            )
+        ]
+    )
     rng = random.Random(3)
 
     def usual(hour_local: int) -> float:
@@ -101,8 +128,9 @@ def test_hour_of_week_baseline_knows_the_daily_rhythm() -> None:
 
 
 def test_flapping_keeps_the_alert_firing_instead_of_reopening() -> None:
-    scenario = Scenario([rule(threshold={**LEVEL, "op": ">=", "value": 50},
-                              flapping={"window_s": 120, "max_changes": 4})])
+    scenario = Scenario(
+        [rule(threshold={**LEVEL, "op": ">=", "value": 50}, flapping={"window_s": 120, "max_changes": 4})]
+    )
     steps = [(i * 5.0, 60.0 if i % 2 == 0 else 10.0) for i in range(12)]
     events = series_of(scenario, steps)
     assert [k for _, k in events] == ["firing", "resolved", "firing", "resolved", "firing", "flapping"]
@@ -112,7 +140,9 @@ def test_flapping_keeps_the_alert_firing_instead_of_reopening() -> None:
 
 
 def test_stale_device_raises_a_deadman_alert_and_its_data_alerts_become_unknown() -> None:
-    offline = rule(id="wl-silent", scope={"device": "wl-01"}, stale={"factor": 3, "min_s": 30}, category="device_offline")
+    offline = rule(
+        id="wl-silent", scope={"device": "wl-01"}, stale={"factor": 3, "min_s": 30}, category="device_offline"
+    )
     flood = rule(id="flood", scope={"device": "wl-01"}, threshold={**LEVEL, "op": ">=", "value": 50})
     scenario = Scenario([offline, flood])
     assert kinds(scenario.reading(0, level_cm=70)) == ["firing"]
@@ -125,8 +155,15 @@ def test_stale_device_raises_a_deadman_alert_and_its_data_alerts_become_unknown(
 
 
 def test_event_lifecycle() -> None:
-    scenario = Scenario([rule(scope={"type": "camera.events@1"}, event={"kind": "camera.motion", "attrs": {"zone": "fire-lane"}},
-                              category="fire_lane_blocked")])
+    scenario = Scenario(
+        [
+            rule(
+                scope={"type": "camera.events@1"},
+                event={"kind": "camera.motion", "attrs": {"zone": "fire-lane"}},
+                category="fire_lane_blocked",
+            )
+        ]
+    )
     assert scenario.event(0, "start", zone="garden") == []
     assert kinds(scenario.event(1, "start", zone="fire-lane")) == ["firing"]
     assert kinds(scenario.event(2, "update", zone="fire-lane")) == []
@@ -136,13 +173,18 @@ def test_event_lifecycle() -> None:
 
 def test_gateway_offline_inhibits_its_devices() -> None:
     gateway = rule(id="gw-offline", gateway_offline={}, category="device_offline")
-    silent = rule(id="silent", scope={"type": "water.level@1"}, stale={"min_s": 30}, category="device_offline")
+    silent = rule(
+        id="silent", scope={"type": "water.level@1"}, stale={"min_s": 30}, category="device_offline"
+    )
     flood = rule(id="flood", scope={"device": "wl-01"}, threshold={**LEVEL, "op": ">=", "value": 50})
     scenario = Scenario([gateway, silent, flood])
     scenario.reading(0, "wl-03", level_cm=1)  # gw-02 keeps reporting
     assert kinds(scenario.reading(0, level_cm=70)) == ["firing"]
     down = scenario.state(1, "gw-01", online=False)
-    assert [(t.rule.id, t.kind, t.inhibited) for t in down] == [("gw-offline", "firing", False), ("flood", "unknown", True)]
+    assert [(t.rule.id, t.kind, t.inhibited) for t in down] == [
+        ("gw-offline", "firing", False),
+        ("flood", "unknown", True),
+    ]
     assert down[0].subject.gateway == "gw-01" and down[0].opens_case
     scenario.reading(35, "wl-03", level_cm=1)
     stale = scenario.tick(40)
@@ -152,11 +194,20 @@ def test_gateway_offline_inhibits_its_devices() -> None:
 
 
 def test_composite_of_two_rules_in_one_grid() -> None:
-    smoke = rule(id="smoke", scope={"type": "fire.smoke@1"}, threshold={"field": "smoke", "op": "==", "value": True},
-                 category="fire_smoke")
-    haze = rule(id="haze", scope={"type": "camera.events@1"}, event={"kind": "camera.haze"}, category="fire_smoke")
-    both = rule(id="smoke-and-haze", composite={"op": "all", "rules": ["smoke", "haze"], "window_s": 300},
-                category="fire_smoke")
+    smoke = rule(
+        id="smoke",
+        scope={"type": "fire.smoke@1"},
+        threshold={"field": "smoke", "op": "==", "value": True},
+        category="fire_smoke",
+    )
+    haze = rule(
+        id="haze", scope={"type": "camera.events@1"}, event={"kind": "camera.haze"}, category="fire_smoke"
+    )
+    both = rule(
+        id="smoke-and-haze",
+        composite={"op": "all", "rules": ["smoke", "haze"], "window_s": 300},
+        category="fire_smoke",
+    )
     scenario = Scenario([smoke, haze, both])
     assert kinds(scenario.reading(0, "sm-0101", smoke=True, obscuration=3.0)) == ["firing"]
     out = scenario.event(60, "start", kind="camera.haze")

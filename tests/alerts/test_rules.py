@@ -12,14 +12,20 @@ def test_shipped_rules_include_the_flooding_rule() -> None:
     flooding = rules["flooding-water-level"]
     assert flooding.category == "flooding"
     assert flooding.threshold is not None
-    assert (flooding.threshold.field, flooding.threshold.op, flooding.threshold.value) == ("level_cm", ">=", 50)
+    assert (flooding.threshold.field, flooding.threshold.op, flooding.threshold.value) == (
+        "level_cm",
+        ">=",
+        50,
+    )
 
 
 def test_shipped_rules_fire_on_the_pilot_devices() -> None:
     scenario = Scenario(load_rules(CONFIG, load_categories(CONFIG)))
     fired = scenario.reading(0, "wl-01", level_cm=72)
     assert [(t.rule.category, t.kind, t.subject.grid) for t in fired] == [("flooding", "firing", "g-north")]
-    assert [t.rule.category for t in scenario.reading(1, "sm-0101", smoke=True, obscuration=9.0)] == ["fire_smoke"]
+    assert [t.rule.category for t in scenario.reading(1, "sm-0101", smoke=True, obscuration=9.0)] == [
+        "fire_smoke"
+    ]
     assert kinds(scenario.reading(2, "wl-02", level_cm=72)) == ["firing"]  # other device, own alert
 
 
@@ -36,30 +42,51 @@ def test_unknown_device_or_wrong_gateway_is_ignored() -> None:
     ("rule", "reason"),
     [
         ("{id: r, version: 1, severity: critical, category: flooding}", "exactly one condition"),
-        ("{id: r, version: 1, severity: critical, category: flooding, stale: {}, event: {kind: a.b}}",
-         "exactly one condition"),
+        (
+            "{id: r, version: 1, severity: critical, category: flooding, stale: {}, event: {kind: a.b}}",
+            "exactly one condition",
+        ),
         ("{id: r, version: 1, severity: loud, category: flooding, stale: {}}", "rules.0.severity"),
-        ("{id: r, version: 1, severity: critical, category: flooding,"
-         " threshold: {field: level_cm, op: '>=', value: 50, clear: 60}}", "clear level 60.0 must lie on the safe side"),
-        ("{id: r, version: 1, severity: critical, category: flooding,"
-         " threshold: {field: level_cm, op: '>=', value: 50, n_of_m: {n: 6, m: 5}}}", "n (6) cannot exceed m (5)"),
+        (
+            "{id: r, version: 1, severity: critical, category: flooding,"
+            " threshold: {field: level_cm, op: '>=', value: 50, clear: 60}}",
+            "clear level 60.0 must lie on the safe side",
+        ),
+        (
+            "{id: r, version: 1, severity: critical, category: flooding,"
+            " threshold: {field: level_cm, op: '>=', value: 50, n_of_m: {n: 6, m: 5}}}",
+            "n (6) cannot exceed m (5)",
+        ),
         ("{id: r, version: 1, severity: critical, category: floods, stale: {}}", "unknown category 'floods'"),
-        ("{id: r, version: 1, severity: critical, category: flooding, composite: {op: all, rules: [r, x]}}",
-         "'r' is not a simple rule"),
-        ("{id: r, version: 1, severity: critical, category: flooding, anomaly: {field: x, methd: mad}}",
-         "rules.0.anomaly.methd: Extra inputs are not permitted"),
+        (
+            "{id: r, version: 1, severity: critical, category: flooding, composite: {op: all, rules: [r, x]}}",
+            "'r' is not a simple rule",
+        ),
+        (
+            "{id: r, version: 1, severity: critical, category: flooding, anomaly: {field: x, methd: mad}}",
+            "rules.0.anomaly.methd: Extra inputs are not permitted",
+        ),
     ],
 )
 def test_rule_file_errors_name_file_and_field(tmp_path: Path, rule: str, reason: str) -> None:
     (tmp_path / "rules").mkdir()
-    (tmp_path / "categories.yaml").write_text("categories: [{code: flooding, name_zh: 积水, name_en: F, sla_hours: 4}]\n")
+    (tmp_path / "categories.yaml").write_text(
+        "categories: [{code: flooding, name_zh: 积水, name_en: F, sla_hours: 4}]\n"
+    )
     (tmp_path / "rules" / "x.yaml").write_text(f"rules:\n  - {rule}\n")
-    with pytest.raises(ContractError, match="x.yaml") as info:
+    with pytest.raises(ContractError, match=r"x\.yaml") as info:
         load_rules(tmp_path, load_categories(tmp_path))
     assert reason in str(info.value)
 
 
 def test_rule_condition_accessors() -> None:
-    rule = Rule.model_validate({"id": "r", "version": 1, "severity": "info", "category": "flooding",
-                                "rate": {"field": "level_cm", "window_s": 60, "op": ">=", "per_minute": 5}})
+    rule = Rule.model_validate(
+        {
+            "id": "r",
+            "version": 1,
+            "severity": "info",
+            "category": "flooding",
+            "rate": {"field": "level_cm", "window_s": 60, "op": ">=", "per_minute": 5},
+        }
+    )
     assert (rule.condition, rule.field) == ("rate", "level_cm")
