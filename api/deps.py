@@ -9,7 +9,7 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 
-from alerts.rules import Category
+from alerts.rules import Category, Rule
 from api.accounts import User, user_for_token
 from api.settings import ApiSettings
 from contract.catalog import Catalog
@@ -23,6 +23,7 @@ class Resources:
     series: TimeSeriesStore
     catalog: Catalog
     categories: dict[str, Category]
+    rules: list[Rule]
 
 
 def get_resources(request: Request) -> Resources:

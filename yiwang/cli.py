@@ -17,8 +17,10 @@ import typer
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Yiwang (一网) smart-community platform.")
 edge_app = typer.Typer(no_args_is_help=True, help="Edge agent commands (run on the gateway).")
 db_app = typer.Typer(no_args_is_help=True, help="Relational database commands.")
+silence_app = typer.Typer(no_args_is_help=True, help="Silences and maintenance windows of alerts.")
 app.add_typer(edge_app, name="edge")
 app.add_typer(db_app, name="db")
+app.add_typer(silence_app, name="silence")
 
 DEMO_DIR = Path("var/demo")
 
@@ -57,6 +59,23 @@ def api() -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda _signum, _frame: None)
     uvicorn.run(create_app(settings), host=settings.http_host, port=settings.http_port, log_level="warning")
+
+
+@edge_app.command("run")
+def edge_run(
+    config: Annotated[Path, typer.Option("--config", help="Gateway config, e.g. config/gateways/gw-03.yaml.")],
+) -> None:
+    """Read the gateway's real devices (Modbus RTU/TCP, serial lines, 5G modem) and publish them."""
+    from contract.errors import ContractError
+    from edge.agent import run_agent
+    from edge.sources.base import ConfigError
+    from yiwang.common.runner import run_until_signalled
+
+    try:
+        run_until_signalled("edge", lambda stop: run_agent(config, stop))
+    except (ContractError, ConfigError) as err:
+        typer.echo(f"yiwang edge run: {err}", err=True)
+        raise typer.Exit(2) from err
 
 
 @edge_app.command("simulate")
@@ -102,7 +121,7 @@ def broker(
     run_until_signalled("broker", lambda stop: run_embedded(settings.mqtt_host, settings.mqtt_port, stop))
 
 
-BENCH_AREAS = ("case-latency",)
+BENCH_AREAS = ("case-latency", "edge")
 
 
 @app.command()
@@ -122,8 +141,91 @@ def bench(
 
     if area not in BENCH_AREAS:
         raise typer.BadParameter(f"unknown area {area!r}; one of {', '.join(BENCH_AREAS)}")
-    result = case_latency.run(ServiceSettings().config_dir, trials=trials, embedded_broker=embedded_broker)
+    if area == "edge":
+        from yiwang.bench import edge as edge_bench
+
+        result = edge_bench.run(ServiceSettings().config_dir)
+    else:
+        result = case_latency.run(ServiceSettings().config_dir, trials=trials, embedded_broker=embedded_broker)
     typer.echo(json.dumps(result) if as_json else json.dumps(result, indent=2, ensure_ascii=False))
+
+
+@silence_app.command("add")
+def silence_add(
+    author: Annotated[str, typer.Option(help="Who sets it (kept with the silence).")],
+    hours: Annotated[float, typer.Option(min=0.01, help="How long it lasts from now.")] = 2.0,
+    device: Annotated[str | None, typer.Option()] = None,
+    gateway: Annotated[str | None, typer.Option()] = None,
+    grid: Annotated[str | None, typer.Option()] = None,
+    community: Annotated[str | None, typer.Option()] = None,
+    rule: Annotated[str | None, typer.Option()] = None,
+    category: Annotated[str | None, typer.Option()] = None,
+    maintenance: Annotated[
+        bool, typer.Option(help="A maintenance window: the alerts count as inhibited.")
+    ] = False,
+    comment: Annotated[str, typer.Option()] = "",
+) -> None:
+    """Silence matching alerts (no cases open) for a while."""
+    from datetime import UTC, datetime, timedelta
+
+    from pydantic import ValidationError
+
+    from alerts.silences import Matchers, SilenceIn, SilenceStore
+    from yiwang.common.db import make_engine
+    from yiwang.common.settings import ServiceSettings
+    from yiwang.schema import create_all
+
+    try:
+        matchers = Matchers(
+            device=device, gateway=gateway, grid=grid, community=community, rule=rule, category=category
+        )
+        request = SilenceIn(
+            kind="maintenance" if maintenance else "silence",
+            matchers=matchers,
+            ends_at=datetime.now(UTC) + timedelta(hours=hours),
+            comment=comment,
+        )
+    except ValidationError as err:
+        raise typer.BadParameter(
+            "; ".join(e["msg"].removeprefix("Value error, ") for e in err.errors())
+        ) from err
+    url = ServiceSettings().database_url
+    create_all(url)
+    engine = make_engine(url)
+    silence = SilenceStore(engine).add(request, author=author)
+    engine.dispose()
+    typer.echo(f"silence {silence.id} ({silence.kind}) until {silence.ends_at.isoformat()}")
+
+
+@silence_app.command("list")
+def silence_list() -> None:
+    """Silences that have not ended yet."""
+    from alerts.silences import SilenceStore
+    from yiwang.common.db import make_engine
+    from yiwang.common.settings import ServiceSettings
+
+    engine = make_engine(ServiceSettings().database_url)
+    for s in SilenceStore(engine).current():
+        matchers = ", ".join(f"{k}={v}" for k, v in s.matchers.model_dump(exclude_none=True).items())
+        period = f"{s.starts_at.isoformat()} → {s.ends_at.isoformat()}"
+        typer.echo(f"{s.id}\t{s.kind}\t{matchers}\t{period}\t{s.author}\t{s.comment}")
+    engine.dispose()
+
+
+@silence_app.command("expire")
+def silence_expire(silence_id: int) -> None:
+    """End a silence now."""
+    from alerts.silences import SilenceStore
+    from yiwang.common.db import make_engine
+    from yiwang.common.settings import ServiceSettings
+
+    engine = make_engine(ServiceSettings().database_url)
+    ended = SilenceStore(engine).expire(silence_id)
+    engine.dispose()
+    if not ended:
+        typer.echo(f"no running silence {silence_id}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"silence {silence_id} ended")
 
 
 @db_app.command("init")

@@ -1,0 +1,146 @@
+"""Rules with their outcomes, current alerts, and silences (maintenance windows included)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, status
+from pydantic import BaseModel
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from alerts.models import Alert
+from alerts.rules import Rule
+from alerts.silences import Silence, SilenceIn, SilenceStore
+from alerts.stats import RuleOutcome, rule_outcomes
+from api.deps import CurrentUser, ResourcesDep
+from api.schemas import Page
+
+router = APIRouter(prefix="/api/v1", tags=["alerting"])
+
+
+class RuleOut(BaseModel):
+    id: str
+    version: int
+    description: str
+    condition: str
+    spec: dict[str, Any]
+    scope: dict[str, str]
+    severity: str
+    category: str
+    for_s: float
+    outcomes: dict[str, int]
+
+
+class AlertOut(BaseModel):
+    fingerprint: str
+    rule_id: str
+    community: str
+    grid: str
+    subject: str
+    category: str
+    severity: str
+    status: str
+    silenced: bool
+    inhibited: bool
+    flapping: bool
+    started_at: datetime
+    updated_at: datetime
+    resolved_at: datetime | None
+    case_id: int | None
+
+
+class SilenceOut(BaseModel):
+    id: int
+    kind: str
+    matchers: dict[str, str]
+    starts_at: datetime
+    ends_at: datetime
+    author: str
+    comment: str
+
+
+def _rule_out(rule: Rule, outcome: RuleOutcome | None) -> RuleOut:
+    condition = rule.condition
+    counts = {k: getattr(outcome, k) for k in RuleOutcome.__slots__ if k != "rule_id"} if outcome else {}
+    return RuleOut(
+        id=rule.id,
+        version=rule.version,
+        description=rule.description,
+        condition=condition,
+        spec=getattr(rule, condition).model_dump(),
+        scope=rule.scope.model_dump(exclude_none=True),
+        severity=rule.severity,
+        category=rule.category,
+        for_s=rule.for_s,
+        outcomes=counts or {k: 0 for k in RuleOutcome.__slots__ if k != "rule_id"},
+    )
+
+
+@router.get("/rules", response_model=list[RuleOut])
+def list_rules(resources: ResourcesDep, _user: CurrentUser, since: datetime | None = None) -> list[RuleOut]:
+    """Every rule with its outcome counts (alerts fired, cases opened, voided, self-recovered, ...)."""
+    outcomes = rule_outcomes(resources.engine, since)
+    return [_rule_out(r, outcomes.get(r.id)) for r in resources.rules]
+
+
+@router.get("/rules/{rule_id}", response_model=RuleOut, responses={404: {"description": "No such rule"}})
+def get_rule(rule_id: str, resources: ResourcesDep, _user: CurrentUser) -> RuleOut:
+    rule = next((r for r in resources.rules if r.id == rule_id), None)
+    if rule is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"rule {rule_id!r} not found")
+    return _rule_out(rule, rule_outcomes(resources.engine).get(rule_id))
+
+
+@router.get("/alerts", response_model=Page[AlertOut])
+def list_alerts(
+    resources: ResourcesDep,
+    _user: CurrentUser,
+    alert_status: Annotated[
+        list[str] | None, Query(alias="status", description="pending, firing, unknown, ...")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> Page[AlertOut]:
+    query = select(Alert)
+    if alert_status:
+        query = query.where(Alert.status.in_(alert_status))
+    with Session(resources.engine) as session:
+        total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        rows = session.scalars(query.order_by(Alert.updated_at.desc()).limit(limit).offset(offset))
+        items = [AlertOut.model_validate(a, from_attributes=True) for a in rows]
+    return Page[AlertOut](items=items, total=total, limit=limit, offset=offset)
+
+
+def _silence_out(silence: Silence) -> SilenceOut:
+    return SilenceOut(
+        id=silence.id,
+        kind=silence.kind,
+        matchers=silence.matchers.model_dump(exclude_none=True),
+        starts_at=silence.starts_at,
+        ends_at=silence.ends_at,
+        author=silence.author,
+        comment=silence.comment,
+    )
+
+
+@router.get("/silences", response_model=list[SilenceOut])
+def list_silences(resources: ResourcesDep, _user: CurrentUser) -> list[SilenceOut]:
+    """Silences and maintenance windows that have not ended yet."""
+    return [_silence_out(s) for s in SilenceStore(resources.engine).current()]
+
+
+@router.post("/silences", response_model=SilenceOut, status_code=status.HTTP_201_CREATED)
+def add_silence(body: SilenceIn, resources: ResourcesDep, user: CurrentUser) -> SilenceOut:
+    return _silence_out(SilenceStore(resources.engine).add(body, author=user.username))
+
+
+@router.delete(
+    "/silences/{silence_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={404: {"description": "No such silence, or it already ended"}},
+)
+def expire_silence(silence_id: int, resources: ResourcesDep, _user: CurrentUser) -> None:
+    if not SilenceStore(resources.engine).expire(silence_id):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"silence {silence_id} not found or already ended")
