@@ -6,8 +6,8 @@ enough data yet to decide, e.g. during warm-up). State is plain JSON so the engi
 
 from __future__ import annotations
 
+import bisect
 import math
-import statistics
 from collections import deque
 from enum import Enum
 from typing import Any, Protocol
@@ -94,32 +94,66 @@ def _judge(z: float, spec: Anomaly) -> Verdict:
     return Verdict.CLEAR if abs(z) < spec.threshold * spec.clear_ratio else Verdict.HOLD
 
 
+def _median(ordered: list[float]) -> float:
+    n = len(ordered)
+    mid = n // 2
+    return ordered[mid] if n % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def _median_abs_deviation(ordered: list[float], median: float) -> float:
+    """MAD of a sorted list in O(n/2): merge the deviations outward from the median, no sort."""
+    n = len(ordered)
+    lo, hi = bisect.bisect_left(ordered, median) - 1, bisect.bisect_left(ordered, median)
+    wanted = (n - 1) // 2, n // 2
+    found: list[float] = []
+    for _ in range(wanted[1] + 1):
+        if hi >= n or (lo >= 0 and median - ordered[lo] <= ordered[hi] - median):
+            found.append(median - ordered[lo])
+            lo -= 1
+        else:
+            found.append(ordered[hi] - median)
+            hi += 1
+    return (found[wanted[0]] + found[wanted[1]]) / 2
+
+
 class MadCondition:
-    """Robust z-score against the rolling median and MAD of the previous ``window`` samples."""
+    """Robust z-score against the rolling median and MAD of the previous ``window`` samples.
+
+    The window is kept sorted alongside its arrival order, so each sample costs a bisect and a short
+    merge instead of two sorts: this condition runs for every reading of every device it watches.
+    """
 
     def __init__(self, spec: Anomaly) -> None:
         self._spec = spec
-        self._window: deque[float] = deque(maxlen=spec.window)
+        self._window: deque[float] = deque()
+        self._sorted: list[float] = []
+
+    def _add(self, number: float) -> None:
+        self._window.append(number)
+        bisect.insort(self._sorted, number)
+        if len(self._window) > self._spec.window:
+            del self._sorted[bisect.bisect_left(self._sorted, self._window.popleft())]
 
     def update(self, ts_ms: int, value: Scalar) -> Verdict:
         number = _number(value)
         if number is None:
             return Verdict.UNKNOWN
-        history = list(self._window)
+        warm, z = len(self._sorted) >= self._spec.warmup, 0.0
+        if warm:
+            median = _median(self._sorted)
+            mad = _median_abs_deviation(self._sorted, median)
+            spread = max(mad * MAD_TO_SIGMA, self._spec.min_spread, 1e-9)
+            z = (number - median) / spread
         # The sample joins the window afterwards, so a lasting level shift becomes the new normal.
-        self._window.append(number)
-        if len(history) < self._spec.warmup:
-            return Verdict.UNKNOWN
-        median = statistics.median(history)
-        mad = statistics.median(abs(x - median) for x in history)
-        spread = max(mad * MAD_TO_SIGMA, self._spec.min_spread, 1e-9)
-        return _judge((number - median) / spread, self._spec)
+        self._add(number)
+        return _judge(z, self._spec) if warm else Verdict.UNKNOWN
 
     def dump(self) -> dict[str, Any]:
         return {"window": list(self._window)}
 
     def load(self, state: dict[str, Any]) -> None:
-        self._window.extend(float(v) for v in state.get("window", []))
+        for value in state.get("window", []):
+            self._add(float(value))
 
 
 class _Ewma:

@@ -7,7 +7,7 @@ keeps the alert firing and marks it unstable instead of opening and closing it a
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from alerts.conditions import Verdict
@@ -28,7 +28,16 @@ class AlertState:
     silenced: bool = False
 
     def dump(self) -> dict[str, Any]:
-        return asdict(self)
+        # By hand, not dataclasses.asdict: checkpoints dump thousands of these at once.
+        return {
+            "status": self.status,
+            "since_ms": self.since_ms,
+            "pending_wall_ms": self.pending_wall_ms,
+            "changes": list(self.changes),
+            "flapping": self.flapping,
+            "clear_since_wall_ms": self.clear_since_wall_ms,
+            "silenced": self.silenced,
+        }
 
     @classmethod
     def load(cls, state: dict[str, Any]) -> AlertState:

@@ -48,7 +48,7 @@ class AlertSettings(ServiceSettings):
     alerts_client_id: str = "yiwang-alerts"
     alerts_communities: list[str] | None = None
     case_join_window_minutes: float = 60
-    checkpoint_interval_s: float = 5.0
+    checkpoint_interval_s: float = 30.0
 
 
 @dataclass
@@ -70,11 +70,12 @@ class AlertProcessor:
         stop: threading.Event,
         *,
         partition: str,
-        checkpoint_interval_s: float = 5.0,
+        checkpoint_interval_s: float = 30.0,
     ) -> None:
         self._engine, self._book, self._silences, self._stop = engine, book, silences, stop
         self._partition, self._checkpoint_interval_s = partition, checkpoint_interval_s
-        self._last_tick = self._last_checkpoint = 0.0
+        self._last_tick = self._last_checkpoint = time.monotonic()
+        self._writer: threading.Thread | None = None
         self.counters = AlertCounters()
 
     def transitions_of(self, msg: Inbound) -> list[Transition]:
@@ -123,15 +124,25 @@ class AlertProcessor:
         transitions = self._engine.tick()
         if self._commit(transitions):
             self.counters.transitions += len(transitions)
-        if now - self._last_checkpoint >= self._checkpoint_interval_s:
-            self.checkpoint()
+        writing = self._writer is not None and self._writer.is_alive()
+        if now - self._last_checkpoint >= self._checkpoint_interval_s and not writing:
+            # The snapshot is taken here, between batches; encoding and writing megabytes of windows
+            # happen beside the stream, so a checkpoint does not stall alerting.
+            self._writer = threading.Thread(target=self._save, args=(self._engine.snapshot(),), daemon=True)
+            self._writer.start()
             self._last_checkpoint = now
 
-    def checkpoint(self) -> None:
+    def _save(self, snapshot: dict[str, Any]) -> None:
         try:
-            self._book.save_checkpoint(self._partition, self._engine.snapshot())
+            self._book.save_checkpoint(self._partition, snapshot)
         except SQLAlchemyError as err:
             log.warning("checkpoint of %s failed (%s); the next one retries", self._partition, err)
+
+    def checkpoint(self) -> None:
+        """A synchronous checkpoint, for a clean stop."""
+        if self._writer is not None:
+            self._writer.join()
+        self._save(self._engine.snapshot())
 
 
 def build_processor(settings: AlertSettings, stop: threading.Event) -> tuple[AlertProcessor, list[str]]:

@@ -33,6 +33,7 @@ from contract.messages import (
     DevicesMessage,
     Event,
     EventMessage,
+    ModemState,
     Reading,
     SpoolState,
     StateMessage,
@@ -78,6 +79,8 @@ class MqttOptions:
     reconnect_min_s: int = 1
     reconnect_max_s: int = 30
     max_readings_per_message: int = 500
+    tls_ca: str | None = None
+    """CA bundle path; when set the connection uses TLS (per-gateway credentials travel encrypted)."""
 
 
 class GatewayPublisher:
@@ -108,6 +111,8 @@ class GatewayPublisher:
         self._outstanding = 0  # spooled records handed to paho and not yet acknowledged
         self._handed_upto = 0  # highest spool id handed to paho by this process
         self._stopping = False
+        self._modem: ModemState | None = None
+        self._on_config: Callable[[bytes], None] | None = None
 
         o = self.options
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id, clean_session=False)
@@ -118,12 +123,15 @@ class GatewayPublisher:
         client.reconnect_delay_set(o.reconnect_min_s, o.reconnect_max_s)
         if o.username is not None:
             client.username_pw_set(o.username, o.password)
+        if o.tls_ca is not None:
+            client.tls_set(ca_certs=o.tls_ca)
         offline = StateMessage(online=False).model_dump_json(exclude_unset=True)
         client.will_set(self._topics[TopicKind.STATE], offline, qos=1, retain=True)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_connect_fail = self._on_connect_fail
         client.on_publish = self._on_publish
+        client.on_message = self._on_message
         self._client = client
 
     @property
@@ -226,12 +234,34 @@ class GatewayPublisher:
         if self.connected:
             self._send(TopicKind.STATE, self._state_payload(online=True), None)
 
+    def set_modem_state(self, modem: ModemState | None) -> None:
+        """Link quality to carry in the next retained state (the edge agent's modem source)."""
+        self._modem = modem
+
+    def set_devices(self, devices: Sequence[DeviceEntry]) -> None:
+        """Replace the device list (after a config change) and republish the retained ``devices``."""
+        self._devices = list(devices)
+        if self.connected:
+            self._send_devices()
+
+    def on_config(self, handler: Callable[[bytes], None]) -> None:
+        """Subscribe to this gateway's retained ``config`` topic; ``handler`` runs on paho's thread.
+
+        Set before :meth:`start`; the subscription is renewed on every connect.
+        """
+        self._on_config = handler
+
+    def _send_devices(self) -> None:
+        devices = DevicesMessage(ts=self._clock(), devices=self._devices)
+        self._send(TopicKind.DEVICES, devices.model_dump_json().encode(), None)
+
     def _state_payload(self, *, online: bool) -> bytes:
         state = StateMessage(
             online=online,
             ts=self._clock(),
             agent=AGENT_VERSION,
             spool=SpoolState(depth=self.spool.depth(), oldest_ts=self.spool.oldest_ts()),
+            **({"modem": self._modem} if self._modem is not None and online else {}),
         )
         return state.model_dump_json(exclude_unset=True).encode()
 
@@ -286,10 +316,18 @@ class GatewayPublisher:
                 self.spool.depth(),
             )
             self._send(TopicKind.STATE, self._state_payload(online=True), None)
-            devices = DevicesMessage(ts=self._clock(), devices=self._devices)
-            self._send(TopicKind.DEVICES, devices.model_dump_json().encode(), None)
+            self._send_devices()
+            if self._on_config is not None:
+                client.subscribe(self._topics[TopicKind.CONFIG], qos=1)
         except Exception:
             log.exception("gateway %s: on_connect failed", self.gateway)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        try:
+            if self._on_config is not None and msg.topic == self._topics[TopicKind.CONFIG]:
+                self._on_config(bytes(msg.payload))
+        except Exception:
+            log.exception("gateway %s: config handler failed for %s", self.gateway, msg.topic)
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         log.log(

@@ -63,7 +63,7 @@ def api() -> None:
 
 @edge_app.command("run")
 def edge_run(
-    config: Annotated[Path, typer.Option("--config", help="Gateway config, e.g. config/gateways/gw-03.yaml.")],
+    config: Annotated[Path, typer.Option("--config", help="Gateway config (config/gateways/*.yaml).")],
 ) -> None:
     """Read the gateway's real devices (Modbus RTU/TCP, serial lines, 5G modem) and publish them."""
     from contract.errors import ContractError
@@ -85,6 +85,25 @@ def edge_simulate() -> None:
     from yiwang.common.runner import run_until_signalled
 
     run_until_signalled("edge", lambda stop: run_simulated_community(EdgeSettings(), stop))
+
+
+@edge_app.command("camera")
+def edge_camera(
+    config: Annotated[Path, typer.Option("--config", help="Camera config (config/cameras/*.yaml).")],
+) -> None:
+    """Analyse the gateway's cameras on the box and publish anonymous events (frames never leave)."""
+    from edge.camera.config import CameraConfigError, load_config
+    from edge.camera.runtime import run_cameras
+    from edge.service import EdgeSettings
+    from yiwang.common.runner import run_until_signalled
+
+    try:
+        cameras = load_config(config)
+    except CameraConfigError as err:
+        typer.echo(f"yiwang edge camera: {err}", err=True)
+        raise typer.Exit(2) from err
+    mqtt = EdgeSettings().mqtt_options()
+    run_until_signalled("edge", lambda stop: run_cameras(cameras, mqtt, stop))
 
 
 @app.command()
@@ -121,7 +140,7 @@ def broker(
     run_until_signalled("broker", lambda stop: run_embedded(settings.mqtt_host, settings.mqtt_port, stop))
 
 
-BENCH_AREAS = ("case-latency", "edge")
+BENCH_AREAS = ("case-latency", "edge", "alerts", "camera")
 
 
 @app.command()
@@ -145,8 +164,19 @@ def bench(
         from yiwang.bench import edge as edge_bench
 
         result = edge_bench.run(ServiceSettings().config_dir)
+    elif area == "alerts":
+        from yiwang.bench import alerts as alerts_bench
+
+        result = alerts_bench.run(ServiceSettings().config_dir)
+    elif area == "camera":
+        from yiwang.bench import camera as camera_bench
+
+        # Here --trials is the number of noise seeds of the synthetic quality suite (10 clips each).
+        result = camera_bench.run(seeds=min(trials, 5))
     else:
-        result = case_latency.run(ServiceSettings().config_dir, trials=trials, embedded_broker=embedded_broker)
+        result = case_latency.run(
+            ServiceSettings().config_dir, trials=trials, embedded_broker=embedded_broker
+        )
     typer.echo(json.dumps(result) if as_json else json.dumps(result, indent=2, ensure_ascii=False))
 
 

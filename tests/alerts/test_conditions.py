@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import math
 import random
+import statistics
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from alerts.conditions import _median, _median_abs_deviation
 from tests.alerts.scenario import Scenario, kinds, rule, series_of
 
 LEVEL = {"field": "level_cm"}
@@ -229,3 +233,13 @@ def test_snapshot_restore_keeps_a_pending_timer_and_windows() -> None:
     restarted.engine.restore(snapshot)
     assert kinds(restarted.tick(19)) == []
     assert kinds(restarted.tick(21)) == ["firing"]
+
+
+@given(st.lists(st.floats(min_value=-1e6, max_value=1e6, allow_nan=False), min_size=1, max_size=120))
+def test_streaming_median_and_mad_equal_the_textbook_ones(values: list[float]) -> None:
+    ordered = sorted(values)
+    median = statistics.median(ordered)
+    assert _median(ordered) == median
+    assert _median_abs_deviation(ordered, median) == pytest.approx(
+        statistics.median(abs(x - median) for x in ordered)
+    )

@@ -116,5 +116,16 @@ def test_pending_timer_survives_a_restart_and_gateway_will_opens_one_case(
     finally:
         assert alerts.stop() == 0
         # Clear the retained will so later tests on this broker start from a clean slate.
-        subprocess.run(["mosquitto_pub", "-p", str(mosquitto.port), "-t", "yiwang/v1/zhuganxiang/gw-02/state",
-                        "-r", "-n"], check=True, timeout=10)
+        subprocess.run(
+            [
+                "mosquitto_pub",
+                "-p",
+                str(mosquitto.port),
+                "-t",
+                "yiwang/v1/zhuganxiang/gw-02/state",
+                "-r",
+                "-n",
+            ],
+            check=True,
+            timeout=10,
+        )

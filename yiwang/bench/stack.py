@@ -31,6 +31,7 @@ class Stack:
     http_port: int
     token: str
     broker: str
+    database_url: str
 
     @property
     def base_url(self) -> str:
@@ -43,6 +44,7 @@ def running_stack(
     *,
     embedded_broker: bool = False,
     services: tuple[str, ...] = ("ingest", "alerts", "api"),
+    extra_env: dict[str, str] | None = None,
 ) -> Iterator[Stack]:
     """Mosquitto when installed (else, or when asked, the embedded broker) and the services, on SQLite."""
     with tempfile.TemporaryDirectory(prefix="yiwang-bench-") as tmp:
@@ -59,6 +61,7 @@ def running_stack(
                 "YIWANG_LOG_LEVEL": "WARNING",
                 "YIWANG_INGEST_CLIENT_ID": f"bench-ingest-{os.getpid()}",
                 "YIWANG_ALERTS_CLIENT_ID": f"bench-alerts-{os.getpid()}",
+                **(extra_env or {}),
             }
         )
         create_all(database_url)
@@ -79,6 +82,8 @@ def running_stack(
             supervisor.start(broker)
             for name in services:
                 supervisor.start(Child(name, self_command(name), http_port if name == "api" else None))
-            yield Stack(workdir, mqtt_port, http_port, token, "mosquitto" if binary else "amqtt")
+            yield Stack(
+                workdir, mqtt_port, http_port, token, "mosquitto" if binary else "amqtt", database_url
+            )
         finally:
             supervisor.stop_all()

@@ -1,0 +1,239 @@
+"""The edge agent on a real gateway: sources → spool → MQTT, with config replaceable at run time.
+
+``yiwang edge run --config config/gateways/<gateway>.yaml``. One asyncio task per source (one per bus,
+so each bus has one master), all publishing through the gateway's spool and publisher (at-least-once).
+The retained ``config`` topic may carry a new device set: it is validated completely — schema,
+profiles, sources constructed — before anything is stopped; an invalid one is rejected with its
+reason (a ``config.rejected`` event) and the running set keeps running. A set is applied only when its
+hash differs from the one running, so the retained message redelivered on every reconnect is a no-op.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from contract.catalog import load_model
+from contract.errors import ContractError
+from contract.messages import ConfigMessage, DeviceEntry, Event, decode_message
+from contract.profiles import Scalar
+from contract.topics import TopicKind
+from edge.gateway_config import DeviceSet, GatewayConfig
+from edge.publisher import GatewayPublisher, MqttOptions
+from edge.sources.base import ConfigError, Source, SourceBatch, SourceFactory
+from edge.sources.build import Built, LoadedProfile, build_sources, load_profiles
+from edge.sources.registry import load_sources
+from edge.spool import Spool, SpoolFullError
+
+log = logging.getLogger(__name__)
+
+CONFIG_APPLIED = "config.applied"
+CONFIG_REJECTED = "config.rejected"
+
+
+def describe(err: ValidationError) -> str:
+    parts = [
+        f"{'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg'].removeprefix('Value error, ')}"
+        for e in err.errors()[:5]
+    ]
+    return "; ".join(parts)
+
+
+def load_gateway_config(path: Path) -> GatewayConfig:
+    """The local gateway file; ContractError naming the file and field when it is wrong."""
+    return load_model(GatewayConfig, path)
+
+
+class EdgeAgent:
+    def __init__(
+        self,
+        config: GatewayConfig,
+        profiles: Mapping[str, LoadedProfile],
+        factories: Mapping[str, SourceFactory],
+        publisher: GatewayPublisher,
+    ) -> None:
+        self.config = config
+        self.profiles = profiles
+        self.factories = factories
+        self.publisher = publisher
+        self.built = build_sources(config.device_set(), profiles, factories)
+        self.applied_hash: str | None = None
+        self.refused = 0
+        self._tasks: list[asyncio.Task[None]] = []
+        self._inbox: asyncio.Queue[bytes] | None = None
+
+    def devices(self, built: Built | None = None) -> list[DeviceEntry]:
+        built = built or self.built
+        entries = [d for s in built.sources for d in s.devices()]
+        return entries + (list(built.modem.devices()) if built.modem else [])
+
+    async def run(self, stop: threading.Event) -> None:
+        loop = asyncio.get_running_loop()
+        inbox: asyncio.Queue[bytes] = asyncio.Queue(maxsize=8)
+        self._inbox = inbox
+
+        def offer(payload: bytes) -> None:  # on paho's thread
+            loop.call_soon_threadsafe(self._enqueue, inbox, payload)
+
+        self.publisher.on_config(offer)
+        self.publisher.set_devices(self.devices())
+        self.publisher.start()
+        self._start()
+        next_state = time.monotonic() + self.config.state_interval_s
+        try:
+            while not stop.is_set():
+                try:
+                    payload = await asyncio.wait_for(inbox.get(), timeout=0.25)
+                except TimeoutError:
+                    payload = None
+                if payload is not None:
+                    await self.handle_config(payload)
+                if time.monotonic() >= next_state:
+                    next_state = time.monotonic() + self.config.state_interval_s
+                    self.publisher.publish_state()
+                self.publisher.pump()
+        finally:
+            await self._stop_sources()
+
+    @staticmethod
+    def _enqueue(inbox: asyncio.Queue[bytes], payload: bytes) -> None:
+        if inbox.full():
+            inbox.get_nowait()  # only the newest desired config matters
+        inbox.put_nowait(payload)
+
+    def _start(self) -> None:
+        sources: list[Source] = list(self.built.sources)
+        if self.built.modem is not None:
+            sources.append(self.built.modem)
+        self._tasks = [asyncio.create_task(self._drive(s), name=f"source-{s.name}") for s in sources]
+        log.info(
+            "gateway %s: %d source(s), %d device(s) running",
+            self.config.gateway,
+            len(sources),
+            len(self.devices()),
+        )
+
+    async def _stop_sources(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        for source in [*self.built.sources, *([self.built.modem] if self.built.modem else [])]:
+            try:
+                await source.aclose()
+            except Exception:
+                log.exception("gateway %s: source %s did not close cleanly", self.config.gateway, source.name)
+
+    async def _drive(self, source: Source) -> None:
+        while True:
+            try:
+                batch = await source.read()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # A source bug must not take the other buses down; it gets a pause and another go.
+                log.exception(
+                    "gateway %s: source %s failed; retrying in 5s", self.config.gateway, source.name
+                )
+                await asyncio.sleep(5)
+                continue
+            if self.built.modem is not None and source is self.built.modem:
+                self.publisher.set_modem_state(self.built.modem.state)
+            self.publish(batch)
+
+    def publish(self, batch: SourceBatch) -> None:
+        try:
+            # Events first: when the spool is nearly full, an unavailable device outranks routine data.
+            if batch.events:
+                self.publisher.publish_events(batch.events)
+            if batch.readings:
+                self.publisher.publish_readings(batch.readings)
+        except SpoolFullError as err:
+            self.refused += 1
+            if self.refused % 100 == 1:
+                log.warning("gateway %s: %s (%d refusals so far)", self.config.gateway, err, self.refused)
+
+    async def handle_config(self, payload: bytes) -> bool:
+        """Apply a remote device set if valid and new; report the outcome as an event. True if applied."""
+        config_hash = ""
+        try:
+            message = decode_message(TopicKind.CONFIG, payload)
+            if not isinstance(message, ConfigMessage):
+                raise ContractError("not a config message")
+            config_hash = message.hash
+            if config_hash == self.applied_hash:
+                log.debug("gateway %s: config %s already running", self.config.gateway, config_hash)
+                return False
+            try:
+                device_set = DeviceSet.model_validate(message.config)
+            except ValidationError as err:
+                raise ConfigError(describe(err)) from err
+            built = build_sources(device_set, self.profiles, self.factories)
+        except (ContractError, ConfigError) as err:
+            log.warning("gateway %s: config %s rejected: %s", self.config.gateway, config_hash or "?", err)
+            self._report(CONFIG_REJECTED, {"hash": config_hash, "reason": str(err)[:256]})
+            return False
+        await self._stop_sources()
+        self.built = built
+        self.applied_hash = config_hash
+        self._start()
+        self.publisher.set_devices(self.devices())
+        log.info("gateway %s: config %s applied", self.config.gateway, config_hash)
+        self._report(CONFIG_APPLIED, {"hash": config_hash, "devices": len(self.devices())})
+        return True
+
+    def _report(self, kind: str, attrs: dict[str, Scalar]) -> None:
+        event = Event(
+            device=self.config.gateway,
+            ts=time.time_ns() // 1_000_000,
+            id=uuid.uuid4(),
+            kind=kind,
+            phase="instant",
+            attrs=attrs,
+        )
+        self.publish(SourceBatch(events=[event]))
+
+
+def mqtt_options(config: GatewayConfig) -> MqttOptions:
+    m = config.mqtt
+    try:
+        password = m.password()
+    except OSError as err:
+        raise ConfigError(f"gateway {config.gateway}: mqtt.password_file: {err}") from err
+    return MqttOptions(
+        host=m.host,
+        port=m.port,
+        username=m.username,
+        password=password.get_secret_value() if password else None,
+        tls_ca=str(m.tls_ca) if m.tls_ca else None,
+    )
+
+
+def run_agent(config_path: Path, stop: threading.Event) -> None:
+    """Load, validate (raising ContractError/ConfigError before touching any port) and run until stop."""
+    config = load_gateway_config(config_path)
+    profiles = load_profiles(config.config_dir)
+    factories = load_sources()
+    build_sources(config.device_set(), profiles, factories)  # fail before opening the spool
+    options = mqtt_options(config)
+    spool = Spool(
+        config.spool.dir / config.community / f"{config.gateway}.sqlite3",
+        max_rows=config.spool.max_rows,
+        max_bytes=config.spool.max_bytes,
+    )
+    try:
+        publisher = GatewayPublisher(config.community, config.gateway, spool, [], options)
+        agent = EdgeAgent(config, profiles, factories, publisher)
+        try:
+            asyncio.run(agent.run(stop))
+        finally:
+            publisher.stop()
+    finally:
+        spool.close()

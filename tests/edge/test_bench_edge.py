@@ -1,0 +1,16 @@
+"""`yiwang bench edge` measures on real emulated hardware; here only its shape and request counts."""
+
+from __future__ import annotations
+
+import pytest
+
+from yiwang.bench.edge import bus_efficiency
+
+
+@pytest.mark.integration
+def test_bus_efficiency_counts_requests_with_and_without_coalescing() -> None:
+    result = bus_efficiency(cycles=1)
+    # 30 slaves x 4 adjacent registers: one request each when coalesced, four when not.
+    assert result["requests_per_cycle"] == 30
+    assert result["requests_per_cycle_uncoalesced"] == 120
+    assert result["cycle_ms"] > 0 and result["ceiling_wire_ms_per_cycle"] > 0
