@@ -17,6 +17,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from contract.catalog import load_catalog
 from contract.messages import DevicesMessage, EventMessage, StateMessage, TelemetryMessage, decode_message
 from contract.topics import Topic, TopicKind
 from edge.agent import EdgeAgent, load_gateway_config, mqtt_options
@@ -42,7 +43,10 @@ def wait_for(condition: Callable[[], bool], timeout: float = 20) -> None:
 def test_the_shipped_gateway_example_is_valid() -> None:
     config = load_gateway_config(CONFIG / "gateways" / "zhuganxiang-gw-03.yaml")
     agent_devices = [d.id for b in config.buses for d in b.devices]
-    assert "em-0301" in agent_devices and config.modem is not None
+    assert "em-0701" in agent_devices and config.modem is not None
+    # Device ids are unique in a community: the example must not reuse a registered device's id.
+    registered = {d.device.id for d in load_catalog(CONFIG).devices()}
+    assert registered.isdisjoint(agent_devices)
 
 
 def test_a_typo_in_the_gateway_file_names_file_and_field(tmp_path: Path) -> None:
