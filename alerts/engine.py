@@ -155,12 +155,16 @@ class AlertEngine:
         out: list[Transition] = []
         for rule in self._rules_by_device[(community, info.device.id)]:
             match = rule.event
-            if match is None or match.kind != event.kind:
+            if match is None:
                 continue
-            if any(event.attrs.get(k) != v for k, v in match.attrs.items()):
+            if event.kind == match.clear_kind:
+                verdicts = [Verdict.CLEAR]
+            elif event.kind == match.kind and all(event.attrs.get(k) == v for k, v in match.attrs.items()):
+                verdicts = [Verdict.BREACH] if match.clear_kind else EVENT_VERDICTS[event.phase]
+            else:
                 continue
             observed: dict[str, Scalar] = {"event_id": str(event.id), "phase": event.phase, **event.attrs}
-            for verdict in EVENT_VERDICTS[event.phase]:
+            for verdict in verdicts:
                 out += self._judge(rule, _subject(info), verdict, event.ts, now, observed)
         return out + self._composite(out, now)
 
@@ -323,7 +327,8 @@ class AlertEngine:
         if age > max(DATA_STALE_FACTOR * expected_ms, DATA_STALE_MIN_MS):
             for rule in self._rules_by_device[key]:
                 series = self._series.get(fingerprint(rule, _subject(info)))
-                if series is not None and rule.stale is None:
+                # Only alerts judged on the device's data lose their footing; event alerts do not.
+                if series is not None and rule.field is not None:
                     out += self._emit(series, lose_data(series.alert), now, {})
         gateway_down = self._gateway_online.get((info.community.id, info.gateway.id)) is False
         for rule in self._rules_by_device[key]:

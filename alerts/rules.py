@@ -131,6 +131,11 @@ class Stale(_Model):
 class EventMatch(_Model):
     kind: str
     attrs: dict[str, Scalar] = Field(default_factory=dict, description="Attributes the event must carry.")
+    clear_kind: str | None = Field(
+        default=None,
+        description="A state reported as two instant events (device.unavailable / device.available): "
+        "`kind` fires, `clear_kind` resolves, whatever their phase.",
+    )
 
 
 class GatewayOffline(_Model):

@@ -243,3 +243,25 @@ def test_streaming_median_and_mad_equal_the_textbook_ones(values: list[float]) -
     assert _median_abs_deviation(ordered, median) == pytest.approx(
         statistics.median(abs(x - median) for x in ordered)
     )
+
+
+def test_a_state_reported_as_two_instant_events_pends_fires_and_clears() -> None:
+    scenario = Scenario(
+        [
+            rule(
+                id="unavailable",
+                event={"kind": "device.unavailable", "clear_kind": "device.available"},
+                for_s=60,
+                category="device_offline",
+            )
+        ]
+    )
+    assert kinds(
+        scenario.event(0, "instant", device="wl-01", kind="device.unavailable", reason="timeout")
+    ) == ["pending"]
+    assert kinds(scenario.event(30, "instant", device="wl-01", kind="device.available")) == ["cancelled"]
+    assert kinds(scenario.event(40, "instant", device="wl-01", kind="device.unavailable", reason="crc")) == [
+        "pending"
+    ]
+    assert kinds(scenario.tick(101)) == ["firing"]
+    assert kinds(scenario.event(110, "instant", device="wl-01", kind="device.available")) == ["resolved"]
