@@ -11,12 +11,12 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, selectinload
 
+from alerts.caseflow import new_case, open_case_for
 from alerts.engine import Transition
 from alerts.models import (
-    OPEN_STATES,
     Alert,
     AlertHistory,
     Base,
@@ -26,7 +26,8 @@ from alerts.models import (
     EngineCheckpoint,
     Evidence,
 )
-from alerts.rules import Category
+from alerts.policy import CasePolicy
+from alerts.workflow import apply_action
 
 log = logging.getLogger(__name__)
 ACTOR = "system:alerts"
@@ -45,8 +46,15 @@ def _ms_to_dt(ts_ms: int) -> datetime:
 
 
 class CaseBook:
-    def __init__(self, engine: Engine, categories: dict[str, Category], join_window: timedelta) -> None:
-        self._engine, self._categories, self._join_window = engine, categories, join_window
+    def __init__(
+        self,
+        engine: Engine,
+        policy: CasePolicy,
+        join_window: timedelta,
+        reopen_within: timedelta = timedelta(days=7),
+    ) -> None:
+        self._engine, self._policy, self._join_window = engine, policy, join_window
+        self._reopen_within = reopen_within
 
     def apply(self, transitions: list[Transition], now: datetime | None = None) -> list[int]:
         """Record transitions in one transaction; returns the ids of cases opened or joined."""
@@ -153,8 +161,10 @@ class CaseBook:
                 )
             if case is not None and not alert.silenced:
                 return None  # redelivered after a crash, or the same incident going on
-        case = self._open_case(session, tr)
-        if case is None:
+        case = self._recurrence(session, alert, tr, now)
+        if case is not None:
+            action = "alert_recurred"
+        elif (case := self._open_case(session, tr)) is None:
             case = self._new_case(session, tr, now)
             action = "opened"
             history.opened_case = True
@@ -188,38 +198,54 @@ class CaseBook:
             )
         )
 
+    def _recurrence(self, session: Session, alert: Alert, tr: Transition, now: datetime) -> Case | None:
+        """The same alert firing again soon after its case was closed reopens that case (返工)."""
+        if alert.case_id is None:
+            return None
+        previous = session.get(Case, alert.case_id, options=[selectinload(Case.events)])
+        closed = previous is not None and previous.state in (
+            CaseState.CLOSED.value,
+            CaseState.RETURN_VISIT.value,
+        )
+        if (
+            not closed
+            or previous is None
+            or previous.closed_at is None
+            or now - previous.closed_at > self._reopen_within
+        ):
+            return None
+        session.add(
+            apply_action(
+                previous,
+                "reopen",
+                actor=ACTOR,
+                now=now,
+                policy=self._policy,
+                note=f"{tr.rule.id} fired again on {tr.subject.key}",
+                params={"reason": "recurrence", "alert": tr.fingerprint},
+            )
+        )
+        return previous
+
     def _open_case(self, session: Session, tr: Transition) -> Case | None:
         since = _ms_to_dt(tr.ts_ms) - self._join_window
-        return session.scalars(
-            select(Case)
-            .where(
-                Case.community == tr.subject.community.id,
-                Case.grid == tr.subject.grid,
-                Case.category == tr.rule.category,
-                Case.state.in_([s.value for s in OPEN_STATES]),
-                Case.updated_at >= since,
-            )
-            .order_by(Case.id.desc())
-            .limit(1)
-        ).first()
+        return open_case_for(session, tr.subject.community.id, tr.subject.grid, tr.rule.category, since)
 
     def _new_case(self, session: Session, tr: Transition, now: datetime) -> Case:
-        category = self._categories[tr.rule.category]
+        category = self._policy.categories[tr.rule.category]
         subject = tr.subject
         building = next(
             (b.name for g in subject.community.grids for b in g.buildings if b.id == subject.building), ""
         )
-        case = Case(
+        case = new_case(
+            self._policy,
             community=subject.community.id,
             grid=subject.grid,
             category=category.code,
-            state=CaseState.NEW.value,
             title=f"{category.name_zh}：{building} {subject.location}".strip(),
             source="sensor",
             severity=tr.rule.severity,
-            opened_at=now,
-            deadline=now + timedelta(hours=category.sla_hours),
-            updated_at=now,
+            now=now,
         )
         session.add(case)
         return case

@@ -69,9 +69,24 @@ class Case(Base):
     source: Mapped[str] = mapped_column(String(16))  # sensor | report
     severity: Mapped[str] = mapped_column(String(16))
     opened_at: Mapped[datetime] = mapped_column(index=True)
-    deadline: Mapped[datetime]
+    deadline: Mapped[datetime]  # completion deadline; approved extensions move it, suspensions pause it
     updated_at: Mapped[datetime]
     version: Mapped[int] = mapped_column(Integer, default=1)
+    description: Mapped[str] = mapped_column(Text, default="")
+    owner_town: Mapped[str] = mapped_column(String(64), default="")  # keeps ownership through a call-up
+    department: Mapped[str | None] = mapped_column(String(64))
+    assignee: Mapped[str | None] = mapped_column(String(128))
+    # The SLA stage the case is in (accept, sign, handle, respond, resolve_call) and when it is due.
+    stage: Mapped[str] = mapped_column(String(16), default="accept")
+    stage_started_at: Mapped[datetime | None]
+    stage_due: Mapped[datetime | None]
+    stage_warned: Mapped[bool] = mapped_column(default=False)
+    breaches: Mapped[int] = mapped_column(Integer, default=0)
+    suspended_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+    merged_into: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
+    # Personal data of a reporter: never in list endpoints (see api/routes/cases.py).
+    reporter_phone: Mapped[str | None] = mapped_column(String(32))
 
     events: Mapped[list[CaseEvent]] = relationship(back_populates="case", order_by="CaseEvent.id")
     evidence: Mapped[list[Evidence]] = relationship(back_populates="case", order_by="Evidence.id")
@@ -86,12 +101,28 @@ class CaseEvent(Base):
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
     at: Mapped[datetime]
     actor: Mapped[str] = mapped_column(String(128))
-    action: Mapped[str] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(String(32), index=True)
     from_state: Mapped[str | None] = mapped_column(String(16))
     to_state: Mapped[str | None] = mapped_column(String(16))
     note: Mapped[str] = mapped_column(Text, default="")
+    # Structured facts of the event (reason codes, approver, rating, ...): KPIs are computed from these.
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
     case: Mapped[Case] = relationship(back_populates="events")
+
+
+class SupervisionOrder(Base):
+    """督办: issued when a stage deadline passes; a second breach escalates to the unit's leader."""
+
+    __tablename__ = "supervision_orders"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    issued_at: Mapped[datetime]
+    stage: Mapped[str] = mapped_column(String(16))
+    level: Mapped[int]  # 1: the assignee's unit; 2: escalated to its leader
+    addressed_to: Mapped[str] = mapped_column(String(128))
+    unit: Mapped[str] = mapped_column(String(64))  # the unit the breach counts against
 
 
 class Evidence(Base):

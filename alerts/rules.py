@@ -207,7 +207,12 @@ class Category(_Model):
     code: CategoryCode
     name_zh: str
     name_en: str
-    sla_hours: float = Field(gt=0)
+    sla_hours: float = Field(gt=0, description="Opened → completed.")
+    accept_minutes: float = Field(default=30, gt=0, description="NEW → accepted (受理).")
+    sign_minutes: float = Field(default=60, gt=0, description="ASSIGNED → signed for (签收).")
+    clock: Literal["continuous", "working"] = Field(
+        default="working", description="Urgent categories count every hour; others only working time."
+    )
 
 
 class CategoryFile(_Model):

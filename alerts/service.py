@@ -20,8 +20,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from alerts.casebook import CaseBook, create_schema
 from alerts.engine import AlertEngine, Transition
-from alerts.rules import load_categories, load_rules
+from alerts.policy import CasePolicy
+from alerts.rules import load_rules
 from alerts.silences import SilenceStore
+from alerts.sla import SlaMonitor
 from contract import (
     ContractError,
     EventMessage,
@@ -40,6 +42,7 @@ from yiwang.common.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 RETRYABLE = (SQLAlchemyError,)
+SLA_SCAN_S = 15.0  # SLA stages are minutes long at the shortest
 
 
 class AlertSettings(ServiceSettings):
@@ -69,11 +72,13 @@ class AlertProcessor:
         silences: SilenceStore,
         stop: threading.Event,
         *,
+        sla: SlaMonitor | None = None,
         partition: str,
         checkpoint_interval_s: float = 30.0,
     ) -> None:
         self._engine, self._book, self._silences, self._stop = engine, book, silences, stop
         self._partition, self._checkpoint_interval_s = partition, checkpoint_interval_s
+        self._sla, self._last_sla = sla, 0.0
         self._last_tick = self._last_checkpoint = time.monotonic()
         self._writer: threading.Thread | None = None
         self.counters = AlertCounters()
@@ -124,6 +129,12 @@ class AlertProcessor:
         transitions = self._engine.tick()
         if self._commit(transitions):
             self.counters.transitions += len(transitions)
+        if self._sla is not None and now - self._last_sla >= SLA_SCAN_S:
+            self._last_sla = now
+            try:
+                self._sla.scan()
+            except SQLAlchemyError as err:
+                log.warning("SLA scan failed (%s); the next one retries", err)
         writing = self._writer is not None and self._writer.is_alive()
         if now - self._last_checkpoint >= self._checkpoint_interval_s and not writing:
             # The snapshot is taken here, between batches; encoding and writing megabytes of windows
@@ -149,12 +160,12 @@ def build_processor(settings: AlertSettings, stop: threading.Event) -> tuple[Ale
     """The processor with its engine restored from the last checkpoint, and the topics to follow."""
     db = make_engine(settings.database_url)
     create_schema(db)
-    categories = load_categories(settings.config_dir)
-    rules = load_rules(settings.config_dir, categories)
+    policy = CasePolicy.load(settings.config_dir)
+    rules = load_rules(settings.config_dir, policy.categories)
     catalog = load_catalog(settings.config_dir)
     communities = sorted(settings.alerts_communities or catalog.communities)
     partition = ",".join(communities)
-    book = CaseBook(db, categories, timedelta(minutes=settings.case_join_window_minutes))
+    book = CaseBook(db, policy, timedelta(minutes=settings.case_join_window_minutes))
     engine = AlertEngine(rules, catalog, communities=communities)
     saved = book.load_checkpoint(partition)
     if saved:
@@ -164,6 +175,7 @@ def build_processor(settings: AlertSettings, stop: threading.Event) -> tuple[Ale
         book,
         SilenceStore(db),
         stop,
+        sla=SlaMonitor(db, policy, communities),
         partition=partition,
         checkpoint_interval_s=settings.checkpoint_interval_s,
     )

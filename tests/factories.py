@@ -6,7 +6,8 @@ from datetime import datetime, timedelta
 
 from alerts.casebook import CaseBook
 from alerts.engine import AlertEngine
-from alerts.rules import load_categories, load_rules
+from alerts.policy import CasePolicy
+from alerts.rules import load_rules
 from contract import Reading
 from contract.catalog import load_catalog
 from tests.platform import CONFIG_DIR
@@ -16,9 +17,9 @@ from yiwang.common.db import make_engine
 def open_flooding_cases(database_url: str, at: list[datetime]) -> None:
     """One flooding case in grid g-north per moment: wl-01 rises to 70 cm, then drains."""
     engine = make_engine(database_url)
-    categories = load_categories(CONFIG_DIR)
-    book = CaseBook(engine, categories, timedelta(minutes=1))
-    alert_engine = AlertEngine(load_rules(CONFIG_DIR, categories), load_catalog(CONFIG_DIR))
+    policy = CasePolicy.load(CONFIG_DIR)
+    book = CaseBook(engine, policy, timedelta(minutes=1))
+    alert_engine = AlertEngine(load_rules(CONFIG_DIR, policy.categories), load_catalog(CONFIG_DIR))
     for moment in at:
         ms = int(moment.timestamp() * 1000)
         for offset, level in ((0, 70), (1, 1)):

@@ -9,7 +9,8 @@ from sqlalchemy.orm import Session
 
 from alerts.casebook import CaseBook, create_schema
 from alerts.models import Alert, AlertHistory, Case, CaseEvent, CaseState, Evidence
-from alerts.rules import load_categories, load_rules
+from alerts.policy import CasePolicy
+from alerts.rules import load_rules
 from alerts.silences import Matchers, SilenceIn, SilenceStore
 from tests.alerts.scenario import CONFIG, T0, Scenario
 from yiwang.common.db import make_engine
@@ -26,8 +27,10 @@ def db(database_url: str) -> Iterator[Engine]:
 
 
 def setup(db: Engine) -> tuple[Scenario, CaseBook]:
-    categories = load_categories(CONFIG)
-    return Scenario(load_rules(CONFIG, categories)), CaseBook(db, categories, join_window=timedelta(hours=1))
+    policy = CasePolicy.load(CONFIG)
+    return Scenario(load_rules(CONFIG, policy.categories)), CaseBook(
+        db, policy, join_window=timedelta(hours=1)
+    )
 
 
 def at(seconds: float) -> datetime:

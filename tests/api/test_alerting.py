@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 
 from alerts.casebook import CaseBook
 from alerts.models import Case, CaseState
-from alerts.rules import load_categories
+from alerts.policy import CasePolicy
 from api.settings import ApiSettings
 from tests.alerts.scenario import CONFIG, T0, Scenario
 from tests.api.conftest import auth
@@ -21,7 +21,7 @@ def at(seconds: float) -> datetime:
 
 def test_rules_carry_their_outcomes(client: TestClient, token: str, settings: ApiSettings) -> None:
     engine = make_engine(settings.database_url)
-    book = CaseBook(engine, load_categories(CONFIG), timedelta(minutes=1))
+    book = CaseBook(engine, CasePolicy.load(CONFIG), timedelta(minutes=1))
     scenario = Scenario(client.app.state.resources.rules)  # type: ignore[attr-defined]
     book.apply(scenario.reading(0, "wl-01", level_cm=72), now=at(0))  # case 1, recovers by itself
     book.apply(scenario.reading(5, "wl-01", level_cm=10), now=at(5))

@@ -1,0 +1,57 @@
+"""What the case workflow needs to know about time and responsibility: categories, the working-time
+calendar, the organisation. Built once from ``config/`` and shared by the case book, the workflow and
+the SLA monitor."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Protocol
+
+from alerts.calendar import ContinuousClock, WorkCalendar
+from alerts.organisation import Organisation, load_organisation
+from alerts.rules import Category, load_categories
+
+
+class Clock(Protocol):
+    def add(self, start: datetime, duration: timedelta) -> datetime: ...
+    def between(self, start: datetime, end: datetime) -> timedelta: ...
+
+
+@dataclass(frozen=True)
+class CasePolicy:
+    categories: dict[str, Category]
+    calendar: WorkCalendar
+    organisation: Organisation
+
+    @classmethod
+    def load(cls, config_dir: Path) -> CasePolicy:
+        return cls(
+            load_categories(config_dir),
+            WorkCalendar.load(config_dir / "calendar.yaml"),
+            load_organisation(config_dir),
+        )
+
+    def clock(self, category: str) -> Clock:
+        spec = self.categories.get(category)
+        return ContinuousClock() if spec is not None and spec.clock == "continuous" else self.calendar
+
+    def stage_due(self, category: str, stage: str, start: datetime) -> datetime | None:
+        """When a stage that starts at ``start`` is due; None for stages without their own clock."""
+        spec = self.categories[category]
+        call = self.organisation.call_up
+        durations = {
+            "accept": timedelta(minutes=spec.accept_minutes),
+            "sign": timedelta(minutes=spec.sign_minutes),
+            "respond": timedelta(hours=call.respond_hours),
+            "resolve_call": timedelta(hours=call.resolve_hours),
+        }
+        if stage not in durations:
+            return None
+        # A district department works office hours even for urgent categories.
+        clock = self.calendar if stage in ("respond", "resolve_call") else self.clock(category)
+        return clock.add(start, durations[stage])
+
+    def completion_deadline(self, category: str, opened: datetime) -> datetime:
+        return self.clock(category).add(opened, timedelta(hours=self.categories[category].sla_hours))
