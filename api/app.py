@@ -11,10 +11,11 @@ from starlette.middleware.sessions import SessionMiddleware
 
 import yiwang
 from alerts.casebook import create_schema as create_case_schema
-from alerts.rules import load_categories, load_rules
+from alerts.policy import CasePolicy
+from alerts.rules import load_rules
 from api import accounts
 from api.deps import Resources
-from api.routes import alerting, cases, console, devices, health
+from api.routes import alerting, cases, console, devices, health, kpis
 from api.settings import ApiSettings
 from contract.catalog import load_catalog
 from ingest.store.factory import open_store
@@ -27,7 +28,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
     create_case_schema(engine)
     accounts.create_schema(engine)
     heartbeat_metadata.create_all(engine)
-    categories = load_categories(settings.config_dir)
+    policy = CasePolicy.load(settings.config_dir)
+    categories = policy.categories
     resources = Resources(
         settings=settings,
         engine=engine,
@@ -35,6 +37,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         catalog=load_catalog(settings.config_dir),
         categories=categories,
         rules=load_rules(settings.config_dir, categories),
+        policy=policy,
     )
 
     @asynccontextmanager
@@ -55,6 +58,6 @@ def create_app(settings: ApiSettings) -> FastAPI:
         https_only=False,
         session_cookie="yiwang_session",
     )
-    for router in (health.router, cases.router, alerting.router, devices.router, console.router):
+    for router in (health.router, cases.router, alerting.router, kpis.router, devices.router, console.router):
         app.include_router(router)
     return app

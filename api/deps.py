@@ -9,6 +9,7 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 
+from alerts.policy import CasePolicy
 from alerts.rules import Category, Rule
 from api.accounts import User, user_for_token
 from api.settings import ApiSettings
@@ -24,6 +25,7 @@ class Resources:
     catalog: Catalog
     categories: dict[str, Category]
     rules: list[Rule]
+    policy: CasePolicy
 
 
 def get_resources(request: Request) -> Resources:

@@ -30,6 +30,14 @@ class CaseOut(BaseModel):
     opened_at: datetime
     deadline: datetime
     updated_at: datetime
+    version: int
+    owner_town: str
+    department: str | None
+    assignee: str | None
+    stage: str
+    stage_due: datetime | None
+    breaches: int
+    merged_into: int | None
 
 
 class CaseEventOut(BaseModel):
@@ -39,6 +47,7 @@ class CaseEventOut(BaseModel):
     from_state: str | None
     to_state: str | None
     note: str
+    data: dict[str, Any]
 
 
 class EvidenceOut(BaseModel):
@@ -52,6 +61,7 @@ class EvidenceOut(BaseModel):
 
 
 class CaseDetail(CaseOut):
+    description: str
     events: list[CaseEventOut]
     evidence: list[EvidenceOut]
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, status
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
+from alerts.caseflow import CaseFlow, CaseNotFound, Report
 from alerts.models import OPEN_STATES, Case, CaseState
+from alerts.workflow import IllegalTransition, InvalidAction
 from api.deps import CurrentUser, ResourcesDep
 from api.schemas import CaseDetail, CaseEventOut, CaseOut, EvidenceOut, Page
 
@@ -30,6 +33,15 @@ def case_out(case: Case, resources: ResourcesDep) -> CaseOut:
         opened_at=case.opened_at,
         deadline=case.deadline,
         updated_at=case.updated_at,
+        version=case.version,
+        owner_town=case.owner_town,
+        department=case.department,
+        assignee=case.assignee,
+        stage=case.stage,
+        stage_due=case.stage_due,
+        breaches=case.breaches,
+        merged_into=case.merged_into,
+        # reporter_phone is personal data: it is never part of a case listing or detail.
     )
 
 
@@ -64,8 +76,7 @@ def list_cases(
     return Page[CaseOut](items=items, total=total, limit=limit, offset=offset)
 
 
-@router.get("/{case_id}", response_model=CaseDetail, responses={404: {"description": "No such case"}})
-def get_case(case_id: int, resources: ResourcesDep, _user: CurrentUser) -> CaseDetail:
+def load_detail(case_id: int, resources: ResourcesDep) -> CaseDetail:
     with Session(resources.engine) as session:
         case = session.scalar(
             select(Case)
@@ -76,6 +87,96 @@ def get_case(case_id: int, resources: ResourcesDep, _user: CurrentUser) -> CaseD
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"case {case_id} not found")
         return CaseDetail(
             **case_out(case, resources).model_dump(),
+            description=case.description,
             events=[CaseEventOut.model_validate(e, from_attributes=True) for e in case.events],
             evidence=[EvidenceOut.model_validate(e, from_attributes=True) for e in case.evidence],
         )
+
+
+@router.get("/{case_id}", response_model=CaseDetail, responses={404: {"description": "No such case"}})
+def get_case(case_id: int, resources: ResourcesDep, _user: CurrentUser) -> CaseDetail:
+    return load_detail(case_id, resources)
+
+
+class ReportIn(BaseModel):
+    """A case reported by a person. The phone number is kept for the return visit and never listed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    community: str
+    grid: str
+    category: str
+    description: str = Field(min_length=1, max_length=4000)
+    location: str = Field(default="", max_length=256)
+    reporter_phone: str | None = Field(default=None, pattern=r"^\+?[0-9 -]{5,20}$")
+
+
+class ReportOut(BaseModel):
+    id: int
+    merged_into: int | None
+
+
+class ActionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    action: str = Field(
+        description="accept, verify, assign, sign, feedback, check, pass, visit, call_up, ..."
+    )
+    expected_version: int | None = Field(
+        default=None, description="The version the caller saw; a newer one means someone else acted: 409."
+    )
+    note: str = Field(default="", max_length=2000)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+@router.post(
+    "",
+    response_model=ReportOut,
+    status_code=status.HTTP_201_CREATED,
+    responses={422: {"description": "Unknown community, grid or category"}},
+)
+def report_case(body: ReportIn, resources: ResourcesDep, user: CurrentUser) -> ReportOut:
+    community = resources.catalog.communities.get(body.community)
+    if community is None or all(g.id != body.grid for g in community.grids):
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, f"unknown grid {body.community}/{body.grid}"
+        )
+    report = Report(
+        body.community, body.grid, body.category, body.description, body.location, body.reporter_phone
+    )
+    try:
+        case_id, merged_into = CaseFlow(resources.engine, resources.policy).report(
+            report, actor=user.username
+        )
+    except InvalidAction as err:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(err)) from err
+    return ReportOut(id=case_id, merged_into=merged_into)
+
+
+@router.post(
+    "/{case_id}/actions",
+    response_model=CaseDetail,
+    responses={
+        404: {"description": "No such case"},
+        409: {"description": "Illegal transition or stale version"},
+        422: {"description": "Unknown action or missing parameters"},
+    },
+)
+def act_on_case(case_id: int, body: ActionIn, resources: ResourcesDep, user: CurrentUser) -> CaseDetail:
+    flow = CaseFlow(resources.engine, resources.policy)
+    try:
+        flow.act(
+            case_id,
+            body.action,
+            actor=user.username,
+            expected_version=body.expected_version,
+            note=body.note,
+            params=body.params,
+        )
+    except CaseNotFound as err:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(err)) from err
+    except IllegalTransition as err:  # VersionConflict included
+        raise HTTPException(status.HTTP_409_CONFLICT, str(err)) from err
+    except InvalidAction as err:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(err)) from err
+    return load_detail(case_id, resources)

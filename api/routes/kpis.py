@@ -1,0 +1,45 @@
+"""KPIs and the organisation they are reported for."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, status
+
+from alerts.kpis import Level, compute_kpis
+from api.deps import CurrentUser, ResourcesDep
+
+router = APIRouter(prefix="/api/v1", tags=["kpis"])
+
+
+@router.get("/kpis")
+def kpis(
+    resources: ResourcesDep,
+    _user: CurrentUser,
+    start: Annotated[datetime, Query(description="Cases opened from (ISO-8601 with offset).")],
+    end: Annotated[datetime, Query(description="... until (exclusive).")],
+    level: Level = "district",
+    scope: str | None = None,
+) -> dict[str, Any]:
+    """Calls, completion, on-time and satisfaction rates (all cases and calls), rework, extensions, voids."""
+    if start.tzinfo is None or end.tzinfo is None or end <= start:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "start < end, both with a UTC offset")
+    org = resources.policy.organisation
+    scope = scope or org.district.id
+    known = {
+        "district": {org.district.id},
+        "town": {t.id for t in org.towns},
+        "community": set(resources.catalog.communities),
+        "grid": {g.id for c in resources.catalog.communities.values() for g in c.grids},
+    }[level]
+    if scope not in known:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no {level} {scope!r}")
+    return compute_kpis(
+        resources.engine, resources.policy, level=level, scope=scope, start=start, end=end
+    ).as_dict()
+
+
+@router.get("/organisation")
+def organisation(resources: ResourcesDep, _user: CurrentUser) -> dict[str, Any]:
+    return resources.policy.organisation.model_dump()
