@@ -23,7 +23,7 @@ from alerts.engine import AlertEngine, Transition
 from alerts.policy import CasePolicy
 from alerts.rules import load_rules
 from alerts.silences import SilenceStore
-from alerts.sla import SlaMonitor
+from alerts.sla import AutoCheck, SlaMonitor
 from contract import (
     ContractError,
     EventMessage,
@@ -52,6 +52,7 @@ class AlertSettings(ServiceSettings):
     alerts_communities: list[str] | None = None
     case_join_window_minutes: float = 60
     checkpoint_interval_s: float = 30.0
+    autocheck_settle_minutes: float = 30.0
 
 
 @dataclass
@@ -73,12 +74,13 @@ class AlertProcessor:
         stop: threading.Event,
         *,
         sla: SlaMonitor | None = None,
+        autocheck: AutoCheck | None = None,
         partition: str,
         checkpoint_interval_s: float = 30.0,
     ) -> None:
         self._engine, self._book, self._silences, self._stop = engine, book, silences, stop
         self._partition, self._checkpoint_interval_s = partition, checkpoint_interval_s
-        self._sla, self._last_sla = sla, 0.0
+        self._sla, self._autocheck, self._last_sla = sla, autocheck, 0.0
         self._last_tick = self._last_checkpoint = time.monotonic()
         self._writer: threading.Thread | None = None
         self.counters = AlertCounters()
@@ -133,6 +135,8 @@ class AlertProcessor:
             self._last_sla = now
             try:
                 self._sla.scan()
+                if self._autocheck is not None:
+                    self._autocheck.scan()
             except SQLAlchemyError as err:
                 log.warning("SLA scan failed (%s); the next one retries", err)
         writing = self._writer is not None and self._writer.is_alive()
@@ -176,6 +180,7 @@ def build_processor(settings: AlertSettings, stop: threading.Event) -> tuple[Ale
         SilenceStore(db),
         stop,
         sla=SlaMonitor(db, policy, communities),
+        autocheck=AutoCheck(db, policy, timedelta(minutes=settings.autocheck_settle_minutes), communities),
         partition=partition,
         checkpoint_interval_s=settings.checkpoint_interval_s,
     )

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
-from alerts.models import Case, CaseEvent, CaseState, SupervisionOrder
+from alerts.models import Alert, Case, CaseEvent, CaseState, SupervisionOrder
 from alerts.policy import CasePolicy
+from alerts.workflow import apply_action
 
 log = logging.getLogger(__name__)
 WARN_AT = 0.8
@@ -100,3 +101,51 @@ class SlaMonitor:
             )
             return 1
         return 0
+
+
+class AutoCheck:
+    """核查 without a visit: a sensor case in FEEDBACK whose alerts have all stayed resolved for
+    ``settle`` passes its check automatically, recorded as such."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        policy: CasePolicy,
+        settle: timedelta = timedelta(minutes=30),
+        communities: Iterable[str] | None = None,
+    ) -> None:
+        self._engine, self._policy, self._settle = engine, policy, settle
+        self._communities = list(communities) if communities is not None else None
+
+    def scan(self, now: datetime | None = None) -> list[int]:
+        now = now or datetime.now(UTC)
+        passed: list[int] = []
+        with Session(self._engine) as session, session.begin():
+            query = select(Case).where(Case.state == CaseState.FEEDBACK.value, Case.source == "sensor")
+            if self._communities is not None:
+                query = query.where(Case.community.in_(self._communities))
+            for case in session.scalars(query.options(selectinload(Case.events))):
+                alerts = session.scalars(select(Alert).where(Alert.case_id == case.id)).all()
+                settled = alerts and all(
+                    a.status == "resolved"
+                    and a.resolved_at is not None
+                    and now - a.resolved_at >= self._settle
+                    for a in alerts
+                )
+                if not settled:
+                    continue
+                note = f"all {len(alerts)} alert(s) clear for {self._settle} — auto check"
+                for action in ("check", "pass"):
+                    session.add(
+                        apply_action(
+                            case,
+                            action,
+                            actor="system:autocheck",
+                            now=now,
+                            policy=self._policy,
+                            note=note,
+                            params={"auto": True},
+                        )
+                    )
+                passed.append(case.id)
+        return passed

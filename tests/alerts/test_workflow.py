@@ -17,7 +17,7 @@ from alerts.kpis import compute_kpis
 from alerts.models import Case, CaseEvent, CaseState, SupervisionOrder
 from alerts.policy import CasePolicy
 from alerts.rules import load_rules
-from alerts.sla import SlaMonitor
+from alerts.sla import AutoCheck, SlaMonitor
 from alerts.workflow import IllegalTransition, InvalidAction
 from tests.alerts.scenario import CONFIG, Scenario
 from yiwang.common.db import make_engine
@@ -328,3 +328,19 @@ def test_kpis_as_the_seed_reports_them(db: Engine) -> None:
     assert kpis.rework_rate == 0.25 and kpis.void_rate == 0.2
     grid = compute_kpis(db, POLICY, level="grid", scope="g-north", start=start, end=start + timedelta(days=1))
     assert grid.all_cases.cases == 2
+
+
+def test_feedback_passes_its_check_automatically_once_the_sensor_stays_clear(db: Engine) -> None:
+    scenario = Scenario(load_rules(CONFIG, POLICY.categories))
+    book, flow = CaseBook(db, POLICY, timedelta(hours=1)), CaseFlow(db, POLICY)
+    now = datetime.fromtimestamp(scenario.clock.now_ms / 1000, CST)
+    [case_id] = book.apply(scenario.reading(0, "wl-01", level_cm=72), now=now)
+    walk(flow, case_id, HAPPY[:5], now)  # worked up to FEEDBACK, alert still firing
+    check = AutoCheck(db, POLICY, settle=timedelta(minutes=30))
+    assert check.scan(now + timedelta(hours=1)) == []  # still flooded: a person must check
+    book.apply(scenario.reading(3600, "wl-01", level_cm=5), now=now + timedelta(hours=1))
+    assert check.scan(now + timedelta(hours=1, minutes=20)) == []  # clear, but not for long enough
+    assert check.scan(now + timedelta(hours=1, minutes=31)) == [case_id]
+    closed = case(db, case_id)
+    assert closed.state == CaseState.CLOSED
+    assert events(db, case_id)[-2:] == [("check", "CHECKING"), ("pass", "CLOSED")]
