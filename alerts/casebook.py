@@ -19,7 +19,6 @@ from alerts.engine import Transition
 from alerts.models import (
     Alert,
     AlertHistory,
-    Base,
     Case,
     CaseEvent,
     CaseState,
@@ -35,10 +34,6 @@ CASE_NOTES = {
     "unknown": ("alert_unknown", "data stopped: {rule} on {subject} cannot be judged (not resolved)"),
     "flapping": ("alert_flapping", "{rule} on {subject} is flapping: kept firing until it settles"),
 }
-
-
-def create_schema(engine: Engine) -> None:
-    Base.metadata.create_all(engine)
 
 
 def _ms_to_dt(ts_ms: int) -> datetime:

@@ -18,10 +18,12 @@ from typing import Any
 from pydantic_settings import SettingsConfigDict
 from sqlalchemy.exc import SQLAlchemyError
 
-from alerts.casebook import CaseBook, create_schema
+from alerts.casebook import CaseBook
 from alerts.engine import AlertEngine, Transition
+from alerts.notify import Outbox, load_channels
 from alerts.policy import CasePolicy
 from alerts.rules import load_rules
+from alerts.schema import create_schema
 from alerts.silences import SilenceStore
 from alerts.sla import AutoCheck, SlaMonitor
 from contract import (
@@ -75,12 +77,13 @@ class AlertProcessor:
         *,
         sla: SlaMonitor | None = None,
         autocheck: AutoCheck | None = None,
+        outbox: Outbox | None = None,
         partition: str,
         checkpoint_interval_s: float = 30.0,
     ) -> None:
         self._engine, self._book, self._silences, self._stop = engine, book, silences, stop
         self._partition, self._checkpoint_interval_s = partition, checkpoint_interval_s
-        self._sla, self._autocheck, self._last_sla = sla, autocheck, 0.0
+        self._sla, self._autocheck, self._outbox, self._last_sla = sla, autocheck, outbox, 0.0
         self._last_tick = self._last_checkpoint = time.monotonic()
         self._writer: threading.Thread | None = None
         self.counters = AlertCounters()
@@ -137,6 +140,9 @@ class AlertProcessor:
                 self._sla.scan()
                 if self._autocheck is not None:
                     self._autocheck.scan()
+                if self._outbox is not None:
+                    self._outbox.sweep()
+                    self._outbox.deliver()
             except SQLAlchemyError as err:
                 log.warning("SLA scan failed (%s); the next one retries", err)
         writing = self._writer is not None and self._writer.is_alive()
@@ -181,6 +187,7 @@ def build_processor(settings: AlertSettings, stop: threading.Event) -> tuple[Ale
         stop,
         sla=SlaMonitor(db, policy, communities),
         autocheck=AutoCheck(db, policy, timedelta(minutes=settings.autocheck_settle_minutes), communities),
+        outbox=Outbox(db, channels) if (channels := load_channels(settings.config_dir)) else None,
         partition=partition,
         checkpoint_interval_s=settings.checkpoint_interval_s,
     )

@@ -10,9 +10,9 @@ from fastapi import FastAPI
 from starlette.middleware.sessions import SessionMiddleware
 
 import yiwang
-from alerts.casebook import create_schema as create_case_schema
 from alerts.policy import CasePolicy
 from alerts.rules import load_rules
+from alerts.schema import create_schema as create_case_schema
 from api import accounts
 from api.deps import Resources
 from api.routes import alerting, cases, console, devices, health, kpis

@@ -6,7 +6,7 @@ processes racing to create the same table on first start.
 
 from __future__ import annotations
 
-from alerts.casebook import create_schema as create_case_schema
+from alerts.schema import create_schema as create_case_schema
 from api import accounts
 from ingest.deadletters import metadata as dead_letter_metadata
 from yiwang.common.db import make_engine

@@ -7,10 +7,11 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from alerts.casebook import CaseBook, create_schema
+from alerts.casebook import CaseBook
 from alerts.models import Alert, AlertHistory, Case, CaseEvent, CaseState, Evidence
 from alerts.policy import CasePolicy
 from alerts.rules import load_rules
+from alerts.schema import create_schema
 from alerts.silences import Matchers, SilenceIn, SilenceStore
 from tests.alerts.scenario import CONFIG, T0, Scenario
 from yiwang.common.db import make_engine

@@ -11,12 +11,13 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from alerts.casebook import CaseBook, create_schema
+from alerts.casebook import CaseBook
 from alerts.caseflow import CaseFlow, CaseNotFound, Report, VersionConflict
 from alerts.kpis import compute_kpis
 from alerts.models import Case, CaseEvent, CaseState, SupervisionOrder
 from alerts.policy import CasePolicy
 from alerts.rules import load_rules
+from alerts.schema import create_schema
 from alerts.sla import AutoCheck, SlaMonitor
 from alerts.workflow import IllegalTransition, InvalidAction
 from tests.alerts.scenario import CONFIG, Scenario

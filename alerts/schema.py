@@ -1,0 +1,14 @@
+"""The alert service's tables, all of them: each module that declares some is imported here first."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine
+
+from alerts import notify, silences
+from alerts.models import Base
+
+_REGISTERED = (notify.OutboxRow, notify.Watermark, silences.SilenceRow)  # tables outside alerts.models
+
+
+def create_schema(engine: Engine) -> None:
+    Base.metadata.create_all(engine)
