@@ -8,6 +8,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import VerificationError
@@ -35,6 +36,11 @@ users = Table(
     Column("username", String(64), nullable=False, unique=True),
     Column("display_name", String(128), nullable=False, default=""),
     Column("role", String(32), nullable=False),
+    # Jurisdiction: which part of the district this account sees (see api/scope.py).
+    Column("town", String(64)),
+    Column("community", String(64)),
+    Column("grid", String(64)),
+    Column("department", String(64)),
     Column("password_hash", String(256), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
@@ -59,6 +65,10 @@ class User:
     username: str
     display_name: str
     role: str
+    town: str | None = None
+    community: str | None = None
+    grid: str | None = None
+    department: str | None = None
 
 
 def create_schema(engine: Engine) -> None:
@@ -69,8 +79,44 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_user(engine: Engine, username: str, password: str, role: str, display_name: str = "") -> User:
+ROLES = {
+    "admin": (),
+    "district_operator": (),
+    "supervisor": (),
+    "town_operator": ("town",),
+    "grid_worker": ("community", "grid"),
+    "building_head": ("community", "grid"),
+    "department_handler": ("department",),
+}
+
+
+def _from_row(row: Any) -> User:
+    return User(
+        row.id, row.username, row.display_name, row.role, row.town, row.community, row.grid, row.department
+    )
+
+
+def create_user(
+    engine: Engine,
+    username: str,
+    password: str,
+    role: str,
+    display_name: str = "",
+    *,
+    town: str | None = None,
+    community: str | None = None,
+    grid: str | None = None,
+    department: str | None = None,
+) -> User:
+    """A local account; its role decides which jurisdiction fields it needs."""
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}; one of {', '.join(ROLES)}")
+    scope = {"town": town, "community": community, "grid": grid, "department": department}
+    missing = [f for f in ROLES[role] if not scope[f]]
+    if missing:
+        raise ValueError(f"a {role} needs {', '.join(missing)}")
     values = {
+        **scope,
         "username": username,
         "display_name": display_name,
         "role": role,
@@ -79,7 +125,7 @@ def create_user(engine: Engine, username: str, password: str, role: str, display
     }
     with engine.begin() as conn:
         user_id = conn.execute(insert(users).values(**values).returning(users.c.id)).scalar_one()
-    return User(int(user_id), username, display_name, role)
+    return User(int(user_id), username, display_name, role, town, community, grid, department)
 
 
 def set_password(engine: Engine, username: str, password: str) -> None:
@@ -92,7 +138,7 @@ def set_password(engine: Engine, username: str, password: str) -> None:
 def find_user(engine: Engine, username: str) -> User | None:
     with engine.connect() as conn:
         row = conn.execute(select(users).where(users.c.username == username)).first()
-    return User(row.id, row.username, row.display_name, row.role) if row else None
+    return _from_row(row) if row else None
 
 
 def authenticate(engine: Engine, username: str, password: str) -> User | None:
@@ -105,7 +151,7 @@ def authenticate(engine: Engine, username: str, password: str) -> User | None:
         _hasher.verify(row.password_hash, password)
     except VerificationError:
         return None
-    return User(row.id, row.username, row.display_name, row.role)
+    return _from_row(row)
 
 
 def issue_token(engine: Engine, user: User, label: str = "") -> str:
@@ -126,7 +172,7 @@ def user_for_token(engine: Engine, token: str) -> User | None:
             .join(api_tokens, api_tokens.c.user_id == users.c.id)
             .where(api_tokens.c.token_sha256 == _digest(token), api_tokens.c.revoked_at.is_(None))
         ).first()
-    return User(row.id, row.username, row.display_name, row.role) if row else None
+    return _from_row(row) if row else None
 
 
 def ensure_demo_operator(engine: Engine, credentials_path: Path) -> dict[str, str]:

@@ -21,6 +21,8 @@ silence_app = typer.Typer(no_args_is_help=True, help="Silences and maintenance w
 app.add_typer(edge_app, name="edge")
 app.add_typer(db_app, name="db")
 app.add_typer(silence_app, name="silence")
+gateway_app = typer.Typer(no_args_is_help=True, help="Gateway provisioning (run on the server).")
+app.add_typer(gateway_app, name="gateway")
 
 DEMO_DIR = Path("var/demo")
 
@@ -106,6 +108,45 @@ def edge_camera(
     run_until_signalled("edge", lambda stop: run_cameras(cameras, mqtt, stop))
 
 
+@gateway_app.command("add")
+def gateway_add(
+    community: Annotated[str, typer.Argument(help="Community id, e.g. zhuganxiang.")],
+    gateway: Annotated[str, typer.Argument(help="Gateway id, e.g. gw-03.")],
+    accounts_dir: Annotated[
+        Path, typer.Option(help="Where the broker's passwd and acl files live.")
+    ] = Path("var/broker/accounts"),
+    host: Annotated[str, typer.Option(help="Broker host as the gateway reaches it.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Broker port as the gateway reaches it.")] = 1883,
+    tls_ca: Annotated[Path | None, typer.Option(help="CA file on the gateway (turns TLS on).")] = None,
+    password_file: Annotated[
+        Path, typer.Option(help="Where the gateway will read its password.")
+    ] = Path("/etc/yiwang/mqtt.password"),
+    rotate: Annotated[bool, typer.Option(help="Replace the password of an existing gateway.")] = False,
+) -> None:
+    """Create a gateway's broker account and ACL entry; print its ready gateway config file."""
+    from broker.accounts import AccountError, AccountStore
+    from broker.provision import BrokerAddress, add_gateway
+
+    try:
+        done = add_gateway(
+            AccountStore(accounts_dir),
+            community,
+            gateway,
+            BrokerAddress(host, port, tls_ca),
+            gateway_password_file=password_file,
+            rotate=rotate,
+        )
+    except AccountError as err:
+        typer.echo(f"yiwang gateway add: {err}", err=True)
+        raise typer.Exit(2) from err
+    typer.echo(done.config_yaml, nl=False)
+    typer.echo(
+        f"gateway add: account {done.credentials.username}; password in {done.password_path} "
+        f"(copy to {password_file} on the gateway); reload Mosquitto (SIGHUP) to apply",
+        err=True,
+    )
+
+
 @app.command()
 def broker(
     embedded: Annotated[
@@ -140,7 +181,7 @@ def broker(
     run_until_signalled("broker", lambda stop: run_embedded(settings.mqtt_host, settings.mqtt_port, stop))
 
 
-BENCH_AREAS = ("case-latency", "edge", "alerts", "camera")
+BENCH_AREAS = ("case-latency", "edge", "alerts", "camera", "ingest")
 
 
 @app.command()
@@ -151,6 +192,7 @@ def bench(
     embedded_broker: Annotated[
         bool, typer.Option(help="Use the embedded broker instead of Mosquitto.")
     ] = False,
+    seconds: Annotated[float, typer.Option(min=1, help="Load duration per phase (ingest).")] = 15.0,
 ) -> None:
     """Benchmark against real components on this machine, with a ceiling measured in the same run."""
     import json
@@ -168,6 +210,10 @@ def bench(
         from yiwang.bench import alerts as alerts_bench
 
         result = alerts_bench.run(ServiceSettings().config_dir)
+    elif area == "ingest":
+        from yiwang.bench import ingest as ingest_bench
+
+        result = ingest_bench.run(ServiceSettings().config_dir, seconds=seconds)
     elif area == "camera":
         from yiwang.bench import camera as camera_bench
 
@@ -275,12 +321,14 @@ def up(
     simulate: Annotated[bool, typer.Option(help="Run the simulated pilot community (竹竿巷).")] = True,
 ) -> None:
     """Start the whole platform on one box with embedded defaults (demo mode)."""
+    from sqlalchemy.engine import make_url
+
     from api.accounts import ensure_demo_operator
     from api.settings import ApiSettings
     from broker.mosquitto import MosquittoConfig, mosquitto_binary
     from yiwang.common.db import make_engine
     from yiwang.common.logs import setup_logging
-    from yiwang.schema import create_all
+    from yiwang.schema import create_all, reset_demo_database_if_outdated
     from yiwang.supervisor import Child, Supervisor, env_with, self_command, wait_for_port
 
     setup_logging("up")
@@ -301,6 +349,12 @@ def up(
         if wait_for_port(host, port, timeout=0.2):
             raise typer.BadParameter(f"{what} port {host}:{port} is already in use; set YIWANG_{what}_PORT")
 
+    if make_url(settings.database_url).get_backend_name() == "sqlite" and reset_demo_database_if_outdated(
+        settings.database_url, DEMO_DIR / "schema-version"
+    ):
+        typer.echo(
+            "the demo database was made by an older version: moved aside (.old), starting fresh", err=True
+        )
     create_all(settings.database_url)
     engine = make_engine(settings.database_url)
     credentials_path = DEMO_DIR / "credentials.json"

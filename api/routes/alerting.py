@@ -16,6 +16,7 @@ from alerts.silences import Silence, SilenceIn, SilenceStore
 from alerts.stats import RuleOutcome, rule_outcomes
 from api.deps import CurrentUser, ResourcesDep
 from api.schemas import Page
+from api.scope import DISTRICT_ROLES, area_filter, sees_area
 
 router = APIRouter(prefix="/api/v1", tags=["alerting"])
 
@@ -96,14 +97,14 @@ def get_rule(rule_id: str, resources: ResourcesDep, _user: CurrentUser) -> RuleO
 @router.get("/alerts", response_model=Page[AlertOut])
 def list_alerts(
     resources: ResourcesDep,
-    _user: CurrentUser,
+    user: CurrentUser,
     alert_status: Annotated[
         list[str] | None, Query(alias="status", description="pending, firing, unknown, ...")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> Page[AlertOut]:
-    query = select(Alert)
+    query = select(Alert).where(area_filter(user, resources.policy, Alert.community, Alert.grid))
     if alert_status:
         query = query.where(Alert.status.in_(alert_status))
     with Session(resources.engine) as session:
@@ -133,6 +134,14 @@ def list_silences(resources: ResourcesDep, _user: CurrentUser) -> list[SilenceOu
 
 @router.post("/silences", response_model=SilenceOut, status_code=status.HTTP_201_CREATED)
 def add_silence(body: SilenceIn, resources: ResourcesDep, user: CurrentUser) -> SilenceOut:
+    town_wide = user.role == "town_operator" and body.matchers.community is not None
+    if user.role not in DISTRICT_ROLES and not (
+        town_wide and sees_area(user, resources.policy, body.matchers.community or "")
+    ):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            "silences are set by district staff, or by a town operator for a community of the town",
+        )
     return _silence_out(SilenceStore(resources.engine).add(body, author=user.username))
 
 

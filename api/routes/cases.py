@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from alerts.caseflow import CaseFlow, CaseNotFound, Report
 from alerts.models import OPEN_STATES, Case, CaseState
 from alerts.workflow import IllegalTransition, InvalidAction
+from api.accounts import User
 from api.deps import CurrentUser, ResourcesDep
 from api.schemas import CaseDetail, CaseEventOut, CaseOut, EvidenceOut, Page
+from api.scope import case_filter, require_action, sees_area
 
 router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
+SlaStatus = Literal["overdue", "due_soon"]
 
 
 def case_out(case: Case, resources: ResourcesDep) -> CaseOut:
@@ -48,17 +52,34 @@ def case_out(case: Case, resources: ResourcesDep) -> CaseOut:
 @router.get("", response_model=Page[CaseOut])
 def list_cases(
     resources: ResourcesDep,
-    _user: CurrentUser,
+    user: CurrentUser,
     state: Annotated[list[CaseState] | None, Query(description="Only cases in these states.")] = None,
     open_only: Annotated[
         bool, Query(alias="open", description="Only cases not yet closed, voided or merged.")
     ] = False,
     category: str | None = None,
     grid: str | None = None,
+    assignee: str | None = None,
+    sla: Annotated[
+        SlaStatus | None,
+        Query(description="overdue: deadline passed; due_soon: stage or deadline within 1 h"),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> Page[CaseOut]:
-    query = select(Case)
+    query = select(Case).where(case_filter(user, resources.policy))
+    if assignee:
+        query = query.where(Case.assignee == assignee)
+    if sla is not None:
+        now = datetime.now(UTC)
+        still_open = Case.state.in_([s.value for s in OPEN_STATES])
+        if sla == "overdue":  # the completion deadline has passed and the case is still open
+            query = query.where(still_open, Case.deadline < now)
+        else:  # the running stage or the deadline falls due within the hour
+            soon = now + timedelta(hours=1)
+            query = query.where(
+                still_open, or_(Case.stage_due.between(now, soon), Case.deadline.between(now, soon))
+            )
     if state:
         query = query.where(Case.state.in_([s.value for s in state]))
     if open_only:
@@ -76,11 +97,11 @@ def list_cases(
     return Page[CaseOut](items=items, total=total, limit=limit, offset=offset)
 
 
-def load_detail(case_id: int, resources: ResourcesDep) -> CaseDetail:
+def load_detail(case_id: int, resources: ResourcesDep, user: User) -> CaseDetail:
     with Session(resources.engine) as session:
         case = session.scalar(
             select(Case)
-            .where(Case.id == case_id)
+            .where(Case.id == case_id, case_filter(user, resources.policy))
             .options(selectinload(Case.events), selectinload(Case.evidence))
         )
         if case is None:
@@ -94,8 +115,8 @@ def load_detail(case_id: int, resources: ResourcesDep) -> CaseDetail:
 
 
 @router.get("/{case_id}", response_model=CaseDetail, responses={404: {"description": "No such case"}})
-def get_case(case_id: int, resources: ResourcesDep, _user: CurrentUser) -> CaseDetail:
-    return load_detail(case_id, resources)
+def get_case(case_id: int, resources: ResourcesDep, user: CurrentUser) -> CaseDetail:
+    return load_detail(case_id, resources, user)
 
 
 class ReportIn(BaseModel):
@@ -141,6 +162,8 @@ def report_case(body: ReportIn, resources: ResourcesDep, user: CurrentUser) -> R
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT, f"unknown grid {body.community}/{body.grid}"
         )
+    if not sees_area(user, resources.policy, body.community, body.grid):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "that grid is outside your jurisdiction")
     report = Report(
         body.community, body.grid, body.category, body.description, body.location, body.reporter_phone
     )
@@ -163,6 +186,8 @@ def report_case(body: ReportIn, resources: ResourcesDep, user: CurrentUser) -> R
     },
 )
 def act_on_case(case_id: int, body: ActionIn, resources: ResourcesDep, user: CurrentUser) -> CaseDetail:
+    load_detail(case_id, resources, user)  # 404 outside the jurisdiction, before anything else
+    require_action(user, body.action)
     flow = CaseFlow(resources.engine, resources.policy)
     try:
         flow.act(
@@ -179,4 +204,4 @@ def act_on_case(case_id: int, body: ActionIn, resources: ResourcesDep, user: Cur
         raise HTTPException(status.HTTP_409_CONFLICT, str(err)) from err
     except InvalidAction as err:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(err)) from err
-    return load_detail(case_id, resources)
+    return load_detail(case_id, resources, user)

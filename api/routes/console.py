@@ -13,9 +13,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from alerts.models import OPEN_STATES, Case
-from api.accounts import authenticate
+from api.accounts import authenticate, find_user
 from api.deps import ResourcesDep
 from api.routes.cases import case_out
+from api.scope import case_filter
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).resolve().parent.parent / "templates")
@@ -144,12 +145,13 @@ def logout(request: Request) -> RedirectResponse:
 
 @router.get("/console", response_class=HTMLResponse, response_model=None)
 def console(request: Request, resources: ResourcesDep) -> Response:
-    if not request.session.get("user"):
+    user = find_user(resources.engine, request.session.get("user") or "")
+    if user is None:
         return RedirectResponse("/console/login", status_code=status.HTTP_303_SEE_OTHER)
     with Session(resources.engine) as session:
         rows = session.scalars(
             select(Case)
-            .where(Case.state.in_([s.value for s in OPEN_STATES]))
+            .where(Case.state.in_([s.value for s in OPEN_STATES]), case_filter(user, resources.policy))
             .order_by(Case.opened_at.desc(), Case.id.desc())
             .limit(200)
         )

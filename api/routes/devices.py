@@ -9,6 +9,7 @@ from fastapi import APIRouter, HTTPException, Query, status
 
 from api.deps import CurrentUser, ResourcesDep
 from api.schemas import FieldOut, Telemetry, TelemetryPoint
+from api.scope import sees_area
 from ingest.store import StoreError
 
 router = APIRouter(prefix="/api/v1/devices", tags=["devices"])
@@ -32,13 +33,13 @@ def _to_ms(value: datetime) -> int:
 def telemetry(
     device: str,
     resources: ResourcesDep,
-    _user: CurrentUser,
+    user: CurrentUser,
     since: TimeParam = None,
     until: TimeParam = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> Telemetry:
     info = resources.catalog.find_device(device)
-    if info is None:
+    if info is None or not sees_area(user, resources.policy, info.community.id, info.device.grid):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"device {device!r} not found")
     since = since or datetime.now(UTC) - timedelta(hours=1)
     if until is not None and _to_ms(until) <= _to_ms(since):

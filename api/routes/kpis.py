@@ -8,7 +8,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, status
 
 from alerts.kpis import Level, compute_kpis
+from api.accounts import User
 from api.deps import CurrentUser, ResourcesDep
+from api.scope import DISTRICT_ROLES, sees_area
 
 router = APIRouter(prefix="/api/v1", tags=["kpis"])
 
@@ -16,7 +18,7 @@ router = APIRouter(prefix="/api/v1", tags=["kpis"])
 @router.get("/kpis")
 def kpis(
     resources: ResourcesDep,
-    _user: CurrentUser,
+    user: CurrentUser,
     start: Annotated[datetime, Query(description="Cases opened from (ISO-8601 with offset).")],
     end: Annotated[datetime, Query(description="... until (exclusive).")],
     level: Level = "district",
@@ -35,9 +37,26 @@ def kpis(
     }[level]
     if scope not in known:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no {level} {scope!r}")
+    if not _may_see(user, resources, level, scope):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"the {level} {scope!r} is outside your jurisdiction")
     return compute_kpis(
         resources.engine, resources.policy, level=level, scope=scope, start=start, end=end
     ).as_dict()
+
+
+def _may_see(user: User, resources: ResourcesDep, level: Level, scope: str) -> bool:
+    if user.role in DISTRICT_ROLES:
+        return True
+    if level == "town":
+        return user.role == "town_operator" and user.town == scope
+    if level == "community":
+        return sees_area(user, resources.policy, scope)
+    if level == "grid":
+        community = next(
+            (c.id for c in resources.catalog.communities.values() if any(g.id == scope for g in c.grids)), ""
+        )
+        return sees_area(user, resources.policy, community, scope)
+    return False
 
 
 @router.get("/organisation")

@@ -50,7 +50,9 @@ def console(tmp_path: Path) -> Iterator[str]:
     )
     create_all(settings.database_url)
     engine = make_engine(settings.database_url)
-    accounts.create_user(engine, "wang.wei", "s3cret-pass", role="town_operator", display_name="王伟")
+    accounts.create_user(
+        engine, "wang.wei", "s3cret-pass", role="town_operator", display_name="王伟", town="yuehe"
+    )
     engine.dispose()
     open_flooding_cases(settings.database_url, [datetime.now(UTC)])
     env = {

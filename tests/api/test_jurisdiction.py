@@ -1,0 +1,148 @@
+"""Jurisdiction is enforced in one place: another grid's case does not exist, others' actions are 403."""
+
+from collections.abc import Callable
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api import accounts
+from api.settings import ApiSettings
+from tests.api.conftest import auth
+from yiwang.common.db import make_engine
+
+REPORT = {"community": "zhuganxiang", "category": "fire_lane_blocked", "description": "占用", "location": "x"}
+
+
+@pytest.fixture
+def login(settings: ApiSettings, client: TestClient) -> Callable[..., str]:
+    engine = make_engine(settings.database_url)
+
+    def make(username: str, role: str, **scope: str) -> str:
+        user = accounts.create_user(engine, username, "pw-" + username, role, **scope)
+        return accounts.issue_token(engine, user)
+
+    yield make  # type: ignore[misc]
+    engine.dispose()
+
+
+def test_each_role_sees_its_own_part(client: TestClient, token: str, login: Callable[..., str]) -> None:
+    north = login("north", "grid_worker", community="zhuganxiang", grid="g-north")
+    south = login("south", "grid_worker", community="zhuganxiang", grid="g-south")
+    town = login("town", "town_operator", town="yuehe")
+    water = login("water", "department_handler", department="water")
+    north_case = client.post("/api/v1/cases", json=REPORT | {"grid": "g-north"}, headers=auth(north)).json()[
+        "id"
+    ]
+    assert (
+        client.post("/api/v1/cases", json=REPORT | {"grid": "g-north"}, headers=auth(south)).status_code
+        == 403
+    )
+
+    def visible(who: str) -> list[int]:
+        return [c["id"] for c in client.get("/api/v1/cases", headers=auth(who)).json()["items"]]
+
+    assert visible(north) == [north_case] and visible(town) == [north_case] and visible(token) == [north_case]
+    assert visible(south) == [] and visible(water) == []
+    # Another grid's case does not exist for you: 404, never its data.
+    for path in (f"/api/v1/cases/{north_case}",):
+        response = client.get(path, headers=auth(south))
+        assert response.status_code == 404 and "占用" not in response.text
+    assert (
+        client.post(
+            f"/api/v1/cases/{north_case}/actions", headers=auth(south), json={"action": "accept"}
+        ).status_code
+        == 404
+    )
+    # Inside the jurisdiction but not your role's action: 403, and nothing changes.
+    assert (
+        client.post(
+            f"/api/v1/cases/{north_case}/actions",
+            headers=auth(north),
+            json={"action": "void", "params": {"reason": "test"}},
+        ).status_code
+        == 403
+    )
+    assert client.get(f"/api/v1/cases/{north_case}", headers=auth(north)).json()["state"] == "NEW"
+    assert (
+        client.post(
+            f"/api/v1/cases/{north_case}/actions", headers=auth(north), json={"action": "accept"}
+        ).status_code
+        == 200
+    )
+    # Telemetry of another grid's device and another grid's KPIs are out of reach too.
+    assert client.get("/api/v1/devices/wl-04/telemetry", headers=auth(north)).status_code == 404
+    kpi = {"start": "2026-01-01T00:00:00+08:00", "end": "2027-01-01T00:00:00+08:00"}
+    assert (
+        client.get(
+            "/api/v1/kpis", params=kpi | {"level": "grid", "scope": "g-south"}, headers=auth(north)
+        ).status_code
+        == 403
+    )
+    assert (
+        client.get(
+            "/api/v1/kpis", params=kpi | {"level": "grid", "scope": "g-north"}, headers=auth(north)
+        ).status_code
+        == 200
+    )
+    assert client.get("/api/v1/kpis", params=kpi, headers=auth(town)).status_code == 403  # district-wide
+    ends = "2030-01-01T00:00:00+08:00"
+    assert (
+        client.post(
+            "/api/v1/silences", headers=auth(north), json={"matchers": {"device": "wl-01"}, "ends_at": ends}
+        ).status_code
+        == 403
+    )
+    assert (
+        client.post(
+            "/api/v1/silences",
+            headers=auth(town),
+            json={"matchers": {"community": "zhuganxiang"}, "ends_at": ends},
+        ).status_code
+        == 201
+    )
+
+
+def test_department_sees_only_what_was_called_up_to_it(
+    client: TestClient, token: str, login: Callable[..., str]
+) -> None:
+    enforcement = login("enf", "department_handler", department="enforcement")
+    case_id = client.post("/api/v1/cases", json=REPORT | {"grid": "g-middle"}, headers=auth(token)).json()[
+        "id"
+    ]
+    for action, params in (
+        ("accept", {}),
+        ("verify", {}),
+        ("assign", {"assignee": "li"}),
+        ("sign", {}),
+        ("call_up", {"department": "enforcement", "approved_by": "head"}),
+    ):
+        assert (
+            client.post(
+                f"/api/v1/cases/{case_id}/actions",
+                headers=auth(token),
+                json={"action": action, "params": params},
+            ).status_code
+            == 200
+        )
+    assert [c["id"] for c in client.get("/api/v1/cases", headers=auth(enforcement)).json()["items"]] == [
+        case_id
+    ]
+    assert (
+        client.post(
+            f"/api/v1/cases/{case_id}/actions", headers=auth(enforcement), json={"action": "pass"}
+        ).status_code
+        == 403
+    )
+    responded = client.post(
+        f"/api/v1/cases/{case_id}/actions", headers=auth(enforcement), json={"action": "respond"}
+    )
+    assert responded.status_code == 200 and responded.json()["stage"] == "resolve_call"
+
+
+def test_roles_need_their_jurisdiction(settings: ApiSettings, client: TestClient) -> None:
+    engine = make_engine(settings.database_url)
+    with pytest.raises(ValueError, match="a town_operator needs town"):
+        accounts.create_user(engine, "x", "pw", "town_operator")
+    with pytest.raises(ValueError, match="unknown role"):
+        accounts.create_user(engine, "y", "pw", "mayor")
+    engine.dispose()
