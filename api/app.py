@@ -15,7 +15,7 @@ from alerts.rules import load_rules
 from alerts.schema import create_schema as create_case_schema
 from api import accounts
 from api.deps import Resources
-from api.routes import alerting, cases, console, devices, health, kpis
+from api.routes import alerting, cases, console, devices, health, kpis, open311
 from api.settings import ApiSettings
 from contract.catalog import load_catalog
 from ingest.store.factory import open_store
@@ -58,6 +58,14 @@ def create_app(settings: ApiSettings) -> FastAPI:
         https_only=False,
         session_cookie="yiwang_session",
     )
-    for router in (health.router, cases.router, alerting.router, kpis.router, devices.router, console.router):
+    for router in (
+        health.router,
+        cases.router,
+        alerting.router,
+        kpis.router,
+        open311.router,
+        devices.router,
+        console.router,
+    ):
         app.include_router(router)
     return app

@@ -1,0 +1,236 @@
+"""Open311 GeoReport v2 (``/open311/v2``): a 12345 hotline files and follows cases through the same
+intake as the console, so a report can merge with the sensor case about the same place.
+
+Deviations from the spec, on purpose: every call needs an ``api_key`` (an API token), since a
+community's cases are not public; the key's jurisdiction applies as everywhere else. ``address_id``
+is ``<community>/<grid>``. A reporter's personal data (name, phone, e-mail) is never returned.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
+from xml.etree.ElementTree import Element, tostring
+
+from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from alerts.caseflow import CaseFlow, Report
+from alerts.models import OPEN_STATES, Case
+from alerts.workflow import InvalidAction
+from api.accounts import User, user_for_token
+from api.deps import ResourcesDep
+from api.scope import case_filter, sees_area
+
+router = APIRouter(prefix="/open311/v2", tags=["open311"])
+Format = Literal["json", "xml"]
+MAX_ROWS, DEFAULT_DAYS = 1000, 90
+OPEN = {s.value for s in OPEN_STATES}
+
+
+class Open311Error(Exception):
+    def __init__(self, code: int, description: str) -> None:
+        super().__init__(description)
+        self.code, self.description = code, description
+
+
+def _element(tag: str, value: Any) -> Element:
+    """GeoReport XML: dicts become child elements, lists repeat the singular tag (attributes → attribute)."""
+    node = Element(tag)
+    if isinstance(value, dict):
+        node.extend(_element(key, child) for key, child in value.items())
+    elif isinstance(value, list):
+        node.extend(_element(tag.removesuffix("s"), entry) for entry in value)
+    elif value is not None:
+        node.text = str(value).lower() if isinstance(value, bool) else str(value)
+    return node
+
+
+def _xml(node: Element, code: int) -> Response:
+    body = b'<?xml version="1.0" encoding="utf-8"?>' + tostring(node, encoding="utf-8")
+    return Response(body, status_code=code, media_type="text/xml; charset=utf-8")
+
+
+def _render(fmt: Format, root: str, item: str, rows: list[dict[str, Any]], code: int = 200) -> Response:
+    if fmt == "json":
+        return JSONResponse(rows, status_code=code)
+    tree = Element(root)
+    tree.extend(_element(item, row) for row in rows)
+    return _xml(tree, code)
+
+
+def _error(fmt: Format, err: Open311Error) -> Response:
+    return _render(
+        fmt, "errors", "error", [{"code": err.code, "description": err.description}], code=err.code
+    )
+
+
+def _caller(resources: ResourcesDep, api_key: str | None) -> User:
+    user = user_for_token(resources.engine, api_key) if api_key else None
+    if user is None:
+        raise Open311Error(403, "a valid api_key is required")
+    return user
+
+
+def _service(resources: ResourcesDep, code: str) -> dict[str, Any]:
+    category = resources.categories[code]
+    return {
+        "service_code": code,
+        "service_name": category.name_zh,
+        "description": category.name_en,
+        "metadata": True,
+        "type": "realtime",
+        "keywords": f"{code},{category.name_en.lower()}",
+        "group": "社区安全",
+    }
+
+
+def _request_row(case: Case, resources: ResourcesDep) -> dict[str, Any]:
+    category = resources.categories.get(case.category)
+    agency = resources.policy.organisation.department(case.department or "")
+    town = next(
+        (t.name for t in resources.policy.organisation.towns if t.id == case.owner_town), case.owner_town
+    )
+    return {
+        "service_request_id": case.id,
+        "status": "open" if case.state in OPEN else "closed",
+        "status_notes": case.state,
+        "service_name": category.name_zh if category else case.category,
+        "service_code": case.category,
+        "description": case.description or case.title,
+        "agency_responsible": agency.name if agency else town,
+        "service_notice": "",
+        "requested_datetime": case.opened_at.isoformat(),
+        "updated_datetime": case.updated_at.isoformat(),
+        "expected_datetime": case.deadline.isoformat(),
+        "address": case.title,
+        "address_id": f"{case.community}/{case.grid}",
+        "zipcode": None,
+        "lat": None,
+        "long": None,
+        "media_url": None,
+    }
+
+
+def _guard(fmt: str) -> Format:
+    if fmt not in ("json", "xml"):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "format is .json or .xml")
+    return "json" if fmt == "json" else "xml"
+
+
+@router.get("/services.{fmt}")
+def services(fmt: str, resources: ResourcesDep) -> Response:
+    return _render(_guard(fmt), "services", "service", [_service(resources, c) for c in resources.categories])
+
+
+@router.get("/services/{code}.{fmt}")
+def service_definition(code: str, fmt: str, resources: ResourcesDep) -> Response:
+    form = _guard(fmt)
+    if code not in resources.categories:
+        return _error(form, Open311Error(404, f"no service {code!r}"))
+    attribute = {
+        "variable": True,
+        "code": "location_detail",
+        "datatype": "string",
+        "required": False,
+        "datatype_description": "Where exactly: building, floor, entrance.",
+        "order": 1,
+        "description": "位置补充说明",
+        "values": [],
+    }
+    definition = {"service_code": code, "attributes": [attribute]}
+    return (
+        JSONResponse(definition) if form == "json" else _xml(_element("service_definition", definition), 200)
+    )
+
+
+@router.get("/requests.{fmt}")
+def list_requests(
+    fmt: str,
+    resources: ResourcesDep,
+    api_key: str | None = None,
+    service_request_id: Annotated[str | None, Query(description="Comma-separated ids.")] = None,
+    service_code: str | None = None,
+    start_date: datetime | None = None,
+    end_date: datetime | None = None,
+    request_status: Annotated[Literal["open", "closed"] | None, Query(alias="status")] = None,
+) -> Response:
+    form = _guard(fmt)
+    try:
+        user = _caller(resources, api_key)
+        ids = [int(i) for i in service_request_id.split(",")] if service_request_id else None
+    except Open311Error as err:
+        return _error(form, err)
+    except ValueError:
+        return _error(form, Open311Error(400, "service_request_id is a comma-separated list of numbers"))
+    end = end_date or datetime.now(UTC)
+    start = start_date or end - timedelta(days=DEFAULT_DAYS)
+    query = select(Case).where(case_filter(user, resources.policy))
+    if ids is not None:
+        query = query.where(Case.id.in_(ids))
+    else:
+        query = query.where(Case.opened_at >= start, Case.opened_at < end)
+    if service_code:
+        query = query.where(Case.category == service_code)
+    if request_status:
+        states = OPEN if request_status == "open" else set()
+        query = query.where(Case.state.in_(states) if states else Case.state.not_in(OPEN))
+    with Session(resources.engine) as session:
+        rows = [
+            _request_row(c, resources)
+            for c in session.scalars(query.order_by(Case.id.desc()).limit(MAX_ROWS))
+        ]
+    return _render(form, "service_requests", "request", rows)
+
+
+@router.get("/requests/{request_id}.{fmt}")
+def get_request(request_id: int, fmt: str, resources: ResourcesDep, api_key: str | None = None) -> Response:
+    form = _guard(fmt)
+    try:
+        user = _caller(resources, api_key)
+    except Open311Error as err:
+        return _error(form, err)
+    with Session(resources.engine) as session:
+        case = session.scalar(select(Case).where(Case.id == request_id, case_filter(user, resources.policy)))
+        if case is None:
+            return _error(form, Open311Error(404, f"no service request {request_id}"))
+        return _render(form, "service_requests", "request", [_request_row(case, resources)])
+
+
+@router.post("/requests.{fmt}")
+async def create_request(fmt: str, request: Request, resources: ResourcesDep) -> Response:
+    form_fmt = _guard(fmt)
+    form = await request.form()  # raw: Open311's attribute[code] keys cannot be declared as parameters
+    values = {k: str(v) for k, v in form.items()}
+    try:
+        user = _caller(resources, values.get("api_key"))
+        code = values.get("service_code", "")
+        if code not in resources.categories:
+            raise Open311Error(400, f"unknown service_code {code!r}")
+        community, _, grid = values.get("address_id", "").partition("/")
+        known = resources.catalog.communities.get(community)
+        if known is None or all(g.id != grid for g in known.grids):
+            raise Open311Error(400, "address_id must be <community>/<grid> of a known grid")
+        if not sees_area(user, resources.policy, community, grid):
+            raise Open311Error(403, "that grid is outside the api_key's jurisdiction")
+        description = values.get("description", "")[:4000]
+        if not description:
+            raise Open311Error(400, "description is required")
+        location = values.get("address_string") or values.get("attribute[location_detail]", "")
+        report = Report(community, grid, code, description, location[:256], values.get("phone") or None)
+        case_id, merged = CaseFlow(resources.engine, resources.policy).report(
+            report, actor=f"open311:{user.username}"
+        )
+    except Open311Error as err:
+        return _error(form_fmt, err)
+    except InvalidAction as err:
+        return _error(form_fmt, Open311Error(400, str(err)))
+    notice = f"merged with case {merged}" if merged else "received"
+    return _render(
+        form_fmt,
+        "service_requests",
+        "request",
+        [{"service_request_id": case_id, "service_notice": notice, "account_id": None}],
+    )
