@@ -13,8 +13,9 @@ import yiwang
 from alerts.policy import CasePolicy
 from alerts.rules import load_rules
 from alerts.schema import create_schema as create_case_schema
-from api import accounts
+from api import accounts, audit
 from api.deps import Resources
+from api.metrics import install_metrics
 from api.routes import alerting, cases, console, devices, health, kpis, open311
 from api.settings import ApiSettings
 from contract.catalog import load_catalog
@@ -27,6 +28,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     engine = make_engine(settings.database_url)
     create_case_schema(engine)
     accounts.create_schema(engine)
+    audit.create_schema(engine)
     heartbeat_metadata.create_all(engine)
     policy = CasePolicy.load(settings.config_dir)
     categories = policy.categories
@@ -58,6 +60,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
         https_only=False,
         session_cookie="yiwang_session",
     )
+    app.middleware("http")(audit.audit_middleware(engine))
+    install_metrics(app)
     for router in (
         health.router,
         cases.router,

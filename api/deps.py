@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 from alerts.policy import CasePolicy
 from alerts.rules import Category, Rule
 from api.accounts import User, user_for_token
+from api.ratelimit import LoginThrottle
 from api.settings import ApiSettings
 from contract.catalog import Catalog
 from ingest.store import TimeSeriesStore
@@ -26,6 +27,7 @@ class Resources:
     categories: dict[str, Category]
     rules: list[Rule]
     policy: CasePolicy
+    throttle: LoginThrottle = field(default_factory=LoginThrottle)
 
 
 def get_resources(request: Request) -> Resources:
@@ -38,9 +40,13 @@ _bearer = HTTPBearer(auto_error=False, description="An API token (Authorization:
 
 
 def current_user(
-    resources: ResourcesDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    request: Request,
+    resources: ResourcesDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> User:
     user = user_for_token(resources.engine, credentials.credentials) if credentials else None
+    if user is not None:
+        request.state.actor = user.username  # for the audit log
     if user is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,

@@ -15,12 +15,18 @@ from sqlalchemy.schema import CreateTable
 
 from alerts.models import Base
 from alerts.schema import create_schema as create_case_schema
-from api import accounts
+from api import accounts, audit
 from ingest.deadletters import metadata as dead_letter_metadata
 from yiwang.common.db import make_engine
 from yiwang.common.heartbeat import metadata as heartbeat_metadata
 
-METADATA: tuple[MetaData, ...] = (Base.metadata, accounts.metadata, dead_letter_metadata, heartbeat_metadata)
+METADATA: tuple[MetaData, ...] = (
+    Base.metadata,
+    accounts.metadata,
+    audit.metadata,
+    dead_letter_metadata,
+    heartbeat_metadata,
+)
 
 
 def fingerprint() -> str:
@@ -49,6 +55,7 @@ def create_all(database_url: str) -> None:
     try:
         create_case_schema(engine)
         accounts.create_schema(engine)
+        audit.create_schema(engine)
         dead_letter_metadata.create_all(engine)
         heartbeat_metadata.create_all(engine)
     finally:

@@ -128,11 +128,21 @@ def login(
     username: Annotated[str, Form(max_length=64)],
     password: Annotated[str, Form(max_length=256)],
 ) -> Response:
+    keys = (f"user:{username}", f"client:{request.client.host if request.client else ''}")
+    wait = resources.throttle.retry_after(*keys)
+    if wait > 0:
+        response = _page(request, "login.html", error=True)
+        response.status_code = status.HTTP_429_TOO_MANY_REQUESTS
+        response.headers["Retry-After"] = str(int(wait) + 1)
+        return response
     user = authenticate(resources.engine, username, password)
     if user is None:
+        resources.throttle.failed(*keys)
         response = _page(request, "login.html", error=True)
         response.status_code = status.HTTP_401_UNAUTHORIZED
         return response
+    resources.throttle.succeeded(keys[0])
+    request.state.actor = user.username
     request.session["user"] = user.username
     return RedirectResponse("/console", status_code=status.HTTP_303_SEE_OTHER)
 

@@ -1,0 +1,53 @@
+"""Login throttling and the audit log of every write."""
+
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from api.audit import audit_log
+from api.settings import ApiSettings
+from tests.api.conftest import auth
+from yiwang.common.db import make_engine
+
+
+def test_brute_force_is_throttled_but_a_typo_is_not(client: TestClient, token: str) -> None:
+    assert client.post("/console/login", data={"username": "op", "password": "typo"}).status_code == 401
+    assert (
+        client.post("/console/login", data={"username": "op", "password": "correct horse"}).status_code == 200
+    )
+    # Five failures from this client in five minutes (the typo counts, a success does not wipe it)...
+    for _ in range(4):
+        assert client.post("/console/login", data={"username": "op", "password": "guess"}).status_code == 401
+    refused = client.post("/console/login", data={"username": "op", "password": "correct horse"})
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
+    # The same client trying other names is held back too.
+    assert client.post("/console/login", data={"username": "other", "password": "x"}).status_code == 429
+
+
+def test_every_write_is_audited_with_its_actor(client: TestClient, token: str, settings: ApiSettings) -> None:
+    report = {"community": "zhuganxiang", "grid": "g-north", "category": "flooding", "description": "积水"}
+    assert client.post("/api/v1/cases", json=report, headers=auth(token)).status_code == 201
+    assert (
+        client.post("/api/v1/cases/1/actions", json={"action": "pass"}, headers=auth(token)).status_code
+        == 409
+    )
+    assert client.post("/api/v1/cases", json=report).status_code == 401
+    client.get("/api/v1/cases", headers=auth(token))  # reads are not audited
+    engine = make_engine(settings.database_url)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(audit_log.c.actor, audit_log.c.method, audit_log.c.path, audit_log.c.status)
+        ).all()
+    engine.dispose()
+    assert [tuple(r) for r in rows] == [
+        ("op", "POST", "/api/v1/cases", 201),
+        ("op", "POST", "/api/v1/cases/1/actions", 409),
+        ("anonymous", "POST", "/api/v1/cases", 401),
+    ]
+
+
+def test_metrics_count_requests_by_route_template(client: TestClient, token: str) -> None:
+    client.get("/api/v1/cases/7", headers=auth(token))
+    client.get("/api/v1/cases/8", headers=auth(token))
+    body = client.get("/metrics/").text
+    assert 'yiwang_api_requests_total{method="GET",route="/api/v1/cases/{case_id}",status="404"} 2.0' in body
+    assert "yiwang_api_request_seconds_bucket" in body
