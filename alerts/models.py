@@ -58,7 +58,12 @@ class Base(DeclarativeBase):
 
 class Case(Base):
     __tablename__ = "cases"
-    __table_args__ = (Index("ix_cases_open_lookup", "community", "grid", "category", "state"),)
+    __table_args__ = (
+        Index("ix_cases_open_lookup", "community", "grid", "category", "state"),
+        # The operator queue: one grid (or town), newest first.
+        Index("ix_cases_queue", "grid", "opened_at"),
+        Index("ix_cases_state_opened", "state", "opened_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     community: Mapped[str] = mapped_column(String(64))

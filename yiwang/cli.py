@@ -112,15 +112,15 @@ def edge_camera(
 def gateway_add(
     community: Annotated[str, typer.Argument(help="Community id, e.g. zhuganxiang.")],
     gateway: Annotated[str, typer.Argument(help="Gateway id, e.g. gw-03.")],
-    accounts_dir: Annotated[
-        Path, typer.Option(help="Where the broker's passwd and acl files live.")
-    ] = Path("var/broker/accounts"),
+    accounts_dir: Annotated[Path, typer.Option(help="Where the broker's passwd and acl files live.")] = Path(
+        "var/broker/accounts"
+    ),
     host: Annotated[str, typer.Option(help="Broker host as the gateway reaches it.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Broker port as the gateway reaches it.")] = 1883,
     tls_ca: Annotated[Path | None, typer.Option(help="CA file on the gateway (turns TLS on).")] = None,
-    password_file: Annotated[
-        Path, typer.Option(help="Where the gateway will read its password.")
-    ] = Path("/etc/yiwang/mqtt.password"),
+    password_file: Annotated[Path, typer.Option(help="Where the gateway will read its password.")] = Path(
+        "/etc/yiwang/mqtt.password"
+    ),
     rotate: Annotated[bool, typer.Option(help="Replace the password of an existing gateway.")] = False,
 ) -> None:
     """Create a gateway's broker account and ACL entry; print its ready gateway config file."""
@@ -181,7 +181,7 @@ def broker(
     run_until_signalled("broker", lambda stop: run_embedded(settings.mqtt_host, settings.mqtt_port, stop))
 
 
-BENCH_AREAS = ("case-latency", "edge", "alerts", "camera", "ingest")
+BENCH_AREAS = ("case-latency", "edge", "alerts", "camera", "ingest", "api")
 
 
 @app.command()
@@ -193,6 +193,7 @@ def bench(
         bool, typer.Option(help="Use the embedded broker instead of Mosquitto.")
     ] = False,
     seconds: Annotated[float, typer.Option(min=1, help="Load duration per phase (ingest).")] = 15.0,
+    replicas: Annotated[int, typer.Option(min=1, help="Ingest processes (ingest; >1: shared sub).")] = 1,
 ) -> None:
     """Benchmark against real components on this machine, with a ceiling measured in the same run."""
     import json
@@ -206,6 +207,10 @@ def bench(
         from yiwang.bench import edge as edge_bench
 
         result = edge_bench.run(ServiceSettings().config_dir)
+    elif area == "api":
+        from yiwang.bench import api as api_bench
+
+        result = api_bench.run(ServiceSettings().config_dir)
     elif area == "alerts":
         from yiwang.bench import alerts as alerts_bench
 
@@ -213,7 +218,7 @@ def bench(
     elif area == "ingest":
         from yiwang.bench import ingest as ingest_bench
 
-        result = ingest_bench.run(ServiceSettings().config_dir, seconds=seconds)
+        result = ingest_bench.run(ServiceSettings().config_dir, seconds=seconds, replicas=replicas)
     elif area == "camera":
         from yiwang.bench import camera as camera_bench
 

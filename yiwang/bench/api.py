@@ -1,0 +1,193 @@
+"""The operator queue and KPIs at district scale: 100,000 cases and 1,000,000 case events.
+
+Cases are generated over a year across the pilot's grids and categories, each with ten events (the
+usual accept → close life), bulk-inserted into PostgreSQL (or SQLite when PostgreSQL is not
+installed). The API runs as its own process; we time the queue page (open cases of one grid, newest
+first, 50 per page, with its total) and a district KPI report for one month, as a client sees them.
+The ceiling is the database's own time for the same queue query, measured in the same run.
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import Engine, func, insert, select, text
+from sqlalchemy.orm import Session
+
+from alerts.models import OPEN_STATES, Case, CaseEvent
+from alerts.policy import CasePolicy
+from api.accounts import ensure_demo_operator
+from yiwang.bench import postgres
+from yiwang.bench.stack import free_port
+from yiwang.common.db import make_engine
+from yiwang.schema import create_all
+from yiwang.supervisor import Child, Supervisor, env_with, self_command
+
+LIFE = ["reported", "accept", "verify", "assign", "sign", "feedback", "check", "pass", "visit", "note"]
+STATES = [
+    "NEW",
+    "VERIFYING",
+    "HANDLING",
+    "FEEDBACK",
+    "CLOSED",
+    "RETURN_VISIT",
+    "RETURN_VISIT",
+    "RETURN_VISIT",
+]
+
+
+def populate(engine: Engine, policy: CasePolicy, cases: int, events_per_case: int = 10) -> None:
+    rng = random.Random(5)
+    grids, categories = ["g-north", "g-middle", "g-south"], list(policy.categories)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    batch = 5_000
+    with engine.begin() as conn:
+        for first in range(1, cases + 1, batch):
+            rows, events = [], []
+            for case_id in range(first, min(first + batch, cases + 1)):
+                opened = start + timedelta(minutes=case_id * 5 + rng.randint(0, 4))
+                category = rng.choice(categories)
+                state = rng.choice(STATES)
+                rows.append(
+                    {
+                        "id": case_id,
+                        "community": "zhuganxiang",
+                        "grid": rng.choice(grids),
+                        "category": category,
+                        "state": state,
+                        "title": f"{category} #{case_id}",
+                        "source": rng.choice(["sensor", "report"]),
+                        "severity": "warning",
+                        "opened_at": opened,
+                        "updated_at": opened + timedelta(hours=1),
+                        "deadline": opened + timedelta(hours=8),
+                        "version": 1,
+                        "description": "",
+                        "owner_town": "yuehe",
+                        "stage": "handle",
+                        "stage_due": opened + timedelta(hours=8),
+                        "stage_warned": False,
+                        "breaches": 0,
+                    }
+                )
+                for n, action in enumerate(LIFE[:events_per_case]):
+                    data: dict[str, Any] = {"outcome": "satisfied"} if action == "visit" else {}
+                    events.append(
+                        {
+                            "case_id": case_id,
+                            "at": opened + timedelta(minutes=10 * n),
+                            "actor": "bench",
+                            "action": action,
+                            "from_state": None,
+                            "to_state": None,
+                            "note": "",
+                            "data": data,
+                        }
+                    )
+            conn.execute(insert(Case), rows)
+            conn.execute(insert(CaseEvent), events)
+
+
+def _pct(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    return {
+        "p50": round(statistics.median(ordered), 1),
+        "p99": round(ordered[int(0.99 * (len(ordered) - 1))], 1),
+    }
+
+
+@contextmanager
+def _database() -> Iterator[tuple[str, str]]:
+    if postgres.available():
+        with postgres.throwaway_postgres() as url:
+            yield url, "postgresql"
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            yield f"sqlite:///{tmp}/bench.db", "sqlite"
+
+
+def run(config_dir: Path, *, cases: int = 100_000, requests: int = 200) -> dict[str, Any]:
+    policy = CasePolicy.load(config_dir)
+    with _database() as (url, kind), tempfile.TemporaryDirectory() as tmp:
+        create_all(url)
+        engine = make_engine(url)
+        loaded = time.perf_counter()
+        populate(engine, policy, cases)
+        load_s = time.perf_counter() - loaded
+        if kind == "postgresql":
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.execute(text("ANALYZE"))  # as autovacuum would after a bulk load
+        token = ensure_demo_operator(engine, Path(tmp) / "credentials.json")["token"]
+        with Session(engine) as session:
+            event_count = session.scalar(select(func.count()).select_from(CaseEvent)) or 0
+        port = free_port()
+        env = env_with(
+            {
+                "YIWANG_DATABASE_URL": url,
+                "YIWANG_SERIES_URL": f"sqlite:///{tmp}/series.db",
+                "YIWANG_CONFIG_DIR": str(config_dir.resolve()),
+                "YIWANG_HTTP_PORT": str(port),
+                "YIWANG_LOG_LEVEL": "WARNING",
+            }
+        )
+        supervisor = Supervisor(env, log_path=Path(tmp) / "api.log")
+        try:
+            supervisor.start(Child("api", self_command("api"), port))
+            http = httpx.Client(
+                base_url=f"http://127.0.0.1:{port}",
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=120,
+            )
+            queue: dict[str, str | int] = {"open": "true", "grid": "g-north", "limit": 50}
+            http.get("/api/v1/cases", params=queue).raise_for_status()  # warm caches
+            queue_ms = []
+            for _ in range(requests):
+                started = time.perf_counter()
+                http.get("/api/v1/cases", params=queue).raise_for_status()
+                queue_ms.append((time.perf_counter() - started) * 1000)
+            month: dict[str, str] = {"start": "2026-06-01T00:00:00+08:00", "end": "2026-07-01T00:00:00+08:00"}
+            kpi_ms = []
+            for _ in range(5):
+                started = time.perf_counter()
+                http.get("/api/v1/kpis", params=month).raise_for_status()
+                kpi_ms.append((time.perf_counter() - started) * 1000)
+            http.close()
+        finally:
+            supervisor.stop_all()
+        db_ms = _db_queue_ms(engine)
+        engine.dispose()
+    queue_pct = _pct(queue_ms)
+    return {
+        "area": "api",
+        "db": kind,
+        "cases": cases,
+        "case_events": event_count,
+        "load_s": round(load_s, 1),
+        "queue_p50_ms": queue_pct["p50"],
+        "queue_p99_ms": queue_pct["p99"],
+        "ceiling_db_queue_p50_ms": _pct(db_ms)["p50"],
+        "kpi_ms": round(statistics.median(kpi_ms), 1),
+    }
+
+
+def _db_queue_ms(engine: Engine) -> list[float]:
+    """The same queue query straight against the database: what the API adds is the rest."""
+    states = [s.value for s in OPEN_STATES]
+    query = select(Case).where(Case.state.in_(states), Case.grid == "g-north")
+    samples = []
+    with Session(engine) as session:
+        for _ in range(50):
+            started = time.perf_counter()
+            session.scalar(select(func.count()).select_from(query.subquery()))
+            list(session.scalars(query.order_by(Case.opened_at.desc(), Case.id.desc()).limit(50)))
+            samples.append((time.perf_counter() - started) * 1000)
+    return samples
