@@ -14,8 +14,10 @@ from tests.platform import CONFIG_DIR
 from yiwang.common.db import make_engine
 
 
-def open_flooding_cases(database_url: str, at: list[datetime]) -> None:
-    """One flooding case in grid g-north per moment: wl-01 rises to 70 cm, then drains."""
+def open_flooding_cases(
+    database_url: str, at: list[datetime], device: str = "wl-01", gateway: str = "gw-01"
+) -> None:
+    """One flooding case per moment in the device's grid: the water rises to 70 cm, then drains."""
     engine = make_engine(database_url)
     policy = CasePolicy.load(CONFIG_DIR)
     book = CaseBook(engine, policy, timedelta(minutes=1))
@@ -23,6 +25,6 @@ def open_flooding_cases(database_url: str, at: list[datetime]) -> None:
     for moment in at:
         ms = int(moment.timestamp() * 1000)
         for offset, level in ((0, 70), (1, 1)):
-            reading = Reading(device="wl-01", ts=ms + offset, values={"level_cm": level})
-            book.apply(alert_engine.on_reading("zhuganxiang", "gw-01", reading), now=moment)
+            reading = Reading(device=device, ts=ms + offset, values={"level_cm": level})
+            book.apply(alert_engine.on_reading("zhuganxiang", gateway, reading), now=moment)
     engine.dispose()

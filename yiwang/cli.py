@@ -60,7 +60,13 @@ def api() -> None:
     # was installed before it; an ignoring handler makes that graceful stop exit 0 instead of -15.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda _signum, _frame: None)
-    uvicorn.run(create_app(settings), host=settings.http_host, port=settings.http_port, log_level="warning")
+    uvicorn.run(
+        create_app(settings),
+        host=settings.http_host,
+        port=settings.http_port,
+        log_level="warning",
+        timeout_graceful_shutdown=5,  # open console event streams must not hold a stop for long
+    )
 
 
 @edge_app.command("run")

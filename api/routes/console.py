@@ -1,114 +1,33 @@
-"""The operator console: a session login and the queue of open cases, in 简体中文 (default) or English."""
+"""The operator console: sign-in, the live case queue and the KPI dashboard (server-rendered)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated, Any
-from zoneinfo import ZoneInfo
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
 
 from fastapi import APIRouter, Form, Request, status
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
-from sqlalchemy import select
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
-from alerts.models import OPEN_STATES, Case
-from api.accounts import authenticate, find_user
+from alerts.kpis import compute_kpis
+from alerts.models import OPEN_STATES, Case, CaseEvent
+from api.accounts import authenticate
 from api.deps import ResourcesDep
 from api.routes.cases import case_out
-from api.scope import case_filter
+from api.scope import DISTRICT_ROLES, case_filter
+from api.web import language, page, session_user
 
 router = APIRouter(include_in_schema=False)
-templates = Jinja2Templates(directory=Path(__file__).resolve().parent.parent / "templates")
-
-TEXT: dict[str, dict[str, str]] = {
-    "zh": {
-        "title": "一网 · 网格工单",
-        "login": "登录",
-        "username": "用户名",
-        "password": "密码",
-        "bad_login": "用户名或密码错误",
-        "open_cases": "待办工单",
-        "id": "编号",
-        "category": "类别",
-        "grid": "网格",
-        "state": "状态",
-        "opened": "受理时间",
-        "deadline": "办结时限",
-        "case": "工单",
-        "none": "暂无待办工单",
-        "logout": "退出",
-        "other_lang": "English",
-    },
-    "en": {
-        "title": "Yiwang · Grid cases",
-        "login": "Sign in",
-        "username": "Username",
-        "password": "Password",
-        "bad_login": "Wrong username or password",
-        "open_cases": "Open cases",
-        "id": "No.",
-        "category": "Category",
-        "grid": "Grid",
-        "state": "State",
-        "opened": "Opened",
-        "deadline": "Deadline",
-        "case": "Case",
-        "none": "No open cases",
-        "logout": "Sign out",
-        "other_lang": "中文",
-    },
-}
+LOGIN = "/console/login"
+STREAM_SECONDS = 60
 
 
-STATE_NAMES: dict[str, dict[str, str]] = {
-    "zh": {
-        "NEW": "待受理",
-        "VERIFYING": "核实",
-        "FILED": "立案",
-        "ASSIGNED": "交办",
-        "HANDLING": "处置",
-        "CALLED_UP": "镇呼区应",
-        "FEEDBACK": "反馈",
-        "CHECKING": "核查",
-        "CLOSED": "结案",
-        "RETURN_VISIT": "回访",
-        "VOID": "作废",
-        "MERGED": "已合并",
-        "REOPENED": "重新办理",
-        "SUSPENDED": "挂起",
-    },
-    "en": {
-        "NEW": "New",
-        "VERIFYING": "Verifying",
-        "FILED": "Filed",
-        "ASSIGNED": "Assigned",
-        "HANDLING": "Handling",
-        "CALLED_UP": "Called up to district",
-        "FEEDBACK": "Feedback",
-        "CHECKING": "Checking",
-        "CLOSED": "Closed",
-        "RETURN_VISIT": "Return visit",
-        "VOID": "Void",
-        "MERGED": "Merged",
-        "REOPENED": "Reopened",
-        "SUSPENDED": "Suspended",
-    },
-}
-
-
-def _lang(request: Request) -> str:
-    lang = request.query_params.get("lang") or request.session.get("lang") or "zh"
-    lang = lang if lang in TEXT else "zh"
-    request.session["lang"] = lang
-    return lang
-
-
-def _page(request: Request, name: str, **context: Any) -> HTMLResponse:
-    lang = _lang(request)
-    return templates.TemplateResponse(
-        request, name, {"t": TEXT[lang], "lang": lang, "other": "en" if lang == "zh" else "zh", **context}
-    )
+def _to_login() -> RedirectResponse:
+    return RedirectResponse(LOGIN, status_code=status.HTTP_303_SEE_OTHER)
 
 
 @router.get("/")
@@ -116,12 +35,12 @@ def root() -> RedirectResponse:
     return RedirectResponse("/console", status_code=status.HTTP_303_SEE_OTHER)
 
 
-@router.get("/console/login", response_class=HTMLResponse)
-def login_form(request: Request) -> HTMLResponse:
-    return _page(request, "login.html", error=False)
+@router.get(LOGIN, response_class=HTMLResponse)
+def login_form(request: Request, resources: ResourcesDep) -> HTMLResponse:
+    return page(request, resources, "login.html", error=None)
 
 
-@router.post("/console/login", response_model=None)
+@router.post(LOGIN, response_model=None)
 def login(
     request: Request,
     resources: ResourcesDep,
@@ -131,33 +50,34 @@ def login(
     keys = (f"user:{username}", f"client:{request.client.host if request.client else ''}")
     wait = resources.throttle.retry_after(*keys)
     if wait > 0:
-        response = _page(request, "login.html", error=True)
+        response = page(request, resources, "login.html", error="throttled")
         response.status_code = status.HTTP_429_TOO_MANY_REQUESTS
         response.headers["Retry-After"] = str(int(wait) + 1)
         return response
     user = authenticate(resources.engine, username, password)
     if user is None:
         resources.throttle.failed(*keys)
-        response = _page(request, "login.html", error=True)
+        response = page(request, resources, "login.html", error="bad_login")
         response.status_code = status.HTTP_401_UNAUTHORIZED
         return response
     resources.throttle.succeeded(keys[0])
     request.state.actor = user.username
+    request.session.clear()  # a fresh session (and CSRF token) for every sign-in
     request.session["user"] = user.username
     return RedirectResponse("/console", status_code=status.HTTP_303_SEE_OTHER)
 
 
 @router.post("/console/logout")
 def logout(request: Request) -> RedirectResponse:
-    request.session.pop("user", None)
-    return RedirectResponse("/console/login", status_code=status.HTTP_303_SEE_OTHER)
+    request.session.clear()
+    return _to_login()
 
 
 @router.get("/console", response_class=HTMLResponse, response_model=None)
 def console(request: Request, resources: ResourcesDep) -> Response:
-    user = find_user(resources.engine, request.session.get("user") or "")
+    user = session_user(request, resources)
     if user is None:
-        return RedirectResponse("/console/login", status_code=status.HTTP_303_SEE_OTHER)
+        return _to_login()
     with Session(resources.engine) as session:
         rows = session.scalars(
             select(Case)
@@ -166,17 +86,69 @@ def console(request: Request, resources: ResourcesDep) -> Response:
             .limit(200)
         )
         cases = [case_out(c, resources) for c in rows]
-    names = {
-        c.code: (c.name_zh if _lang(request) == "zh" else c.name_en) for c in resources.categories.values()
-    }
+    lang = language(request)
+    names = {c.code: (c.name_zh if lang == "zh" else c.name_en) for c in resources.categories.values()}
     grids = {g.id: g.name for community in resources.catalog.communities.values() for g in community.grids}
-    return _page(
+    return page(
         request,
+        resources,
         "console.html",
         cases=cases,
         category_names=names,
         grid_names=grids,
-        user=request.session["user"],
-        state_names=STATE_NAMES[_lang(request)],
-        tz=ZoneInfo(resources.settings.display_timezone),
+        user=user,
+        now=datetime.now(UTC),
     )
+
+
+def _latest_change(resources: ResourcesDep) -> int:
+    with Session(resources.engine) as session:
+        return int(session.scalar(select(func.max(CaseEvent.id))) or 0)
+
+
+@router.get("/console/stream")
+async def stream(request: Request, resources: ResourcesDep) -> Response:
+    """Server-sent events: one ``change`` whenever any case gets a new event; the page then reloads."""
+    if request.session.get("user") is None:
+        return Response(status_code=status.HTTP_401_UNAUTHORIZED)
+
+    async def changes() -> AsyncIterator[str]:
+        seen = await run_in_threadpool(_latest_change, resources)
+        yield "retry: 3000\n\n"
+        # Each stream lives a minute and the browser reconnects: no connection outlives a shutdown long.
+        for _ in range(STREAM_SECONDS):
+            if await request.is_disconnected():
+                return
+            await asyncio.sleep(1.0)
+            latest = await run_in_threadpool(_latest_change, resources)
+            if latest != seen:
+                seen = latest
+                yield f"event: change\ndata: {latest}\n\n"
+
+    return StreamingResponse(changes(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
+
+
+@router.get("/console/kpis", response_class=HTMLResponse, response_model=None)
+def kpis_page(request: Request, resources: ResourcesDep, days: int = 30) -> Response:
+    user = session_user(request, resources)
+    if user is None:
+        return _to_login()
+    end = datetime.now(UTC) + timedelta(minutes=1)
+    start = end - timedelta(days=max(1, min(days, 366)))
+    policy = resources.policy
+    if user.role in DISTRICT_ROLES:
+        scopes = [("district", policy.organisation.district.id, policy.organisation.district.name)]
+        scopes += [("town", t.id, t.name) for t in policy.organisation.towns]
+    elif user.role == "town_operator" and user.town:
+        scopes = [
+            ("town", user.town, next((t.name for t in policy.organisation.towns if t.id == user.town), ""))
+        ]
+    elif user.community and user.grid:
+        scopes = [("grid", user.grid, user.grid)]
+    else:
+        scopes = []
+    reports = [
+        (name, compute_kpis(resources.engine, policy, level=level, scope=scope, start=start, end=end))  # type: ignore[arg-type]
+        for level, scope, name in scopes
+    ]
+    return page(request, resources, "kpis.html", reports=reports, start=start, end=end, user=user)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser, Page, sync_playwright
 
 from api import accounts
 from api.settings import ApiSettings
@@ -40,7 +41,7 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture
-def console(tmp_path: Path) -> Iterator[str]:
+def console(tmp_path: Path) -> Iterator[tuple[str, str]]:
     port = free_port()
     settings = ApiSettings(
         database_url=f"sqlite:///{tmp_path}/yiwang.db",
@@ -52,6 +53,15 @@ def console(tmp_path: Path) -> Iterator[str]:
     engine = make_engine(settings.database_url)
     accounts.create_user(
         engine, "wang.wei", "s3cret-pass", role="town_operator", display_name="王伟", town="yuehe"
+    )
+    accounts.create_user(
+        engine,
+        "li.na",
+        "grid-pass",
+        role="grid_worker",
+        display_name="李娜",
+        community="zhuganxiang",
+        grid="g-north",
     )
     engine.dispose()
     open_flooding_cases(settings.database_url, [datetime.now(UTC)])
@@ -71,11 +81,80 @@ def console(tmp_path: Path) -> Iterator[str]:
             return False
 
     wait_for(up, 30, f"the console; log:\n{api.log()}")
-    yield base
+    yield base, settings.database_url
     assert api.stop() == 0
 
 
-def test_operator_logs_in_and_sees_open_cases(browser: Browser, console: str, tmp_path: Path) -> None:
+def shoot(page: Page, tmp_path: Path, name: str) -> None:
+    """Screenshots land in the test's directory, and in $YIWANG_SCREENSHOTS_DIR (docs/screenshots) when set."""
+    page.screenshot(path=str(tmp_path / f"{name}.png"), full_page=True)
+    if target := os.environ.get("YIWANG_SCREENSHOTS_DIR"):
+        page.screenshot(path=str(Path(target) / f"{name}.png"), full_page=True)
+
+
+def sign_in(browser: Browser, base: str, username: str, password: str) -> Page:
+    page = browser.new_context(locale="zh-CN").new_page()
+    page.goto(f"{base}/console")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base}/console")
+    return page
+
+
+def act(page: Page, action: str, **fields: str) -> None:
+    form = page.locator(f"form[data-action={action}]")
+    for name, value in fields.items():
+        form.locator(f"[name={name}]").fill(value)
+    form.locator("button[type=submit]").click()
+    page.wait_for_load_state()
+
+
+def test_a_sensor_case_appears_live_and_is_worked_to_closure_by_the_right_roles(
+    browser: Browser, console: tuple[str, str], tmp_path: Path
+) -> None:
+    base, database_url = console
+    town = sign_in(browser, base, "wang.wei", "s3cret-pass")
+    assert town.locator("#cases tbody tr").count() == 1
+    # A second flood, in another grid, while the page is open: it must appear without a reload.
+    open_flooding_cases(database_url, [datetime.now(UTC)], device="wl-03", gateway="gw-02")
+    town.wait_for_function("document.querySelectorAll('#cases tbody tr').length === 2", timeout=15_000)
+    shoot(town, tmp_path, "queue")
+    town.locator("#cases tbody tr", has_text="北区网格").locator("a").click()  # li.na's grid
+    assert town.locator("#case-state").get_attribute("data-state") == "NEW"
+    act(town, "accept")
+    act(town, "verify")
+    act(town, "assign", assignee="li.na")
+    assert town.locator("#case-state").get_attribute("data-state") == "ASSIGNED"
+    assert town.locator("form[data-action=sign]").count() == 0  # signing is the grid worker's
+    case_url = town.url
+
+    worker = sign_in(browser, base, "li.na", "grid-pass")
+    worker.goto(case_url)
+    act(worker, "sign")
+    act(worker, "feedback", note="已清理积水")
+    assert worker.locator("#case-state").get_attribute("data-state") == "FEEDBACK"
+    assert worker.locator("form[data-action=pass]").count() == 0
+
+    town.goto(case_url)
+    act(town, "check")
+    act(town, "pass")
+    assert town.locator("#case-state").get_attribute("data-state") == "CLOSED"
+    actions = town.locator("#timeline td[data-action]").evaluate_all(
+        "cells => cells.map(c => c.dataset.action)"
+    )
+    assert actions[-7:] == ["accept", "verify", "assign", "sign", "feedback", "check", "pass"]
+    shoot(town, tmp_path, "case")
+    town.goto(f"{base}/console/kpis")
+    town_report = town.locator(".kpi-report[data-scope=yuehe]")
+    assert town_report.locator("[data-kpi=completion_rate]").inner_text() == "50.0%"  # 1 of the 2 cases
+    shoot(town, tmp_path, "kpis")
+
+
+def test_operator_logs_in_and_sees_open_cases(
+    browser: Browser, console: tuple[str, str], tmp_path: Path
+) -> None:
+    console, _ = console
     page = browser.new_page(locale="zh-CN")
     page.goto(f"{console}/console")
     assert page.url.endswith("/console/login")
