@@ -19,9 +19,17 @@ class MosquittoConfig:
     data_dir: Path
     allow_anonymous: bool = False
     password_file: Path | None = None
+    # Per-gateway topic rights (broker/accounts.py writes both files; `yiwang gateway add`).
+    acl_file: Path | None = None
     max_queued_messages: int = 1_000_000
     max_queued_bytes: int = 512 * 1024 * 1024
     autosave_interval_s: int = 10
+    # Saving after every N changes rewrites the whole in-memory store each time: at ingest rates that
+    # is a full database dump many times a second. We save on a short interval instead (and on exit).
+    autosave_on_changes: bool = False
+    # Unacknowledged QoS 1 messages the broker sends a client before waiting for PUBACKs. Ingest acks
+    # only after a batch of up to ~5,000 messages is written, so a window of 100 would starve it.
+    max_inflight_messages: int = 20_000
     # The contract's 256 KiB payload limit plus room for the fixed header and topic.
     max_packet_size: int = 256 * 1024 + 1024
     user: str = field(default_factory=getpass.getuser)
@@ -37,9 +45,10 @@ class MosquittoConfig:
             "persistence true",
             f"persistence_location {self.data_dir}/",
             f"autosave_interval {self.autosave_interval_s}",
+            f"autosave_on_changes {'true' if self.autosave_on_changes else 'false'}",
             f"max_queued_messages {self.max_queued_messages}",
             f"max_queued_bytes {self.max_queued_bytes}",
-            "max_inflight_messages 100",
+            f"max_inflight_messages {self.max_inflight_messages}",
             # Ingest rejects larger payloads anyway; the broker refuses them before they cost memory.
             f"max_packet_size {self.max_packet_size}",
             "persistent_client_expiration 30d",
@@ -52,6 +61,8 @@ class MosquittoConfig:
         ]
         if self.password_file is not None:
             lines.append(f"password_file {self.password_file}")
+        if self.acl_file is not None:
+            lines.append(f"acl_file {self.acl_file}")
         return "\n".join(lines) + "\n"
 
     def write(self, path: Path) -> Path:

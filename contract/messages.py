@@ -84,8 +84,14 @@ class EventMessage(_Message):
 
 
 class SpoolState(_Message):
+    """The gateway's store-and-forward spool; ``bytes`` and ``dropped`` are optional (added in v1.1)."""
+
     depth: Annotated[StrictInt, Field(ge=0)]
+    """Readings and events spooled and not yet acknowledged by the broker."""
     oldest_ts: TIMESTAMP_MS | None
+    bytes: Annotated[StrictInt, Field(ge=0)] | None = None
+    dropped: Annotated[StrictInt, Field(ge=0)] | None = None
+    """Readings and events given up by the spool's overflow policy since the spool was created."""
 
 
 class ModemState(_Message):

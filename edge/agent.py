@@ -26,11 +26,13 @@ from contract.messages import ConfigMessage, DeviceEntry, Event, decode_message
 from contract.profiles import Scalar
 from contract.topics import TopicKind
 from edge.gateway_config import DeviceSet, GatewayConfig
+from edge.metrics import EdgeMetrics
 from edge.publisher import GatewayPublisher, MqttOptions
 from edge.sources.base import ConfigError, Source, SourceBatch, SourceFactory
 from edge.sources.build import Built, LoadedProfile, build_sources, load_profiles
 from edge.sources.registry import load_sources
 from edge.spool import Spool, SpoolFullError
+from edge.systemd_notify import Watchdog, notify
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +89,11 @@ class EdgeAgent:
         self.publisher.start()
         self._start()
         next_state = time.monotonic() + self.config.state_interval_s
+        watchdog = Watchdog()
+        notify("READY=1")
         try:
             while not stop.is_set():
+                watchdog.pet()
                 try:
                     payload = await asyncio.wait_for(inbox.get(), timeout=0.25)
                 except TimeoutError:
@@ -212,28 +217,56 @@ def mqtt_options(config: GatewayConfig) -> MqttOptions:
         port=m.port,
         username=m.username,
         password=password.get_secret_value() if password else None,
+        max_inflight=m.max_inflight,
+        max_queued=m.max_queued,
+        reconnect_max_s=m.reconnect_max_s,
+        max_readings_per_message=config.spool.max_readings_per_message,
+        drain_per_s=config.spool.drain_per_s,
         tls_ca=str(m.tls_ca) if m.tls_ca else None,
+        tls_cert=str(m.tls_cert) if m.tls_cert else None,
+        tls_key=str(m.tls_key) if m.tls_key else None,
+    )
+
+
+def open_spool(config: GatewayConfig) -> Spool:
+    return Spool(
+        config.spool.dir / config.community / f"{config.gateway}.sqlite3",
+        max_bytes=config.spool.max_bytes,
+        max_age_s=config.spool.max_age_s,
+        max_items=config.spool.max_readings_per_message,
+        sync_interval_s=config.spool.sync_interval_s,
     )
 
 
 def run_agent(config_path: Path, stop: threading.Event) -> None:
-    """Load, validate (raising ContractError/ConfigError before touching any port) and run until stop."""
+    """Load, validate (raising ContractError/ConfigError before touching any port) and run until stop.
+
+    Under systemd (``edge/systemd/yiwang-edge.service``) it reports READY once running and pets the
+    watchdog from its main loop; SIGTERM sets ``stop``: sources stop, the publisher sends a retained
+    offline state and disconnects. Nothing is deleted that the broker did not acknowledge.
+    """
     config = load_gateway_config(config_path)
     profiles = load_profiles(config.config_dir)
     factories = load_sources()
     build_sources(config.device_set(), profiles, factories)  # fail before opening the spool
     options = mqtt_options(config)
-    spool = Spool(
-        config.spool.dir / config.community / f"{config.gateway}.sqlite3",
-        max_rows=config.spool.max_rows,
-        max_bytes=config.spool.max_bytes,
-    )
+    metrics = EdgeMetrics()
+    spool = open_spool(config)
     try:
         publisher = GatewayPublisher(config.community, config.gateway, spool, [], options)
+        metrics.add(publisher)
+        if config.metrics.port is not None:
+            try:
+                metrics.serve(config.metrics.host, config.metrics.port)
+            except OSError as err:
+                where = f"{config.metrics.host}:{config.metrics.port}"
+                raise ConfigError(f"gateway {config.gateway}: metrics port {where}: {err}") from err
         agent = EdgeAgent(config, profiles, factories, publisher)
         try:
             asyncio.run(agent.run(stop))
         finally:
+            notify("STOPPING=1")
             publisher.stop()
     finally:
+        metrics.close()
         spool.close()

@@ -30,11 +30,18 @@ class MqttConfig(_Config):
     password_file: Path | None = Field(default=None, description="File holding the password.")
     password_env: str | None = Field(default=None, description="Environment variable holding it.")
     tls_ca: Path | None = Field(default=None, description="CA bundle; TLS is on when set.")
+    tls_cert: Path | None = Field(default=None, description="Client certificate (PEM), if the broker asks.")
+    tls_key: Path | None = Field(default=None, description="Key of the client certificate (PEM).")
+    max_inflight: int = Field(default=20, gt=0, le=1000, description="QoS 1 messages awaiting PUBACK.")
+    max_queued: int = Field(default=40, gt=0, description="Spooled messages held in RAM.")
+    reconnect_max_s: float = Field(default=60, gt=0, description="Longest (jittered) reconnect delay.")
 
     @model_validator(mode="after")
     def _one_password_source(self) -> MqttConfig:
         if self.password_file is not None and self.password_env is not None:
             raise ValueError("give password_file or password_env, not both")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("give tls_cert and tls_key together")
         return self
 
     def password(self) -> SecretStr | None:
@@ -128,8 +135,25 @@ class DeviceSet(_Config):
 
 class SpoolConfig(_Config):
     dir: Path = Path("var/edge")
-    max_rows: int = Field(default=200_000, gt=0)
-    max_bytes: int = Field(default=256 * 1024 * 1024, gt=0)
+    max_bytes: int = Field(
+        default=1024 * 1024 * 1024, gt=0, description="Bound on compressed spool data (edge.spool_policy)."
+    )
+    max_age_s: float = Field(default=30 * 86_400, gt=0, description="Older routine telemetry expires.")
+    drain_per_s: int | None = Field(
+        default=None, gt=0, description="Backlog readings/s after an outage; live data is not limited."
+    )
+    max_readings_per_message: int = Field(default=500, ge=1, le=5000)
+    sync_interval_s: float = Field(
+        default=1.0, ge=0, le=60, description="Longest a spooled reading waits for fsync (power cut)."
+    )
+    max_rows: int | None = Field(
+        default=None, gt=0, description="Deprecated, ignored: the spool is bounded by bytes and age."
+    )
+
+
+class MetricsConfig(_Config):
+    host: str = Field(default="127.0.0.1", description="Local only by default: /metrics has no auth.")
+    port: int | None = Field(default=9108, ge=0, le=65535, description="None switches /metrics off.")
 
 
 class GatewayConfig(DeviceSet):
@@ -138,6 +162,7 @@ class GatewayConfig(DeviceSet):
     config_dir: Path = Field(default=Path("config"), description="Where sensor-types/ lives.")
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     spool: SpoolConfig = Field(default_factory=SpoolConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     state_interval_s: float = Field(default=60, gt=0)
 
     def device_set(self) -> DeviceSet:

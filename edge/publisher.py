@@ -1,17 +1,16 @@
 """MQTT publisher of one gateway: spool first, publish at QoS 1, delete on PUBACK (ARCHITECTURE §5).
 
-Flow: a batch of readings or events becomes a contract message whose ``seq`` is allocated by the spool
-in the same transaction that stores it; then the publisher hands spooled records to paho, oldest
-first, keeping at most ``max_queued`` of them in paho's memory (paho itself sends ``max_inflight`` at a
-time). The spool, not paho, holds any backlog, so an outage costs disk, not RAM. A PUBACK deletes the
-record. Records handed to paho before a disconnect are resent by paho on reconnect (with the DUP flag);
-everything still only in the spool — including all of it after an agent restart — is handed over
-oldest first as acks free the window. Duplicates are possible and harmless: ingest drops a repeated
-seq.
+Flow: readings and events are appended to the spool (:mod:`edge.spool`), then :meth:`pump` claims
+messages from it — events first, live telemetry next, backlog interleaved at ``drain_per_s`` — and
+hands them to paho, keeping at most ``max_queued`` in paho's memory (paho sends ``max_inflight`` at
+a time). The spool, not paho, holds any backlog, so an outage costs disk, not RAM. A PUBACK deletes
+the message's chunks. Messages handed to paho before a disconnect are resent by paho on reconnect
+(DUP flag); messages claimed by a previous run (killed before their PUBACK) are rebuilt with the
+same seq and sent first. Duplicates are possible and harmless: ingest drops a repeated seq.
 
-Retained ``state`` (birth, with spool depth) and ``devices`` are republished on every connect, because a
-broker that restarted without persistence forgets retained messages; the last will is
-``{"online": false}``.
+Retained ``state`` (birth, with spool depth, age and drop counts) and ``devices`` are republished on
+every connect, because a broker that restarted without persistence forgets retained messages; the
+last will is ``{"online": false}``. Session details: :mod:`edge.mqtt_session`.
 """
 
 from __future__ import annotations
@@ -20,27 +19,25 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any, TypeVar
+from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 
 from contract.messages import (
-    MAX_PAYLOAD_BYTES,
     DeviceEntry,
     DevicesMessage,
     Event,
-    EventMessage,
     ModemState,
     Reading,
     SpoolState,
     StateMessage,
-    TelemetryMessage,
 )
 from contract.topics import Topic, TopicKind
-from edge.spool import Appended, Spool
+from edge.mqtt_session import Backoff, MqttOptions, make_client, schedule_retry
+from edge.spool import Spool
+
+__all__ = ["AGENT_VERSION", "GatewayPublisher", "MqttOptions"]
 
 log = logging.getLogger(__name__)
 
@@ -49,38 +46,9 @@ try:
 except PackageNotFoundError:  # running from a source tree that was never installed
     AGENT_VERSION = "0.0.0+unknown"
 
-_MAX_SEQ = 2**63 - 1
-_Batch = TelemetryMessage | EventMessage
-T = TypeVar("T", Reading, Event)
-
-
-def _telemetry(seq: int, readings: list[Reading]) -> _Batch:
-    return TelemetryMessage(seq=seq, readings=readings)
-
-
-def _events(seq: int, events: list[Event]) -> _Batch:
-    return EventMessage(seq=seq, events=events)
-
 
 def _wall_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-@dataclass(frozen=True, slots=True)
-class MqttOptions:
-    host: str = "127.0.0.1"
-    port: int = 1883
-    username: str | None = None
-    password: str | None = None
-    keepalive_s: int = 30
-    max_inflight: int = 20
-    max_queued: int = 200
-    """Spooled records handed to paho at once; the rest waits in the spool, not in memory."""
-    reconnect_min_s: int = 1
-    reconnect_max_s: int = 30
-    max_readings_per_message: int = 500
-    tls_ca: str | None = None
-    """CA bundle path; when set the connection uses TLS (per-gateway credentials travel encrypted)."""
 
 
 class GatewayPublisher:
@@ -105,28 +73,21 @@ class GatewayPublisher:
         self.client_id = f"yiwang-edge-{community}-{gateway}"
         self._topics = {kind: Topic(community, gateway, kind).path for kind in TopicKind}
         self._lock = threading.Lock()  # guards the mid bookkeeping below; never held while calling paho
-        self._pump_lock = threading.Lock()  # one pumper at a time, so records are handed over in order
-        self._by_mid: dict[int, int | None] = {}  # paho mid -> spool id (None: retained state/devices)
+        self._pump_lock = threading.Lock()  # one pumper at a time, so claims are handed over in order
+        self._by_mid: dict[int, int | None] = {}  # paho mid -> seq (None: retained state/devices)
         self._early_acks: set[int] = set()  # PUBACKs that arrived before publish() returned the mid
-        self._outstanding = 0  # spooled records handed to paho and not yet acknowledged
-        self._handed_upto = 0  # highest spool id handed to paho by this process
+        self._in_flight: set[int] = set()  # seqs handed to paho by this process and not yet acked
         self._stopping = False
         self._modem: ModemState | None = None
         self._on_config: Callable[[bytes], None] | None = None
+        self._backoff = Backoff(self.options.reconnect_min_s, self.options.reconnect_max_s)
+        rate = self.options.drain_per_s
+        self._tokens = float(rate or 0)
+        self._refilled = time.monotonic()
+        self.published = 0  # messages acknowledged by the broker (for /metrics)
 
-        o = self.options
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id, clean_session=False)
-        client.enable_logger(logging.getLogger(f"{__name__}.paho"))
-        client.max_inflight_messages_set(o.max_inflight)
-        # Headroom above our own window for the retained state/devices messages of a connect.
-        client.max_queued_messages_set(o.max_queued + 8)
-        client.reconnect_delay_set(o.reconnect_min_s, o.reconnect_max_s)
-        if o.username is not None:
-            client.username_pw_set(o.username, o.password)
-        if o.tls_ca is not None:
-            client.tls_set(ca_certs=o.tls_ca)
-        offline = StateMessage(online=False).model_dump_json(exclude_unset=True)
-        client.will_set(self._topics[TopicKind.STATE], offline, qos=1, retain=True)
+        offline = StateMessage(online=False).model_dump_json(exclude_unset=True).encode()
+        client = make_client(self.client_id, self.options, self._topics[TopicKind.STATE], offline)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_connect_fail = self._on_connect_fail
@@ -140,9 +101,9 @@ class GatewayPublisher:
 
     @property
     def outstanding(self) -> int:
-        """Spooled records handed to MQTT and not yet acknowledged."""
+        """Spooled messages handed to MQTT and not yet acknowledged."""
         with self._lock:
-            return self._outstanding
+            return len(self._in_flight)
 
     def start(self) -> None:
         """Connect in the background; paho retries with backoff until the broker answers."""
@@ -179,38 +140,23 @@ class GatewayPublisher:
             self.spool.depth(),
         )
 
-    def publish_readings(self, readings: Sequence[Reading]) -> list[Appended]:
-        """Spool readings as telemetry messages (many per message), then publish what the window allows.
+    def publish_readings(self, readings: Sequence[Reading]) -> int:
+        """Spool readings, then publish what the window allows; returns how many were spooled.
 
-        Raises ``SpoolFullError`` when the spool refuses them; nothing is lost silently.
+        Raises ``SpoolFullError`` when the spool refuses them (counted as refused, never silent).
         """
-        size = self.options.max_readings_per_message
-        appended: list[Appended] = []
-        for i in range(0, len(readings), size):
-            appended += self._spool(TopicKind.TELEMETRY, list(readings[i : i + size]), _telemetry)
+        stored = self.spool.append_readings(readings)
         self.pump()
-        return appended
+        return stored
 
-    def publish_events(self, events: Sequence[Event]) -> list[Appended]:
-        """Spool events as one event message (split if too large), then publish; may raise SpoolFullError."""
-        appended = self._spool(TopicKind.EVENT, list(events), _events) if events else []
+    def publish_events(self, events: Sequence[Event]) -> int:
+        """Spool events (kept over telemetry when the spool is full), then publish; see publish_readings."""
+        stored = self.spool.append_events(events)
         self.pump()
-        return appended
-
-    def _spool(
-        self, kind: TopicKind, items: list[T], make: Callable[[int, list[T]], _Batch]
-    ) -> list[Appended]:
-        def build(seq: int) -> bytes:
-            return make(seq, items).model_dump_json().encode()
-
-        # A batch whose payload would exceed the contract's limit is split rather than rejected by ingest.
-        if len(items) > 1 and len(build(_MAX_SEQ)) > MAX_PAYLOAD_BYTES:
-            half = len(items) // 2
-            return self._spool(kind, items[:half], make) + self._spool(kind, items[half:], make)
-        return [self.spool.append(kind.value, build)]
+        return stored
 
     def pump(self) -> int:
-        """Hand spooled records to paho, oldest first, while the window has room; returns how many."""
+        """Hand spooled messages to paho while the window has room; returns how many."""
         if not self.connected or not self._pump_lock.acquire(blocking=False):
             # Another thread is pumping and will see the same records, or on_connect has not run yet.
             return 0
@@ -218,16 +164,33 @@ class GatewayPublisher:
         try:
             while True:
                 with self._lock:
-                    free, after = self.options.max_queued - self._outstanding, self._handed_upto
-                records = self.spool.pending(free, after_id=after) if free > 0 else []
-                if not records:
+                    free = self.options.max_queued - len(self._in_flight)
+                    in_flight = set(self._in_flight)
+                if free <= 0:
                     return handed
-                for record in records:
-                    if self._send(TopicKind(record.kind), record.payload, record.id) is None:
+                # Claimed earlier but not in paho's hands (a previous run, or a refused publish): first.
+                batch = self.spool.unacked(in_flight, free)
+                if not batch:
+                    batch = self.spool.claim(free, self._drain_budget())
+                    self._tokens -= sum(m.items for m in batch if m.backlog)
+                if not batch:
+                    return handed
+                for message in batch:
+                    if self._send(message.kind, message.payload, message.seq) is None:
                         return handed
                     handed += 1
         finally:
             self._pump_lock.release()
+
+    def _drain_budget(self) -> int | None:
+        rate = self.options.drain_per_s
+        if rate is None:
+            return None
+        now = time.monotonic()
+        # A one-second bucket: the backlog drains at the configured rate, bursts at most a second's worth.
+        self._tokens = min(float(rate), self._tokens + (now - self._refilled) * rate)
+        self._refilled = now
+        return max(0, int(self._tokens))
 
     def publish_state(self) -> None:
         """Refresh the retained state (spool depth and age) between connects."""
@@ -256,17 +219,23 @@ class GatewayPublisher:
         self._send(TopicKind.DEVICES, devices.model_dump_json().encode(), None)
 
     def _state_payload(self, *, online: bool) -> bytes:
+        stats = self.spool.stats()
         state = StateMessage(
             online=online,
             ts=self._clock(),
             agent=AGENT_VERSION,
-            spool=SpoolState(depth=self.spool.depth(), oldest_ts=self.spool.oldest_ts()),
+            spool=SpoolState(
+                depth=stats.depth,
+                oldest_ts=stats.oldest_ts,
+                bytes=stats.bytes,
+                dropped=sum(stats.dropped.values()),
+            ),
             **({"modem": self._modem} if self._modem is not None and online else {}),
         )
         return state.model_dump_json(exclude_unset=True).encode()
 
-    def _send(self, kind: TopicKind, payload: bytes, record_id: int | None) -> mqtt.MQTTMessageInfo | None:
-        """Publish at QoS 1 and remember which spool record the mid belongs to; None if refused."""
+    def _send(self, kind: TopicKind, payload: bytes, seq: int | None) -> mqtt.MQTTMessageInfo | None:
+        """Publish at QoS 1 and remember which spooled message the mid belongs to; None if refused."""
         topic = self._topics[kind]
         try:
             info = self._client.publish(topic, payload, qos=1, retain=kind.retained)
@@ -283,13 +252,12 @@ class GatewayPublisher:
                 self._early_acks.discard(info.mid)
                 acked_early = True
             else:
-                self._by_mid[info.mid] = record_id
-                if record_id is not None:
-                    self._outstanding += 1
-            if record_id is not None:
-                self._handed_upto = max(self._handed_upto, record_id)
-        if acked_early and record_id is not None:
-            self.spool.ack(record_id)
+                self._by_mid[info.mid] = seq
+                if seq is not None:
+                    self._in_flight.add(seq)
+        if acked_early and seq is not None:
+            self.spool.ack(seq)
+            self.published += 1
         return info
 
     # paho callbacks run on its network thread; an exception there would kill the loop, so none escape.
@@ -306,6 +274,7 @@ class GatewayPublisher:
                     reason,
                 )
                 return
+            self._backoff.reset()
             log.info(
                 "gateway %s/%s: connected to %s:%s (session present: %s, spool depth %d)",
                 self.community,
@@ -330,6 +299,8 @@ class GatewayPublisher:
             log.exception("gateway %s: config handler failed for %s", self.gateway, msg.topic)
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        if not self._stopping:
+            schedule_retry(client, self._backoff, f"gateway {self.community}/{self.gateway}")
         log.log(
             logging.INFO if self._stopping else logging.WARNING,
             "gateway %s/%s: disconnected from %s:%s (%s); %d unacknowledged, spool depth %d",
@@ -343,6 +314,7 @@ class GatewayPublisher:
         )
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
+        schedule_retry(client, self._backoff, f"gateway {self.community}/{self.gateway}")
         log.warning(
             "gateway %s/%s: cannot reach broker %s:%s; retrying with backoff",
             self.community,
@@ -357,16 +329,18 @@ class GatewayPublisher:
                 if mid not in self._by_mid:
                     self._early_acks.add(mid)
                     return
-                record_id = self._by_mid.pop(mid)
-                if record_id is not None:
-                    self._outstanding -= 1
-            if record_id is None:
+                seq = self._by_mid.pop(mid)
+            if seq is None:
                 return
             if reason.is_failure:
-                # Only MQTT 5 brokers refuse a PUBLISH in its PUBACK; keep the record for a later retry.
-                log.error("gateway %s: broker refused spool record %d: %s", self.gateway, record_id, reason)
-                return
-            self.spool.ack(record_id)
+                # Only MQTT 5 brokers refuse a PUBLISH in its PUBACK; the message stays for a later retry.
+                log.error("gateway %s: broker refused message seq %d: %s", self.gateway, seq, reason)
+            else:
+                self.spool.ack(seq)
+                self.published += 1
+            # Only now: a pump that saw the seq neither in flight nor deleted would send it again.
+            with self._lock:
+                self._in_flight.discard(seq)
             # A slot in the window is free: keep a backlog draining at network speed, not tick speed.
             self.pump()
         except Exception:

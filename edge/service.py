@@ -17,6 +17,7 @@ from pydantic_settings import SettingsConfigDict
 
 from contract.catalog import load_catalog
 from contract.messages import DeviceEntry
+from edge.metrics import EdgeMetrics
 from edge.publisher import GatewayPublisher, MqttOptions
 from edge.simulator import GatewaySimulator, simulators_for
 from edge.spool import Spool, SpoolFullError
@@ -31,12 +32,14 @@ class EdgeSettings(MqttSettings):
     model_config = SettingsConfigDict(env_prefix="YIWANG_", extra="ignore")
 
     mqtt_max_inflight: int = Field(default=20, gt=0)
-    mqtt_max_queued: int = Field(default=200, gt=0)
+    mqtt_max_queued: int = Field(default=40, gt=0)
     config_dir: Path = Path("config")
     community: str = "zhuganxiang"
     spool_dir: Path = Path("var/edge")
-    spool_max_rows: int = Field(default=200_000, gt=0)
     spool_max_bytes: int = Field(default=256 * 1024 * 1024, gt=0)
+    spool_max_age_s: float = Field(default=30 * 86_400, gt=0)
+    drain_per_s: int | None = Field(default=None, gt=0, description="Backlog readings/s after an outage.")
+    metrics_port: int | None = Field(default=None, ge=0, le=65535, description="Local /metrics port.")
     seed: int = 0
     anomaly_period_s: float = Field(default=45.0, gt=0)
     tick_s: float = Field(default=1.0, gt=0)
@@ -50,6 +53,7 @@ class EdgeSettings(MqttSettings):
             password=self.mqtt_password.get_secret_value() if self.mqtt_password else None,
             max_inflight=self.mqtt_max_inflight,
             max_queued=self.mqtt_max_queued,
+            drain_per_s=self.drain_per_s,
         )
 
 
@@ -61,7 +65,7 @@ class _Gateway:
     ) -> None:
         self.simulator = simulator
         path = settings.spool_dir / settings.community / f"{simulator.gateway}.sqlite3"
-        self.spool = Spool(path, max_rows=settings.spool_max_rows, max_bytes=settings.spool_max_bytes)
+        self.spool = Spool(path, max_bytes=settings.spool_max_bytes, max_age_s=settings.spool_max_age_s)
         self.publisher = GatewayPublisher(
             settings.community, simulator.gateway, self.spool, devices, settings.mqtt_options()
         )
@@ -94,9 +98,14 @@ def run_simulated_community(settings: EdgeSettings, stop_event: threading.Event)
         gw.id: [DeviceEntry(device=d.id, type=d.type) for d in gw.devices] for gw in community.gateways
     }
     gateways: list[_Gateway] = []
+    metrics = EdgeMetrics()
     try:
         for gateway_id, simulator in simulators.items():
-            gateways.append(_Gateway(settings, simulator, entries[gateway_id]))
+            gw = _Gateway(settings, simulator, entries[gateway_id])
+            gateways.append(gw)
+            metrics.add(gw.publisher)
+        if settings.metrics_port is not None:
+            metrics.serve("127.0.0.1", settings.metrics_port)
         for gw in gateways:
             gw.publisher.start()
         log.info(
@@ -110,6 +119,7 @@ def run_simulated_community(settings: EdgeSettings, stop_event: threading.Event)
         _loop(settings, gateways, stop_event)
         log.info("edge: stopping community %s", settings.community)
     finally:
+        metrics.close()
         for gw in gateways:
             try:
                 gw.publisher.stop()

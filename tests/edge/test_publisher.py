@@ -7,7 +7,7 @@ import signal
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -118,6 +118,11 @@ def make_publisher(
     return GatewayPublisher(community, GATEWAY, spool, DEVICES, options)
 
 
+def keys(readings: Iterable[Reading]) -> list[tuple[str, int]]:
+    """Readings as sorted (device, ts): order across messages is not part of the contract."""
+    return sorted((r.device, r.ts) for r in readings)
+
+
 def decoded_telemetry(sub: Subscriber) -> list[TelemetryMessage]:
     out = []
     for payload, _ in sub.of_kind(TopicKind.TELEMETRY):
@@ -155,7 +160,8 @@ def test_telemetry_and_events_arrive_as_contract_messages(
         ]
         publisher.publish_events(events)
         wait_for(lambda: spool.depth() == 0, publisher)
-        wait_for(lambda: len(sub.of_kind(TopicKind.TELEMETRY)) >= len(batches))
+        total = sum(len(b) for b in batches)
+        wait_for(lambda: sum(len(m.readings) for m in decoded_telemetry(sub)) >= total)
         wait_for(lambda: len(events_sub.of_kind(TopicKind.EVENT)) >= 1)
     finally:
         publisher.stop()
@@ -164,14 +170,14 @@ def test_telemetry_and_events_arrive_as_contract_messages(
 
     received = decoded_telemetry(sub)
     seqs = [m.seq for m in received]
-    assert seqs == sorted(set(seqs)), "seq strictly increasing"
-    assert [r for m in received for r in m.readings] == [r for b in batches for r in b]
+    assert len(seqs) == len(set(seqs))
+    assert keys(r for m in received for r in m.readings) == keys(r for b in batches for r in b)
     assert max(len(m.readings) for m in received) > 1, "a tick's readings share one message"
     (payload, _), *_ = events_sub.of_kind(TopicKind.EVENT)
     event_message = decode_message(TopicKind.EVENT, payload)
     assert isinstance(event_message, EventMessage)
     assert event_message.events == events
-    assert event_message.seq > seqs[-1]
+    assert sorted([*seqs, event_message.seq]) == list(range(1, spool.stats().last_seq + 1)), "no seq gap"
     assert spool.depth() == 0
     assert publisher.outstanding == 0
 
@@ -231,24 +237,28 @@ def test_broker_outage_spools_then_delivers_everything(tmp_path: Path, community
     try:
         publisher.start()
         wait_for(lambda: publisher.connected)
-        seqs = [a.seq for b in before for a in publisher.publish_readings(b)]
+        for b in before:
+            publisher.publish_readings(b)
         wait_for(lambda: spool.depth() == 0, publisher)
 
         # The broker goes away while a burst is still in flight: what it did not acknowledge is resent.
-        seqs += [a.seq for b in burst for a in publisher.publish_readings(b)]
+        for b in burst:
+            publisher.publish_readings(b)
         broker.halt()
         wait_for(lambda: not publisher.connected)
-        for i, batch in enumerate(during):
-            seqs += [a.seq for a in publisher.publish_readings(batch)]
-            assert spool.depth() >= i + 1  # accumulates on disk, nothing is dropped
+        for batch in during:
+            depth = spool.depth()
+            publisher.publish_readings(batch)
+            assert spool.depth() == depth + len(batch)  # accumulates on disk, nothing is dropped
         assert spool.oldest_ts() is not None
 
         broker.start()
         wait_for(lambda: publisher.connected)
         for batch in after:
-            seqs += [a.seq for a in publisher.publish_readings(batch)]
+            publisher.publish_readings(batch)
         wait_for(lambda: spool.depth() == 0, publisher, timeout=30)
-        wait_for(lambda: {m.seq for m in decoded_telemetry(sub)} >= set(seqs), timeout=30)
+        seqs = set(range(1, spool.stats().last_seq + 1))
+        wait_for(lambda: {m.seq for m in decoded_telemetry(sub)} >= seqs, timeout=30)
     finally:
         publisher.stop()
         sub.close()
@@ -257,10 +267,10 @@ def test_broker_outage_spools_then_delivers_everything(tmp_path: Path, community
     received = decoded_telemetry(sub)
     # At-least-once: every seq arrived (a resend may duplicate one), and duplicates are identical.
     by_seq = {m.seq: m for m in received}
-    assert set(by_seq) == set(seqs)
+    assert set(by_seq) == seqs
     assert all(by_seq[m.seq] == m for m in received)
-    assert [r for s in sorted(by_seq) for r in by_seq[s].readings] == [r for b in batches for r in b]
-    assert len(received) >= len(seqs)
+    assert keys(r for s in by_seq for r in by_seq[s].readings) == keys(r for b in batches for r in b)
+    assert spool.stats().dropped == dict.fromkeys(("expired", "downsampled", "evicted", "refused"), 0)
 
 
 def test_unacknowledged_messages_are_resent_after_a_broker_crash(
@@ -276,24 +286,30 @@ def test_unacknowledged_messages_are_resent_after_a_broker_crash(
         # Freeze the broker so nothing gets a PUBACK, then crash it with records in flight.
         pid = broker._daemon.proc.pid  # type: ignore[union-attr]  # the handle exposes no pid
         os.kill(pid, signal.SIGSTOP)
-        seqs = [a.seq for b in batches for a in publisher.publish_readings(b)]
+        for b in batches:
+            publisher.publish_readings(b)
+        total = sum(len(b) for b in batches)
         wait_for(lambda: publisher.outstanding == publisher.options.max_queued)
-        assert spool.depth() == len(seqs) > publisher.outstanding  # the window is bounded, the rest waits
+        assert spool.depth() == total  # nothing acknowledged, nothing deleted
+        assert spool.stats().last_seq == publisher.outstanding  # only the window got seqs; the rest waits
         broker.halt(kill=True)
         wait_for(lambda: not publisher.connected)
-        assert spool.depth() == len(seqs)  # no PUBACK, no delete
+        assert spool.depth() == total  # no PUBACK, no delete
+        seqs = set(range(1, spool.stats().last_seq + 1))
 
         broker.start()
         # Subscribe before the publisher's reconnect (its backoff is at least 1 s).
         sub = Subscriber(broker.host, broker.port, subscription(TopicKind.TELEMETRY, community=community))
         wait_for(lambda: spool.depth() == 0, publisher, timeout=30)
-        wait_for(lambda: {m.seq for m in decoded_telemetry(sub)} >= set(seqs))
+        seqs = set(range(1, spool.stats().last_seq + 1))
+        wait_for(lambda: {m.seq for m in decoded_telemetry(sub)} >= seqs)
     finally:
         publisher.stop()
         if sub is not None:
             sub.close()
         broker.stop()
-    assert {m.seq for m in decoded_telemetry(sub)} == set(seqs)
+    assert {m.seq for m in decoded_telemetry(sub)} == seqs
+    assert keys(r for m in decoded_telemetry(sub) for r in m.readings) == keys(r for b in batches for r in b)
 
 
 def test_spool_of_a_previous_run_is_delivered_on_connect(
@@ -305,9 +321,12 @@ def test_spool_of_a_previous_run_is_delivered_on_connect(
     with Spool(path) as spool:
         offline = make_publisher(("127.0.0.1", free_port()), community, spool)
         offline.start()
-        first = [a.seq for b in batches[:10] for a in offline.publish_readings(b)]
+        for b in batches[:10]:
+            offline.publish_readings(b)
         offline.stop()
-        assert spool.depth() == len(first)
+        first = sum(len(b) for b in batches[:10])
+        assert spool.depth() == first
+        assert spool.stats().last_seq == 0  # no seq is spent on a message that was never sent
 
     sub = Subscriber(mosquitto.host, mosquitto.port, subscription(TopicKind.TELEMETRY, community=community))
     with Spool(path) as spool:
@@ -315,15 +334,17 @@ def test_spool_of_a_previous_run_is_delivered_on_connect(
         try:
             publisher.start()
             wait_for(lambda: publisher.connected)
-            second = [a.seq for b in batches[10:] for a in publisher.publish_readings(b)]
+            for b in batches[10:]:
+                publisher.publish_readings(b)
             wait_for(lambda: spool.depth() == 0, publisher)
-            wait_for(lambda: len(decoded_telemetry(sub)) >= len(first) + len(second))
+            last = spool.stats().last_seq
+            wait_for(lambda: {m.seq for m in decoded_telemetry(sub)} >= set(range(1, last + 1)))
         finally:
             publisher.stop()
             sub.close()
-    seqs = [m.seq for m in decoded_telemetry(sub)]
-    assert min(second) > max(first)
-    assert seqs == first + second, "oldest first, seq continues across the restart"
+    received = decoded_telemetry(sub)
+    assert keys(r for m in received for r in m.readings) == keys(r for b in batches for r in b)
+    assert len(received) < len(batches), "the spooled backlog left as fewer, larger messages"
 
 
 def test_service_publishes_the_community_and_stops_offline(tmp_path: Path) -> None:
@@ -364,3 +385,37 @@ def test_service_publishes_the_community_and_stops_offline(tmp_path: Path) -> No
     for gateway in ("gw-01", "gw-02"):
         with Spool(tmp_path / "spool" / "zhuganxiang" / f"{gateway}.sqlite3") as spool:
             assert spool.depth() == 0
+
+
+def test_live_data_overtakes_a_rate_limited_backlog(
+    mosquitto: MosquittoServer, community: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "gw.sqlite3"
+    backlog = [
+        Reading(device="th-0101", ts=T0 + i * 1000, values={"temperature": 20.0 + i % 7}) for i in range(4000)
+    ]
+    with Spool(path, live_window_s=1) as spool:
+        for i in range(0, len(backlog), 100):
+            spool.append_readings(backlog[i : i + 100])
+        time.sleep(1.1)  # the spooled data is now older than the live window: backlog
+        sub = Subscriber(
+            mosquitto.host, mosquitto.port, subscription(TopicKind.TELEMETRY, community=community)
+        )
+        options = MqttOptions(port=mosquitto.port, drain_per_s=500, max_queued=50)
+        publisher = GatewayPublisher(community, GATEWAY, spool, DEVICES, options)
+        live = Reading(device="th-0102", ts=T0 + 10_000_000, values={"temperature": 30.0})
+        try:
+            publisher.start()
+            wait_for(lambda: publisher.connected)
+            publisher.publish_readings([live])
+            wait_for(lambda: any(live in m.readings for m in decoded_telemetry(sub)), publisher)
+            # At 500 backlog readings/s the 4,000 spooled ones are still draining when live data is out.
+            assert spool.depth() > 0
+            wait_for(lambda: spool.depth() == 0, publisher, timeout=60)
+            wait_for(lambda: sum(len(m.readings) for m in decoded_telemetry(sub)) >= len(backlog) + 1)
+        finally:
+            publisher.stop()
+            sub.close()
+    received = decoded_telemetry(sub)
+    assert keys(r for m in received for r in m.readings) == keys([*backlog, live])
+    assert max(len(m.readings) for m in received) > 100, "the backlog left in large messages"

@@ -285,5 +285,38 @@ def agent_memory(config_dir: Path, seconds: float = 10.0) -> dict[str, Any]:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def spool_figures(readings: int = 2_000_000) -> dict[str, Any]:
+    """The spool's figures (:mod:`yiwang.bench.edge_spool`), in a child process against a real Mosquitto."""
+    binary = mosquitto_binary()
+    if binary is None:
+        raise RuntimeError("spool bench needs mosquitto")
+    work = Path(tempfile.mkdtemp(prefix="yiwang-bench-spool-mq-"))
+    with contextlib.closing(__import__("socket").socket()) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    conf = MosquittoConfig(host="127.0.0.1", port=port, data_dir=work / "mq", allow_anonymous=True)
+    broker = subprocess.Popen(
+        [binary, "-c", str(conf.write(work / "mosquitto.conf"))],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        time.sleep(0.3)
+        child = subprocess.run(
+            [sys.executable, "-m", "yiwang.bench.edge_spool", str(port), str(readings)],
+            capture_output=True,
+            check=False,
+            timeout=600,
+        )
+        if child.returncode != 0:
+            raise RuntimeError(f"spool bench failed: {child.stderr.decode()[-2000:]}")
+        figures: dict[str, Any] = json.loads(child.stdout)
+        return figures
+    finally:
+        broker.terminate()
+        broker.wait(10)
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def run(config_dir: Path) -> dict[str, Any]:
-    return {"area": "edge", **bus_efficiency(), **agent_memory(config_dir)}
+    return {"area": "edge", **bus_efficiency(), **agent_memory(config_dir), **spool_figures()}

@@ -1,0 +1,95 @@
+"""The gateway's MQTT session over TLS: CA file, client certificate and per-gateway password, real Mosquitto."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from contract.messages import Reading
+from contract.topics import TopicKind, subscription
+from edge.publisher import GatewayPublisher, MqttOptions
+from edge.spool import Spool
+from tests.edge.test_publisher import Subscriber, decoded_telemetry, wait_for
+from tests.servers import MosquittoServer, free_port, start_mosquitto
+
+pytestmark = pytest.mark.integration
+T0 = 1_764_183_600_000
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
+
+
+def _certificates(work: Path) -> None:
+    """A throw-away CA, a server certificate for 127.0.0.1 and a gateway's client certificate."""
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test-ca",
+             "-keyout", "ca.key", "-out", "ca.pem", cwd=work)  # fmt: skip
+    for name, extra in (("server", "subjectAltName=IP:127.0.0.1"), ("client", "extendedKeyUsage=clientAuth")):
+        _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}",
+                 "-keyout", f"{name}.key", "-out", f"{name}.csr", cwd=work)  # fmt: skip
+        (work / f"{name}.ext").write_text(extra + "\n")
+        _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+                 "-days", "2", "-extfile", f"{name}.ext", "-out", f"{name}.pem", cwd=work)  # fmt: skip
+
+
+@pytest.fixture
+def tls_broker(tmp_path: Path) -> Iterator[tuple[MosquittoServer, int, Path]]:
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    _certificates(certs)
+    tls_port = free_port()
+    extra = (
+        f"listener {tls_port} 127.0.0.1\n"
+        f"cafile {certs / 'ca.pem'}\ncertfile {certs / 'server.pem'}\nkeyfile {certs / 'server.key'}\n"
+        "require_certificate true\n"
+    )
+    broker = start_mosquitto(base_dir=tmp_path / "broker", extra_config=extra)
+    yield broker, tls_port, certs
+    broker.stop()
+
+
+def test_publisher_connects_with_ca_and_client_certificate(
+    tls_broker: tuple[MosquittoServer, int, Path], tmp_path: Path
+) -> None:
+    broker, tls_port, certs = tls_broker
+    sub = Subscriber(broker.host, broker.port, subscription(TopicKind.TELEMETRY, community="tls"))
+    options = MqttOptions(
+        host="127.0.0.1",
+        port=tls_port,
+        tls_ca=str(certs / "ca.pem"),
+        tls_cert=str(certs / "client.pem"),
+        tls_key=str(certs / "client.key"),
+    )
+    reading = Reading(device="th-01", ts=T0, values={"t": 1.0})
+    with Spool(tmp_path / "gw.sqlite3") as spool:
+        publisher = GatewayPublisher("tls", "gw-t", spool, [], options)
+        try:
+            publisher.start()
+            wait_for(lambda: publisher.connected)
+            publisher.publish_readings([reading])
+            wait_for(lambda: spool.depth() == 0, publisher)
+            wait_for(lambda: bool(decoded_telemetry(sub)))
+        finally:
+            publisher.stop()
+            sub.close()
+    assert decoded_telemetry(sub)[0].readings == [reading]
+
+
+def test_without_a_client_certificate_the_gateway_stays_offline_and_keeps_its_data(
+    tls_broker: tuple[MosquittoServer, int, Path], tmp_path: Path
+) -> None:
+    _, tls_port, certs = tls_broker
+    options = MqttOptions(host="127.0.0.1", port=tls_port, tls_ca=str(certs / "ca.pem"), reconnect_min_s=0.2)
+    with Spool(tmp_path / "gw.sqlite3") as spool:
+        publisher = GatewayPublisher("tls", "gw-u", spool, [], options)
+        try:
+            publisher.start()
+            publisher.publish_readings([Reading(device="th-01", ts=T0, values={"t": 1.0})])
+            wait_for(lambda: publisher._backoff.attempt >= 2)  # refused at least twice, retrying
+            assert not publisher.connected
+        finally:
+            publisher.stop()
+        assert spool.depth() == 1
