@@ -99,6 +99,17 @@ class ModemState(_Message):
     sinr: FiniteNumber | None = None
 
 
+class CameraState(_Message):
+    """One camera's health as the gateway sees it (added in v1.1)."""
+
+    fps: Annotated[FiniteNumber, Field(ge=0)]
+    frames: Annotated[StrictInt, Field(ge=0)]
+    dropped: Annotated[StrictInt, Field(ge=0)]
+    reconnects: Annotated[StrictInt, Field(ge=0)]
+    connected: StrictBool
+    last_frame_age_s: Annotated[FiniteNumber, Field(ge=0)] | None = None
+
+
 class StateMessage(_Message):
     """Retained gateway state; the last will is just ``{"online": false}``."""
 
@@ -107,6 +118,7 @@ class StateMessage(_Message):
     agent: ShortString | None = None
     spool: SpoolState | None = None
     modem: ModemState | None = None
+    cameras: dict[Id, CameraState] | None = Field(default=None, max_length=64)
 
 
 class DeviceEntry(_Message):

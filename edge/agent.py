@@ -15,8 +15,9 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
@@ -33,6 +34,9 @@ from edge.sources.build import Built, LoadedProfile, build_sources, load_profile
 from edge.sources.registry import load_sources
 from edge.spool import Spool, SpoolFullError
 from edge.systemd_notify import Watchdog, notify
+
+if TYPE_CHECKING:
+    from edge.camera.runtime import CameraRuntime
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +64,10 @@ class EdgeAgent:
         profiles: Mapping[str, LoadedProfile],
         factories: Mapping[str, SourceFactory],
         publisher: GatewayPublisher,
+        extra_devices: Sequence[DeviceEntry] = (),
     ) -> None:
         self.config = config
+        self.extra_devices = list(extra_devices)  # e.g. the cameras analysed beside the sources
         self.profiles = profiles
         self.factories = factories
         self.publisher = publisher
@@ -74,7 +80,7 @@ class EdgeAgent:
     def devices(self, built: Built | None = None) -> list[DeviceEntry]:
         built = built or self.built
         entries = [d for s in built.sources for d in s.devices()]
-        return entries + (list(built.modem.devices()) if built.modem else [])
+        return entries + (list(built.modem.devices()) if built.modem else []) + self.extra_devices
 
     async def run(self, stop: threading.Event) -> None:
         loop = asyncio.get_running_loop()
@@ -238,6 +244,26 @@ def open_spool(config: GatewayConfig) -> Spool:
     )
 
 
+def start_cameras(
+    config: GatewayConfig, options: MqttOptions, publisher: GatewayPublisher
+) -> CameraRuntime | None:
+    """The gateway's cameras, publishing through the agent's own publisher (one client, one seq)."""
+    if config.cameras is None:
+        return None
+    from edge.camera.config import load_config  # OpenCV only on gateways that have cameras
+    from edge.camera.runtime import CameraRuntime
+
+    cameras = load_config(config.cameras)
+    if (cameras.community, cameras.gateway) != (config.community, config.gateway):
+        raise ConfigError(
+            f"{config.cameras}: cameras of {cameras.community}/{cameras.gateway}, not this gateway"
+        )
+    runtime = CameraRuntime(cameras, options, publisher=publisher)
+    publisher.set_camera_health(runtime.health)
+    runtime.start()
+    return runtime
+
+
 def run_agent(config_path: Path, stop: threading.Event) -> None:
     """Load, validate (raising ContractError/ConfigError before touching any port) and run until stop.
 
@@ -261,11 +287,14 @@ def run_agent(config_path: Path, stop: threading.Event) -> None:
             except OSError as err:
                 where = f"{config.metrics.host}:{config.metrics.port}"
                 raise ConfigError(f"gateway {config.gateway}: metrics port {where}: {err}") from err
-        agent = EdgeAgent(config, profiles, factories, publisher)
+        cameras = start_cameras(config, options, publisher)
+        agent = EdgeAgent(config, profiles, factories, publisher, cameras.devices() if cameras else ())
         try:
             asyncio.run(agent.run(stop))
         finally:
             notify("STOPPING=1")
+            if cameras is not None:
+                cameras.stop()
             publisher.stop()
     finally:
         metrics.close()

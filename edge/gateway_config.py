@@ -164,6 +164,11 @@ class GatewayConfig(DeviceSet):
     spool: SpoolConfig = Field(default_factory=SpoolConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     state_interval_s: float = Field(default=60, gt=0)
+    cameras: Path | None = Field(
+        default=None,
+        description="A camera file (config/cameras/*.yaml) analysed in this same agent: one gateway, "
+        "one MQTT client and one seq counter. Needs `pip install 'yiwang[camera]'`.",
+    )
 
     def device_set(self) -> DeviceSet:
         return DeviceSet(buses=self.buses, modem=self.modem)

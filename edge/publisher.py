@@ -25,6 +25,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from contract.messages import (
+    CameraState,
     DeviceEntry,
     DevicesMessage,
     Event,
@@ -79,6 +80,7 @@ class GatewayPublisher:
         self._in_flight: set[int] = set()  # seqs handed to paho by this process and not yet acked
         self._stopping = False
         self._modem: ModemState | None = None
+        self._camera_health: Callable[[], dict[str, Any]] | None = None
         self._on_config: Callable[[bytes], None] | None = None
         self._backoff = Backoff(self.options.reconnect_min_s, self.options.reconnect_max_s)
         rate = self.options.drain_per_s
@@ -197,6 +199,10 @@ class GatewayPublisher:
         if self.connected:
             self._send(TopicKind.STATE, self._state_payload(online=True), None)
 
+    def set_camera_health(self, health: Callable[[], dict[str, Any]] | None) -> None:
+        """Where the next retained states read per-camera health (cameras analysed on this gateway)."""
+        self._camera_health = health
+
     def set_modem_state(self, modem: ModemState | None) -> None:
         """Link quality to carry in the next retained state (the edge agent's modem source)."""
         self._modem = modem
@@ -220,6 +226,12 @@ class GatewayPublisher:
 
     def _state_payload(self, *, online: bool) -> bytes:
         stats = self.spool.stats()
+        # Only what is known goes in: exclude_unset below keeps absent parts absent, not null.
+        optional: dict[str, Any] = {}
+        if online and self._modem is not None:
+            optional["modem"] = self._modem
+        if online and self._camera_health is not None:
+            optional["cameras"] = self._cameras()
         state = StateMessage(
             online=online,
             ts=self._clock(),
@@ -230,9 +242,13 @@ class GatewayPublisher:
                 bytes=stats.bytes,
                 dropped=sum(stats.dropped.values()),
             ),
-            **({"modem": self._modem} if self._modem is not None and online else {}),
+            **optional,
         )
         return state.model_dump_json(exclude_unset=True).encode()
+
+    def _cameras(self) -> dict[str, CameraState]:
+        assert self._camera_health is not None
+        return {camera: CameraState(**health) for camera, health in self._camera_health().items()}
 
     def _send(self, kind: TopicKind, payload: bytes, seq: int | None) -> mqtt.MQTTMessageInfo | None:
         """Publish at QoS 1 and remember which spooled message the mid belongs to; None if refused."""

@@ -175,6 +175,7 @@ class CameraRuntime:
 def run_cameras(config: GatewayCameras, mqtt: MqttOptions, stop: threading.Event) -> None:
     """What ``yiwang edge camera`` runs: analyse every camera until ``stop`` is set."""
     runtime = CameraRuntime(config, mqtt)
+    runtime.publisher.set_camera_health(runtime.health)
     runtime.start()
     log.info(
         "edge camera: gateway %s/%s with %d camera(s), http port %d",
