@@ -48,6 +48,7 @@ class CaseBook:
         join_window: timedelta,
         reopen_within: timedelta = timedelta(days=7),
     ) -> None:
+        self.engine = engine
         self._engine, self._policy, self._join_window = engine, policy, join_window
         self._reopen_within = reopen_within
 

@@ -105,6 +105,7 @@ class AlertEngine:
         start = clock()
         self._devices = [d for d in catalog.devices() if d.community.id in self._communities]
         self._last_seen = {(d.community.id, d.device.id): start for d in self._devices}
+        self.reported: dict[tuple[str, str], int] = {}  # when each device really last reported (wall ms)
         self._rules_by_device = {
             (d.community.id, d.device.id): [r for r in self._rules if r.scope.matches(d)]
             for d in self._devices
@@ -134,7 +135,7 @@ class AlertEngine:
         if info is None:
             return []  # ingest dead-letters unknown devices; the engine has nothing to say about them
         now = self._clock()
-        self._last_seen[(community, info.device.id)] = now
+        self._last_seen[(community, info.device.id)] = self.reported[(community, info.device.id)] = now
         out: list[Transition] = []
         for rule in self._rules_by_device[(community, info.device.id)]:
             if rule.stale is not None:
@@ -151,7 +152,7 @@ class AlertEngine:
         if info is None:
             return []
         now = self._clock()
-        self._last_seen[(community, info.device.id)] = now
+        self._last_seen[(community, info.device.id)] = self.reported[(community, info.device.id)] = now
         out: list[Transition] = []
         for rule in self._rules_by_device[(community, info.device.id)]:
             match = rule.event

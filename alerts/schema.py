@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from sqlalchemy import Engine
 
-from alerts import notify, silences
+from alerts import notify, silences, status
 from alerts.models import Base
 
-_REGISTERED = (notify.OutboxRow, notify.Watermark, silences.SilenceRow)  # tables outside alerts.models
+_REGISTERED = (
+    notify.OutboxRow,
+    notify.Watermark,
+    silences.SilenceRow,
+    status.GatewayStatus,
+    status.DeviceStatus,
+)  # tables outside alerts.models
 
 
 def create_schema(engine: Engine) -> None:

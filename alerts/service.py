@@ -26,6 +26,7 @@ from alerts.rules import load_rules
 from alerts.schema import create_schema
 from alerts.silences import SilenceStore
 from alerts.sla import AutoCheck, SlaMonitor
+from alerts.status import record_devices, record_gateway
 from contract import (
     ContractError,
     EventMessage,
@@ -84,6 +85,7 @@ class AlertProcessor:
         self._engine, self._book, self._silences, self._stop = engine, book, silences, stop
         self._partition, self._checkpoint_interval_s = partition, checkpoint_interval_s
         self._sla, self._autocheck, self._outbox, self._last_sla = sla, autocheck, outbox, 0.0
+        self._gateway_states: dict[tuple[str, str], StateMessage] = {}
         self._last_tick = self._last_checkpoint = time.monotonic()
         self._writer: threading.Thread | None = None
         self.counters = AlertCounters()
@@ -106,6 +108,7 @@ class AlertProcessor:
                 out += self._engine.on_event(topic.community, topic.gateway, event)
         elif isinstance(message, StateMessage):
             out += self._engine.on_state(topic.community, topic.gateway, message)
+            self._gateway_states[(topic.community, topic.gateway)] = message
         return out
 
     def _commit(self, transitions: list[Transition]) -> bool:
@@ -117,6 +120,12 @@ class AlertProcessor:
         transitions = [tr for msg in batch for tr in self.transitions_of(msg)]
         if not self._commit(transitions):
             return False
+        states, self._gateway_states = self._gateway_states, {}
+        for (community, gateway), state in states.items():
+            try:
+                record_gateway(self._book.engine, community, gateway, state)
+            except SQLAlchemyError as err:
+                log.warning("state of gateway %s/%s not recorded (%s)", community, gateway, err)
         self.counters.messages += len(batch)
         self.counters.transitions += len(transitions)
         return True
@@ -137,6 +146,8 @@ class AlertProcessor:
         if self._sla is not None and now - self._last_sla >= SLA_SCAN_S:
             self._last_sla = now
             try:
+                reported, self._engine.reported = self._engine.reported, {}
+                record_devices(self._book.engine, reported)
                 self._sla.scan()
                 if self._autocheck is not None:
                     self._autocheck.scan()

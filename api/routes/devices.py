@@ -3,16 +3,96 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, status
+from pydantic import BaseModel
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from alerts.status import DeviceStatus, GatewayStatus
 from api.deps import CurrentUser, ResourcesDep
 from api.schemas import FieldOut, Telemetry, TelemetryPoint
 from api.scope import sees_area
 from ingest.store import StoreError
 
-router = APIRouter(prefix="/api/v1/devices", tags=["devices"])
+router = APIRouter(prefix="/api/v1", tags=["devices"])
+
+
+class DeviceOut(BaseModel):
+    device: str
+    type: str
+    community: str
+    gateway: str
+    grid: str
+    building: str | None
+    location: str
+    last_seen: datetime | None
+    silent: bool  # no report for 3 expected intervals (or never)
+
+
+class GatewayOut(BaseModel):
+    community: str
+    gateway: str
+    devices: int
+    online: bool | None  # None: never heard of
+    updated_at: datetime | None
+    state: dict[str, Any] | None  # spool depth and drops, 5G signal, camera health as last reported
+
+
+@router.get("/devices", response_model=list[DeviceOut])
+def list_devices(resources: ResourcesDep, user: CurrentUser) -> list[DeviceOut]:
+    """The registry of devices in your jurisdiction, with when each last reported."""
+    with Session(resources.engine) as session:
+        seen = {(r.community, r.device): r.last_seen for r in session.scalars(select(DeviceStatus))}
+    now = datetime.now(UTC)
+    out = []
+    for info in resources.catalog.devices():
+        if not sees_area(user, resources.policy, info.community.id, info.device.grid):
+            continue
+        last = seen.get((info.community.id, info.device.id))
+        limit = timedelta(seconds=3 * info.profile.expected_interval_s)
+        out.append(
+            DeviceOut(
+                device=info.device.id,
+                type=info.profile.id,
+                community=info.community.id,
+                gateway=info.gateway.id,
+                grid=info.device.grid,
+                building=info.device.building,
+                location=info.device.location,
+                last_seen=last,
+                silent=last is None or now - last > limit,
+            )
+        )
+    return out
+
+
+@router.get("/gateways", response_model=list[GatewayOut])
+def list_gateways(resources: ResourcesDep, user: CurrentUser) -> list[GatewayOut]:
+    """Each gateway's last state: online, spool, 5G signal and cameras."""
+    with Session(resources.engine) as session:
+        status = {(r.community, r.gateway): r for r in session.scalars(select(GatewayStatus))}
+    out = []
+    for community in resources.catalog.communities.values():
+        for gateway in community.gateways:
+            # A gateway is yours when any of its devices' grids is (or, empty, when its community is).
+            grids: set[str | None] = {d.grid for d in gateway.devices} or {None}
+            if not any(sees_area(user, resources.policy, community.id, g) for g in grids):
+                continue
+            row = status.get((community.id, gateway.id))
+            out.append(
+                GatewayOut(
+                    community=community.id,
+                    gateway=gateway.id,
+                    devices=len(gateway.devices),
+                    online=row.online if row else None,
+                    updated_at=row.updated_at if row else None,
+                    state=row.state if row else None,
+                )
+            )
+    return out
+
 
 TimeParam = Annotated[
     datetime | None,
@@ -26,7 +106,7 @@ def _to_ms(value: datetime) -> int:
 
 
 @router.get(
-    "/{device}/telemetry",
+    "/devices/{device}/telemetry",
     response_model=Telemetry,
     responses={404: {"description": "Unknown device"}, 503: {"description": "Time-series store unavailable"}},
 )

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from alerts.models import Alert, Case, Evidence
+from alerts.status import GatewayStatus
 from tests.platform import CONFIG_DIR, Service, now_ms, wait_for
 from tests.servers import MosquittoServer, unique_name
 from yiwang.common.db import make_engine
@@ -41,6 +42,16 @@ def alert_status(url: str, fingerprint: str) -> str | None:
         with Session(engine) as session:
             alert = session.get(Alert, fingerprint)
             return alert.status if alert else None
+    finally:
+        engine.dispose()
+
+
+def gateway_online(url: str, gateway: str) -> bool | None:
+    engine = make_engine(url)
+    try:
+        with Session(engine) as session:
+            row = session.get(GatewayStatus, ("zhuganxiang", gateway))
+            return row.online if row else None
     finally:
         engine.dispose()
 
@@ -113,6 +124,7 @@ def test_pending_timer_survives_a_restart_and_gateway_will_opens_one_case(
         )
         offline = [c for c in opened_cases(url) if c[0] == "device_offline"]
         assert offline == [("device_offline", "g-middle", "gateway-offline")]
+        wait_for(lambda: gateway_online(url, "gw-02") is False, 10, "the recorded gateway state")
     finally:
         assert alerts.stop() == 0
         # Clear the retained will so later tests on this broker start from a clean slate.

@@ -146,3 +146,33 @@ def test_roles_need_their_jurisdiction(settings: ApiSettings, client: TestClient
     with pytest.raises(ValueError, match="unknown role"):
         accounts.create_user(engine, "y", "pw", "mayor")
     engine.dispose()
+
+
+def test_device_and_gateway_registry_with_status(
+    client: TestClient, token: str, settings: ApiSettings, login: Callable[..., str]
+) -> None:
+    from datetime import UTC, datetime
+
+    from alerts.status import record_devices, record_gateway
+    from contract import StateMessage
+
+    engine = make_engine(settings.database_url)
+    record_devices(engine, {("zhuganxiang", "wl-01"): int(datetime.now(UTC).timestamp() * 1000)})
+    record_gateway(
+        engine,
+        "zhuganxiang",
+        "gw-01",
+        StateMessage.model_validate(
+            {"online": True, "spool": {"depth": 3, "oldest_ts": None}, "modem": {"rsrp": -97.0, "sinr": 11.0}}
+        ),
+    )
+    engine.dispose()
+    devices = {d["device"]: d for d in client.get("/api/v1/devices", headers=auth(token)).json()}
+    assert len(devices) == 30
+    assert devices["wl-01"]["silent"] is False and devices["wl-02"]["silent"] is True
+    gateways = {g["gateway"]: g for g in client.get("/api/v1/gateways", headers=auth(token)).json()}
+    assert gateways["gw-01"]["online"] is True and gateways["gw-01"]["state"]["modem"]["rsrp"] == -97.0
+    assert gateways["gw-02"]["online"] is None
+    south = login("s2", "grid_worker", community="zhuganxiang", grid="g-south")
+    assert {d["grid"] for d in client.get("/api/v1/devices", headers=auth(south)).json()} == {"g-south"}
+    assert [g["gateway"] for g in client.get("/api/v1/gateways", headers=auth(south)).json()] == ["gw-02"]
