@@ -19,47 +19,30 @@ from api.accounts import User
 DISTRICT_ROLES = frozenset({"admin", "district_operator", "supervisor"})
 
 # Which case actions each role may take (the workflow decides whether the state allows them).
+_MANAGE = frozenset(
+    {
+        "accept",
+        "verify",
+        "void",
+        "assign",
+        "return",
+        "check",
+        "pass",
+        "fail",
+        "visit",
+        "suspend",
+        "resume",
+        "extend",
+        "merge",
+        "reopen",
+    }
+)
 ROLE_ACTIONS: dict[str, frozenset[str]] = {
     "admin": frozenset({"*"}),
     "district_operator": frozenset({"*"}),
-    "supervisor": frozenset(
-        {
-            "accept",
-            "verify",
-            "void",
-            "assign",
-            "return",
-            "check",
-            "pass",
-            "fail",
-            "visit",
-            "suspend",
-            "resume",
-            "extend",
-            "merge",
-            "reopen",
-        }
-    ),
-    "town_operator": frozenset(
-        {
-            "accept",
-            "verify",
-            "void",
-            "assign",
-            "return",
-            "call_up",
-            "rate_call",
-            "check",
-            "pass",
-            "fail",
-            "visit",
-            "suspend",
-            "resume",
-            "extend",
-            "merge",
-            "reopen",
-        }
-    ),
+    "supervisor": _MANAGE,
+    # A town also calls the district (镇呼区应) and rates the department's response.
+    "town_operator": _MANAGE | {"call_up", "rate_call"},
     "grid_worker": frozenset({"accept", "sign", "feedback"}),
     "building_head": frozenset({"feedback"}),
     "department_handler": frozenset({"respond", "call_return", "call_resolve"}),
@@ -68,16 +51,9 @@ ROLE_ACTIONS: dict[str, frozenset[str]] = {
 
 def case_filter(user: User, policy: CasePolicy) -> ColumnElement[bool]:
     """A WHERE clause selecting the cases ``user`` may see."""
-    if user.role in DISTRICT_ROLES:
-        return true()
-    if user.role == "town_operator":
-        communities = next((t.communities for t in policy.organisation.towns if t.id == user.town), [])
-        return Case.community.in_(communities)
-    if user.role in ("grid_worker", "building_head"):
-        return and_(Case.community == user.community, Case.grid == user.grid)
     if user.role == "department_handler":
         return Case.department == user.department
-    return false()
+    return area_filter(user, policy, Case.community, Case.grid)
 
 
 def sees_area(user: User, policy: CasePolicy, community: str, grid: str | None = None) -> bool:
