@@ -1,141 +1,124 @@
-"""The ingest service: consume telemetry at QoS 1, store it, and only then acknowledge it."""
+"""The ingest service: consume telemetry at QoS 1, store it, and only then acknowledge it.
+
+Guarantee: a message is PUBACKed only after its readings are in the time-series store, in the disk
+spool (store down or slow) or — refused content — in the dead-letter store. We keep paho's
+``manual_ack`` (rather than aiomqtt: slower here, ~8.4k msgs/s at QoS 1, and an unbounded queue) and
+make it fast by pipelining: batches of ~5,000 readings, four in flight (decoding while others are
+written), acks in arrival order.
+
+Replicas: each needs its own client id — ``YIWANG_INGEST_CLIENT_ID`` plus ``YIWANG_INGEST_REPLICA``
+(e.g. ``yiwang-ingest-2``) — and a shared group (``YIWANG_INGEST_SHARE_GROUP=ingest``) so they split
+``$share/ingest/yiwang/v1/+/+/telemetry`` between them over MQTT 5.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
-from sqlalchemy.exc import SQLAlchemyError
 
-from contract import ContractError, TopicKind, subscription
-from contract.catalog import Catalog, load_catalog
-from ingest.deadletters import DeadLetter, DeadLetterStore
-from ingest.store import StoreRejected, StoreUnavailable, TimeSeriesStore
+from contract import TopicKind, subscription
+from contract.catalog import load_catalog
+from ingest.deadletters import DeadLetterStore
+from ingest.metrics import IngestMetrics, serve
+from ingest.spool import DiskSpool
 from ingest.store.factory import open_store
-from ingest.validate import Decoded, decode_telemetry
-from yiwang.common.consumer import AckingConsumer, Inbound, retry_until_stopped
+from ingest.writer import RETRYABLE, BatchWriter, Counters
+from yiwang.common.consumer import AckingConsumer
 from yiwang.common.db import make_engine
 from yiwang.common.heartbeat import HeartbeatThread
 from yiwang.common.settings import ServiceSettings
 
+__all__ = ["RETRYABLE", "BatchWriter", "Counters", "IngestSettings", "run"]
+
 log = logging.getLogger(__name__)
-RETRYABLE = (StoreUnavailable, SQLAlchemyError)
 
 
 class IngestSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="YIWANG_", extra="ignore")
 
     ingest_client_id: str = "yiwang-ingest"
-    ingest_share_group: str | None = None
-    ingest_batch_messages: int = 500
-    ingest_queue_size: int = 10_000
+    ingest_replica: str | None = Field(
+        default=None, description="Suffix of the client id, unique per replica (YIWANG_INGEST_REPLICA)."
+    )
+    ingest_share_group: str | None = Field(
+        default=None, description="MQTT 5 shared-subscription group; None = plain subscription (3.1.1)."
+    )
+    ingest_batch_messages: int = Field(default=5000, ge=1)
+    ingest_batch_bytes: int = Field(
+        default=400_000, ge=1, description="Cut a batch at this many payload bytes (~5,000 readings)."
+    )
+    # Measured here: write latency, not CPU, limits one process; 4 batches in flight beat 2 by ~1.5×.
+    ingest_writers: int = Field(default=4, ge=1, le=16, description="Batches in flight at once.")
+    ingest_queue_size: int = Field(default=10_000, ge=1)
+    ingest_receive_maximum: int = Field(
+        default=20_000, ge=1, le=65535, description="MQTT 5 in-flight window the broker may send us."
+    )
+    ingest_spool_dir: Path | None = Field(
+        default=Path("var/ingest-spool"), description="Outage spool; None = retry in place, no spool."
+    )
+    ingest_spool_max_bytes: int = Field(default=1024**3, ge=1)
+    ingest_metrics_host: str = "127.0.0.1"
+    ingest_metrics_port: int = Field(default=9464, ge=0, le=65535, description="0 = no /metrics.")
 
-
-@dataclass
-class Counters:
-    messages: int = 0
-    points: int = 0
-    dead_letters: int = 0
-    duplicates: int = 0
-    gaps: int = 0
-    last_seq: dict[str, int] = field(default_factory=dict)
-
-    def snapshot(self) -> dict[str, Any]:
-        return {k: v for k, v in vars(self).items() if k != "last_seq"}
-
-
-class BatchWriter:
-    """Stores a batch of messages: points to the series store, failures to the dead-letter store."""
-
-    def __init__(
-        self, *, catalog: Catalog, store: TimeSeriesStore, dead: DeadLetterStore, stop: threading.Event
-    ) -> None:
-        self._catalog, self._store, self._dead, self._stop = catalog, store, dead, stop
-        self.counters = Counters()
-
-    def process(self, batch: list[Inbound]) -> bool:
-        """True when every message of the batch is stored (or dead-lettered) and may be acknowledged."""
-        decoded: list[tuple[Inbound, Decoded]] = []
-        letters: list[DeadLetter] = []
-        for msg in batch:
-            try:
-                decoded.append((msg, decode_telemetry(msg.topic, msg.payload, self._catalog)))
-            except ContractError as err:
-                log.info("dead letter from %s: %s", msg.topic, err.reason)
-                letters.append(DeadLetter(msg.topic, err.reason, msg.payload))
-        refused = self._write_points(decoded)
-        if refused is None:
-            return False
-        letters += refused
-        if not retry_until_stopped(
-            lambda: self._dead.add_many(letters), "dead-letter store", self._stop, RETRYABLE
-        ):
-            return False
-        self._count(decoded, letters)
-        return True
-
-    def _write_points(self, decoded: list[tuple[Inbound, Decoded]]) -> list[DeadLetter] | None:
-        """Dead letters for messages the store refused; None when stopped before the store accepted."""
-        points = [p for _, d in decoded for p in d.points]
-        if not points:
-            return []
-        try:
-            stored = retry_until_stopped(
-                lambda: self._store.write(points), "time-series store", self._stop, RETRYABLE
-            )
-            return [] if stored else None
-        except StoreRejected as err:
-            if len(decoded) == 1:
-                msg = decoded[0][0]
-                return [DeadLetter(msg.topic, f"rejected by the time-series store: {err}", msg.payload)]
-        # One refused point must not cost its neighbours: retry message by message.
-        letters: list[DeadLetter] = []
-        for item in decoded:
-            refused = self._write_points([item])
-            if refused is None:
-                return None
-            letters += refused
-        return letters
-
-    def _count(self, decoded: list[tuple[Inbound, Decoded]], letters: list[DeadLetter]) -> None:
-        c = self.counters
-        c.messages += len(decoded) + len(letters)
-        c.dead_letters += len(letters)
-        for _, d in decoded:
-            c.points += len(d.points)
-            key = f"{d.topic.community}/{d.topic.gateway}"
-            last = c.last_seq.get(key)
-            if last is not None and d.seq <= last:
-                c.duplicates += 1  # redelivery: the write above overwrote the same points
-                continue
-            if last is not None and d.seq > last + 1:
-                c.gaps += d.seq - last - 1
-            c.last_seq[key] = d.seq
+    @property
+    def client_id(self) -> str:
+        return (
+            f"{self.ingest_client_id}-{self.ingest_replica}" if self.ingest_replica else self.ingest_client_id
+        )
 
 
 def run(settings: IngestSettings, stop: threading.Event) -> None:
     engine = make_engine(settings.database_url)
     store = open_store(settings.series_url)
+    metrics = IngestMetrics()
+    spool = None
+    if settings.ingest_spool_dir is not None:
+        # One spool per replica: two processes must never drain (and delete) each other's segments.
+        spool = DiskSpool(
+            settings.ingest_spool_dir / settings.client_id, max_bytes=settings.ingest_spool_max_bytes
+        )
     writer = BatchWriter(
-        catalog=load_catalog(settings.config_dir), store=store, dead=DeadLetterStore(engine), stop=stop
+        catalog=load_catalog(settings.config_dir),
+        store=store,
+        dead=DeadLetterStore(engine),
+        stop=stop,
+        spool=spool,
+        metrics=metrics,
     )
+    shared = settings.ingest_share_group is not None
     consumer = AckingConsumer(
         name="ingest",
-        client_id=settings.ingest_client_id,
+        client_id=settings.client_id,
         settings=settings,
         topics=[subscription(TopicKind.TELEMETRY, share_group=settings.ingest_share_group)],
         handle=writer.process,
         stop=stop,
+        idle=lambda: metrics.queue_depth.set(consumer.queue_depth),
         batch_messages=settings.ingest_batch_messages,
+        batch_bytes=settings.ingest_batch_bytes,
         queue_size=settings.ingest_queue_size,
+        pipeline=settings.ingest_writers,
+        mqtt5=shared,
+        receive_maximum=settings.ingest_receive_maximum if shared else None,
+    )
+    drainer = threading.Thread(target=writer.drain, name="ingest-spool-drain", daemon=True)
+    drainer.start()
+    stop_metrics = (
+        serve(metrics, settings.ingest_metrics_host, settings.ingest_metrics_port)
+        if settings.ingest_metrics_port
+        else (lambda: None)
     )
     HeartbeatThread(engine, "ingest", writer.counters.snapshot, stop).start()
-    log.info("ingest writing to %s", settings.series_url.split("?")[0])
+    log.info("ingest %s writing to %s", settings.client_id, settings.series_url.split("?")[0])
     try:
         consumer.run()
     finally:
+        stop.set()
+        drainer.join(30)
+        stop_metrics()
         store.close()
         engine.dispose()

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol
 
 Scalar = bool | int | float | str
+Aggregate = Literal["mean", "min", "max"]
+AGGREGATES: tuple[Aggregate, ...] = ("mean", "min", "max")
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,12 +21,28 @@ class Point:
     tags: Mapping[str, str]
     fields: Mapping[str, Scalar]
     ts_ms: int
+    # The escaped line-protocol ``measurement,tags`` of exactly these measurement and tags, when the
+    # producer already has it (ingest caches it per device): saves the encoder a sort and escape per
+    # point. Only :func:`ingest.store.lineprotocol.series_text` may make it.
+    series: str | None = field(default=None, compare=False, repr=False)
+    # The whole line-protocol line, when the producer already has it (ingest's fast path); the same
+    # contract as ``series``: it must be what :func:`~ingest.store.lineprotocol.encode_point` gives.
+    line: str | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
 class Row:
     ts_ms: int
     fields: dict[str, Scalar] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    """One aggregation window: it starts at ``start_ms`` (aligned to the epoch, like InfluxDB's
+    ``GROUP BY time``) and holds at least one numeric value."""
+
+    start_ms: int
+    value: float
 
 
 class StoreError(Exception):
@@ -59,6 +77,22 @@ class TimeSeriesStore(Protocol):
         self, *, measurement: str, device: str, since_ms: int, until_ms: int | None = None, limit: int = 1000
     ) -> list[Row]:
         """Points of one device in [since_ms, until_ms), oldest first, at most ``limit``."""
+
+    def aggregate(
+        self,
+        *,
+        measurement: str,
+        device: str,
+        field: str,
+        fn: Aggregate,
+        window_ms: int,
+        since_ms: int,
+        until_ms: int,
+    ) -> list[Bucket]:
+        """``fn`` of the numeric ``field`` per window in [since_ms, until_ms); empty windows left out."""
+
+    def latest(self, *, measurement: str) -> dict[str, Row]:
+        """The newest point of every device of ``measurement`` (its fields), by device."""
 
     def ping(self) -> None:
         """Raise StoreUnavailable when the store cannot serve requests."""

@@ -23,7 +23,17 @@ from typing import Any
 
 import httpx
 
-from ingest.store import PartialWrite, Point, Row, Scalar, StoreRejected, StoreUnavailable
+from ingest.store import (
+    AGGREGATES,
+    Aggregate,
+    Bucket,
+    PartialWrite,
+    Point,
+    Row,
+    Scalar,
+    StoreRejected,
+    StoreUnavailable,
+)
 from ingest.store.lineprotocol import encode_points
 
 log = logging.getLogger(__name__)
@@ -199,6 +209,72 @@ class InfluxStore:
                 }
                 rows.append(Row(ts_ms=int(values[0]), fields=fields))
         return rows
+
+    def aggregate(
+        self,
+        *,
+        measurement: str,
+        device: str,
+        field: str,
+        fn: Aggregate,
+        window_ms: int,
+        since_ms: int,
+        until_ms: int,
+    ) -> list[Bucket]:
+        if fn not in AGGREGATES:
+            raise ValueError(f"unknown aggregate {fn!r}; one of {', '.join(AGGREGATES)}")
+        if window_ms <= 0:
+            raise ValueError(f"window_ms must be positive, got {window_ms}")
+        where = (
+            f"{quote_identifier('device')} = {quote_string(device)} "
+            f"AND time >= {int(since_ms)}ms AND time < {int(until_ms)}ms"
+        )
+        statement = (
+            f"SELECT {fn}({quote_identifier(field)}) FROM {self._source(measurement)} "  # noqa: S608
+            f"WHERE {where} GROUP BY time({int(window_ms)}ms) fill(none)"
+        )
+        try:
+            results = self._query(statement)
+        except StoreRejected as err:
+            if "iterator type" in str(err):  # mean() of a boolean or string field: no numbers, as SQLite
+                return []
+            raise
+        buckets = []
+        for series in results[0].get("series", []):
+            for start, value in series["values"]:
+                if isinstance(value, int | float) and not isinstance(value, bool):
+                    buckets.append(Bucket(int(start), float(value)))
+        return buckets
+
+    def latest(self, *, measurement: str) -> dict[str, Row]:
+        source = self._source(measurement)
+        # LIMIT applies per GROUP BY series: the newest point of each device, in one round trip.
+        statement = (
+            f"SHOW FIELD KEYS FROM {source}; "  # noqa: S608
+            f"SELECT *::field FROM {source} GROUP BY {quote_identifier('device')} ORDER BY time DESC LIMIT 1"
+        )
+        results = self._query(statement)
+        if len(results) < 2:
+            raise StoreRejected(f"InfluxDB did not execute the query: {results}")
+        field_types: dict[str, str] = {}
+        for series in results[0].get("series", []):
+            field_types.update((key, kind) for key, kind in series["values"])
+        latest: dict[str, Row] = {}
+        for series in results[1].get("series", []):
+            device = series.get("tags", {}).get("device", "")
+            columns: list[str] = series["columns"]
+            values = series["values"][0]
+            fields = {
+                column: _cast(value, field_types.get(column))
+                for column, value in zip(columns[1:], values[1:], strict=True)
+                if value is not None
+            }
+            latest[device] = Row(ts_ms=int(values[0]), fields=fields)
+        return latest
+
+    def _source(self, measurement: str) -> str:
+        source = quote_identifier(measurement)
+        return f"{quote_identifier(self.rp)}.{source}" if self.rp else source
 
     def _query(self, statement: str) -> list[dict[str, Any]]:
         response = self._request("POST", "/query", data={"db": self.database, "q": statement, "epoch": "ms"})

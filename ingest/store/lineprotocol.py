@@ -109,6 +109,16 @@ def _series(measurement: str, tags: tuple[tuple[str, str], ...]) -> str:
     return "".join(parts)
 
 
+def series_text(measurement: str, tags: Mapping[str, str]) -> str:
+    """Escaped ``measurement,tag=value,...`` (StoreRejected when InfluxDB could not store it)."""
+    return _series(measurement, tuple(sorted(tags.items())))
+
+
+def field_key_text(key: str) -> str:
+    """An escaped field key (StoreRejected when InfluxDB could not store it)."""
+    return _field_key(key)
+
+
 @functools.lru_cache(maxsize=4096)
 def _field_key(key: str) -> str:
     _check_key("field key", key)
@@ -117,13 +127,15 @@ def _field_key(key: str) -> str:
 
 def encode_point(point: Point) -> str:
     """One line of line protocol, or StoreRejected saying why the point cannot be written."""
+    if point.line is not None:
+        return point.line
     if isinstance(point.ts_ms, bool) or not isinstance(point.ts_ms, int):
         raise StoreRejected(f"timestamp must be integer milliseconds, not {point.ts_ms!r}")
     if not TS_MS_MIN <= point.ts_ms <= TS_MS_MAX:
         raise StoreRejected(f"timestamp {point.ts_ms} ms is outside InfluxDB's range")
     if not point.fields:
         raise StoreRejected("a point needs at least one field")
-    series = _series(point.measurement, tuple(sorted(point.tags.items())))
+    series = point.series or series_text(point.measurement, point.tags)
     fields = ",".join(f"{_field_key(key)}={_format_value(key, value)}" for key, value in point.fields.items())
     return f"{series} {fields} {point.ts_ms}"
 

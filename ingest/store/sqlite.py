@@ -23,7 +23,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 
-from ingest.store import PartialWrite, Point, Row, Scalar, StoreRejected, StoreUnavailable
+from ingest.store import (
+    AGGREGATES,
+    Aggregate,
+    Bucket,
+    PartialWrite,
+    Point,
+    Row,
+    Scalar,
+    StoreRejected,
+    StoreUnavailable,
+)
 from ingest.store.lineprotocol import check_point, present_tags
 
 log = logging.getLogger(__name__)
@@ -149,6 +159,50 @@ class SQLiteStore:
             fields: dict[str, Scalar] = json.loads(fields_json)
             rows.append(Row(ts_ms=int(ts_ms), fields=fields))
         return rows
+
+    def aggregate(
+        self,
+        *,
+        measurement: str,
+        device: str,
+        field: str,
+        fn: Aggregate,
+        window_ms: int,
+        since_ms: int,
+        until_ms: int,
+    ) -> list[Bucket]:
+        if fn not in AGGREGATES:
+            raise ValueError(f"unknown aggregate {fn!r}; one of {', '.join(AGGREGATES)}")
+        if window_ms <= 0:
+            raise ValueError(f"window_ms must be positive, got {window_ms}")
+        path = '$."' + field.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        sql_fn = {"mean": "avg", "min": "min", "max": "max"}[fn]
+        # Numbers only, as InfluxDB: JSON true would read as 1 otherwise. The window start is
+        # floored towards minus infinity (Python's //, SQLite's % truncates) to match InfluxDB.
+        sql = f"""
+            SELECT ts_ms - (((ts_ms % :w) + :w) % :w) AS start, {sql_fn}(json_extract(fields, :path))
+            FROM points
+            WHERE measurement = :m AND device = :d AND ts_ms >= :since AND ts_ms < :until
+              AND json_type(fields, :path) IN ('integer', 'real')
+            GROUP BY start ORDER BY start
+        """  # noqa: S608 - sql_fn comes from a fixed table, everything else is a parameter
+        params = {"w": window_ms, "path": path, "m": measurement, "d": device, "since": since_ms}
+        params["until"] = until_ms
+        with self._connection() as conn:
+            found = conn.execute(sql, params).fetchall()
+        return [Bucket(int(start), float(value)) for start, value in found]
+
+    def latest(self, *, measurement: str) -> dict[str, Row]:
+        sql = """
+            SELECT device, ts_ms, fields FROM (
+                SELECT device, ts_ms, fields,
+                       row_number() OVER (PARTITION BY device ORDER BY ts_ms DESC, series) AS n
+                FROM points WHERE measurement = ?
+            ) WHERE n = 1
+        """
+        with self._connection() as conn:
+            found = conn.execute(sql, (measurement,)).fetchall()
+        return {device: Row(int(ts), json.loads(fields)) for device, ts, fields in found}
 
     def ping(self) -> None:
         with self._connection() as conn:

@@ -15,7 +15,17 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ingest.store import PartialWrite, Point, Row, Scalar, StoreRejected, StoreUnavailable, TimeSeriesStore
+from ingest.store import (
+    Aggregate,
+    Bucket,
+    PartialWrite,
+    Point,
+    Row,
+    Scalar,
+    StoreRejected,
+    StoreUnavailable,
+    TimeSeriesStore,
+)
 from ingest.store.factory import open_store
 from ingest.store.influx import InfluxStore
 from ingest.store.sqlite import SQLiteStore
@@ -142,6 +152,61 @@ def test_empty_batch_and_zero_limit(store: TimeSeriesStore) -> None:
     store.write([pt(T0)])
 
     assert query(store, limit=0) == []
+
+
+@pytest.mark.parametrize(
+    ("fn", "expected"),
+    [("mean", [1.5, 5.0, 10.0]), ("min", [1.0, 4.0, 10.0]), ("max", [2.0, 6.0, 10.0])],
+)
+def test_aggregation_windows(store: TimeSeriesStore, fn: Aggregate, expected: list[float]) -> None:
+    # Windows of 10 s from T0 (a multiple of 10 s): [1, 2] | [4, 5, 6] | (empty) | [10]
+    values = {0: 1, 5: 2, 10: 4, 12: 5, 19: 6, 30: 10}
+    store.write([pt(T0 + s * 1000, v=float(v), flag=True) for s, v in values.items()])
+    store.write([pt(T0 + 1000, device="d2", v=100.0), pt(T0 + 40_000, v=99.0)])  # other device; outside
+
+    buckets = store.aggregate(
+        measurement="env", device="d1", field="v", fn=fn, window_ms=10_000, since_ms=T0, until_ms=T0 + 40_000
+    )
+
+    assert buckets == [Bucket(T0 + w, e) for w, e in zip((0, 10_000, 30_000), expected, strict=True)]
+    assert (
+        store.aggregate(
+            measurement="env",
+            device="d1",
+            field="flag",
+            fn=fn,
+            window_ms=10_000,
+            since_ms=T0,
+            until_ms=T0 + 40_000,
+        )
+        == []
+    )  # booleans are not numbers
+
+
+def test_aggregation_windows_align_to_the_epoch_not_to_since(store: TimeSeriesStore) -> None:
+    store.write([pt(T0 + 4000, v=1.0), pt(T0 + 6000, v=3.0), pt(T0 + 12_000, v=5.0)])
+
+    buckets = store.aggregate(
+        measurement="env",
+        device="d1",
+        field="v",
+        fn="mean",
+        window_ms=10_000,
+        since_ms=T0 + 5000,
+        until_ms=T0 + 20_000,
+    )
+
+    assert buckets == [Bucket(T0, 3.0), Bucket(T0 + 10_000, 5.0)]
+
+
+def test_latest_per_device(store: TimeSeriesStore) -> None:
+    store.write([pt(T0, v=1.0), pt(T0 + 5, v=2.0, state="ok"), pt(T0 + 3, device="d2", v=7.0)])
+    store.write([pt(T0 + 9, device="d3", measurement="other", v=0.0)])
+
+    latest = store.latest(measurement="env")
+
+    assert latest == {"d1": Row(T0 + 5, {"v": 2.0, "state": "ok"}), "d2": Row(T0 + 3, {"v": 7.0})}
+    assert store.latest(measurement="nothing") == {}
 
 
 def test_ping(store: TimeSeriesStore) -> None:

@@ -12,8 +12,10 @@ import pytest
 from contract.catalog import Catalog, load_catalog
 from ingest.deadletters import DeadLetterStore
 from ingest.service import BatchWriter
+from ingest.spool import DiskSpool
 from ingest.store import Point, Row, StoreRejected, StoreUnavailable
 from ingest.store.sqlite import SQLiteStore
+from tests.platform import wait_for
 from yiwang.common.consumer import Inbound
 from yiwang.common.db import make_engine
 
@@ -155,3 +157,70 @@ def test_duplicates_and_gaps_are_counted_from_seq(
         assert w.process(batch)
     assert (w.counters.duplicates, w.counters.gaps, w.counters.messages) == (1, 2, 4)
     assert len(levels(store)) == 3  # the redelivered message overwrote its own point
+
+
+def test_an_outage_goes_to_the_disk_spool_and_drains_when_the_store_returns(
+    catalog: Catalog, store: SQLiteStore, dead: DeadLetterStore, tmp_path: Path
+) -> None:
+    stop = threading.Event()
+    flaky = FlakyStore(store, outages=2)  # both quick attempts fail: the batch is spooled
+    spool = DiskSpool(tmp_path / "spool")
+    w = BatchWriter(catalog=catalog, store=flaky, dead=dead, stop=stop, spool=spool)  # type: ignore[arg-type]
+    assert w.process([message(1), message(2)])  # acknowledged: the points are on disk
+    assert levels(store) == [] and spool.depth_points == 2
+    assert w.process([message(3)])  # the spool is not empty: new points queue behind the old
+    assert spool.depth_points == 3
+    assert w.metrics.spool_points._value.get() == 3
+    drainer = threading.Thread(target=w.drain)
+    drainer.start()
+    try:
+        wait_for(lambda: spool.depth_points == 0, 10, "the spool drained")
+    finally:
+        stop.set()
+        drainer.join(10)
+    assert [r.ts_ms for r in levels(store)] == [TS + 1, TS + 2, TS + 3]
+    assert w.metrics.spool_points._value.get() == 0
+
+
+def test_a_refused_point_is_found_by_bisection_not_by_one_write_per_message(
+    catalog: Catalog, store: SQLiteStore, dead: DeadLetterStore
+) -> None:
+    flaky = FlakyStore(store, refuse_device="wl-02")
+    batch = [message(seq) for seq in range(1, 65)]
+    batch[40] = message(41, device="wl-02")
+    w = writer(catalog, flaky, dead)
+    assert w.process(batch)
+    assert len(levels(store)) == 63
+    [letter] = dead.latest()
+    assert letter.payload == batch[40].payload
+    assert flaky.calls <= 2 * 7 + 1  # log2(64) levels, two halves each, plus the first try
+    assert w.metrics.dead_letters.labels(reason="store_rejected")._value.get() == 1
+
+
+def test_late_messages_close_gaps_instead_of_counting_as_duplicates(
+    catalog: Catalog, store: SQLiteStore, dead: DeadLetterStore
+) -> None:
+    w = writer(catalog, store, dead)
+    for batch in ([message(1)], [message(4)], [message(3)], [message(2)], [message(3)]):
+        assert w.process(batch)  # pipelined batches can finish out of order
+    assert (w.counters.gaps, w.counters.duplicates) == (0, 1)
+
+
+def test_a_spooled_segment_the_store_refuses_goes_whole_to_the_dead_letters(
+    catalog: Catalog, store: SQLiteStore, dead: DeadLetterStore, tmp_path: Path
+) -> None:
+    stop = threading.Event()
+    spool = DiskSpool(tmp_path / "spool")
+    flaky = FlakyStore(store, outages=2, refuse_device="wl-02")
+    w = BatchWriter(catalog=catalog, store=flaky, dead=dead, stop=stop, spool=spool)  # type: ignore[arg-type]
+    assert w.process([message(1, device="wl-02")])  # spooled during the outage
+    drainer = threading.Thread(target=w.drain)
+    drainer.start()
+    try:
+        wait_for(lambda: spool.depth_points == 0, 10, "the spool drained")
+    finally:
+        stop.set()
+        drainer.join(10)
+    [letter] = dead.latest()
+    assert letter.topic.startswith("spool:") and "field type conflict on wl-02" in letter.reason
+    assert b"wl-02" in letter.payload

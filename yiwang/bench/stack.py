@@ -61,6 +61,8 @@ def running_stack(
                 "YIWANG_LOG_LEVEL": "WARNING",
                 "YIWANG_INGEST_CLIENT_ID": f"bench-ingest-{os.getpid()}",
                 "YIWANG_ALERTS_CLIENT_ID": f"bench-alerts-{os.getpid()}",
+                "YIWANG_INGEST_SPOOL_DIR": str(workdir / "ingest-spool"),
+                "YIWANG_INGEST_METRICS_PORT": "0",
                 **(extra_env or {}),
             }
         )

@@ -7,25 +7,38 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from yiwang.common.settings import MqttSettings
 
 log = logging.getLogger(__name__)
 
+# MQTT 5 persistent session: the broker keeps an offline consumer's messages this long (7 days).
+SESSION_EXPIRY_S = 7 * 24 * 3600
 
-def consumer_client(client_id: str, settings: MqttSettings, *, max_queued: int = 10_000) -> mqtt.Client:
+
+def consumer_client(
+    client_id: str, settings: MqttSettings, *, max_queued: int = 10_000, mqtt5: bool = False
+) -> mqtt.Client:
     """A QoS 1 consumer with a persistent session that acknowledges only when told to.
 
     ``manual_ack`` makes paho send PUBACK when we call ``client.ack`` after the database accepted the
-    message, not before ``on_message`` returns (its default); with ``clean_session=False`` and a fixed
-    client id the broker keeps what we have not acknowledged and redelivers it after a crash.
+    message, not before ``on_message`` returns (its default); with ``clean_session=False`` (MQTT 5:
+    clean start off plus a session expiry, see :func:`v5_connect_properties`) and a fixed client id
+    the broker keeps what we have not acknowledged and redelivers it after a crash.
     """
-    client = mqtt.Client(
-        CallbackAPIVersion.VERSION2,
-        client_id=client_id,
-        clean_session=False,
-        manual_ack=True,
-    )
+    if mqtt5:
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5, manual_ack=True
+        )
+    else:
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            clean_session=False,
+            manual_ack=True,
+        )
     client.max_inflight_messages_set(100)
     client.max_queued_messages_set(max_queued)
     client.reconnect_delay_set(min_delay=1, max_delay=30)
@@ -33,6 +46,16 @@ def consumer_client(client_id: str, settings: MqttSettings, *, max_queued: int =
         password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
         client.username_pw_set(settings.mqtt_username, password)
     return client
+
+
+def v5_connect_properties(session_expiry_s: int, receive_maximum: int | None = None) -> Properties:
+    """CONNECT properties of a persistent MQTT 5 session; ``receive_maximum`` sizes the broker's
+    window of unacknowledged messages to us (Mosquitto's ``max_inflight_messages`` for MQTT 3.1.1)."""
+    props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+    props.SessionExpiryInterval = session_expiry_s
+    if receive_maximum is not None:
+        props.ReceiveMaximum = min(max(1, receive_maximum), 65535)
+    return props
 
 
 def log_disconnect(name: str) -> Any:

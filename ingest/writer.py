@@ -1,0 +1,247 @@
+"""BatchWriter: one batch of MQTT messages → points in the store (or the outage spool) + dead letters.
+
+``process`` returns True only when every message of the batch is durably somewhere — the time-series
+store, the disk spool or the dead-letter store — and may therefore be acknowledged. It is safe to call
+from several threads at once (the consumer pipelines batches: one decodes while another writes).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from contract import ContractError
+from contract.catalog import Catalog
+from ingest.deadletters import DeadLetter, DeadLetterStore
+from ingest.fastpath import FastDecoder
+from ingest.metrics import IngestMetrics, reason_class
+from ingest.spool import DiskSpool, SpoolFull
+from ingest.store import Point, StoreRejected, StoreUnavailable, TimeSeriesStore
+from ingest.validate import Decoded, decode_telemetry
+from yiwang.common.consumer import Inbound, retry_until_stopped
+
+log = logging.getLogger(__name__)
+RETRYABLE = (StoreUnavailable, SQLAlchemyError)
+_MISSING_CAP = 100_000  # seqs remembered per gateway to tell a late message from a duplicate
+
+
+@dataclass
+class Counters:
+    messages: int = 0
+    points: int = 0
+    dead_letters: int = 0
+    duplicates: int = 0
+    gaps: int = 0
+    spooled_points: int = 0
+    last_seq: dict[str, int] = field(default_factory=dict)
+    missing: dict[str, set[int]] = field(default_factory=dict)
+
+    def snapshot(self) -> dict[str, Any]:
+        return {k: v for k, v in vars(self).items() if k not in ("last_seq", "missing")}
+
+
+class BatchWriter:
+    """Stores a batch of messages: points to the series store, failures to the dead-letter store."""
+
+    def __init__(
+        self,
+        *,
+        catalog: Catalog,
+        store: TimeSeriesStore,
+        dead: DeadLetterStore,
+        stop: threading.Event,
+        spool: DiskSpool | None = None,
+        metrics: IngestMetrics | None = None,
+    ) -> None:
+        self._catalog, self._store, self._dead, self._stop = catalog, store, dead, stop
+        self._spool = spool
+        self._fast = FastDecoder(catalog)
+        self.metrics = metrics or IngestMetrics()
+        self.counters = Counters()
+        self._lock = threading.Lock()
+
+    def process(self, batch: list[Inbound]) -> bool:
+        """True when every message of the batch is stored (or dead-lettered) and may be acknowledged."""
+        decoded: list[tuple[Inbound, Decoded]] = []
+        letters: list[DeadLetter] = []
+        fast = self._fast.decode
+        for msg in batch:
+            quick = fast(msg.topic, msg.payload)
+            if quick is not None:
+                decoded.append((msg, quick))
+                continue
+            try:
+                decoded.append((msg, decode_telemetry(msg.topic, msg.payload, self._catalog)))
+            except ContractError as err:
+                log.info("dead letter from %s: %s", msg.topic, err.reason)
+                letters.append(DeadLetter(msg.topic, err.reason, msg.payload))
+        refused = self._write_points(decoded)
+        if refused is None:
+            return False
+        letters += refused
+        if not retry_until_stopped(
+            lambda: self._dead.add_many(letters), "dead-letter store", self._stop, RETRYABLE
+        ):
+            return False
+        self._count(decoded, letters)
+        return True
+
+    # -- writing -------------------------------------------------------------------------------------
+
+    def _store_or_spool(self, points: list[Point]) -> bool:
+        """True once the points are in the store or the spool; False when stopped first."""
+        # Spool non-empty: the store is (or just was) down. New points queue behind the old ones so
+        # the drainer writes them in arrival order; it keeps up at full write speed.
+        if self._spool is not None and len(self._spool) and self._try_spool(points):
+            return True
+        attempts = 2 if self._spool is not None else None
+        if retry_until_stopped(
+            lambda: self._timed_write(points),
+            "time-series store",
+            self._stop,
+            (StoreUnavailable,),
+            first_delay=0.2,
+            attempts=attempts,
+        ):
+            return True
+        if self._stop.is_set():
+            return False
+        if self._try_spool(points):
+            return True
+        # Spool full: keep retrying with the messages unacknowledged; the broker holds the rest.
+        return retry_until_stopped(
+            lambda: self._timed_write(points), "time-series store", self._stop, (StoreUnavailable,)
+        )
+
+    def _try_spool(self, points: list[Point]) -> bool:
+        assert self._spool is not None
+        try:
+            self._spool.append(points)
+        except (SpoolFull, OSError) as err:
+            log.error("cannot spool %d points: %s", len(points), err)
+            return False
+        with self._lock:
+            self.counters.spooled_points += len(points)
+        self._update_spool_gauges()
+        return True
+
+    def _update_spool_gauges(self) -> None:
+        if self._spool is not None:
+            self.metrics.spool_points.set(self._spool.depth_points)
+            self.metrics.spool_bytes.set(self._spool.depth_bytes)
+
+    def _timed_write(self, points: list[Point]) -> None:
+        started = time.perf_counter()
+        try:
+            self._store.write(points)
+        except StoreUnavailable:
+            self.metrics.write_errors.inc()
+            raise
+        self.metrics.write_seconds.observe(time.perf_counter() - started)
+
+    def _write_points(self, decoded: list[tuple[Inbound, Decoded]]) -> list[DeadLetter] | None:
+        """Dead letters for messages the store refused; None when stopped before the store accepted."""
+        points = [p for _, d in decoded for p in d.points]
+        if not points:
+            return []
+        try:
+            return [] if self._store_or_spool(points) else None
+        except StoreRejected as err:
+            if len(decoded) == 1:
+                msg = decoded[0][0]
+                log.warning("store refused a message from %s: %s", msg.topic, err)
+                return [DeadLetter(msg.topic, f"rejected by the time-series store: {err}", msg.payload)]
+        # Refused content (a partial write: the rest of the batch *was* written). Bisect to find the
+        # refusing messages: one bad point costs O(log n) extra writes, and its neighbours nothing.
+        # Rewriting accepted points is harmless: same series + timestamp overwrites itself.
+        half = len(decoded) // 2
+        letters: list[DeadLetter] = []
+        for part in (decoded[:half], decoded[half:]):
+            refused = self._write_points(part)
+            if refused is None:
+                return None
+            letters += refused
+        return letters
+
+    # -- draining the spool --------------------------------------------------------------------------
+
+    def drain(self) -> None:
+        """Write spooled segments back, oldest first, until ``stop``; run it in its own thread."""
+        if self._spool is None:
+            return
+        delay = 0.5
+        while not self._stop.is_set():
+            oldest = self._spool.oldest()
+            if oldest is None:
+                self._stop.wait(0.2)
+                continue
+            path, points = oldest
+            try:
+                self._timed_write(points)
+            except StoreUnavailable as err:
+                log.info("spool drain waits: %s", err)
+                self._stop.wait(delay)
+                delay = min(delay * 2, 10.0)
+                continue
+            except StoreRejected as err:
+                # The whole segment goes to the dead letters (its points as JSON): nothing silently lost.
+                reason = f"rejected by the time-series store: {err}"
+                letters = [DeadLetter(f"spool:{path.name}", reason, path.read_bytes())]
+                if not retry_until_stopped(
+                    lambda ls=letters: self._dead.add_many(ls),  # type: ignore[misc]
+                    "dead-letter store",
+                    self._stop,
+                    RETRYABLE,
+                ):
+                    return
+                self.metrics.dead_letters.labels(reason="store_rejected").inc()
+            delay = 0.5
+            self._spool.remove(path)
+            self._update_spool_gauges()
+            log.info("spool: wrote back %d points (%d left)", len(points), self._spool.depth_points)
+
+    # -- accounting ----------------------------------------------------------------------------------
+
+    def _count(self, decoded: list[tuple[Inbound, Decoded]], letters: list[DeadLetter]) -> None:
+        m = self.metrics
+        m.messages.inc(len(decoded) + len(letters))
+        m.batches.inc()
+        for letter in letters:
+            m.dead_letters.labels(reason=reason_class(letter.reason)).inc()
+        with self._lock:
+            c = self.counters
+            c.messages += len(decoded) + len(letters)
+            c.dead_letters += len(letters)
+            for _, d in decoded:
+                c.points += len(d.points)
+                m.readings.inc(len(d.points))
+                self._count_seq(f"{d.topic.community}/{d.topic.gateway}", d.seq)
+
+    def _count_seq(self, key: str, seq: int) -> None:
+        # Batches finish out of order under pipelining: a seq below the last one is either a late
+        # message filling a gap, or a redelivery. Remember the gaps to tell which.
+        c = self.counters
+        last = c.last_seq.get(key)
+        missing = c.missing.setdefault(key, set())
+        if last is None:
+            c.last_seq[key] = seq
+            return
+        if seq > last:
+            if seq > last + 1:
+                c.gaps += seq - last - 1
+                self.metrics.seq_gaps.labels(gateway=key).inc(seq - last - 1)
+                if len(missing) < _MISSING_CAP:
+                    missing.update(range(last + 1, min(seq, last + 1 + _MISSING_CAP - len(missing))))
+            c.last_seq[key] = seq
+        elif seq in missing:
+            missing.discard(seq)
+            c.gaps -= 1
+            self.metrics.seq_gaps.labels(gateway=key).dec()
+        else:
+            c.duplicates += 1  # redelivery: the write above overwrote the same points
+            self.metrics.duplicates.labels(gateway=key).inc()

@@ -1,0 +1,295 @@
+"""Ingest throughput: publisher → Mosquitto → ingest → InfluxDB, every reading counted back out.
+
+In one run, on this machine: the raw InfluxDB write ceiling (pre-encoded, gzipped 5,000-line batches
+of the same data, four writers — as many as ingest uses), then the full path with 100 readings per
+message and with one reading per message, then a naive paho + one-write-per-message script on the
+same workloads. Each phase gets a fresh database; readings have unique device + timestamp, so the
+database's count is the number of distinct readings that arrived (a redelivery overwrites itself).
+
+The publishers run live (QoS 1, a window of un-PUBACKed messages) for ``seconds``; the rate is the
+readings counted in the database divided by the time from the first PUBLISH until the last reading
+was in the database.
+"""
+
+from __future__ import annotations
+
+import gzip
+import itertools
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import paho.mqtt.client as mqtt
+import yaml
+from paho.mqtt.enums import CallbackAPIVersion
+
+from broker.mosquitto import MosquittoConfig, mosquitto_binary
+from contract import Topic, TopicKind, subscription
+from yiwang.bench.influxd import influx_query, running_influxd
+from yiwang.bench.mqttload import RawPublisher
+from yiwang.bench.stack import free_port
+from yiwang.common.mqtt import SESSION_EXPIRY_S, v5_connect_properties
+from yiwang.supervisor import Child, Supervisor, env_with, self_command
+
+GATEWAYS, DEVICES = 10, 100
+MEASUREMENT, FIELD = "water.level", "level_cm"
+T0 = 1_764_183_600_000
+BATCH_LINES = 5000
+
+
+def _device(gw: int, i: int) -> str:
+    return f"wl-{gw:02d}{i:02d}"
+
+
+def write_config(source: Path, target: Path) -> None:
+    shutil.copytree(source / "sensor-types", target / "sensor-types")
+    (target / "communities").mkdir(parents=True)
+    community = {
+        "id": "bench",
+        "name": "bench",
+        "grids": [{"id": "g-00", "name": "grid 0"}],
+        "gateways": [
+            {
+                "id": f"gw-{gw:02d}",
+                "devices": [
+                    {"id": _device(gw, i), "type": "water.level@1", "grid": "g-00"} for i in range(DEVICES)
+                ],
+            }
+            for gw in range(GATEWAYS)
+        ],
+    }
+    (target / "communities" / "bench.yaml").write_text(yaml.safe_dump(community), encoding="utf-8")
+
+
+def payloads(per_msg: int) -> Iterator[tuple[str, bytes, int]]:
+    """(topic, payload, readings) forever; every reading has its own device + timestamp."""
+    topics = [Topic("bench", f"gw-{gw:02d}", TopicKind.TELEMETRY).path for gw in range(GATEWAYS)]
+    seq = 0
+    while True:
+        seq += 1
+        for gw, topic in enumerate(topics):
+            # Device i of a gateway reports reading number seq*DEVICES+i at ts T0 + that number (ms).
+            start = ((seq - 1) * DEVICES) % (DEVICES * 10_000_000)
+            for first in range(0, DEVICES, per_msg):
+                n = seq * DEVICES + first
+                readings = ",".join(
+                    f'{{"device":"{_device(gw, (first + k) % DEVICES)}","ts":{T0 + start + first + k},'
+                    f'"values":{{"{FIELD}":{(n + k) % 4000 / 10}}}}}'
+                    for k in range(per_msg)
+                )
+                yield topic, f'{{"seq":{n},"readings":[{readings}]}}'.encode(), per_msg
+
+
+def _lines(count: int) -> list[str]:
+    """The same data as line protocol (what ingest writes), for the ceiling."""
+    out = []
+    for n in range(count):
+        gw, i = (n // DEVICES) % GATEWAYS, n % DEVICES
+        out.append(
+            f"{MEASUREMENT},community=bench,device={_device(gw, i)},gateway=gw-{gw:02d},grid=g-00 "
+            f"{FIELD}={n % 4000 / 10} {T0 + n}"
+        )
+    return out
+
+
+def ceiling(url: str, database: str, points: int, writers: int = 4) -> float:
+    """Raw write rate of pre-encoded, gzipped 5,000-line batches: points per second."""
+    influx_query(url, f'CREATE DATABASE "{database}"')
+    lines = _lines(points)
+    bodies = [
+        gzip.compress("\n".join(lines[i : i + BATCH_LINES]).encode(), compresslevel=3)
+        for i in range(0, len(lines), BATCH_LINES)
+    ]
+    headers = {"Content-Encoding": "gzip"}
+    with httpx.Client(base_url=url, timeout=60) as http, ThreadPoolExecutor(writers) as pool:
+        params = {"db": database, "precision": "ms"}
+
+        def post(body: bytes) -> None:
+            http.post("/write", params=params, content=body, headers=headers).raise_for_status()
+
+        started = time.perf_counter()
+        list(pool.map(post, bodies))
+        elapsed = time.perf_counter() - started
+    return points / elapsed
+
+
+def count(url: str, database: str) -> int:
+    # Constants only, no outside input in the statement.
+    results = influx_query(url, f'SELECT count("{FIELD}") FROM "{MEASUREMENT}"', database)  # noqa: S608
+    series: Any = results[0].get("series")
+    return int(series[0]["values"][0][1]) if series else 0
+
+
+def subscribe_session(port: int, client_id: str, share_group: str | None = None) -> None:
+    """Create a consumer's persistent session so the broker queues for it from now on."""
+    if share_group:
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    else:
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False)
+    done = threading.Event()
+    client.on_subscribe = lambda *_a: done.set()
+    if share_group:
+        client.connect(
+            "127.0.0.1", port, clean_start=False, properties=v5_connect_properties(SESSION_EXPIRY_S)
+        )
+    else:
+        client.connect("127.0.0.1", port)
+    client.loop_start()
+    client.subscribe(subscription(TopicKind.TELEMETRY, share_group=share_group), qos=1)
+    done.wait(10)
+    client.disconnect()
+    client.loop_stop()
+
+
+def drive(
+    port: int, url: str, database: str, messages: list[tuple[str, bytes, int]], *, drain_timeout: float
+) -> dict[str, Any]:
+    """Publish ``messages`` (pre-generated: the publisher's JSON work is not on the clock), then wait
+    until every reading is counted in the database (or ``drain_timeout``)."""
+    publisher = RawPublisher(port, f"bench-pub-{database}")
+    per_msg = messages[0][2]
+    started = time.perf_counter()
+    try:
+        publisher.run(messages, timeout=drain_timeout)
+    finally:
+        publisher.close()
+    published_s = time.perf_counter() - started
+    deadline = time.perf_counter() + drain_timeout
+    stored = last = count(url, database)
+    finished = time.perf_counter()
+    while stored < publisher.readings and time.perf_counter() < deadline:
+        time.sleep(0.25)
+        stored = count(url, database)
+        if stored != last:
+            last, finished = stored, time.perf_counter()
+    elapsed = finished - started
+    return {
+        "published_messages": publisher.messages,
+        "published_readings": publisher.readings,
+        "publish_msgs_per_s": round(publisher.messages / published_s),
+        "stored_readings": stored,
+        "lost": publisher.readings - stored,
+        "readings_per_s": round(stored / elapsed),
+        "msgs_per_s": round(stored / per_msg / elapsed),
+    }
+
+
+def naive_consumer(port: int, url: str, database: str, client_id: str) -> Callable[[], None]:
+    """What a user would write: paho auto-ack, one /write per message, no validation. Returns stop."""
+    http = httpx.Client(base_url=url, timeout=30)
+
+    def on_message(_c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        import json
+
+        topic = msg.topic.split("/")
+        doc = json.loads(msg.payload)
+        body = "\n".join(
+            f"{MEASUREMENT},community={topic[2]},device={r['device']},gateway={topic[3]} "
+            f"{FIELD}={float(r['values'][FIELD])} {r['ts']}"
+            for r in doc["readings"]
+        )
+        http.post("/write", params={"db": database, "precision": "ms"}, content=body)
+
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False)
+    client.on_message = on_message
+    client.connect("127.0.0.1", port)
+    client.subscribe("yiwang/v1/+/+/telemetry", qos=1)
+    client.loop_start()
+
+    def stop() -> None:
+        client.disconnect()
+        client.loop_stop()
+        http.close()
+
+    return stop
+
+
+def run(config_dir: Path, *, seconds: float = 15.0, replicas: int = 1) -> dict[str, Any]:
+    binary = mosquitto_binary()
+    if binary is None:
+        raise RuntimeError("mosquitto not found: install Debian's mosquitto package")
+    with tempfile.TemporaryDirectory(prefix="yiwang-bench-ingest-") as tmp:
+        work = Path(tmp)
+        write_config(config_dir, work / "config")
+        port = free_port()
+        conf = MosquittoConfig(
+            host="127.0.0.1", port=port, data_dir=work / "mosquitto", allow_anonymous=True
+        ).write(work / "mosquitto.conf")
+        env = env_with(
+            {
+                "YIWANG_MQTT_PORT": str(port),
+                "YIWANG_DATABASE_URL": f"sqlite:///{work}/yiwang.db",
+                "YIWANG_CONFIG_DIR": str(work / "config"),
+                "YIWANG_LOG_LEVEL": "WARNING",
+                "YIWANG_INGEST_SPOOL_DIR": str(work / "spool"),
+                "YIWANG_INGEST_METRICS_PORT": "0",
+            }
+        )
+        supervisor = Supervisor(env, log_path=work / "stack.log")
+        result: dict[str, Any] = {"area": "ingest", "broker": "mosquitto", "store": "influxdb 1.x"}
+        drain = 10 * seconds + 60
+        try:
+            supervisor.start(Child("broker", [binary, "-c", str(conf)], port))
+            with running_influxd(work / "influxd") as url:
+                points = int(max(200_000, min(2_000_000, 130_000 * seconds)))
+                result["ceiling_points_per_s"] = round(ceiling(url, "ceiling", points))
+                workloads = {
+                    # Sized to take about ``seconds`` at the rates we aim for (80k readings/s, 12k msgs/s).
+                    "batched": list(itertools.islice(payloads(100), int(800 * seconds))),
+                    "single": list(itertools.islice(payloads(1), int(12_000 * seconds))),
+                }
+                for name in ("batched", "single"):
+                    influx_query(url, f'CREATE DATABASE "{name}"')
+                    # One group per phase: a stopped replica's persistent session stays a member and
+                    # keeps receiving its share (REFERENCES.md), which would strand the next phase's data.
+                    group = f"ingest-{name}" if replicas > 1 else None
+                    children = []
+                    for replica in range(replicas):
+                        client_id = f"bench-ingest-{name}-{replica}"
+                        subscribe_session(port, client_id, group)
+                        child_env = {
+                            **env,
+                            "YIWANG_SERIES_URL": f"influxdb://{url.split('//')[1]}/{name}",
+                            "YIWANG_INGEST_CLIENT_ID": client_id,
+                            **({"YIWANG_INGEST_SHARE_GROUP": group} if group else {}),
+                        }
+                        children.append(Supervisor(child_env, log_path=work / f"ingest-{name}.log"))
+                        children[-1].start(Child(f"ingest-{replica}", self_command("ingest")))
+                    time.sleep(3)  # the ingest processes import, connect and resume their sessions
+                    try:
+                        result[name] = drive(port, url, name, workloads[name], drain_timeout=drain)
+                    finally:
+                        for child in children:
+                            child.stop_all()
+                for name, load in (("naive_batched", "batched"), ("naive_single", "single")):
+                    influx_query(url, f'CREATE DATABASE "{name}"')
+                    stop = naive_consumer(port, url, name, f"bench-naive-{name}")
+                    try:
+                        # The naive script may never finish: cap its drain, report what it stored.
+                        naive = drive(port, url, name, workloads[load], drain_timeout=3 * seconds)
+                        # Not "lost": it had not finished within the cap (auto-ack loses only on a crash).
+                        naive["unfinished_after_cap"] = naive.pop("lost")
+                        result[name] = naive
+                    finally:
+                        stop()
+        finally:
+            supervisor.stop_all()
+    batched, single = result["batched"], result["single"]
+    result.update(
+        readings_per_s=batched["readings_per_s"],
+        msgs_per_s=batched["msgs_per_s"],
+        ratio=round(batched["readings_per_s"] / result["ceiling_points_per_s"], 3),
+        lost=batched["lost"] + single["lost"],
+        single_reading_msgs_per_s=single["msgs_per_s"],
+        naive_readings_per_s=result["naive_batched"]["readings_per_s"],
+        naive_single_msgs_per_s=result["naive_single"]["msgs_per_s"],
+        seconds=seconds,
+        replicas=replicas,
+    )
+    return result
