@@ -351,7 +351,7 @@ def up(
     env = env_with(
         {
             "YIWANG_SPOOL_DIR": os.environ.get("YIWANG_SPOOL_DIR", str(DEMO_DIR / "edge")),
-            "YIWANG_INGEST_SPOOL_DIR": os.environ.get("YIWANG_INGEST_SPOOL_DIR", str(DEMO_DIR / "ingest-spool")),
+            "YIWANG_INGEST_SPOOL_DIR": os.environ.get("YIWANG_INGEST_SPOOL_DIR", str(DEMO_DIR / "ingest")),
             "YIWANG_SESSION_SECRET": os.environ.get("YIWANG_SESSION_SECRET", secret_file.read_text().strip()),
         }
     )
