@@ -232,10 +232,11 @@ def test_only_the_api_may_publish_beyond_loopback_and_not_by_default() -> None:
 
 
 def test_ingest_runs_two_replicas_in_one_share_group() -> None:
-    ingest = services()["ingest"]
-    assert ingest["deploy"]["replicas"] == 2
-    assert ingest["environment"]["YIWANG_INGEST_SHARE_GROUP"] == "ingest"
-    assert "ports" not in ingest, "replicas cannot share a published host port"
+    replicas = [services()["ingest"], services()["ingest-2"]]
+    assert {r["environment"]["YIWANG_INGEST_SHARE_GROUP"] for r in replicas} == {"ingest"}
+    # Distinct stable client ids: one persistent session per replica.
+    assert [r["environment"]["YIWANG_INGEST_REPLICA"] for r in replicas] == ["1", "2"]
+    assert all(r["command"] == ["ingest"] and "ports" not in r for r in replicas)
 
 
 def test_secrets_are_required_and_nothing_is_silently_empty() -> None:
