@@ -94,7 +94,11 @@ def run(settings: IngestSettings, stop: threading.Event) -> None:
         name="ingest",
         client_id=settings.client_id,
         settings=settings,
-        topics=[subscription(TopicKind.TELEMETRY, share_group=settings.ingest_share_group)],
+        # Events too: a gateway numbers both with one seq, and a bad event belongs in the dead letters.
+        topics=[
+            subscription(kind, share_group=settings.ingest_share_group)
+            for kind in (TopicKind.TELEMETRY, TopicKind.EVENT)
+        ],
         handle=writer.process,
         stop=stop,
         idle=lambda: metrics.queue_depth.set(consumer.queue_depth),

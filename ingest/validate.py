@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
-from contract import ContractError, TelemetryMessage, Topic, TopicKind, decode_message
+from contract import ContractError, EventMessage, TelemetryMessage, Topic, TopicKind, decode_message
 from contract.catalog import Catalog
 from ingest.store import Point
 
@@ -23,8 +24,10 @@ def decode_telemetry(topic_path: str, payload: bytes, catalog: Catalog) -> Decod
     every reading the gateway sent together, instead of a half-stored message.
     """
     topic = Topic.parse(topic_path)
+    if topic.kind is TopicKind.EVENT:
+        return decode_events(topic, payload, catalog)
     if topic.kind is not TopicKind.TELEMETRY:
-        raise ContractError(f"{topic_path}: ingest takes telemetry, not {topic.kind.value}")
+        raise ContractError(f"{topic_path}: ingest takes telemetry and events, not {topic.kind.value}")
     message = decode_message(TopicKind.TELEMETRY, payload)
     assert isinstance(message, TelemetryMessage)
     points = []
@@ -46,4 +49,40 @@ def decode_telemetry(topic_path: str, payload: bytes, catalog: Catalog) -> Decod
             "grid": info.device.grid,
         }
         points.append(Point(measurement=info.profile.measurement, tags=tags, fields=fields, ts_ms=reading.ts))
+    return Decoded(topic=topic, seq=message.seq, points=points)
+
+
+EVENT_MEASUREMENT = "events"
+
+
+def decode_events(topic: Topic, payload: bytes, catalog: Catalog) -> Decoded:
+    """Events become points of one ``events`` measurement, so their seq counts with the telemetry's
+    (a gateway numbers both) and an invalid event is dead-lettered instead of silently ignored.
+
+    ``attrs`` is kept as one JSON string: attribute types differ between event kinds, and one field per
+    attribute would let one kind's string collide with another's number in the store.
+    """
+    message = decode_message(TopicKind.EVENT, payload)
+    assert isinstance(message, EventMessage)
+    points = []
+    for index, event in enumerate(message.events):
+        info = catalog.device(topic.community, topic.gateway, event.device)
+        if info is None:
+            raise ContractError(
+                f"events.{index}.device: unknown device {event.device!r} on gateway "
+                f"{topic.community}/{topic.gateway}"
+            )
+        tags = {
+            "community": topic.community,
+            "gateway": topic.gateway,
+            "device": event.device,
+            "grid": info.device.grid,
+            "kind": event.kind,
+        }
+        fields: dict[str, bool | int | float | str] = {
+            "phase": event.phase,
+            "event_id": str(event.id),
+            "attrs": json.dumps(event.attrs, ensure_ascii=False, sort_keys=True),
+        }
+        points.append(Point(measurement=EVENT_MEASUREMENT, tags=tags, fields=fields, ts_ms=event.ts))
     return Decoded(topic=topic, seq=message.seq, points=points)

@@ -106,7 +106,7 @@ def test_valid_readings_are_stored_with_profile_types_and_tags(
         ),
         (message(1, level_cm="high"), "readings.0.values.level_cm: expected a number, got 'high' (wl-01)"),
         (message(1, depth=3), "readings.0.values.depth: not a field of water.level@1"),
-        (message(1, topic="yiwang/v1/zhuganxiang/gw-01/event"), "ingest takes telemetry, not event"),
+        (message(1, topic="yiwang/v1/zhuganxiang/gw-01/event"), "events: Field required"),
         (message(1, topic="yiwang/v1/zhuganxiang/GW/telemetry"), "invalid gateway id 'GW'"),
     ],
 )
@@ -224,3 +224,36 @@ def test_a_spooled_segment_the_store_refuses_goes_whole_to_the_dead_letters(
     [letter] = dead.latest()
     assert letter.topic.startswith("spool:") and "field type conflict on wl-02" in letter.reason
     assert b"wl-02" in letter.payload
+
+
+EVENT_TOPIC = "yiwang/v1/zhuganxiang/gw-01/event"
+
+
+def event_message(seq: int, device: str = "cam-01", **attrs: object) -> Inbound:
+    event = {
+        "device": device,
+        "ts": TS + seq,
+        "id": "6f1c2a3e-0c1b-4c8e-9a57-2f3b9a1d4e55",
+        "kind": "camera.motion",
+        "phase": "start",
+        "attrs": attrs or {"zone": "fire-lane", "score": 0.8},
+    }
+    return Inbound(
+        mid=seq, qos=1, topic=EVENT_TOPIC, payload=json.dumps({"seq": seq, "events": [event]}).encode()
+    )
+
+
+def test_events_are_stored_and_share_the_gateways_seq(
+    catalog: Catalog, store: SQLiteStore, dead: DeadLetterStore
+) -> None:
+    w = writer(catalog, store, dead)
+    assert w.process([message(1), event_message(2), message(3)])
+    assert w.counters.gaps == 0  # telemetry 1 and 3 with event 2 between: no gap
+    [row] = store.query(measurement="events", device="cam-01", since_ms=TS)
+    assert row.fields["phase"] == "start" and json.loads(str(row.fields["attrs"])) == {
+        "score": 0.8,
+        "zone": "fire-lane",
+    }
+    assert w.process([event_message(4, device="ghost-7")])
+    [letter] = dead.latest()
+    assert "events.0.device: unknown device 'ghost-7'" in letter.reason
