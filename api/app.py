@@ -16,7 +16,7 @@ from alerts.schema import create_schema as create_case_schema
 from api import accounts, audit
 from api.deps import Resources
 from api.metrics import install_metrics
-from api.routes import alerting, cases, console, console_case, devices, health, kpis, open311
+from api.routes import alerting, cases, console, console_alerts, console_case, devices, health, kpis, open311
 from api.settings import ApiSettings
 from contract.catalog import load_catalog
 from ingest.store.factory import open_store
@@ -71,6 +71,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         devices.router,
         console.router,
         console_case.router,
+        console_alerts.router,
     ):
         app.include_router(router)
     return app
