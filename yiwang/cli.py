@@ -86,6 +86,20 @@ def edge_run(
         raise typer.Exit(2) from err
 
 
+@edge_app.command("doctor")
+def edge_doctor(
+    config: Annotated[Path, typer.Option("--config", help="The gateway file (config/gateways/*.yaml).")],
+) -> None:
+    """Check ports, rights, modem, broker, TLS files, disk and clock; print what to fix."""
+    from edge.agent import load_gateway_config
+    from edge.doctor import diagnose, render
+
+    checks = diagnose(load_gateway_config(config))
+    typer.echo(render(checks))
+    if any(c.outcome == "fail" for c in checks):
+        raise typer.Exit(1)
+
+
 @edge_app.command("simulate")
 def edge_simulate() -> None:
     """Publish the simulated pilot community's devices (one publisher per gateway)."""
