@@ -74,8 +74,11 @@ def acl_for(username: str) -> list[str]:
     role, _, rest = username.partition(".")
     if role == GATEWAY:
         community, _, gateway = rest.partition(".")
-        config = Topic(community, gateway, TopicKind.CONFIG).path
-        return [f"topic write {PREFIX}/{community}/{gateway}/#", f"topic read {config}"]
+        # Upstream kinds only: a gateway must not rewrite its own desired config.
+        writes = [
+            f"topic write {Topic(community, gateway, kind).path}" for kind in TopicKind if kind.upstream
+        ]
+        return [*writes, f"topic read {Topic(community, gateway, TopicKind.CONFIG).path}"]
     if role == SERVICE:
         return [f"topic read {PREFIX}/#"]
     if role == ADMIN:

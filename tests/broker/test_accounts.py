@@ -36,7 +36,13 @@ def test_hash_round_trip_and_format() -> None:
 
 
 def test_acl_lines_by_role() -> None:
-    assert acl_for("gw.c1.gw-a") == ["topic write yiwang/v1/c1/gw-a/#", "topic read yiwang/v1/c1/gw-a/config"]
+    assert acl_for("gw.c1.gw-a") == [
+        "topic write yiwang/v1/c1/gw-a/telemetry",
+        "topic write yiwang/v1/c1/gw-a/event",
+        "topic write yiwang/v1/c1/gw-a/state",
+        "topic write yiwang/v1/c1/gw-a/devices",
+        "topic read yiwang/v1/c1/gw-a/config",
+    ]
     assert acl_for("svc.ingest") == ["topic read yiwang/v1/#"]
     assert acl_for("someone") == []
 
@@ -77,7 +83,9 @@ def test_cli_gateway_add_prints_a_ready_config(tmp_path: Path) -> None:
     assert config.mqtt.tls_ca == Path("/etc/yiwang/ca.pem")
     password = (tmp_path / "credentials" / "zhuganxiang.gw-09.password").read_text().strip()
     assert AccountStore(tmp_path).verify("gw.zhuganxiang.gw-09", password)
-    assert "topic write yiwang/v1/zhuganxiang/gw-09/#" in (tmp_path / "acl").read_text()
+    acl = (tmp_path / "acl").read_text()
+    assert "topic write yiwang/v1/zhuganxiang/gw-09/telemetry" in acl
+    assert "topic write yiwang/v1/zhuganxiang/gw-09/config" not in acl
     again = runner.invoke(app, args)
     assert again.exit_code == 2
     assert "exists already" in again.output
@@ -126,6 +134,8 @@ class Client:
         self.client.username_pw_set(creds.username, password if password is not None else creds.password)
         self.client.on_connect = self._on_connect
         self.client.on_message = lambda c, u, m: self.messages.append((m.topic, bytes(m.payload)))
+        self.subacks: set[int] = set()
+        self.client.on_subscribe = lambda c, u, mid, codes, p: self.subacks.add(mid)
         self.client.connect(HOST, port)
         self.client.loop_start()
         assert self.connack.wait(10), "no CONNACK"
@@ -137,6 +147,11 @@ class Client:
             self.refused = str(reason)
             client.disconnect()
         self.connack.set()
+
+    def subscribe(self, topic: str) -> None:
+        """Subscribe and wait for the SUBACK: a message published before it would be missed."""
+        _, mid = self.client.subscribe(topic, qos=1)
+        wait_until(lambda: mid in self.subacks)
 
     def topics(self) -> list[str]:
         return [t for t, _ in self.messages]
@@ -167,11 +182,17 @@ def test_a_gateway_publishes_only_under_its_own_topics(
 ) -> None:
     port, accounts = secured_broker
     service = Client(port, accounts["ingest"])
-    service.client.subscribe("yiwang/v1/#", qos=1)
+    service.subscribe("yiwang/v1/#")
     gateway = Client(port, accounts["a"])
     try:
         time.sleep(0.2)  # let the subscription settle before publishing
-        forged = ["yiwang/v1/c1/gw-b/telemetry", "yiwang/v1/c2/gw-a/telemetry", "yiwang/v1/c1/gw-b/config"]
+        forged = [
+            "yiwang/v1/c1/gw-b/telemetry",
+            "yiwang/v1/c2/gw-a/telemetry",
+            "yiwang/v1/c1/gw-b/config",
+            "yiwang/v1/c1/gw-a/config",  # not even its own desired config
+            "yiwang/v1/c1/gw-a/anything",
+        ]
         for topic in forged:
             gateway.client.publish(topic, b'{"seq": 1}', qos=1).wait_for_publish(5)
         # Same connection, same order: once the allowed message arrived, a forged one would have too.
@@ -209,7 +230,7 @@ def test_the_edge_publisher_works_with_its_provisioned_account(
 ) -> None:
     port, accounts = secured_broker
     service = Client(port, accounts["ingest"])
-    service.client.subscribe("yiwang/v1/#", qos=1)
+    service.subscribe("yiwang/v1/#")
     creds = accounts["a"]
     with Spool(tmp_path / "gw.sqlite3") as spool:
         options = MqttOptions(port=port, username=creds.username, password=creds.password)
@@ -217,7 +238,12 @@ def test_the_edge_publisher_works_with_its_provisioned_account(
         try:
             publisher.start()
             publisher.publish_readings([Reading(device="th-01", ts=T0, values={"t": 1.5})])
-            wait_until(lambda: spool.depth() == 0 and "yiwang/v1/c1/gw-a/telemetry" in service.topics())
+
+            def delivered() -> bool:
+                publisher.pump()  # the agent's loop pumps the spool every tick; here the test does
+                return spool.depth() == 0 and "yiwang/v1/c1/gw-a/telemetry" in service.topics()
+
+            wait_until(delivered)
         finally:
             publisher.stop()
             service.close()
