@@ -34,7 +34,14 @@ def test_a_healthy_gateway_passes(mosquitto: MosquittoServer, tmp_path: Path) ->
             gateway(
                 tmp_path,
                 mosquitto.port,
-                buses=[{"id": "rs485", "kind": "modbus_rtu", "port": bus_pty.gateway, "devices": [{"id": "th-1", "type": "env.th@1", "unit": 1}]}],
+                buses=[
+                    {
+                        "id": "rs485",
+                        "kind": "modbus_rtu",
+                        "port": bus_pty.gateway,
+                        "devices": [{"id": "th-1", "type": "env.th@1", "unit": 1}],
+                    }
+                ],
                 modem={"port": modem_pty.gateway, "timeout_s": 2},
             )
         )
@@ -50,7 +57,14 @@ def test_problems_are_named_with_what_to_do(tmp_path: Path) -> None:
         gateway(
             tmp_path,
             free_port(),
-            buses=[{"id": "rs485", "kind": "modbus_rtu", "port": "/dev/ttyNOPE9", "devices": [{"id": "th-1", "type": "env.th@1", "unit": 1}]}],
+            buses=[
+                {
+                    "id": "rs485",
+                    "kind": "modbus_rtu",
+                    "port": "/dev/ttyNOPE9",
+                    "devices": [{"id": "th-1", "type": "env.th@1", "unit": 1}],
+                }
+            ],
         )
         | {"mqtt": {"host": "127.0.0.1", "port": free_port(), "tls_ca": str(tmp_path / "missing-ca.pem")}}
     )
