@@ -69,6 +69,14 @@ class PartialWrite(StoreRejected):
         self.dropped = dropped
 
 
+def check_aggregate(fn: str, window_ms: int) -> None:
+    """The arguments every store's ``aggregate`` refuses alike."""
+    if fn not in AGGREGATES:
+        raise ValueError(f"unknown aggregate {fn!r}; one of {', '.join(AGGREGATES)}")
+    if window_ms <= 0:
+        raise ValueError(f"window_ms must be positive, got {window_ms}")
+
+
 class TimeSeriesStore(Protocol):
     def write(self, points: Sequence[Point]) -> None:
         """Write a batch; raises StoreUnavailable (retry) or StoreRejected (content refused)."""

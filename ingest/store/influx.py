@@ -24,7 +24,6 @@ from typing import Any
 import httpx
 
 from ingest.store import (
-    AGGREGATES,
     Aggregate,
     Bucket,
     PartialWrite,
@@ -33,6 +32,7 @@ from ingest.store import (
     Scalar,
     StoreRejected,
     StoreUnavailable,
+    check_aggregate,
 )
 from ingest.store.lineprotocol import encode_points
 
@@ -221,10 +221,7 @@ class InfluxStore:
         since_ms: int,
         until_ms: int,
     ) -> list[Bucket]:
-        if fn not in AGGREGATES:
-            raise ValueError(f"unknown aggregate {fn!r}; one of {', '.join(AGGREGATES)}")
-        if window_ms <= 0:
-            raise ValueError(f"window_ms must be positive, got {window_ms}")
+        check_aggregate(fn, window_ms)
         where = (
             f"{quote_identifier('device')} = {quote_string(device)} "
             f"AND time >= {int(since_ms)}ms AND time < {int(until_ms)}ms"

@@ -24,7 +24,6 @@ from pathlib import Path
 from types import TracebackType
 
 from ingest.store import (
-    AGGREGATES,
     Aggregate,
     Bucket,
     PartialWrite,
@@ -33,6 +32,7 @@ from ingest.store import (
     Scalar,
     StoreRejected,
     StoreUnavailable,
+    check_aggregate,
 )
 from ingest.store.lineprotocol import check_point, present_tags
 
@@ -171,10 +171,7 @@ class SQLiteStore:
         since_ms: int,
         until_ms: int,
     ) -> list[Bucket]:
-        if fn not in AGGREGATES:
-            raise ValueError(f"unknown aggregate {fn!r}; one of {', '.join(AGGREGATES)}")
-        if window_ms <= 0:
-            raise ValueError(f"window_ms must be positive, got {window_ms}")
+        check_aggregate(fn, window_ms)
         path = '$."' + field.replace("\\", "\\\\").replace('"', '\\"') + '"'
         sql_fn = {"mean": "avg", "min": "min", "max": "max"}[fn]
         # Numbers only, as InfluxDB: JSON true would read as 1 otherwise. The window start is
