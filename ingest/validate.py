@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 
 from contract import ContractError, EventMessage, TelemetryMessage, Topic, TopicKind, decode_message
-from contract.catalog import Catalog
+from contract.catalog import Catalog, DeviceInfo
 from ingest.store import Point
 
 
@@ -15,6 +15,25 @@ class Decoded:
     topic: Topic
     seq: int
     points: list[Point]
+
+
+def _registered(catalog: Catalog, topic: Topic, device: str, where: str) -> DeviceInfo:
+    info = catalog.device(topic.community, topic.gateway, device)
+    if info is None:
+        raise ContractError(
+            f"{where}.device: unknown device {device!r} on gateway {topic.community}/{topic.gateway}"
+        )
+    return info
+
+
+def _tags(topic: Topic, info: DeviceInfo) -> dict[str, str]:
+    """The series tags: bounded ids only, never values (tag cardinality drives InfluxDB's memory)."""
+    return {
+        "community": topic.community,
+        "gateway": topic.gateway,
+        "device": info.device.id,
+        "grid": info.device.grid,
+    }
 
 
 def decode_telemetry(topic_path: str, payload: bytes, catalog: Catalog) -> Decoded:
@@ -32,22 +51,12 @@ def decode_telemetry(topic_path: str, payload: bytes, catalog: Catalog) -> Decod
     assert isinstance(message, TelemetryMessage)
     points = []
     for index, reading in enumerate(message.readings):
-        info = catalog.device(topic.community, topic.gateway, reading.device)
-        if info is None:
-            raise ContractError(
-                f"readings.{index}.device: unknown device {reading.device!r} on gateway "
-                f"{topic.community}/{topic.gateway}"
-            )
+        info = _registered(catalog, topic, reading.device, f"readings.{index}")
         try:
             fields = info.profile.coerce_values(dict(reading.values))
         except ContractError as err:
             raise ContractError(f"readings.{index}.values.{err.reason} ({reading.device})") from err
-        tags = {
-            "community": topic.community,
-            "gateway": topic.gateway,
-            "device": reading.device,
-            "grid": info.device.grid,
-        }
+        tags = _tags(topic, info)
         points.append(Point(measurement=info.profile.measurement, tags=tags, fields=fields, ts_ms=reading.ts))
     return Decoded(topic=topic, seq=message.seq, points=points)
 
@@ -66,18 +75,8 @@ def decode_events(topic: Topic, payload: bytes, catalog: Catalog) -> Decoded:
     assert isinstance(message, EventMessage)
     points = []
     for index, event in enumerate(message.events):
-        info = catalog.device(topic.community, topic.gateway, event.device)
-        if info is None:
-            raise ContractError(
-                f"events.{index}.device: unknown device {event.device!r} on gateway "
-                f"{topic.community}/{topic.gateway}"
-            )
-        tags = {
-            "community": topic.community,
-            "gateway": topic.gateway,
-            "device": event.device,
-            "grid": info.device.grid,
-            "kind": event.kind,
+        tags = _tags(topic, _registered(catalog, topic, event.device, f"events.{index}")) | {
+            "kind": event.kind
         }
         fields: dict[str, bool | int | float | str] = {
             "phase": event.phase,
