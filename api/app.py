@@ -16,7 +16,18 @@ from alerts.schema import create_schema as create_case_schema
 from api import accounts, audit
 from api.deps import Resources
 from api.metrics import install_metrics
-from api.routes import alerting, cases, console, console_alerts, console_case, devices, health, kpis, open311
+from api.routes import (
+    alerting,
+    cases,
+    console,
+    console_alerts,
+    console_case,
+    console_fleet,
+    devices,
+    health,
+    kpis,
+    open311,
+)
 from api.settings import ApiSettings
 from contract.catalog import load_catalog
 from ingest.store.factory import open_store
@@ -72,6 +83,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         console.router,
         console_case.router,
         console_alerts.router,
+        console_fleet.router,
     ):
         app.include_router(router)
     return app

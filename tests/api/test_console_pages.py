@@ -42,3 +42,46 @@ def test_alerts_page_lists_firing_alerts_and_manages_silences(
     ended = client.post(f"/console/silences/{silence_id}/expire", data={"csrf": csrf})
     assert ended.status_code == 200 and "pump test" not in ended.text
     assert client.get("/console/alerts", params={"lang": "en"}).text.count("Firing") >= 1
+
+
+def test_fleet_and_rule_noise_pages(client: TestClient, token: str, settings: ApiSettings) -> None:
+    from datetime import UTC, datetime
+
+    from alerts.status import record_devices, record_gateway
+    from contract import StateMessage
+
+    engine = make_engine(settings.database_url)
+    record_devices(engine, {("zhuganxiang", "wl-01"): int(datetime.now(UTC).timestamp() * 1000)})
+    record_gateway(
+        engine,
+        "zhuganxiang",
+        "gw-01",
+        StateMessage.model_validate(
+            {
+                "online": False,
+                "spool": {"depth": 12, "oldest_ts": None, "dropped": 3},
+                "modem": {"rsrp": -104.0, "sinr": 6.0},
+                "cameras": {
+                    "cam-01": {"fps": 9.8, "frames": 100, "dropped": 1, "reconnects": 0, "connected": True}
+                },
+            }
+        ),
+    )
+    policy = CasePolicy.load(CONFIG)
+    CaseBook(engine, policy, timedelta(minutes=1)).apply(
+        Scenario(load_rules(CONFIG, policy.categories)).reading(0, "wl-01", level_cm=80)
+    )
+    engine.dispose()
+    sign_in(client)
+    fleet = client.get("/console/fleet").text
+    assert (
+        'data-gateway="gw-01" data-online="False"' in fleet
+        and "RSRP -104.0 dBm" in fleet
+        and "cam-01: 9.8 fps" in fleet
+    )
+    assert (
+        'data-device="wl-01" data-silent="False"' in fleet
+        and 'data-device="wl-02" data-silent="True"' in fleet
+    )
+    rules = client.get("/console/rules").text
+    assert 'data-rule="flooding-water-level"' in rules and 'data-fired="1"' in rules
