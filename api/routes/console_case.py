@@ -11,11 +11,13 @@ from alerts.caseflow import CaseFlow, CaseNotFound
 from alerts.models import CaseState
 from alerts.workflow import ACTIONS, IllegalTransition, InvalidAction
 from api.accounts import User
+from api.chart import Chart, line_chart
 from api.deps import ResourcesDep
 from api.routes.cases import load_detail
 from api.schemas import CaseDetail
 from api.scope import ROLE_ACTIONS
 from api.web import check_csrf, page, session_user
+from ingest.store import StoreError
 
 router = APIRouter(include_in_schema=False)
 NUMERIC = {"hours": float, "rating": int, "into": int}
@@ -47,12 +49,43 @@ def _render(
         case=case,
         user=user,
         error=error,
+        chart=_evidence_chart(resources, case),
         actions=allowed_actions(user, case),
         departments=resources.policy.organisation.departments,
     )
     if error:
         response.status_code = status.HTTP_409_CONFLICT
     return response
+
+
+def _evidence_chart(resources: ResourcesDep, case: CaseDetail) -> Chart | None:
+    """The first evidence device's readings from 30 min before to 30 min after it fired."""
+    evidence = next(iter(case.evidence), None)
+    info = resources.catalog.find_device(evidence.device) if evidence else None
+    rule = next((r for r in resources.rules if evidence and r.id == evidence.rule_id), None)
+    if evidence is None or info is None or rule is None or rule.field is None:
+        return None
+    field = rule.field
+    moment = int(evidence.observed_at.timestamp() * 1000)
+    try:
+        rows = resources.series.query(
+            measurement=info.profile.measurement,
+            device=info.device.id,
+            since_ms=moment - 1_800_000,
+            until_ms=moment + 1_800_000,
+            limit=2000,
+        )
+    except StoreError:
+        return None  # the chart is a help, not the case: the page still renders
+    samples = [
+        (r.ts_ms, float(v))
+        for r in rows
+        if isinstance(v := r.fields.get(field), int | float) and not isinstance(v, bool)
+    ]
+    value = rule.threshold.value if rule.threshold is not None else None
+    threshold = float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+    spec = info.profile.fields.get(field)
+    return line_chart(samples, field, (spec.unit or "") if spec else "", threshold)
 
 
 @router.get("/console/cases/{case_id}", response_class=HTMLResponse, response_model=None)

@@ -85,3 +85,40 @@ def test_fleet_and_rule_noise_pages(client: TestClient, token: str, settings: Ap
     )
     rules = client.get("/console/rules").text
     assert 'data-rule="flooding-water-level"' in rules and 'data-fired="1"' in rules
+
+
+def test_case_page_charts_the_triggering_readings_with_the_threshold(
+    client: TestClient, token: str, settings: ApiSettings
+) -> None:
+    from ingest.store import Point
+    from ingest.store.factory import open_store
+    from tests.alerts.scenario import T0
+
+    store = open_store(settings.series_url)
+    tags = {"community": "zhuganxiang", "gateway": "gw-01", "device": "wl-01", "grid": "g-north"}
+    store.write(
+        [
+            Point("water.level", tags, {"level_cm": float(10 + 2 * i)}, T0 - 60_000 * (30 - i))
+            for i in range(31)
+        ]
+    )
+    store.close()
+    engine = make_engine(settings.database_url)
+    policy = CasePolicy.load(CONFIG)
+    CaseBook(engine, policy, timedelta(minutes=1)).apply(
+        Scenario(load_rules(CONFIG, policy.categories)).reading(0, "wl-01", level_cm=70)
+    )
+    engine.dispose()
+    sign_in(client)
+    page = client.get("/console/cases/1").text
+    assert '<svg id="evidence-chart"' in page and 'class="threshold"' in page
+    assert "level_cm (cm) 10.0 – 70.0" in page
+
+
+def test_line_chart_scales_into_the_box() -> None:
+    from api.chart import HEIGHT, line_chart
+
+    assert line_chart([(0, 1.0)], "x", "", None) is None
+    chart = line_chart([(0, 0.0), (10, 100.0)], "x", "cm", 50.0)
+    assert chart is not None and chart.threshold_y is not None
+    assert 0 < chart.threshold_y < HEIGHT and chart.points.count(",") == 2
