@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, status
-from pydantic import BaseModel
+import yaml
+from fastapi import APIRouter, HTTPException, Query, Request, status
+from pydantic import BaseModel, ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from alerts.models import Alert
-from alerts.rules import Rule
+from alerts.rules import Rule, RuleFile
 from alerts.silences import Silence, SilenceIn, SilenceStore
 from alerts.stats import RuleOutcome, rule_outcomes
 from api.deps import CurrentUser, ResourcesDep
@@ -84,6 +85,47 @@ def list_rules(resources: ResourcesDep, _user: CurrentUser, since: datetime | No
     """Every rule with its outcome counts (alerts fired, cases opened, voided, self-recovered, ...)."""
     outcomes = rule_outcomes(resources.engine, since)
     return [_rule_out(r, outcomes.get(r.id)) for r in resources.rules]
+
+
+class RuleCheck(BaseModel):
+    ok: bool
+    rules: list[str]
+
+
+@router.post(
+    "/rules/validate",
+    response_model=RuleCheck,
+    responses={422: {"description": "The rule file is invalid; the reason names the rule and field"}},
+    openapi_extra={
+        "requestBody": {"content": {"application/yaml": {"schema": {"type": "string"}}}, "required": True}
+    },
+)
+async def validate_rules(request: Request, resources: ResourcesDep, _user: CurrentUser) -> RuleCheck:
+    """Check a rule file (YAML, as under config/rules/) before deploying it: nothing is changed."""
+    body = await request.body()
+    try:
+        document = yaml.safe_load(body.decode("utf-8"))
+        rules = RuleFile.model_validate(document).rules
+    except (UnicodeDecodeError, yaml.YAMLError) as err:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"not a YAML document: {err}") from err
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"{where}: {first['msg']}") from err
+    known = {r.id for r in resources.rules} | {r.id for r in rules}
+    for index, rule in enumerate(rules):
+        if rule.category not in resources.categories:
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_CONTENT,
+                f"rules.{index}.category: unknown category {rule.category!r}",
+            )
+        for ref in rule.composite.rules if rule.composite else []:
+            if ref not in known:
+                raise HTTPException(
+                    status.HTTP_422_UNPROCESSABLE_CONTENT,
+                    f"rules.{index}.composite.rules: unknown rule {ref!r}",
+                )
+    return RuleCheck(ok=True, rules=[r.id for r in rules])
 
 
 @router.get("/rules/{rule_id}", response_model=RuleOut, responses={404: {"description": "No such rule"}})

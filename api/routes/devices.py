@@ -14,7 +14,7 @@ from alerts.status import DeviceStatus, GatewayStatus
 from api.deps import CurrentUser, ResourcesDep
 from api.schemas import FieldOut, Telemetry, TelemetryPoint
 from api.scope import sees_area
-from ingest.store import StoreError
+from ingest.store import Aggregate, StoreError
 
 router = APIRouter(prefix="/api/v1", tags=["devices"])
 
@@ -145,5 +145,73 @@ def telemetry(
         points=[
             TelemetryPoint(ts=r.ts_ms, time=datetime.fromtimestamp(r.ts_ms / 1000, UTC), values=r.fields)
             for r in rows
+        ],
+    )
+
+
+class BucketOut(BaseModel):
+    start: datetime
+    value: float
+
+
+class Aggregated(BaseModel):
+    device: str
+    field: str
+    fn: Aggregate
+    window_s: int
+    unit: str | None
+    buckets: list[BucketOut]
+
+
+@router.get(
+    "/devices/{device}/telemetry/aggregate",
+    response_model=Aggregated,
+    responses={404: {"description": "Unknown device"}, 503: {"description": "Time-series store unavailable"}},
+)
+def aggregate(
+    device: str,
+    resources: ResourcesDep,
+    user: CurrentUser,
+    field: str,
+    fn: Aggregate = "mean",
+    window_s: Annotated[int, Query(ge=1, le=31 * 86_400)] = 300,
+    since: TimeParam = None,
+    until: TimeParam = None,
+) -> Aggregated:
+    """``fn`` of a numeric field per window (empty windows left out), e.g. hourly means for a chart."""
+    info = resources.catalog.find_device(device)
+    if info is None or not sees_area(user, resources.policy, info.community.id, info.device.grid):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"device {device!r} not found")
+    spec = info.profile.fields.get(field)
+    if spec is None or spec.type not in ("float", "int"):
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, f"{field!r} is not a numeric field of {info.profile.id}"
+        )
+    until = until or datetime.now(UTC)
+    since = since or until - timedelta(days=1)
+    if _to_ms(until) <= _to_ms(since):
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "until must be later than since")
+    try:
+        buckets = resources.series.aggregate(
+            measurement=info.profile.measurement,
+            device=device,
+            field=field,
+            fn=fn,
+            window_ms=window_s * 1000,
+            since_ms=_to_ms(since),
+            until_ms=_to_ms(until),
+        )
+    except StoreError as err:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, f"time-series store unavailable: {err}"
+        ) from err
+    return Aggregated(
+        device=device,
+        field=field,
+        fn=fn,
+        window_s=window_s,
+        unit=spec.unit,
+        buckets=[
+            BucketOut(start=datetime.fromtimestamp(b.start_ms / 1000, UTC), value=b.value) for b in buckets
         ],
     )

@@ -80,3 +80,24 @@ def test_bad_silences_are_422(client: TestClient, token: str) -> None:
         client.post("/api/v1/silences", json={"matchers": {"device": "wl-01"}, "ends_at": ends}).status_code
         == 401
     )
+
+
+def test_rule_files_are_validated_before_deployment(client: TestClient, token: str) -> None:
+    good = "rules:\n  - {id: wet, version: 1, scope: {type: water.level@1}, severity: warning, category: flooding,\n     threshold: {field: level_cm, op: '>=', value: 30}}\n"
+    ok = client.post(
+        "/api/v1/rules/validate", content=good, headers=auth(token) | {"Content-Type": "application/yaml"}
+    )
+    assert ok.status_code == 200 and ok.json() == {"ok": True, "rules": ["wet"]}
+    for bad, reason in (
+        (good.replace("'>='", "'=>'"), "rules.0.threshold.op"),
+        (good.replace("flooding", "floods"), "unknown category 'floods'"),
+        ("rules: [", "not a YAML document"),
+        (
+            "rules:\n  - {id: both, version: 1, severity: critical, category: fire_smoke,\n     composite: {op: all, rules: [smoke-alarm, ghost]}}\n",
+            "unknown rule 'ghost'",
+        ),
+    ):
+        response = client.post("/api/v1/rules/validate", content=bad, headers=auth(token))
+        assert response.status_code == 422, bad
+        assert reason in response.json()["detail"]
+    assert client.post("/api/v1/rules/validate", content=good).status_code == 401

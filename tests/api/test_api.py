@@ -106,3 +106,34 @@ def test_console_login_and_case_list(client: TestClient, token: str, settings: A
     ok = client.post("/console/login", data={"username": "op", "password": "correct horse"})
     assert ok.status_code == 200 and "积水内涝" in ok.text and 'data-category="flooding"' in ok.text
     assert "Open cases" in client.get("/console", params={"lang": "en"}).text
+
+
+def test_telemetry_aggregates_per_window(client: TestClient, token: str, settings: ApiSettings) -> None:
+    hour = 3_600_000
+    start = (int(datetime.now(UTC).timestamp() * 1000) // hour - 3) * hour
+    store = open_store(settings.series_url)
+    tags = {"community": "zhuganxiang", "gateway": "gw-01", "device": "wl-01", "grid": "g-north"}
+    store.write(
+        [
+            Point("water.level", tags, {"level_cm": float(v)}, start + i * 600_000)
+            for i, v in enumerate(range(12))
+        ]
+    )
+    store.close()
+    params = {"field": "level_cm", "fn": "max", "window_s": 3600, "since": start, "until": start + 2 * hour}
+    body = client.get("/api/v1/devices/wl-01/telemetry/aggregate", params=params, headers=auth(token)).json()
+    assert [b["value"] for b in body["buckets"]] == [5.0, 11.0] and body["unit"] == "cm"
+    assert (
+        client.get(
+            "/api/v1/devices/wl-01/telemetry/aggregate",
+            params=params | {"field": "colour"},
+            headers=auth(token),
+        ).status_code
+        == 422
+    )
+    assert (
+        client.get(
+            "/api/v1/devices/wl-01/telemetry/aggregate", params=params | {"fn": "median"}, headers=auth(token)
+        ).status_code
+        == 422
+    )
