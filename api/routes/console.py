@@ -13,10 +13,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from alerts.kpis import compute_kpis
+from alerts.kpis import Level, compute_kpis
 from alerts.models import OPEN_STATES, Case, CaseEvent
 from api.accounts import authenticate
+from api.chart import Chart, line_chart
 from api.deps import ResourcesDep
+from api.i18n import TEXT
 from api.routes.cases import case_out
 from api.scope import DISTRICT_ROLES, case_filter
 from api.web import language, page, session_user
@@ -136,6 +138,7 @@ def kpis_page(request: Request, resources: ResourcesDep, days: int = 30) -> Resp
     end = datetime.now(UTC) + timedelta(minutes=1)
     start = end - timedelta(days=max(1, min(days, 366)))
     policy = resources.policy
+    scopes: list[tuple[Level, str, str]]
     if user.role in DISTRICT_ROLES:
         scopes = [("district", policy.organisation.district.id, policy.organisation.district.name)]
         scopes += [("town", t.id, t.name) for t in policy.organisation.towns]
@@ -148,7 +151,54 @@ def kpis_page(request: Request, resources: ResourcesDep, days: int = 30) -> Resp
     else:
         scopes = []
     reports = [
-        (name, compute_kpis(resources.engine, policy, level=level, scope=scope, start=start, end=end))  # type: ignore[arg-type]
+        (name, compute_kpis(resources.engine, policy, level=level, scope=scope, start=start, end=end))
         for level, scope, name in scopes
     ]
-    return page(request, resources, "kpis.html", reports=reports, start=start, end=end, user=user)
+    labels = TEXT[language(request)]
+    trend = _weekly_trend(resources, scopes[0][:2], end, labels) if scopes else []
+    return page(
+        request,
+        resources,
+        "kpis.html",
+        reports=reports,
+        start=start,
+        end=end,
+        user=user,
+        trend=trend,
+        trend_name=scopes[0][2] if scopes else "",
+    )
+
+
+WEEKS = 8
+
+
+def _weekly_trend(
+    resources: ResourcesDep, scope: tuple[Level, str], end: datetime, labels: dict[str, str]
+) -> list[tuple[str, Chart]]:
+    """Cases and on-time completion per week over the last eight weeks, as charts."""
+    level, scope_id = scope
+    weeks = [(end - timedelta(weeks=WEEKS - i), end - timedelta(weeks=WEEKS - i - 1)) for i in range(WEEKS)]
+    reports = [
+        (
+            int(a.timestamp() * 1000),
+            compute_kpis(
+                resources.engine,
+                resources.policy,
+                level=level,
+                scope=scope_id,
+                start=a,
+                end=b,
+            ),
+        )
+        for a, b in weeks
+    ]
+    cases = line_chart(
+        [(ts, float(k.all_cases.cases)) for ts, k in reports], labels["cases_per_week"], "", None
+    )
+    on_time = line_chart(
+        [(ts, 100 * k.all_cases.on_time_rate) for ts, k in reports if k.all_cases.on_time_rate is not None],
+        labels["on_time_rate"],
+        "%",
+        None,
+    )
+    return [(key, chart) for key, chart in (("cases", cases), ("on-time", on_time)) if chart is not None]

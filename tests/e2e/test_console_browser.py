@@ -148,6 +148,7 @@ def test_a_sensor_case_appears_live_and_is_worked_to_closure_by_the_right_roles(
     town.goto(f"{base}/console/kpis")
     town_report = town.locator(".kpi-report[data-scope=yuehe]")
     assert town_report.locator("[data-kpi=completion_rate]").inner_text() == "50.0%"  # 1 of the 2 cases
+    assert town.locator("#trend svg").count() >= 1  # weekly trend charts
     shoot(town, tmp_path, "kpis")
 
 
