@@ -7,7 +7,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from alerts.stats import RuleOutcome, rule_outcomes
 from api.deps import ResourcesDep
-from api.routes.devices import list_devices, list_gateways
+from api.routes.devices import visible_devices, visible_gateways
 from api.web import page, session_user
 
 router = APIRouter(include_in_schema=False)
@@ -18,13 +18,13 @@ def fleet_page(request: Request, resources: ResourcesDep) -> Response:
     user = session_user(request, resources)
     if user is None:
         return RedirectResponse("/console/login", status_code=status.HTTP_303_SEE_OTHER)
-    devices = list_devices(resources, user)
+    devices = visible_devices(resources, user)
     return page(
         request,
         resources,
         "fleet.html",
         user=user,
-        gateways=list_gateways(resources, user),
+        gateways=visible_gateways(resources, user),
         devices=sorted(devices, key=lambda d: (not d.silent, d.gateway, d.device)),
     )
 

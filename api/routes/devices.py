@@ -11,8 +11,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from alerts.status import DeviceStatus, GatewayStatus
+from api.accounts import User
 from api.deps import CurrentUser, ResourcesDep
-from api.schemas import FieldOut, Telemetry, TelemetryPoint
+from api.schemas import FieldOut, Page, Telemetry, TelemetryPoint
 from api.scope import sees_area
 from ingest.store import Aggregate, StoreError
 
@@ -40,8 +41,7 @@ class GatewayOut(BaseModel):
     state: dict[str, Any] | None  # spool depth and drops, 5G signal, camera health as last reported
 
 
-@router.get("/devices", response_model=list[DeviceOut])
-def list_devices(resources: ResourcesDep, user: CurrentUser) -> list[DeviceOut]:
+def visible_devices(resources: ResourcesDep, user: User) -> list[DeviceOut]:
     """The registry of devices in your jurisdiction, with when each last reported."""
     with Session(resources.engine) as session:
         seen = {(r.community, r.device): r.last_seen for r in session.scalars(select(DeviceStatus))}
@@ -68,8 +68,7 @@ def list_devices(resources: ResourcesDep, user: CurrentUser) -> list[DeviceOut]:
     return out
 
 
-@router.get("/gateways", response_model=list[GatewayOut])
-def list_gateways(resources: ResourcesDep, user: CurrentUser) -> list[GatewayOut]:
+def visible_gateways(resources: ResourcesDep, user: User) -> list[GatewayOut]:
     """Each gateway's last state: online, spool, 5G signal and cameras."""
     with Session(resources.engine) as session:
         status = {(r.community, r.gateway): r for r in session.scalars(select(GatewayStatus))}
@@ -146,6 +145,34 @@ def telemetry(
             TelemetryPoint(ts=r.ts_ms, time=datetime.fromtimestamp(r.ts_ms / 1000, UTC), values=r.fields)
             for r in rows
         ],
+    )
+
+
+Limit = Annotated[int, Query(ge=1, le=1000)]
+Offset = Annotated[int, Query(ge=0)]
+
+
+@router.get("/devices", response_model=Page[DeviceOut])
+def list_devices(
+    resources: ResourcesDep,
+    user: CurrentUser,
+    silent: bool | None = None,
+    limit: Limit = 200,
+    offset: Offset = 0,
+) -> Page[DeviceOut]:
+    """Devices in your jurisdiction with their last report; ``silent=true`` lists the quiet ones."""
+    items = [d for d in visible_devices(resources, user) if silent is None or d.silent == silent]
+    return Page[DeviceOut](items=items[offset : offset + limit], total=len(items), limit=limit, offset=offset)
+
+
+@router.get("/gateways", response_model=Page[GatewayOut])
+def list_gateways(
+    resources: ResourcesDep, user: CurrentUser, limit: Limit = 200, offset: Offset = 0
+) -> Page[GatewayOut]:
+    """Each gateway's last state: online, spool, 5G signal and cameras."""
+    items = visible_gateways(resources, user)
+    return Page[GatewayOut](
+        items=items[offset : offset + limit], total=len(items), limit=limit, offset=offset
     )
 
 

@@ -167,12 +167,18 @@ def test_device_and_gateway_registry_with_status(
         ),
     )
     engine.dispose()
-    devices = {d["device"]: d for d in client.get("/api/v1/devices", headers=auth(token)).json()}
+    devices = {d["device"]: d for d in client.get("/api/v1/devices", headers=auth(token)).json()["items"]}
     assert len(devices) == 30
+    silent = client.get("/api/v1/devices", params={"silent": True, "limit": 5}, headers=auth(token)).json()
+    assert (silent["total"], len(silent["items"])) == (29, 5)
     assert devices["wl-01"]["silent"] is False and devices["wl-02"]["silent"] is True
-    gateways = {g["gateway"]: g for g in client.get("/api/v1/gateways", headers=auth(token)).json()}
+    gateways = {g["gateway"]: g for g in client.get("/api/v1/gateways", headers=auth(token)).json()["items"]}
     assert gateways["gw-01"]["online"] is True and gateways["gw-01"]["state"]["modem"]["rsrp"] == -97.0
     assert gateways["gw-02"]["online"] is None
     south = login("s2", "grid_worker", community="zhuganxiang", grid="g-south")
-    assert {d["grid"] for d in client.get("/api/v1/devices", headers=auth(south)).json()} == {"g-south"}
-    assert [g["gateway"] for g in client.get("/api/v1/gateways", headers=auth(south)).json()] == ["gw-02"]
+    assert {d["grid"] for d in client.get("/api/v1/devices", headers=auth(south)).json()["items"]} == {
+        "g-south"
+    }
+    assert [g["gateway"] for g in client.get("/api/v1/gateways", headers=auth(south)).json()["items"]] == [
+        "gw-02"
+    ]
