@@ -17,6 +17,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from alerts.models import OPEN_STATES, Case, CaseEvent, CaseState
 from alerts.policy import CasePolicy
+from alerts.rosters import current_roster
 from alerts.workflow import IllegalTransition, InvalidAction, WorkflowError, apply_action
 
 
@@ -115,6 +116,8 @@ class CaseFlow:
                     )
                 if action == "merge":
                     self._check_merge_target(session, case, (params or {}).get("into"))
+                if action == "assign" and not (params or {}).get("assignee"):
+                    params = self._from_roster(case, params)
                 session.add(
                     apply_action(
                         case, action, actor=actor, now=now, policy=self._policy, note=note, params=params
@@ -124,6 +127,13 @@ class CaseFlow:
                 return case.version
         except StaleDataError as err:
             raise VersionConflict(f"case {case_id} was changed by someone else meanwhile: reload it") from err
+
+    def _from_roster(self, case: Case, params: dict[str, Any] | None) -> dict[str, Any]:
+        """Assign without a name: whoever is on duty for the grid (the backup while the primary is away)."""
+        roster = current_roster(self._engine, self._policy.organisation, case.grid)
+        if roster is None:
+            raise InvalidAction(f"assign needs assignee: grid {case.grid} has no duty roster")
+        return {**(params or {}), "assignee": roster.on_duty(), "from_roster": True}
 
     @staticmethod
     def _check_merge_target(session: Session, case: Case, into: object) -> None:

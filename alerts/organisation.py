@@ -35,11 +35,48 @@ class CallUp(_Model):
     resolve_hours: float = Field(default=48, gt=0)
 
 
+class Person(_Model):
+    username: str = Field(min_length=1, max_length=64)
+    name: str
+    role: str
+    unit: Id = Field(description="The grid, town or department the person works for.")
+    leader: bool = False
+
+
+class Roster(_Model):
+    """Who is on duty for a unit: the primary, or the backup while the primary is away."""
+
+    unit: Id
+    primary: str
+    backup: str
+    away: list[str] = Field(default_factory=list)
+
+    def on_duty(self) -> str:
+        return self.backup if self.primary in self.away else self.primary
+
+
 class Organisation(_Model):
     district: Unit
     towns: list[Town] = Field(min_length=1)
     departments: list[Department] = Field(default_factory=list)
     call_up: CallUp = Field(default_factory=CallUp)
+    people: list[Person] = Field(default_factory=list)
+    rosters: list[Roster] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _rosters_name_known_people(self) -> Organisation:
+        known = {p.username for p in self.people}
+        for roster in self.rosters:
+            for who in (roster.primary, roster.backup):
+                if who not in known:
+                    raise ValueError(f"roster of {roster.unit}: {who!r} is not among people")
+        return self
+
+    def roster(self, unit: str) -> Roster | None:
+        return next((r for r in self.rosters if r.unit == unit), None)
+
+    def leader_of(self, unit: str) -> str | None:
+        return next((p.username for p in self.people if p.unit == unit and p.leader), None)
 
     @model_validator(mode="after")
     def _each_community_has_one_town(self) -> Organisation:

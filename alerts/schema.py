@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import Engine
 
-from alerts import notify, silences, status
+from alerts import notify, rosters, silences, status
 from alerts.models import Base
 
 _REGISTERED = (
@@ -13,6 +13,7 @@ _REGISTERED = (
     silences.SilenceRow,
     status.GatewayStatus,
     status.DeviceStatus,
+    rosters.RosterOverride,
 )  # tables outside alerts.models
 
 

@@ -57,7 +57,8 @@ class SlaMonitor:
             case.breaches += 1
             level = 1 if case.breaches == 1 else 2
             unit = _unit(case)
-            addressed = case.assignee or unit if level == 1 else f"leader of {unit}"
+            leader = self._policy.organisation.leader_of(unit) or f"leader of {unit}"
+            addressed = (case.assignee or unit) if level == 1 else leader
             session.add(
                 SupervisionOrder(
                     case_id=case.id,

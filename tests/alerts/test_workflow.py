@@ -192,7 +192,7 @@ def test_breach_issues_a_supervision_order_and_a_second_breach_escalates(db: Eng
             (o.stage, o.level, o.addressed_to, o.unit)
             for o in session.scalars(select(SupervisionOrder).order_by(SupervisionOrder.id))
         ]
-    assert orders == [("accept", 1, "yuehe", "yuehe"), ("sign", 2, "leader of yuehe", "yuehe")]
+    assert orders == [("accept", 1, "yuehe", "yuehe"), ("sign", 2, "chen.jie", "yuehe")]  # the town's leader
     assert [a for a, _ in events(db, case_id)].count("supervise") == 2
 
 
@@ -345,3 +345,27 @@ def test_feedback_passes_its_check_automatically_once_the_sensor_stays_clear(db:
     closed = case(db, case_id)
     assert closed.state == CaseState.CLOSED
     assert events(db, case_id)[-2:] == [("check", "CHECKING"), ("pass", "CLOSED")]
+
+
+def test_assign_without_a_name_goes_to_the_duty_roster_and_its_backup(db: Engine) -> None:
+    from alerts.organisation import Roster
+    from alerts.rosters import set_roster
+
+    flow = CaseFlow(db, POLICY)
+    start = datetime(2026, 10, 12, 9, 0, tzinfo=CST)
+    first = report(flow, start)
+    walk(flow, first, [("accept", {}), ("verify", {}), ("assign", {})], start)
+    assert case(db, first).assignee == "li.na"  # g-north's primary
+    set_roster(
+        db,
+        POLICY.organisation,
+        Roster(unit="g-north", primary="li.na", backup="zhao.lei", away=["li.na"]),
+        author="chen.jie",
+    )
+    second = report(flow, start, category="gas_leak")
+    walk(flow, second, [("accept", {}), ("verify", {}), ("assign", {})], start)
+    assert case(db, second).assignee == "zhao.lei"  # the primary is away: the backup
+    with pytest.raises(ValueError, match="not among people: nobody"):
+        set_roster(
+            db, POLICY.organisation, Roster(unit="g-north", primary="nobody", backup="zhao.lei"), author="x"
+        )

@@ -100,3 +100,40 @@ def test_kpis_endpoint(client: TestClient, token: str) -> None:
     assert client.get("/api/v1/kpis", params=naive, headers=auth(token)).status_code == 422
     org = client.get("/api/v1/organisation", headers=auth(token)).json()
     assert org["towns"][0]["communities"] == ["zhuganxiang"]
+
+
+def test_rosters_are_read_and_changed_through_the_api(client: TestClient, token: str) -> None:
+    org = client.get("/api/v1/organisation", headers=auth(token)).json()
+    north = next(r for r in org["rosters"] if r["unit"] == "g-north")
+    assert (north["primary"], north["backup"]) == ("li.na", "zhao.lei")
+    changed = client.put(
+        "/api/v1/organisation/rosters/g-north",
+        headers=auth(token),
+        json={"primary": "li.na", "backup": "zhao.lei", "away": ["li.na"]},
+    )
+    assert changed.status_code == 200 and changed.json()["on_duty"] == "zhao.lei"
+    org = client.get("/api/v1/organisation", headers=auth(token)).json()
+    assert next(r for r in org["rosters"] if r["unit"] == "g-north")["away"] == ["li.na"]
+    # A case assigned without a name now goes to the backup.
+    case_id = client.post("/api/v1/cases", json=REPORT, headers=auth(token)).json()["id"]
+    for action in ("accept", "verify", "assign"):
+        body = client.post(
+            f"/api/v1/cases/{case_id}/actions", headers=auth(token), json={"action": action}
+        ).json()
+    assert body["assignee"] == "zhao.lei"
+    assert (
+        client.put(
+            "/api/v1/organisation/rosters/g-nowhere",
+            headers=auth(token),
+            json={"primary": "a", "backup": "b"},
+        ).status_code
+        == 404
+    )
+    assert (
+        client.put(
+            "/api/v1/organisation/rosters/g-north",
+            headers=auth(token),
+            json={"primary": "ghost", "backup": "zhao.lei"},
+        ).status_code
+        == 422
+    )

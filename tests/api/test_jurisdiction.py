@@ -182,3 +182,18 @@ def test_device_and_gateway_registry_with_status(
     assert [g["gateway"] for g in client.get("/api/v1/gateways", headers=auth(south)).json()["items"]] == [
         "gw-02"
     ]
+
+
+def test_only_district_staff_or_the_town_change_a_grid_roster(
+    client: TestClient, token: str, login: Callable[..., str]
+) -> None:
+    roster = {"primary": "li.na", "backup": "zhao.lei"}
+    worker = login("w", "grid_worker", community="zhuganxiang", grid="g-north")
+    town = login("t", "town_operator", town="yuehe")
+    assert (
+        client.put("/api/v1/organisation/rosters/g-north", headers=auth(worker), json=roster).status_code
+        == 403
+    )
+    assert (
+        client.put("/api/v1/organisation/rosters/g-north", headers=auth(town), json=roster).status_code == 200
+    )
