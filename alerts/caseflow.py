@@ -68,7 +68,10 @@ def new_case(
     severity: str,
     now: datetime,
 ) -> Case:
+    # A critical alert starts urgent; a person can change that when verifying the case.
+    urgency = "urgent" if severity == "critical" else "normal"
     return Case(
+        urgency=urgency,
         community=community,
         grid=grid,
         category=category,
@@ -78,11 +81,11 @@ def new_case(
         severity=severity,
         opened_at=now,
         updated_at=now,
-        deadline=policy.completion_deadline(category, now),
+        deadline=policy.completion_deadline(category, now, urgency),
         owner_town=policy.organisation.town_of(community),
         stage="accept",
         stage_started_at=now,
-        stage_due=policy.stage_due(category, "accept", now),
+        stage_due=policy.stage_due(category, "accept", now, urgency),
     )
 
 

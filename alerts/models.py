@@ -73,6 +73,7 @@ class Case(Base):
     title: Mapped[str] = mapped_column(String(256))
     source: Mapped[str] = mapped_column(String(16))  # sensor | report
     severity: Mapped[str] = mapped_column(String(16))
+    urgency: Mapped[str] = mapped_column(String(8), default="normal")  # normal | urgent: scales the SLA
     opened_at: Mapped[datetime] = mapped_column(index=True)
     deadline: Mapped[datetime]  # completion deadline; approved extensions move it, suspensions pause it
     updated_at: Mapped[datetime]

@@ -37,15 +37,18 @@ class CasePolicy:
         spec = self.categories.get(category)
         return ContinuousClock() if spec is not None and spec.clock == "continuous" else self.calendar
 
-    def stage_due(self, category: str, stage: str, start: datetime) -> datetime | None:
+    def stage_due(
+        self, category: str, stage: str, start: datetime, urgency: str = "normal"
+    ) -> datetime | None:
         """When a stage that starts at ``start`` is due; None for stages without their own clock."""
         spec = self.categories[category]
         call = self.organisation.call_up
+        factor = spec.urgent_factor if urgency == "urgent" else 1.0
         durations = {
-            "accept": timedelta(minutes=spec.accept_minutes),
-            "sign": timedelta(minutes=spec.sign_minutes),
-            "respond": timedelta(hours=call.respond_hours),
-            "resolve_call": timedelta(hours=call.resolve_hours),
+            "accept": timedelta(minutes=spec.accept_minutes * factor),
+            "sign": timedelta(minutes=spec.sign_minutes * factor),
+            "respond": timedelta(hours=call.respond_hours * factor),
+            "resolve_call": timedelta(hours=call.resolve_hours * factor),
         }
         if stage not in durations:
             return None
@@ -53,5 +56,7 @@ class CasePolicy:
         clock = self.calendar if stage in ("respond", "resolve_call") else self.clock(category)
         return clock.add(start, durations[stage])
 
-    def completion_deadline(self, category: str, opened: datetime) -> datetime:
-        return self.clock(category).add(opened, timedelta(hours=self.categories[category].sla_hours))
+    def completion_deadline(self, category: str, opened: datetime, urgency: str = "normal") -> datetime:
+        spec = self.categories[category]
+        factor = spec.urgent_factor if urgency == "urgent" else 1.0
+        return self.clock(category).add(opened, timedelta(hours=spec.sla_hours * factor))

@@ -210,6 +210,9 @@ class Category(_Model):
     sla_hours: float = Field(gt=0, description="Opened → completed.")
     accept_minutes: float = Field(default=30, gt=0, description="NEW → accepted (受理).")
     sign_minutes: float = Field(default=60, gt=0, description="ASSIGNED → signed for (签收).")
+    urgent_factor: float = Field(
+        default=0.5, gt=0, le=1, description="An urgent case gets this share of every time limit."
+    )
     clock: Literal["continuous", "working"] = Field(
         default="working", description="Urgent categories count every hour; others only working time."
     )

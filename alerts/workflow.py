@@ -136,6 +136,12 @@ def apply_action(
         remaining = timedelta(seconds=_last_remaining(case))
         case.deadline, case.suspended_at = clock.add(now, remaining), None
         params["deadline"] = case.deadline.isoformat()
+    if name == "verify" and params.get("urgency") not in (None, "", case.urgency):
+        if params["urgency"] not in ("normal", "urgent"):
+            raise InvalidAction("urgency is normal or urgent")
+        case.urgency = str(params["urgency"])
+        case.deadline = policy.completion_deadline(case.category, case.opened_at, case.urgency)
+        params["deadline"] = case.deadline.isoformat()
     if name == "extend":
         case.deadline = clock.add(case.deadline, timedelta(hours=float(params["hours"])))
         params["deadline"] = case.deadline.isoformat()
@@ -177,5 +183,5 @@ def _enter_stage(case: Case, stage: str | None, now: datetime, policy: CasePolic
             case.stage_due = case.deadline  # an extension moves the deadline of the running stage
         return
     case.stage, case.stage_started_at, case.stage_warned = stage, now, False
-    due = policy.stage_due(case.category, stage, now)
+    due = policy.stage_due(case.category, stage, now, case.urgency)
     case.stage_due = due if due is not None else case.deadline

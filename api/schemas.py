@@ -31,6 +31,7 @@ class CaseOut(BaseModel):
     deadline: datetime
     updated_at: datetime
     version: int
+    urgency: str
     owner_town: str
     department: str | None
     assignee: str | None

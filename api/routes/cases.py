@@ -38,6 +38,7 @@ def case_out(case: Case, resources: ResourcesDep) -> CaseOut:
         deadline=case.deadline,
         updated_at=case.updated_at,
         version=case.version,
+        urgency=case.urgency,
         owner_town=case.owner_town,
         department=case.department,
         assignee=case.assignee,

@@ -58,7 +58,8 @@ def test_firing_alert_opens_a_case_with_evidence_and_deadline(db: Engine) -> Non
         CaseState.NEW,
         "sensor",
     )
-    assert case.deadline == at(0) + timedelta(hours=4)
+    # Flooding has 4 h; a critical alert makes the case urgent, which halves every limit.
+    assert (case.urgency, case.deadline) == ("urgent", at(0) + timedelta(hours=2))
     assert case.title == "积水内涝：竹竿巷1号院 地下车库入口"
     with Session(db) as session:
         evidence = session.scalars(select(Evidence)).one()

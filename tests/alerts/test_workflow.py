@@ -369,3 +369,17 @@ def test_assign_without_a_name_goes_to_the_duty_roster_and_its_backup(db: Engine
         set_roster(
             db, POLICY.organisation, Roster(unit="g-north", primary="nobody", backup="zhao.lei"), author="x"
         )
+
+
+def test_urgency_set_when_verifying_shortens_the_deadline(db: Engine) -> None:
+    flow = CaseFlow(db, POLICY)
+    start = datetime(2026, 10, 12, 9, 0, tzinfo=CST)  # Monday 09:00; office hours 08:30-12:00, 13:30-17:30
+    case_id = report(flow, start)
+    assert case(db, case_id).deadline == datetime(2026, 10, 13, 9, 30, tzinfo=CST)  # 8 working hours
+    flow.act(case_id, "accept", actor="op", now=start)
+    flow.act(case_id, "verify", actor="op", params={"urgency": "urgent"}, now=start)
+    assert case(db, case_id).deadline == datetime(2026, 10, 12, 14, 30, tzinfo=CST)  # 4 working hours
+    other = report(flow, start, grid="g-south")
+    flow.act(other, "accept", actor="op", now=start)
+    with pytest.raises(InvalidAction, match="urgency"):
+        flow.act(other, "verify", actor="op", params={"urgency": "whenever"}, now=start)

@@ -30,7 +30,7 @@ def test_cases_newest_first_with_deadline(client: TestClient, token: str, settin
     assert first["category"] == "flooding" and first["grid"] == "g-north" and first["state"] == "NEW"
     assert datetime.fromisoformat(first["deadline"]) - datetime.fromisoformat(
         first["opened_at"]
-    ) == timedelta(hours=4)
+    ) == timedelta(hours=2)  # flooding 4 h, halved: a critical alert opens an urgent case
     paged = client.get(
         "/api/v1/cases", params={"limit": 1, "offset": 1, "open": True}, headers=auth(token)
     ).json()
