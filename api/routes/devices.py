@@ -15,6 +15,7 @@ from api.accounts import User
 from api.deps import CurrentUser, ResourcesDep
 from api.schemas import FieldOut, Page, Telemetry, TelemetryPoint
 from api.scope import sees_area
+from contract.catalog import DeviceInfo
 from ingest.store import Aggregate, StoreError
 
 router = APIRouter(prefix="/api/v1", tags=["devices"])
@@ -104,6 +105,19 @@ def _to_ms(value: datetime) -> int:
     return int(aware.timestamp() * 1000)
 
 
+def visible_device(resources: ResourcesDep, user: User, device: str) -> DeviceInfo:
+    """The device, or 404 when it is unknown or outside the user's jurisdiction (never its data)."""
+    info = resources.catalog.find_device(device)
+    if info is None or not sees_area(user, resources.policy, info.community.id, info.device.grid):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"device {device!r} not found")
+    return info
+
+
+def check_window(since: datetime, until: datetime | None) -> None:
+    if until is not None and _to_ms(until) <= _to_ms(since):
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "until must be later than since")
+
+
 @router.get(
     "/devices/{device}/telemetry",
     response_model=Telemetry,
@@ -117,12 +131,9 @@ def telemetry(
     until: TimeParam = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> Telemetry:
-    info = resources.catalog.find_device(device)
-    if info is None or not sees_area(user, resources.policy, info.community.id, info.device.grid):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"device {device!r} not found")
+    info = visible_device(resources, user, device)
     since = since or datetime.now(UTC) - timedelta(hours=1)
-    if until is not None and _to_ms(until) <= _to_ms(since):
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "until must be later than since")
+    check_window(since, until)
     try:
         rows = resources.series.query(
             measurement=info.profile.measurement,
@@ -206,9 +217,7 @@ def aggregate(
     until: TimeParam = None,
 ) -> Aggregated:
     """``fn`` of a numeric field per window (empty windows left out), e.g. hourly means for a chart."""
-    info = resources.catalog.find_device(device)
-    if info is None or not sees_area(user, resources.policy, info.community.id, info.device.grid):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"device {device!r} not found")
+    info = visible_device(resources, user, device)
     spec = info.profile.fields.get(field)
     if spec is None or spec.type not in ("float", "int"):
         raise HTTPException(
@@ -216,8 +225,7 @@ def aggregate(
         )
     until = until or datetime.now(UTC)
     since = since or until - timedelta(days=1)
-    if _to_ms(until) <= _to_ms(since):
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "until must be later than since")
+    check_window(since, until)
     try:
         buckets = resources.series.aggregate(
             measurement=info.profile.measurement,
