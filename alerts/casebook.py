@@ -144,6 +144,8 @@ class CaseBook:
         self, session: Session, alert: Alert, tr: Transition, now: datetime, history: AlertHistory
     ) -> int | None:
         was = alert.status
+        if was == "resolved" and alert.resolved_at is not None and _ms_to_dt(tr.ts_ms) < alert.resolved_at:
+            return None  # a breach from before the recorded resolution, redelivered after a crash
         alert.status, alert.resolved_at = "firing", None
         if was != "firing":
             alert.started_at = _ms_to_dt(tr.ts_ms)
@@ -179,6 +181,8 @@ class CaseBook:
                 location=tr.subject.location,
                 observed=dict(tr.observed),
                 observed_at=_ms_to_dt(tr.ts_ms),
+                # Copied now, never updated: the case keeps what the engine saw when it fired.
+                readings=[[ts, value] for ts, value in tr.readings] or None,
             )
         )
         session.flush()

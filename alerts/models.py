@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, event
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, object_session, relationship
 from sqlalchemy.types import TypeDecorator
 
 
@@ -132,7 +132,11 @@ class SupervisionOrder(Base):
 
 
 class Evidence(Base):
-    """An immutable snapshot of what made the system open or join a case."""
+    """An immutable snapshot of what made the system open or join a case.
+
+    Written once when an alert opens or joins a case; a later alert adds its own row. The ORM refuses
+    to flush a change to a stored row (see ``_refuse_update``).
+    """
 
     __tablename__ = "case_evidence"
 
@@ -146,8 +150,26 @@ class Evidence(Base):
     location: Mapped[str] = mapped_column(String(256))
     observed: Mapped[dict[str, Any]]
     observed_at: Mapped[datetime]
+    # The readings of the rule's field the engine had seen when the alert fired, oldest first, the
+    # triggering one included: [[ts_ms, value], ...]. It outlives the time series' retention. None for
+    # event, timer and composite rules, and for rows written before the window was kept.
+    readings: Mapped[list[list[Any]] | None] = mapped_column(JSON)
 
     case: Mapped[Case] = relationship(back_populates="evidence")
+
+    @classmethod
+    def __declare_last__(cls) -> None:
+        event.listen(cls, "before_update", cls._refuse_update)
+
+    @staticmethod
+    def _refuse_update(mapper: Any, connection: Any, target: Evidence) -> None:
+        session = object_session(target)
+        if session is not None and session.is_modified(target, include_collections=False):
+            raise EvidenceImmutable(f"evidence {target.id} of case {target.case_id} cannot be changed")
+
+
+class EvidenceImmutable(Exception):
+    """Something tried to change a case's evidence after it was written."""
 
 
 class Alert(Base):
@@ -199,3 +221,33 @@ class EngineCheckpoint(Base):
     partition: Mapped[str] = mapped_column(String(256), primary_key=True)
     saved_at: Mapped[datetime]
     state: Mapped[dict[str, Any]]
+
+
+class PersonOverride(Base):
+    """A person added, changed or deactivated through the API; overrides config/organisation.yaml."""
+
+    __tablename__ = "org_people"
+
+    username: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    role: Mapped[str] = mapped_column(String(32))
+    unit: Mapped[str] = mapped_column(String(64))
+    leader: Mapped[bool] = mapped_column(default=False)
+    reports_to: Mapped[str | None] = mapped_column(String(64))
+    phone: Mapped[str | None] = mapped_column(String(32))
+    active: Mapped[bool] = mapped_column(default=True)  # deactivated, not deleted: cases keep their names
+    updated_by: Mapped[str] = mapped_column(String(128))
+    updated_at: Mapped[datetime]
+
+
+class DepartmentOverride(Base):
+    """A district department added or changed through the API; overrides config/organisation.yaml."""
+
+    __tablename__ = "org_departments"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    categories: Mapped[list[str]] = mapped_column(JSON)
+    head: Mapped[str | None] = mapped_column(String(64))
+    updated_by: Mapped[str] = mapped_column(String(128))
+    updated_at: Mapped[datetime]

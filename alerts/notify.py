@@ -4,21 +4,30 @@ A sweeper turns new case events into outbox rows (one per channel that wants the
 database, so nothing is lost between "the case changed" and "someone was told"; a sender delivers
 due rows and retries failures with backoff. Receivers deduplicate on the ``Idempotency-Key`` header.
 Formats: a generic JSON webhook, WeCom (企业微信) and DingTalk (钉钉) group robots.
+
+What is sent and when is configurable per role: ``roles`` in ``notifications.yaml`` lists the actions
+each role hears about, for the cases that concern its people (see ``concerned``); a channel with
+``roles`` carries them — the people are @-mentioned by phone on WeCom/DingTalk and listed on a webhook.
+Who is concerned is resolved when the event is swept and frozen into the row, so a retry sends the
+same message; there is still one row per channel and event, under the same idempotency key.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import JSON, Engine, Integer, String, Text, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from alerts.models import Base, Case, CaseEvent, UtcDateTime
+from alerts.organisation import DISTRICT_STAFF, Organisation, Person, Role
+from alerts.policy import CasePolicy
 from contract.catalog import load_model
 
 log = logging.getLogger(__name__)
@@ -31,9 +40,15 @@ class Channel(BaseModel):
     id: str
     kind: Literal["webhook", "wecom", "dingtalk"]
     url: str
-    actions: list[str] = Field(description="Case event actions to send, e.g. opened, supervise, sla_warning.")
+    actions: list[str] = Field(
+        default_factory=list, description="Case event actions to send, e.g. opened, supervise, sla_warning."
+    )
     categories: list[str] | None = Field(
         default=None, description="Only these case categories (default: all)."
+    )
+    roles: list[Role] = Field(
+        default_factory=list,
+        description="Also tell the people of these roles what their role subscribes to (`roles`).",
     )
 
 
@@ -41,11 +56,53 @@ class NotificationConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     channels: list[Channel] = Field(default_factory=list)
+    roles: dict[Role, list[str]] = Field(
+        default_factory=dict, description="Per role: the case event actions its people are told about."
+    )
+
+    @model_validator(mode="after")
+    def _channel_roles_subscribe(self) -> NotificationConfig:
+        ids = [c.id for c in self.channels]
+        if len(set(ids)) != len(ids):
+            raise ValueError("channels: an id appears twice")
+        for channel in self.channels:
+            silent = sorted(set(channel.roles) - set(self.roles))
+            if silent:
+                raise ValueError(f"channel {channel.id}: roles {silent} have no subscription under `roles`")
+        return self
+
+
+def load_notifications(config_dir: Path) -> NotificationConfig:
+    path = config_dir / "notifications.yaml"
+    return load_model(NotificationConfig, path) if path.exists() else NotificationConfig()
 
 
 def load_channels(config_dir: Path) -> list[Channel]:
-    path = config_dir / "notifications.yaml"
-    return load_model(NotificationConfig, path).channels if path.exists() else []
+    return load_notifications(config_dir).channels
+
+
+def concerned(event: CaseEvent, case: Case, organisation: Organisation) -> list[Person]:
+    """The people a case event concerns, whatever they subscribe to.
+
+    The case's assignee; the operators of the owning town (its leader among them, who gets the second
+    supervision order); the handlers of the department it was called up to (its head among them);
+    the building heads of its grid, and its grid workers while nobody is assigned; district staff.
+    """
+    assignee = str(event.data.get("assignee") or case.assignee or "")
+    department = str(event.data.get("department") or case.department or "")
+
+    def concerns(p: Person) -> bool:
+        if p.username == assignee or p.role in DISTRICT_STAFF:
+            return True
+        if p.role == "town_operator":
+            return p.unit == case.owner_town
+        if p.role == "department_handler":
+            return bool(department) and p.unit == department
+        if p.role == "building_head":
+            return p.unit == case.grid
+        return p.role == "grid_worker" and p.unit == case.grid and not assignee
+
+    return [p for p in organisation.people if concerns(p)]
 
 
 class OutboxRow(Base):
@@ -69,8 +126,11 @@ class Watermark(Base):
     last_event_id: Mapped[int] = mapped_column(Integer)
 
 
-def render(channel: Channel, event: CaseEvent, case: Case) -> dict[str, Any]:
+def render(
+    channel: Channel, event: CaseEvent, case: Case, recipients: Sequence[Person] = ()
+) -> dict[str, Any]:
     text = f"【{case.title}】{event.action} · {case.state}" + (f"\n{event.note}" if event.note else "")
+    phones = [p.phone for p in recipients if p.phone]
     facts = {
         "case_id": case.id,
         "action": event.action,
@@ -83,17 +143,61 @@ def render(channel: Channel, event: CaseEvent, case: Case) -> dict[str, Any]:
         "at": event.at.isoformat(),
         "deadline": case.deadline.isoformat(),
     }
+    if recipients:
+        text += "\n→ " + "、".join(p.name for p in recipients)
     if channel.kind == "wecom":
+        if phones:  # only a text message @-mentions (by mobile) on a WeCom robot
+            return {"msgtype": "text", "text": {"content": text, "mentioned_mobile_list": phones}}
         return {"msgtype": "markdown", "markdown": {"content": text}}
     if channel.kind == "dingtalk":
-        return {"msgtype": "markdown", "markdown": {"title": case.title, "text": text}}
+        # DingTalk shows an @-mention only if the text carries "@<mobile>" as well.
+        mentions = "".join(f" @{phone}" for phone in phones)
+        body: dict[str, Any] = {
+            "msgtype": "markdown",
+            "markdown": {"title": case.title, "text": text + mentions},
+        }
+        return body | ({"at": {"atMobiles": phones, "isAtAll": False}} if phones else {})
+    if recipients:  # our own JSON: who, never their phone numbers
+        facts["recipients"] = [{"username": p.username, "name": p.name, "role": p.role} for p in recipients]
     return facts
 
 
 class Outbox:
-    def __init__(self, engine: Engine, channels: list[Channel], client: httpx.Client | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        channels: list[Channel],
+        client: httpx.Client | None = None,
+        *,
+        subscriptions: Mapping[Role, Sequence[str]] | None = None,
+        organisation: Callable[[], Organisation] | None = None,
+    ) -> None:
+        """``subscriptions``: per role, the actions it is told about; ``organisation``: the one as it
+        stands now (e.g. ``lambda: policy.organisation``), needed to find who an event concerns."""
         self._engine, self._channels = engine, channels
+        self._subscriptions = {role: frozenset(actions) for role, actions in (subscriptions or {}).items()}
+        self._organisation = organisation
         self._client = client or httpx.Client(timeout=10)
+
+    @classmethod
+    def from_config(cls, engine: Engine, config_dir: Path, policy: CasePolicy) -> Outbox | None:
+        """The outbox ``notifications.yaml`` asks for, or None when it names no channel."""
+        config = load_notifications(config_dir)
+        if not config.channels:
+            return None
+        return cls(
+            engine, config.channels, subscriptions=config.roles, organisation=lambda: policy.organisation
+        )
+
+    def _recipients(self, event: CaseEvent, case: Case) -> list[Person]:
+        """Who the event concerns among the roles that subscribe to its action."""
+        if self._organisation is None or not any(event.action in a for a in self._subscriptions.values()):
+            return []
+        return [
+            p
+            for p in concerned(event, case, self._organisation())
+            if event.action in self._subscriptions.get(p.role, frozenset())
+        ]
 
     def close(self) -> None:
         self._client.close()
@@ -112,16 +216,18 @@ class Outbox:
             ).all()
             for event in events:
                 case = event.case
+                concerned_people = self._recipients(event, case)
                 for channel in self._channels:
-                    if event.action not in channel.actions:
-                        continue
                     if channel.categories is not None and case.category not in channel.categories:
+                        continue
+                    recipients = [p for p in concerned_people if p.role in channel.roles]
+                    if event.action not in channel.actions and not recipients:
                         continue
                     session.add(
                         OutboxRow(
                             key=f"{channel.id}:{event.id}",
                             channel=channel.id,
-                            payload=render(channel, event, case),
+                            payload=render(channel, event, case, recipients),
                             created_at=now,
                             next_attempt_at=now,
                         )

@@ -9,8 +9,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
+from sqlalchemy import Engine
+
 from alerts.calendar import ContinuousClock, WorkCalendar
 from alerts.organisation import Organisation, load_organisation
+from alerts.orgstore import OrganisationStore
 from alerts.rules import Category, load_categories
 
 
@@ -23,15 +26,32 @@ class Clock(Protocol):
 class CasePolicy:
     categories: dict[str, Category]
     calendar: WorkCalendar
-    organisation: Organisation
+    configured: Organisation
+    # Where run-time changes to people, departments and rosters are kept; None: config only.
+    store: OrganisationStore | None = None
 
     @classmethod
-    def load(cls, config_dir: Path) -> CasePolicy:
+    def load(cls, config_dir: Path, engine: Engine | None = None) -> CasePolicy:
+        """The policy from ``config/``; with ``engine``, the organisation includes run-time changes."""
+        categories = load_categories(config_dir)
+        organisation = load_organisation(config_dir)
+        for department in organisation.departments:
+            unknown = sorted(set(department.categories) - set(categories))
+            if unknown:
+                raise ValueError(
+                    f"organisation.yaml: department {department.id}: unknown categories {unknown}"
+                )
         return cls(
-            load_categories(config_dir),
+            categories,
             WorkCalendar.load(config_dir / "calendar.yaml"),
-            load_organisation(config_dir),
+            organisation,
+            OrganisationStore(engine, organisation) if engine is not None else None,
         )
+
+    @property
+    def organisation(self) -> Organisation:
+        """The organisation as it stands now: config plus the changes made through the API."""
+        return self.store.current() if self.store is not None else self.configured
 
     def clock(self, category: str) -> Clock:
         spec = self.categories.get(category)

@@ -8,19 +8,26 @@ each takes the communities of ``YIWANG_ALERTS_COMMUNITIES``.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic_settings import SettingsConfigDict
+from pydantic import field_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from alerts.casebook import CaseBook
 from alerts.engine import AlertEngine, Transition
-from alerts.notify import Outbox, load_channels
+from alerts.lifecycle import AlertState
+from alerts.models import Alert
+from alerts.notify import Outbox
 from alerts.policy import CasePolicy
 from alerts.rules import load_rules
 from alerts.schema import create_schema
@@ -52,10 +59,18 @@ class AlertSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="YIWANG_", extra="ignore")
 
     alerts_client_id: str = "yiwang-alerts"
-    alerts_communities: list[str] | None = None
+    # NoDecode: the env value is a plain list (``a,b``, as the docs show), not JSON.
+    alerts_communities: Annotated[list[str] | None, NoDecode] = None
     case_join_window_minutes: float = 60
     checkpoint_interval_s: float = 30.0
     autocheck_settle_minutes: float = 30.0
+
+    @field_validator("alerts_communities", mode="before")
+    @classmethod
+    def _split_communities(cls, value: object) -> object:
+        if isinstance(value, str) and not value.lstrip().startswith("["):
+            return [c.strip() for c in value.split(",") if c.strip()] or None
+        return json.loads(value) if isinstance(value, str) else value
 
 
 @dataclass
@@ -177,20 +192,52 @@ class AlertProcessor:
         self._save(self._engine.snapshot())
 
 
+def reconcile(saved: dict[str, Any] | None, alerts: Iterable[Alert]) -> dict[str, Any]:
+    """The checkpoint brought up to date with the alerts the case store has.
+
+    A crash loses the engine's state since its last checkpoint, not the transitions: those were
+    committed before their messages were acknowledged. Without this, an alert that fired after the
+    checkpoint is inactive to the restarted engine; a `for` rule then goes pending and fires again, and
+    the same alert joins its case a second time (or, past the join window, opens a duplicate case).
+    A pending alert keeps what the checkpoint says: its timer is re-derived from the stream.
+    """
+    series = dict((saved or {}).get("series", {}))
+    for alert in alerts:
+        status = "inactive" if alert.status == "resolved" else alert.status
+        entry = series.get(alert.fingerprint)
+        state = AlertState.load(entry["alert"]) if entry else AlertState()
+        if status not in ("inactive", "firing", "unknown") or status == state.status:
+            continue
+        began = alert.resolved_at if status == "inactive" and alert.resolved_at else alert.started_at
+        state.status, state.since_ms = status, int(began.timestamp() * 1000)  # type: ignore[assignment]
+        if status != "inactive":
+            state.flapping, state.silenced = alert.flapping, alert.silenced or alert.inhibited
+        series[alert.fingerprint] = {
+            "rule": alert.rule_id,
+            "version": entry["version"] if entry else None,
+            "alert": state.dump(),
+            "condition": entry["condition"] if entry else None,
+        }
+    return {**(saved or {}), "series": series}
+
+
 def build_processor(settings: AlertSettings, stop: threading.Event) -> tuple[AlertProcessor, list[str]]:
     """The processor with its engine restored from the last checkpoint, and the topics to follow."""
     db = make_engine(settings.database_url)
     create_schema(db)
-    policy = CasePolicy.load(settings.config_dir)
+    policy = CasePolicy.load(settings.config_dir, db)  # with the organisation's run-time changes
     rules = load_rules(settings.config_dir, policy.categories)
     catalog = load_catalog(settings.config_dir)
     communities = sorted(settings.alerts_communities or catalog.communities)
+    if unknown := set(communities) - set(catalog.communities):
+        raise ValueError(f"YIWANG_ALERTS_COMMUNITIES names unknown communities: {', '.join(sorted(unknown))}")
     partition = ",".join(communities)
     book = CaseBook(db, policy, timedelta(minutes=settings.case_join_window_minutes))
     engine = AlertEngine(rules, catalog, communities=communities)
     saved = book.load_checkpoint(partition)
-    if saved:
-        engine.restore(saved)
+    with Session(db) as session:
+        alerts = session.scalars(select(Alert).where(Alert.community.in_(communities))).all()
+    engine.restore(reconcile(saved, alerts))
     processor = AlertProcessor(
         engine,
         book,
@@ -198,7 +245,7 @@ def build_processor(settings: AlertSettings, stop: threading.Event) -> tuple[Ale
         stop,
         sla=SlaMonitor(db, policy, communities),
         autocheck=AutoCheck(db, policy, timedelta(minutes=settings.autocheck_settle_minutes), communities),
-        outbox=Outbox(db, channels) if (channels := load_channels(settings.config_dir)) else None,
+        outbox=Outbox.from_config(db, settings.config_dir, policy),
         partition=partition,
         checkpoint_interval_s=settings.checkpoint_interval_s,
     )

@@ -165,6 +165,47 @@ def issue_token(engine: Engine, user: User, label: str = "") -> str:
     return token
 
 
+@dataclass(frozen=True, slots=True)
+class TokenInfo:
+    """A token as its owner and admins see it: never the secret, which is stored only as a digest."""
+
+    id: int
+    username: str
+    label: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+def list_tokens(engine: Engine, username: str | None = None) -> list[TokenInfo]:
+    """Tokens of one account (or of every account when ``username`` is None), oldest first."""
+    query = select(api_tokens, users.c.username).join(users, api_tokens.c.user_id == users.c.id)
+    if username is not None:
+        query = query.where(users.c.username == username)
+    with engine.connect() as conn:
+        rows = conn.execute(query.order_by(api_tokens.c.id)).all()
+    return [TokenInfo(r.id, r.username, r.label, _utc(r.created_at), _utc(r.revoked_at)) for r in rows]
+
+
+def _utc(value: Any) -> Any:
+    """SQLite hands timestamps back without their offset; they were stored in UTC."""
+    return value.replace(tzinfo=UTC) if isinstance(value, datetime) and value.tzinfo is None else value
+
+
+def revoke_token(engine: Engine, token_id: int) -> bool:
+    """Revoke a token from now on; False when there is no such token. Revoking twice keeps the first time.
+
+    Every request looks its token up in the database (no cache), so the next request is already refused.
+    """
+    with engine.begin() as conn:
+        found = conn.execute(select(api_tokens.c.id).where(api_tokens.c.id == token_id)).first()
+        conn.execute(
+            update(api_tokens)
+            .where(api_tokens.c.id == token_id, api_tokens.c.revoked_at.is_(None))
+            .values(revoked_at=datetime.now(UTC))
+        )
+    return found is not None
+
+
 def user_for_token(engine: Engine, token: str) -> User | None:
     with engine.connect() as conn:
         row = conn.execute(

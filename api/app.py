@@ -5,8 +5,10 @@ from __future__ import annotations
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 
 import yiwang
@@ -27,7 +29,10 @@ from api.routes import (
     health,
     kpis,
     open311,
+    organisation,
+    tokens,
 )
+from api.security_headers import SecurityHeaders
 from api.settings import ApiSettings
 from contract.catalog import load_catalog
 from ingest.store.factory import open_store
@@ -41,7 +46,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     accounts.create_schema(engine)
     audit.create_schema(engine)
     heartbeat_metadata.create_all(engine)
-    policy = CasePolicy.load(settings.config_dir)
+    policy = CasePolicy.load(settings.config_dir, engine)  # with the organisation's run-time changes
     categories = policy.categories
     resources = Resources(
         settings=settings,
@@ -73,13 +78,23 @@ def create_app(settings: ApiSettings) -> FastAPI:
     )
     app.middleware("http")(audit.audit_middleware(engine))
     install_metrics(app)
-    for router in (
-        health.router,
+    app.add_middleware(SecurityHeaders)  # outermost of ours: every response gets the headers
+    app.mount("/static", StaticFiles(directory=Path(__file__).resolve().parent / "static"), name="static")
+    # Bearer-token routes answer 401 to a missing, unknown or revoked token: documented on each of them.
+    for bearer_router in (
         cases.router,
         alerting.router,
         kpis.router,
-        open311.router,
+        organisation.router,
         devices.router,
+        tokens.router,
+    ):
+        app.include_router(
+            bearer_router, responses={401: {"description": "Missing, unknown or revoked token"}}
+        )
+    for router in (
+        health.router,
+        open311.router,
         console.router,
         console_case.router,
         console_alerts.router,

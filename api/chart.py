@@ -5,6 +5,7 @@ Server-rendered so the console stays fast on a cheap laptop and needs no chartin
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 WIDTH, HEIGHT, PAD = 640, 180, 24
@@ -20,6 +21,13 @@ class Chart:
     unit: str
     width: int = WIDTH
     height: int = HEIGHT
+
+
+def numeric(samples: Iterable[tuple[int, object]]) -> list[tuple[int, float]]:
+    """The numeric (ts_ms, value) samples, in time order: booleans and strings cannot be drawn."""
+    return sorted(
+        (int(ts), float(v)) for ts, v in samples if isinstance(v, int | float) and not isinstance(v, bool)
+    )
 
 
 def line_chart(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 T = TypeVar("T")
 
@@ -59,6 +59,12 @@ class EvidenceOut(BaseModel):
     location: str
     observed: dict[str, Any]
     observed_at: datetime
+    readings: list[tuple[int, bool | int | float | str]] | None = Field(
+        default=None,
+        description="The readings of the rule's field the alert engine had seen when the alert fired: "
+        "[ts_ms, value] pairs, oldest first, the triggering reading included; null for event, timer and "
+        "composite rules.",
+    )
 
 
 class CaseDetail(CaseOut):

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from yiwang.common.settings import ServiceSettings
+from yiwang.common.settings import ServiceSettings, refuse_placeholder
 
 
 class ApiSettings(ServiceSettings):
@@ -21,3 +21,9 @@ class ApiSettings(ServiceSettings):
     display_timezone: str = Field(
         default="Asia/Shanghai", description="Time zone the console shows times in."
     )
+
+    @model_validator(mode="after")
+    def _no_placeholder_session_secret(self) -> ApiSettings:
+        secret = self.session_secret.get_secret_value() if self.session_secret else None
+        refuse_placeholder("YIWANG_SESSION_SECRET", secret)
+        return self

@@ -6,6 +6,9 @@ form says the role (ids are ``[a-z0-9-]``, so the dots cannot be ambiguous):
 - ``gw.<community>.<gateway>``: a gateway. It may publish only under its own
   ``yiwang/v1/<community>/<gateway>/#`` and read only its own ``config``. A stolen gateway key cannot
   forge another gateway's data or read another gateway's configuration.
+- ``fleet.<community>``: publishes for every gateway of one community and reads their config — for the
+  demo's simulator (one process plays all gateways) and a community-level bridge; never across
+  communities.
 - ``svc.<name>``: a server service (ingest, alerts): reads ``yiwang/v1/#``, publishes nothing.
 - ``admin.<name>``: reads everything and publishes desired ``config`` messages (the API/operator).
 
@@ -29,7 +32,7 @@ from contract.topics import PREFIX, Topic, TopicKind
 
 ITERATIONS = 101
 """mosquitto_passwd's default for ``$7$`` hashes in 2.0."""
-GATEWAY, SERVICE, ADMIN = "gw", "svc", "admin"
+GATEWAY, FLEET, SERVICE, ADMIN = "gw", "fleet", "svc", "admin"
 
 
 class AccountError(ValueError):
@@ -79,6 +82,9 @@ def acl_for(username: str) -> list[str]:
             f"topic write {Topic(community, gateway, kind).path}" for kind in TopicKind if kind.upstream
         ]
         return [*writes, f"topic read {Topic(community, gateway, TopicKind.CONFIG).path}"]
+    if role == FLEET and ID_RE.fullmatch(rest):
+        writes = [f"topic write {PREFIX}/{rest}/+/{kind.value}" for kind in TopicKind if kind.upstream]
+        return [*writes, f"topic read {PREFIX}/{rest}/+/{TopicKind.CONFIG.value}"]
     if role == SERVICE:
         return [f"topic read {PREFIX}/#"]
     if role == ADMIN:
@@ -116,6 +122,9 @@ class AccountStore:
 
     def add_gateway(self, community: str, gateway: str, *, rotate: bool = False) -> Credentials:
         return self._add(gateway_username(community, gateway), rotate)
+
+    def add_fleet(self, community: str, *, rotate: bool = False) -> Credentials:
+        return self._add(f"{FLEET}.{_check_id('community id', community)}", rotate)
 
     def add_service(self, name: str, *, admin: bool = False, rotate: bool = False) -> Credentials:
         return self._add(f"{ADMIN if admin else SERVICE}.{_check_id('service name', name)}", rotate)

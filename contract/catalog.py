@@ -116,9 +116,17 @@ class Catalog:
 
 def _load_yaml(path: Path) -> Any:
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as err:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:  # e.g. saved as GBK: say so instead of a traceback
+        raise ContractError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from err
+    except OSError as err:
         raise ContractError(f"{path}: {err}") from err
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ContractError(f"{path}: {err}") from err
+    except RecursionError as err:  # PyYAML's constructor recurses once per nesting level
+        raise ContractError(f"{path}: YAML nested too deeply") from err
 
 
 def load_model(model: type[M], path: Path) -> M:

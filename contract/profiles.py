@@ -10,13 +10,14 @@ derived and checked when the profile loads, so a wrong profile fails at load, no
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from contract.errors import ContractError
 from contract.ids import FieldName, SensorTypeRef
-from contract.messages import EventKind
+from contract.messages import MAX_STRING_VALUE, EventKind
 
 FieldType = Literal["float", "int", "bool", "string"]
 Scalar = bool | int | float | str
@@ -48,9 +49,13 @@ class FieldSpec(BaseModel):
         if self.type == "string":
             if not isinstance(value, str):
                 raise ContractError(f"{name}: expected a string, got {value!r}")
+            if len(value) > MAX_STRING_VALUE:  # what a Reading refuses, refused here with the field's name
+                raise ContractError(f"{name}: string longer than {MAX_STRING_VALUE} characters")
             return value
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ContractError(f"{name}: expected a number, got {value!r}")
+        if isinstance(value, float) and not math.isfinite(value):  # a source's NaN; a Reading refuses it
+            raise ContractError(f"{name}: expected a finite number, got {value!r}")
         if self.type == "int":
             if isinstance(value, float) and not value.is_integer():
                 raise ContractError(f"{name}: expected an integer, got {value!r}")

@@ -137,7 +137,7 @@ class FastDecoder:
             return None
         try:
             doc = _loads(payload.decode("utf-8"))
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nesting deeper than json allows
             return None
         if type(doc) is not dict or len(doc) != 2:
             return None

@@ -55,6 +55,15 @@ class IngestMetrics:
         self.queue_depth = Gauge(
             "yiwang_ingest_queue_depth", "Messages received, not yet handled", registry=r
         )
+        self.deferred = Counter(
+            "yiwang_ingest_deferred_messages",
+            "Messages of a gateway over its budget, set aside to be handled with spare capacity",
+            ["gateway"],
+            registry=r,
+        )
+        self.deferred_depth = Gauge(
+            "yiwang_ingest_deferred_depth", "Deferred messages not yet handled", registry=r
+        )
 
 
 def reason_class(reason: str) -> str:

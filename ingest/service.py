@@ -23,8 +23,9 @@ from pydantic_settings import SettingsConfigDict
 from contract import TopicKind, subscription
 from contract.catalog import load_catalog
 from ingest.deadletters import DeadLetterStore
+from ingest.fairness import Deferral, GatewayBudget
 from ingest.metrics import IngestMetrics, serve
-from ingest.spool import DiskSpool
+from ingest.spool import DiskSpool, MessageSpool
 from ingest.store.factory import open_store
 from ingest.writer import RETRYABLE, BatchWriter, Counters
 from yiwang.common.consumer import AckingConsumer
@@ -61,6 +62,15 @@ class IngestSettings(ServiceSettings):
         default=Path("var/ingest-spool"), description="Outage spool; None = retry in place, no spool."
     )
     ingest_spool_max_bytes: int = Field(default=1024**3, ge=1)
+    # Fairness (ingest/fairness.py): ~4 MB/s is ~40,000 readings/s — hundreds of times what a gateway
+    # of a few hundred sensors sends — so only a runaway gateway is ever deferred.
+    ingest_gateway_bytes_per_s: float = Field(
+        default=4_000_000, ge=0, description="Payload bytes/s per gateway before deferral; 0 = off."
+    )
+    ingest_gateway_burst_bytes: float = Field(
+        default=16_000_000, gt=0, description="Bucket size (a larger message is always deferred)."
+    )
+    ingest_deferral_max_bytes: int = Field(default=1024**3, ge=1)
     ingest_metrics_host: str = "127.0.0.1"
     ingest_metrics_port: int = Field(default=9464, ge=0, le=65535, description="0 = no /metrics.")
 
@@ -81,6 +91,16 @@ def run(settings: IngestSettings, stop: threading.Event) -> None:
         spool = DiskSpool(
             settings.ingest_spool_dir / settings.client_id, max_bytes=settings.ingest_spool_max_bytes
         )
+    deferral = None
+    if settings.ingest_spool_dir is not None and settings.ingest_gateway_bytes_per_s > 0:
+        deferral = Deferral(
+            GatewayBudget(settings.ingest_gateway_bytes_per_s, settings.ingest_gateway_burst_bytes),
+            MessageSpool(
+                settings.ingest_spool_dir / f"{settings.client_id}.deferred",
+                max_bytes=settings.ingest_deferral_max_bytes,
+            ),
+            metrics,
+        )
     writer = BatchWriter(
         catalog=load_catalog(settings.config_dir),
         store=store,
@@ -88,6 +108,7 @@ def run(settings: IngestSettings, stop: threading.Event) -> None:
         stop=stop,
         spool=spool,
         metrics=metrics,
+        deferral=deferral,
     )
     shared = settings.ingest_share_group is not None
     consumer = AckingConsumer(
@@ -111,6 +132,15 @@ def run(settings: IngestSettings, stop: threading.Event) -> None:
     )
     drainer = threading.Thread(target=writer.drain, name="ingest-spool-drain", daemon=True)
     drainer.start()
+    # Deferred messages go through when the live stream leaves room: less than a batch waiting.
+    has_room = lambda: consumer.queue_depth < settings.ingest_batch_messages  # noqa: E731
+    deferred_drainer = threading.Thread(
+        target=writer.drain_deferred,
+        args=(has_room, settings.ingest_batch_messages),
+        name="ingest-deferred-drain",
+        daemon=True,
+    )
+    deferred_drainer.start()
     stop_metrics = (
         serve(metrics, settings.ingest_metrics_host, settings.ingest_metrics_port)
         if settings.ingest_metrics_port
@@ -123,6 +153,7 @@ def run(settings: IngestSettings, stop: threading.Event) -> None:
     finally:
         stop.set()
         drainer.join(30)
+        deferred_drainer.join(30)
         stop_metrics()
         store.close()
         engine.dispose()

@@ -15,21 +15,24 @@ from __future__ import annotations
 import json
 import logging
 import os
+import struct
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Generic, TypeVar
 
 from ingest.store import Point, Scalar
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class SpoolFull(Exception):
     """The spool reached its size bound; keep the batch unacknowledged."""
 
 
-def _encode(points: Sequence[Point]) -> bytes:
-    rows = [[p.measurement, dict(p.tags), dict(p.fields), p.ts_ms] for p in points]
+def _encode(items: Sequence[Point]) -> bytes:
+    rows = [[p.measurement, dict(p.tags), dict(p.fields), p.ts_ms] for p in items]
     return json.dumps(rows, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
@@ -38,8 +41,19 @@ def _decode(data: bytes) -> list[Point]:
     return [Point(measurement=m, tags=t, fields=f, ts_ms=ts) for m, t, f, ts in rows]
 
 
-class DiskSpool:
-    """Segments ``NNNNNNNNNNNN-COUNT.json`` in one directory, drained in name (= arrival) order."""
+class SegmentSpool(Generic[T]):
+    """Segments ``NNNNNNNNNNNN-COUNT.json`` in one directory, drained in name (= arrival) order.
+
+    Subclasses say how a batch of items becomes the bytes of one segment.
+    """
+
+    @staticmethod
+    def encode(items: Sequence[T]) -> bytes:
+        raise NotImplementedError
+
+    @staticmethod
+    def decode(data: bytes) -> list[T]:
+        raise NotImplementedError
 
     def __init__(self, directory: Path, *, max_bytes: int = 1024**3) -> None:
         self.directory = directory
@@ -63,9 +77,9 @@ class DiskSpool:
         with self._lock:
             return len(self._segments)
 
-    def append(self, points: Sequence[Point]) -> None:
+    def append(self, points: Sequence[T]) -> None:
         """Store a batch durably; SpoolFull when the bound is reached (nothing written then)."""
-        data = _encode(points)
+        data = self.encode(points)
         with self._lock:
             if self.depth_bytes + len(data) > self.max_bytes:
                 raise SpoolFull(f"spool {self.directory} is full ({self.depth_bytes} bytes)")
@@ -82,12 +96,25 @@ class DiskSpool:
             self.depth_bytes += len(data)
             self.depth_points += len(points)
 
-    def oldest(self) -> tuple[Path, list[Point]] | None:
+    def oldest(self) -> tuple[Path, list[T]] | None:
         with self._lock:
             if not self._segments:
                 return None
             path = self._segments[0]
-        return path, _decode(path.read_bytes())
+        return path, self.decode(path.read_bytes())
+
+    def oldest_segments(self, max_items: int) -> list[tuple[Path, list[T]]]:
+        """The oldest segments holding at most ``max_items`` in all (always at least one, if any)."""
+        with self._lock:
+            paths: list[Path] = []
+            total = 0
+            for path in self._segments:
+                count = self._count(path)
+                if paths and total + count > max_items:
+                    break
+                paths.append(path)
+                total += count
+        return [(path, self.decode(path.read_bytes())) for path in paths]
 
     def remove(self, path: Path) -> None:
         """Forget a segment the store accepted (or that went to the dead letters)."""
@@ -97,3 +124,41 @@ class DiskSpool:
             self._segments.remove(path)
             self.depth_bytes -= size
             self.depth_points -= self._count(path)
+
+
+class DiskSpool(SegmentSpool[Point]):
+    """Points the store could not take yet (JSON rows)."""
+
+    encode = staticmethod(_encode)
+    decode = staticmethod(_decode)
+
+
+_LENGTHS = struct.Struct("<II")
+
+
+def _encode_messages(items: Sequence[tuple[str, bytes]]) -> bytes:
+    # Length-prefixed, not JSON: a payload may be any bytes (a poison message is deferred like the rest).
+    out = bytearray()
+    for topic, payload in items:
+        name = topic.encode("utf-8")
+        out += _LENGTHS.pack(len(name), len(payload)) + name + payload
+    return bytes(out)
+
+
+def _decode_messages(data: bytes) -> list[tuple[str, bytes]]:
+    messages, at = [], 0
+    while at < len(data):
+        topic_len, payload_len = _LENGTHS.unpack_from(data, at)
+        at += _LENGTHS.size
+        topic = data[at : at + topic_len].decode("utf-8")
+        at += topic_len
+        messages.append((topic, data[at : at + payload_len]))
+        at += payload_len
+    return messages
+
+
+class MessageSpool(SegmentSpool[tuple[str, bytes]]):
+    """Raw (topic, payload) messages set aside undecoded: a flooding gateway's excess (ingest/fairness.py)."""
+
+    encode = staticmethod(_encode_messages)
+    decode = staticmethod(_decode_messages)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from contract import ContractError
 from contract.catalog import Catalog
 from ingest.deadletters import DeadLetter, DeadLetterStore
+from ingest.fairness import Deferral
 from ingest.fastpath import FastDecoder
 from ingest.metrics import IngestMetrics, reason_class
 from ingest.spool import DiskSpool, SpoolFull
@@ -57,16 +59,24 @@ class BatchWriter:
         stop: threading.Event,
         spool: DiskSpool | None = None,
         metrics: IngestMetrics | None = None,
+        deferral: Deferral | None = None,
     ) -> None:
         self._catalog, self._store, self._dead, self._stop = catalog, store, dead, stop
         self._spool = spool
+        self._deferral = deferral
         self._fast = FastDecoder(catalog)
         self.metrics = metrics or IngestMetrics()
         self.counters = Counters()
         self._lock = threading.Lock()
 
     def process(self, batch: list[Inbound]) -> bool:
-        """True when every message of the batch is stored (or dead-lettered) and may be acknowledged."""
+        """True when every message of the batch is stored, spooled, deferred or dead-lettered, and may
+        therefore be acknowledged."""
+        if self._deferral is not None:
+            batch = self._deferral.split(batch)
+        return self._handle(batch)
+
+    def _handle(self, batch: list[Inbound]) -> bool:
         decoded: list[tuple[Inbound, Decoded]] = []
         letters: list[DeadLetter] = []
         fast = self._fast.decode
@@ -204,6 +214,28 @@ class BatchWriter:
             self._spool.remove(path)
             self._update_spool_gauges()
             log.info("spool: wrote back %d points (%d left)", len(points), self._spool.depth_points)
+
+    def drain_deferred(self, has_spare_capacity: Callable[[], bool], batch_messages: int = 5000) -> None:
+        """Handle deferred messages (oldest first, up to ``batch_messages`` at a time) while live
+        traffic leaves room, until ``stop``."""
+        if self._deferral is None:
+            return
+        spool = self._deferral.spool
+        while not self._stop.is_set():
+            segments = spool.oldest_segments(batch_messages) if has_spare_capacity() else []
+            if not segments:
+                self._stop.wait(0.1)
+                continue
+            batch = [
+                Inbound(mid=0, qos=1, topic=topic, payload=payload)
+                for _, messages in segments
+                for topic, payload in messages
+            ]
+            if not self._handle(batch):
+                return  # stopped: the segments stay and are handled after the restart
+            for path, _ in segments:
+                spool.remove(path)
+            self.metrics.deferred_depth.set(spool.depth_points)
 
     # -- accounting ----------------------------------------------------------------------------------
 

@@ -243,8 +243,10 @@ def start_mosquitto(
     base_dir: Path | None = None,
     extra_config: str = "",
     timeout: float = 10.0,
+    accounts_dir: Path | None = None,
 ) -> MosquittoServer:
-    """Start Mosquitto with anonymous access, persistence and queues sized for outages.
+    """Start Mosquitto with persistence and queues sized for outages; anonymous unless ``accounts_dir``
+    (a `broker/accounts.py` store: password file + ACL) is given.
 
     ``extra_config`` is appended to the generated config (e.g. ``autosave_interval 1``).
     """
@@ -253,7 +255,11 @@ def start_mosquitto(
     log_path = workdir / "mosquitto.log"
     config = [
         f"listener {port} {HOST}",
-        "allow_anonymous true",
+        *(
+            [f"password_file {accounts_dir / 'passwd'}", f"acl_file {accounts_dir / 'acl'}"]
+            if accounts_dir
+            else ["allow_anonymous true"]
+        ),
         "persistence true",
         # The trailing slash matters: Mosquitto concatenates it with the file name.
         f"persistence_location {workdir}/",

@@ -31,6 +31,7 @@ import typer
 import yaml
 from setuptools import find_namespace_packages
 
+from broker.accounts import AccountStore
 from broker.mosquitto import MosquittoConfig, mosquitto_binary
 from yiwang.cli import app
 
@@ -313,7 +314,7 @@ def test_dockerfile_copies_every_package_and_dockerignore_keeps_secrets_out() ->
     assert re.search(r"^USER 10001", dockerfile, flags=re.MULTILINE)
     assert 'ENTRYPOINT ["yiwang"]' in dockerfile
     ignored = set((ROOT / ".dockerignore").read_text(encoding="utf-8").split())
-    assert {".env", "broker/passwd", ".venv", "var", ".git", "tests"} <= ignored
+    assert {".env", "broker/accounts/", ".venv", "var", ".git", "tests"} <= ignored
 
 
 # --- Mosquitto ----------------------------------------------------------------------------------------
@@ -331,8 +332,10 @@ def test_mosquitto_config_keeps_its_promises() -> None:
     lines = {line.strip() for line in text.splitlines()}
     assert {"allow_anonymous false", "persistence true", "max_queued_messages 1000000"} <= lines
     options = config_options(text)
-    assert options["password_file"] == ["/mosquitto/config/passwd"]
-    assert mounted_source(services()["mosquitto"], "/mosquitto/config/passwd")
+    # Logins and the per-role ACL from the directory `yiwang gateway add` / `broker-account` write.
+    assert options["password_file"] == ["/mosquitto/config/accounts/passwd"]
+    assert options["acl_file"] == ["/mosquitto/config/accounts/acl"]
+    assert mounted_source(services()["mosquitto"], "/mosquitto/config/accounts")
     assert options["persistence_location"] == ["/mosquitto/data/"]
     assert mounted_source(services()["mosquitto"], "/mosquitto/data") == "mosquitto-data"
 
@@ -341,7 +344,14 @@ def test_mosquitto_limits_match_the_generated_config() -> None:
     """The compose config and broker/mosquitto.py must not drift apart."""
     rendered = config_options(MosquittoConfig(host="127.0.0.1", port=1883, data_dir=Path("/d")).render())
     ours = config_options(mosquitto_conf_path().read_text(encoding="utf-8"))
-    local_only = {"user", "listener", "persistence_location", "password_file", "log_timestamp_format"}
+    local_only = {
+        "user",
+        "listener",
+        "persistence_location",
+        "password_file",
+        "acl_file",
+        "log_timestamp_format",
+    }
     for key in rendered.keys() - local_only:
         assert ours.get(key) == rendered[key], (
             f"{key}: compose {ours.get(key)} != mosquitto.py {rendered[key]}"
@@ -351,19 +361,15 @@ def test_mosquitto_limits_match_the_generated_config() -> None:
 @pytest.fixture
 def compose_mosquitto(tmp_path: Path) -> Iterator[tuple[int, dict[str, str]]]:
     """Mosquitto on the compose config (paths and port moved into tmp_path) with one user."""
-    binary, passwd_tool = mosquitto_binary(), shutil.which("mosquitto_passwd")
+    binary = mosquitto_binary()
     # Like the other integration tests: Debian's mosquitto package is a test requirement (.ci/run).
-    assert binary is not None and passwd_tool is not None and shutil.which("mosquitto_sub") is not None, (
-        "the integration tests need mosquitto, mosquitto_passwd and mosquitto_sub"
+    assert binary is not None and shutil.which("mosquitto_sub") is not None, (
+        "the integration tests need mosquitto and mosquitto_sub"
     )
-    credentials = {"YIWANG_MQTT_USERNAME": "yiwang", "YIWANG_MQTT_PASSWORD": "s3cret-Pass"}
-    passwd = tmp_path / "passwd"
-    subprocess.run(
-        [passwd_tool, "-c", "-b", str(passwd), *credentials.values()],
-        check=True,
-        capture_output=True,
-        timeout=30,
-    )
+    # The account the compose services use, made the way broker/mosquitto.compose.conf says.
+    store = AccountStore(tmp_path / "accounts")
+    account = store.add_service("yiwang")
+    credentials = {"YIWANG_MQTT_USERNAME": account.username, "YIWANG_MQTT_PASSWORD": account.password}
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -371,7 +377,7 @@ def compose_mosquitto(tmp_path: Path) -> Iterator[tuple[int, dict[str, str]]]:
     for old, new in (
         ("\nlistener 1883\n", f"\nlistener {port} 127.0.0.1\n"),
         ("/mosquitto/data/", f"{tmp_path}/data/"),
-        ("/mosquitto/config/passwd", str(passwd)),
+        ("/mosquitto/config/accounts/", f"{store.directory}/"),
     ):
         assert old in text
         text = text.replace(old, new)

@@ -1,3 +1,3 @@
-from yiwang.cli import app
+from yiwang.cli import main
 
-app()
+main()

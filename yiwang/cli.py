@@ -10,9 +10,12 @@ import os
 import secrets
 import signal
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from broker.accounts import Credentials
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Yiwang (一网) smart-community platform.")
 edge_app = typer.Typer(no_args_is_help=True, help="Edge agent commands (run on the gateway).")
@@ -23,6 +26,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(silence_app, name="silence")
 gateway_app = typer.Typer(no_args_is_help=True, help="Gateway provisioning (run on the server).")
 app.add_typer(gateway_app, name="gateway")
+account_app = typer.Typer(no_args_is_help=True, help="Broker accounts of the server services.")
+app.add_typer(account_app, name="broker-account")
 
 DEMO_DIR = Path("var/demo")
 
@@ -167,6 +172,33 @@ def gateway_add(
     )
 
 
+@account_app.command("service")
+def broker_account_service(
+    name: Annotated[str, typer.Argument(help="Service name, e.g. ingest or alerts.")],
+    admin: Annotated[
+        bool, typer.Option(help="May also publish desired gateway config (the operator's API).")
+    ] = False,
+    accounts_dir: Annotated[Path, typer.Option(help="Where the broker's passwd and acl files live.")] = Path(
+        "var/broker/accounts"
+    ),
+    rotate: Annotated[bool, typer.Option(help="Replace the password of an existing account.")] = False,
+) -> None:
+    """Create a service's broker account (reads every gateway's topics); prints its password once."""
+    from broker.accounts import AccountError, AccountStore
+
+    try:
+        credentials = AccountStore(accounts_dir).add_service(name, admin=admin, rotate=rotate)
+    except AccountError as err:
+        typer.echo(f"yiwang broker-account: {err}", err=True)
+        raise typer.Exit(2) from err
+    typer.echo(credentials.password)
+    typer.echo(
+        f"broker-account: {credentials.username} created; set YIWANG_MQTT_USERNAME={credentials.username} "
+        "and YIWANG_MQTT_PASSWORD to the line above; reload Mosquitto (SIGHUP) to apply",
+        err=True,
+    )
+
+
 @app.command()
 def broker(
     embedded: Annotated[
@@ -175,21 +207,38 @@ def broker(
     data_dir: Annotated[Path, typer.Option(help="Where Mosquitto keeps its config and persistence.")] = Path(
         "var/broker"
     ),
+    accounts_dir: Annotated[
+        Path | None,
+        typer.Option(help="Password file + ACL (`yiwang gateway add`); default: <data-dir>/accounts."),
+    ] = None,
+    allow_anonymous: Annotated[
+        bool, typer.Option(help="No accounts at all: only for a throw-away benchmark broker.")
+    ] = False,
 ) -> None:
-    """Run the MQTT broker: Mosquitto when installed, otherwise the embedded one."""
+    """Run the MQTT broker: Mosquitto when installed, otherwise the embedded one. Logins required."""
+    from broker.accounts import AccountStore
     from broker.embedded import run_embedded
     from broker.mosquitto import MosquittoConfig, mosquitto_binary
     from yiwang.common.runner import run_until_signalled
     from yiwang.common.settings import MqttSettings
 
     settings = MqttSettings()
+    store = None if allow_anonymous else AccountStore((accounts_dir or data_dir / "accounts").resolve())
+    if store is not None and not store.usernames():
+        raise typer.BadParameter(
+            f"no broker accounts in {store.password_file}: add them with `yiwang gateway add` "
+            "(gateways) and `yiwang broker-account service NAME` (services), or pass --allow-anonymous for a "
+            "throw-away broker"
+        )
     binary = mosquitto_binary()
     if binary and not embedded:
         config = MosquittoConfig(
             host=settings.mqtt_host,
             port=settings.mqtt_port,
             data_dir=data_dir.resolve(),
-            allow_anonymous=True,
+            allow_anonymous=allow_anonymous,
+            password_file=store.password_file if store else None,
+            acl_file=store.acl_file if store else None,
         )
         path = config.write(data_dir / "mosquitto.conf")
         typer.echo(f"broker: Mosquitto ({binary}) on {settings.mqtt_host}:{settings.mqtt_port}", err=True)
@@ -198,10 +247,13 @@ def broker(
         f"broker: embedded amqtt on {settings.mqtt_host}:{settings.mqtt_port} (install mosquitto for more)",
         err=True,
     )
-    run_until_signalled("broker", lambda stop: run_embedded(settings.mqtt_host, settings.mqtt_port, stop))
+    directory = store.directory if store else None
+    run_until_signalled(
+        "broker", lambda stop: run_embedded(settings.mqtt_host, settings.mqtt_port, stop, directory)
+    )
 
 
-BENCH_AREAS = ("case-latency", "edge", "alerts", "camera", "ingest", "api")
+BENCH_AREAS = ("case-latency", "edge", "alerts", "camera", "ingest", "api", "soak")
 
 
 @app.command()
@@ -214,6 +266,8 @@ def bench(
     ] = False,
     seconds: Annotated[float, typer.Option(min=1, help="Load duration per phase (ingest).")] = 15.0,
     replicas: Annotated[int, typer.Option(min=1, help="Ingest processes (ingest; >1: shared sub).")] = 1,
+    minutes: Annotated[float, typer.Option(min=0.1, help="Soak duration at half capacity (soak).")] = 30.0,
+    plot_dir: Annotated[Path | None, typer.Option(help="Write the soak's PNG curves here (soak).")] = None,
 ) -> None:
     """Benchmark against real components on this machine, with a ceiling measured in the same run."""
     import json
@@ -239,6 +293,10 @@ def bench(
         from yiwang.bench import ingest as ingest_bench
 
         result = ingest_bench.run(ServiceSettings().config_dir, seconds=seconds, replicas=replicas)
+    elif area == "soak":
+        from yiwang.bench import soak as soak_bench
+
+        result = soak_bench.run(ServiceSettings().config_dir, minutes=minutes, plot_dir=plot_dir)
     elif area == "camera":
         from yiwang.bench import camera as camera_bench
 
@@ -329,13 +387,63 @@ def silence_expire(silence_id: int) -> None:
     typer.echo(f"silence {silence_id} ended")
 
 
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Bring the database to the newest schema: create it, adopt one made by create_all, or migrate."""
+    from yiwang.common.settings import ServiceSettings
+    from yiwang.schema import ensure_schema
+
+    typer.echo(f"db: {ensure_schema(ServiceSettings().database_url)}")
+
+
 @db_app.command("init")
 def db_init() -> None:
-    """Create every table that is missing (idempotent)."""
-    from yiwang.common.settings import ServiceSettings
-    from yiwang.schema import create_all
+    """The same as `yiwang db upgrade` (idempotent); kept for deployments that call it."""
+    db_upgrade()
 
-    create_all(ServiceSettings().database_url)
+
+@db_app.command("current")
+def db_current() -> None:
+    """The schema revision the database is at, and the newest this version knows."""
+    from yiwang import migrations
+    from yiwang.common.db import make_engine
+    from yiwang.common.settings import ServiceSettings
+
+    engine = make_engine(ServiceSettings().database_url)
+    try:
+        at = migrations.current(engine)
+    finally:
+        engine.dispose()
+    head = migrations.head()
+    state = "up to date" if at == head else "run `yiwang db upgrade`"
+    typer.echo(f"{at or 'none (not managed by migrations yet)'} (head {head}: {state})")
+    if at != head:
+        raise typer.Exit(1)
+
+
+@db_app.command("revision")
+def db_revision(
+    message: Annotated[str, typer.Option("-m", "--message", help="What the revision changes.")],
+    empty: Annotated[bool, typer.Option(help="An empty script to fill by hand (data migrations).")] = False,
+) -> None:
+    """Write a new revision from the difference between the newest revision and the models (developers).
+
+    The comparison runs against a scratch SQLite database built by replaying every revision, so it needs
+    no server and sees exactly what the revisions create. Read the script before committing it.
+    """
+    import tempfile
+
+    from yiwang import migrations
+    from yiwang.common.db import make_engine
+
+    with tempfile.TemporaryDirectory() as scratch:
+        engine = make_engine(f"sqlite:///{scratch}/head.db")
+        try:
+            migrations.upgrade(engine)
+            path = migrations.revision(engine, message, autogenerate=not empty)
+        finally:
+            engine.dispose()
+    typer.echo(f"wrote {path}")
 
 
 @app.command()
@@ -350,10 +458,12 @@ def up(
 
     from api.accounts import ensure_demo_operator
     from api.settings import ApiSettings
+    from broker.demo import ensure_demo_accounts
     from broker.mosquitto import MosquittoConfig, mosquitto_binary
+    from edge.service import EdgeSettings
     from yiwang.common.db import make_engine
     from yiwang.common.logs import setup_logging
-    from yiwang.schema import create_all, reset_demo_database_if_outdated
+    from yiwang.schema import ensure_schema, reset_demo_database_if_outdated
     from yiwang.supervisor import Child, Supervisor, env_with, self_command, wait_for_port
 
     setup_logging("up")
@@ -381,11 +491,18 @@ def up(
         typer.echo(
             "the demo database was made by an older version: moved aside (.old), starting fresh", err=True
         )
-    create_all(settings.database_url)
+    ensure_schema(settings.database_url)
     engine = make_engine(settings.database_url)
     credentials_path = DEMO_DIR / "credentials.json"
     ensure_demo_operator(engine, credentials_path)
     engine.dispose()
+
+    # The demo broker requires credentials like a production one: one account per service, and one
+    # that publishes for the simulated community's gateways (also handed to the user, for the README).
+    community = EdgeSettings().community
+    accounts = ensure_demo_accounts((DEMO_DIR / "broker").resolve(), [community])
+    fleet = accounts.fleets[community]
+    _add_to_credentials(credentials_path, {"mqtt_username": fleet.username, "mqtt_password": fleet.password})
 
     binary = mosquitto_binary()
     if binary and not embedded_broker:
@@ -393,30 +510,32 @@ def up(
             host=host,
             port=settings.mqtt_port,
             data_dir=(DEMO_DIR / "mosquitto").resolve(),
-            allow_anonymous=True,
+            password_file=accounts.store.password_file,
+            acl_file=accounts.store.acl_file,
         ).write(DEMO_DIR / "mosquitto.conf")
         broker_child, broker_kind = (
             Child("broker", [binary, "-c", str(conf)], settings.mqtt_port),
             f"Mosquitto ({binary})",
         )
     else:
-        broker_child = Child("broker", self_command("broker", "--embedded"), settings.mqtt_port)
-        broker_kind = "embedded amqtt (Mosquitto not found on PATH)"
+        argv = self_command("broker", "--embedded", "--accounts-dir", str(accounts.store.directory))
+        broker_child = Child("broker", argv, settings.mqtt_port)
+        broker_kind = "embedded amqtt" + ("" if embedded_broker else " (Mosquitto not found on PATH)")
 
     supervisor = Supervisor(env, host)
     supervisor.install_signal_handlers()
     code = 1
     try:
         supervisor.start(broker_child)
-        supervisor.start(Child("ingest", self_command("ingest")))
-        supervisor.start(Child("alerts", self_command("alerts")))
+        for name in ("ingest", "alerts"):
+            supervisor.start(Child(name, self_command(name), env=_mqtt_login(accounts.services[name])))
         supervisor.start(Child("api", self_command("api"), settings.http_port))
         if simulate:
-            supervisor.start(Child("edge-sim", self_command("edge", "simulate")))
+            supervisor.start(Child("edge-sim", self_command("edge", "simulate"), env=_mqtt_login(fleet)))
         typer.echo(
             f"\nYiwang is up.\n  console   http://{settings.http_host}:{settings.http_port}/console\n"
             f"  broker    {broker_kind} on {host}:{settings.mqtt_port}\n"
-            f"  login     {credentials_path} (username, password, API token)\n"
+            f"  login     {credentials_path} (username, password, API token, MQTT login)\n"
             f"  data      {settings.database_url}, {settings.series_url}\n  Ctrl-C stops everything.\n",
             err=True,
         )
@@ -426,3 +545,54 @@ def up(
     finally:
         supervisor.stop_all()
     raise typer.Exit(code)
+
+
+def _mqtt_login(credentials: Credentials) -> dict[str, str]:
+    return {"YIWANG_MQTT_USERNAME": credentials.username, "YIWANG_MQTT_PASSWORD": credentials.password}
+
+
+def _add_to_credentials(path: Path, extra: dict[str, str]) -> None:
+    """Merge ``extra`` into the demo's credentials file (kept 0600)."""
+    import json
+
+    credentials = json.loads(path.read_text(encoding="utf-8")) | extra
+    path.write_text(json.dumps(credentials, indent=2) + "\n", encoding="utf-8")
+    path.chmod(0o600)
+
+
+chaos_app = typer.Typer(no_args_is_help=True, help="Whole-system fault injection on this machine.")
+app.add_typer(chaos_app, name="chaos")
+
+
+@chaos_app.command("run")
+def chaos_run(
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    scenario: Annotated[list[str] | None, typer.Option("--scenario", help="Only these (repeatable).")] = None,
+    repeats: Annotated[int, typer.Option(min=1, help="Runs of each scenario, each on a fresh stack.")] = 2,
+    scale: Annotated[float, typer.Option(min=0.01, help="Fault durations × this (0.1: 60 s → 6 s).")] = 1.0,
+) -> None:
+    """Real Mosquitto, influxd, PostgreSQL, ingest, alerts and gateways; faults injected; nothing lost."""
+    import json
+
+    from yiwang.chaos.run import run as run_chaos
+    from yiwang.common.settings import ServiceSettings
+
+    try:
+        result = run_chaos(ServiceSettings().config_dir, names=scenario or (), repeats=repeats, scale=scale)
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from err
+    typer.echo(json.dumps(result) if as_json else json.dumps(result, indent=2, ensure_ascii=False))
+    if not all(s["ok"] for s in result["scenarios"]):
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    """The `yiwang` command: settings errors from the environment end in one clear line, not a traceback."""
+    from pydantic import ValidationError
+
+    try:
+        app(standalone_mode=True)
+    except ValidationError as err:
+        reasons = "; ".join(e["msg"].removeprefix("Value error, ") for e in err.errors())
+        typer.echo(f"yiwang: refusing to start: {reasons}", err=True)
+        raise SystemExit(2) from None

@@ -1,7 +1,8 @@
-"""Create every service's tables; `yiwang db init` and `yiwang up` run it before services start.
+"""Every service's tables, and bringing a database to the newest schema (`yiwang db upgrade`).
 
-Services also create what they own when it is missing, but doing it once up front avoids two
-processes racing to create the same table on first start.
+`yiwang db init`/`upgrade`, `yiwang up` and compose's migrate job run :func:`ensure_schema` before the
+services start. Services still create the tables they own when missing (tests and ad-hoc runs rely on
+it); on a database that is already at the newest revision that creates nothing.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from sqlalchemy import MetaData
+from sqlalchemy import Engine, MetaData, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.schema import CreateTable
 
@@ -17,6 +18,7 @@ from alerts.models import Base
 from alerts.schema import create_schema as create_case_schema
 from api import accounts, audit
 from ingest.deadletters import metadata as dead_letter_metadata
+from yiwang import migrations
 from yiwang.common.db import make_engine
 from yiwang.common.heartbeat import metadata as heartbeat_metadata
 
@@ -51,12 +53,70 @@ def reset_demo_database_if_outdated(database_url: str, marker: Path) -> bool:
 
 
 def create_all(database_url: str) -> None:
+    """Create the missing tables from the models, outside migrations (tests, benchmarks)."""
     engine = make_engine(database_url)
     try:
-        create_case_schema(engine)
-        accounts.create_schema(engine)
-        audit.create_schema(engine)
-        dead_letter_metadata.create_all(engine)
-        heartbeat_metadata.create_all(engine)
+        _create_missing(engine)
     finally:
         engine.dispose()
+
+
+def _create_missing(engine: Engine) -> None:
+    create_case_schema(engine)
+    accounts.create_schema(engine)
+    audit.create_schema(engine)
+    dead_letter_metadata.create_all(engine)
+    heartbeat_metadata.create_all(engine)
+
+
+def table_names() -> set[str]:
+    return {t.name for m in METADATA for t in m.sorted_tables}
+
+
+def ensure_schema(database_url: str) -> str:
+    """Bring the database to the newest revision, whatever made it; say what was done.
+
+    - versioned (has ``alembic_version``): ``alembic upgrade head``;
+    - none of our tables: create them from the models and stamp head. The models and head are the same
+      schema in a release (tests/test_migrations.py checks it); one create_all is quicker than
+      replaying every revision, and it is what the services themselves do on a fresh database;
+    - our tables without ``alembic_version``: made by create_all, either of this version (a service
+      started before the first `yiwang db upgrade`; the tables it has match the models: stamp head)
+      or of an earlier release (stamp the baseline, upgrade). Tables still missing are then created.
+    """
+    engine = make_engine(database_url)
+    try:
+        return _ensure(engine)
+    finally:
+        engine.dispose()
+
+
+def _ensure(engine: Engine) -> str:
+    head = migrations.head()
+    was = migrations.current(engine)
+    if was is not None:
+        migrations.upgrade(engine)
+        return f"at {head}" if was == head else f"upgraded {was} -> {head}"
+    ours = table_names()
+    present = ours & set(inspect(engine).get_table_names())
+    if not present:
+        _create_missing(engine)
+        migrations.stamp(engine, head)
+        return f"created the schema at {head}"
+    diffs = [d for d in migrations.differences(engine, METADATA) if _concerns_existing(d)]
+    if not diffs:
+        _create_missing(engine)
+        migrations.stamp(engine, head)
+        return f"tables made by this version's create_all: stamped {head}"
+    migrations.stamp(engine, migrations.BASELINE)
+    migrations.upgrade(engine)
+    _create_missing(engine)
+    return (
+        f"tables made by create_all of an earlier release: stamped {migrations.BASELINE}, upgraded to {head}"
+    )
+
+
+def _concerns_existing(diff: object) -> bool:
+    """A difference inside a table we have: not a table yet to create, nor a table that is not ours."""
+    first = diff[0] if isinstance(diff, list) else diff
+    return not (isinstance(first, tuple) and first[0] in ("add_table", "remove_table"))

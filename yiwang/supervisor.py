@@ -51,6 +51,8 @@ class Child:
     name: str
     argv: Sequence[str]
     ready_port: int | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    """Added to the supervisor's environment for this child only (e.g. its own broker account)."""
     proc: subprocess.Popen[bytes] | None = None
     restarts: list[float] = field(default_factory=list)
 
@@ -66,7 +68,7 @@ class Supervisor:
         output = self._log_path.open("ab") if self._log_path else None
         child.proc = subprocess.Popen(
             child.argv,
-            env=self._env,
+            env={**self._env, **child.env},
             stdout=output,
             stderr=subprocess.STDOUT if output else None,
             start_new_session=True,

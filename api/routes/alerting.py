@@ -15,7 +15,10 @@ from alerts.models import Alert
 from alerts.rules import Rule, RuleFile
 from alerts.silences import Silence, SilenceIn, SilenceStore
 from alerts.stats import RuleOutcome, rule_outcomes
+from api.accounts import User
 from api.deps import CurrentUser, ResourcesDep
+from api.errors import problem
+from api.params import Offset, RowId
 from api.schemas import Page
 from api.scope import DISTRICT_ROLES, area_filter, sees_area
 
@@ -144,7 +147,7 @@ def list_alerts(
         list[str] | None, Query(alias="status", description="pending, firing, unknown, ...")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> Page[AlertOut]:
     query = select(Alert).where(area_filter(user, resources.policy, Alert.community, Alert.grid))
     if alert_status:
@@ -168,13 +171,28 @@ def _silence_out(silence: Silence) -> SilenceOut:
     )
 
 
+def sees_silence(user: User, resources: ResourcesDep, silence: Silence) -> bool:
+    """District staff see every silence; others those of a community in their jurisdiction."""
+    community = silence.matchers.community
+    return user.role in DISTRICT_ROLES or (
+        community is not None and sees_area(user, resources.policy, community)
+    )
+
+
 @router.get("/silences", response_model=list[SilenceOut])
-def list_silences(resources: ResourcesDep, _user: CurrentUser) -> list[SilenceOut]:
-    """Silences and maintenance windows that have not ended yet."""
-    return [_silence_out(s) for s in SilenceStore(resources.engine).current()]
+def list_silences(resources: ResourcesDep, user: CurrentUser) -> list[SilenceOut]:
+    """Silences and maintenance windows that have not ended yet, in your jurisdiction."""
+    return [
+        _silence_out(s) for s in SilenceStore(resources.engine).current() if sees_silence(user, resources, s)
+    ]
 
 
-@router.post("/silences", response_model=SilenceOut, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/silences",
+    response_model=SilenceOut,
+    status_code=status.HTTP_201_CREATED,
+    responses={403: problem("Only district staff, or a town operator for a community of the town")},
+)
 def add_silence(body: SilenceIn, resources: ResourcesDep, user: CurrentUser) -> SilenceOut:
     town_wide = user.role == "town_operator" and body.matchers.community is not None
     if user.role not in DISTRICT_ROLES and not (
@@ -190,8 +208,17 @@ def add_silence(body: SilenceIn, resources: ResourcesDep, user: CurrentUser) -> 
 @router.delete(
     "/silences/{silence_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses={404: {"description": "No such silence, or it already ended"}},
+    responses={
+        403: problem("Only district staff, or a town operator for a community of the town"),
+        404: problem("No such silence in your jurisdiction, or it already ended"),
+    },
 )
-def expire_silence(silence_id: int, resources: ResourcesDep, _user: CurrentUser) -> None:
-    if not SilenceStore(resources.engine).expire(silence_id):
+def expire_silence(silence_id: RowId, resources: ResourcesDep, user: CurrentUser) -> None:
+    store = SilenceStore(resources.engine)
+    silence = store.get(silence_id)
+    if silence is None or not sees_silence(user, resources, silence):  # another town's: 404, as for cases
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"silence {silence_id} not found or already ended")
+    if user.role not in DISTRICT_ROLES and user.role != "town_operator":
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"a {user.role} may not end a silence")
+    if not store.expire(silence_id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"silence {silence_id} not found or already ended")

@@ -12,9 +12,11 @@ from sqlalchemy.orm import Session, selectinload
 
 from alerts.caseflow import CaseFlow, CaseNotFound, Report
 from alerts.models import OPEN_STATES, Case, CaseState
-from alerts.workflow import IllegalTransition, InvalidAction
+from alerts.workflow import ACTIONS, IllegalTransition, InvalidAction
 from api.accounts import User
 from api.deps import CurrentUser, ResourcesDep
+from api.errors import problem
+from api.params import Offset, RowId
 from api.schemas import CaseDetail, CaseEventOut, CaseOut, EvidenceOut, Page
 from api.scope import case_filter, require_action, sees_area
 
@@ -66,7 +68,7 @@ def list_cases(
         Query(description="overdue: deadline passed; due_soon: stage or deadline within 1 h"),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> Page[CaseOut]:
     query = select(Case).where(case_filter(user, resources.policy))
     if assignee:
@@ -116,7 +118,7 @@ def load_detail(case_id: int, resources: ResourcesDep, user: User) -> CaseDetail
 
 
 @router.get("/{case_id}", response_model=CaseDetail, responses={404: {"description": "No such case"}})
-def get_case(case_id: int, resources: ResourcesDep, user: CurrentUser) -> CaseDetail:
+def get_case(case_id: RowId, resources: ResourcesDep, user: CurrentUser) -> CaseDetail:
     return load_detail(case_id, resources, user)
 
 
@@ -155,7 +157,10 @@ class ActionIn(BaseModel):
     "",
     response_model=ReportOut,
     status_code=status.HTTP_201_CREATED,
-    responses={422: {"description": "Unknown community, grid or category"}},
+    responses={
+        403: problem("The grid is outside your jurisdiction"),
+        422: problem("Unknown community, grid or category"),
+    },
 )
 def report_case(body: ReportIn, resources: ResourcesDep, user: CurrentUser) -> ReportOut:
     community = resources.catalog.communities.get(body.community)
@@ -181,13 +186,19 @@ def report_case(body: ReportIn, resources: ResourcesDep, user: CurrentUser) -> R
     "/{case_id}/actions",
     response_model=CaseDetail,
     responses={
-        404: {"description": "No such case"},
-        409: {"description": "Illegal transition or stale version"},
-        422: {"description": "Unknown action or missing parameters"},
+        403: problem("Your role may not take this action"),
+        404: problem("No such case"),
+        409: problem("Illegal transition or stale version"),
+        422: problem("Unknown action or missing parameters"),
     },
 )
-def act_on_case(case_id: int, body: ActionIn, resources: ResourcesDep, user: CurrentUser) -> CaseDetail:
+def act_on_case(case_id: RowId, body: ActionIn, resources: ResourcesDep, user: CurrentUser) -> CaseDetail:
     load_detail(case_id, resources, user)  # 404 outside the jurisdiction, before anything else
+    if body.action not in ACTIONS:  # an unknown action is a bad request for every role, not a 403
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            f"unknown action {body.action!r}; one of {', '.join(ACTIONS)}",
+        )
     require_action(user, body.action)
     flow = CaseFlow(resources.engine, resources.policy)
     try:

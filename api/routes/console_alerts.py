@@ -104,8 +104,12 @@ def expire_silence(
     request.state.actor = user.username
     store = SilenceStore(resources.engine)
     silence = store.get(silence_id)
-    if silence is not None and (
-        user.role in DISTRICT_ROLES or sees_area(user, resources.policy, silence.matchers.community or "")
+    if silence is not None and (  # as in the API: district staff, or the town's operator
+        user.role in DISTRICT_ROLES
+        or (
+            user.role == "town_operator"
+            and sees_area(user, resources.policy, silence.matchers.community or "")
+        )
     ):
         store.expire(silence_id)
     return RedirectResponse("/console/alerts", status_code=status.HTTP_303_SEE_OTHER)

@@ -11,12 +11,13 @@ from alerts.caseflow import CaseFlow, CaseNotFound
 from alerts.models import CaseState
 from alerts.workflow import ACTIONS, IllegalTransition, InvalidAction
 from api.accounts import User
-from api.chart import Chart, line_chart
+from api.chart import Chart, line_chart, numeric
 from api.deps import ResourcesDep
 from api.routes.cases import load_detail
 from api.schemas import CaseDetail
 from api.scope import ROLE_ACTIONS
 from api.web import check_csrf, page, session_user
+from contract.catalog import DeviceInfo
 from ingest.store import StoreError
 
 router = APIRouter(include_in_schema=False)
@@ -59,14 +60,28 @@ def _render(
 
 
 def _evidence_chart(resources: ResourcesDep, case: CaseDetail) -> Chart | None:
-    """The first evidence device's readings from 30 min before to 30 min after it fired."""
+    """The first evidence's readings: the window the engine stored when it fired, which outlives the
+    series' retention; for evidence without one, the store's from 30 min before to 30 min after."""
     evidence = next(iter(case.evidence), None)
-    info = resources.catalog.find_device(evidence.device) if evidence else None
     rule = next((r for r in resources.rules if evidence and r.id == evidence.rule_id), None)
-    if evidence is None or info is None or rule is None or rule.field is None:
+    if evidence is None or rule is None or rule.field is None:
         return None
     field = rule.field
-    moment = int(evidence.observed_at.timestamp() * 1000)
+    info = resources.catalog.find_device(evidence.device)
+    samples = numeric(evidence.readings or [])
+    if len(samples) < 2:
+        if info is None:
+            return None
+        samples = _stored_samples(resources, info, field, int(evidence.observed_at.timestamp() * 1000))
+    value = rule.threshold.value if rule.threshold is not None else None
+    threshold = float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+    spec = info.profile.fields.get(field) if info else None
+    return line_chart(samples, field, (spec.unit or "") if spec else "", threshold)
+
+
+def _stored_samples(
+    resources: ResourcesDep, info: DeviceInfo, field: str, moment: int
+) -> list[tuple[int, float]]:
     try:
         rows = resources.series.query(
             measurement=info.profile.measurement,
@@ -76,16 +91,8 @@ def _evidence_chart(resources: ResourcesDep, case: CaseDetail) -> Chart | None:
             limit=2000,
         )
     except StoreError:
-        return None  # the chart is a help, not the case: the page still renders
-    samples = [
-        (r.ts_ms, float(v))
-        for r in rows
-        if isinstance(v := r.fields.get(field), int | float) and not isinstance(v, bool)
-    ]
-    value = rule.threshold.value if rule.threshold is not None else None
-    threshold = float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-    spec = info.profile.fields.get(field)
-    return line_chart(samples, field, (spec.unit or "") if spec else "", threshold)
+        return []  # the chart is a help, not the case: the page still renders
+    return numeric((r.ts_ms, r.fields.get(field)) for r in rows)
 
 
 @router.get("/console/cases/{case_id}", response_class=HTMLResponse, response_model=None)

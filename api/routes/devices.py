@@ -13,6 +13,8 @@ from sqlalchemy.orm import Session
 from alerts.status import DeviceStatus, GatewayStatus
 from api.accounts import User
 from api.deps import CurrentUser, ResourcesDep
+from api.errors import problem
+from api.params import Offset
 from api.schemas import FieldOut, Page, Telemetry, TelemetryPoint
 from api.scope import sees_area
 from contract.catalog import DeviceInfo
@@ -121,7 +123,11 @@ def check_window(since: datetime, until: datetime | None) -> None:
 @router.get(
     "/devices/{device}/telemetry",
     response_model=Telemetry,
-    responses={404: {"description": "Unknown device"}, 503: {"description": "Time-series store unavailable"}},
+    responses={
+        404: problem("Unknown device"),
+        422: problem("Bad parameters, or until not after since"),
+        503: problem("Time-series store unavailable"),
+    },
 )
 def telemetry(
     device: str,
@@ -160,7 +166,6 @@ def telemetry(
 
 
 Limit = Annotated[int, Query(ge=1, le=1000)]
-Offset = Annotated[int, Query(ge=0)]
 
 
 @router.get("/devices", response_model=Page[DeviceOut])
@@ -204,7 +209,11 @@ class Aggregated(BaseModel):
 @router.get(
     "/devices/{device}/telemetry/aggregate",
     response_model=Aggregated,
-    responses={404: {"description": "Unknown device"}, 503: {"description": "Time-series store unavailable"}},
+    responses={
+        404: problem("Unknown device"),
+        422: problem("Not a numeric field, bad parameters, or until not after since"),
+        503: problem("Time-series store unavailable"),
+    },
 )
 def aggregate(
     device: str,

@@ -62,7 +62,11 @@ def _services(resources: ResourcesDep, database_ok: bool) -> dict[str, Component
     return out
 
 
-@router.get("/healthz", response_model=Health)
+@router.get(
+    "/healthz",
+    response_model=Health,
+    responses={503: {"model": Health, "description": "A component is down (each one says why)"}},
+)
 def healthz(resources: ResourcesDep, response: Response) -> Health:
     components = {
         "database": _database(resources),

@@ -8,6 +8,7 @@ is ``<community>/<grid>``. A reporter's personal data (name, phone, e-mail) is n
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 from xml.etree.ElementTree import Element, tostring
@@ -22,6 +23,7 @@ from alerts.models import OPEN_STATES, Case
 from alerts.workflow import InvalidAction
 from api.accounts import User, user_for_token
 from api.deps import ResourcesDep
+from api.params import MAX_DB_INT, in_utc_range
 from api.scope import case_filter, sees_area
 
 router = APIRouter(prefix="/open311/v2", tags=["open311"])
@@ -36,6 +38,15 @@ class Open311Error(Exception):
         self.code, self.description = code, description
 
 
+# Characters XML 1.0 cannot carry at all, not even escaped; a reporter's text may contain them.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def _xml_text(value: Any) -> str:
+    text = str(value).lower() if isinstance(value, bool) else str(value)
+    return _NOT_XML.sub("\ufffd", text)  # shown as �: the JSON form keeps the original
+
+
 def _element(tag: str, value: Any) -> Element:
     """GeoReport XML: dicts become child elements, lists repeat the singular tag (attributes → attribute)."""
     node = Element(tag)
@@ -44,7 +55,7 @@ def _element(tag: str, value: Any) -> Element:
     elif isinstance(value, list):
         node.extend(_element(tag.removesuffix("s"), entry) for entry in value)
     elif value is not None:
-        node.text = str(value).lower() if isinstance(value, bool) else str(value)
+        node.text = _xml_text(value)
     return node
 
 
@@ -114,18 +125,33 @@ def _request_row(case: Case, resources: ResourcesDep) -> dict[str, Any]:
     }
 
 
+# What the GeoReport routes answer, for the OpenAPI document: JSON or XML by the path's suffix, errors
+# as GeoReport's list of {code, description} (a wrong suffix is FastAPI's {"detail": ...}).
+_BODY: dict[str, Any] = {"application/json": {"schema": {}}, "text/xml": {"schema": {"type": "string"}}}
+
+
+def _answers(*codes: int) -> dict[int | str, dict[str, Any]]:
+    reasons = {
+        400: "A parameter is missing or malformed",
+        403: "No valid api_key, or the place is outside its jurisdiction",
+        404: "Unknown format suffix, service or request",
+    }
+    answers: dict[int | str, dict[str, Any]] = {200: {"content": _BODY}}
+    return answers | {c: {"description": reasons[c], "content": _BODY} for c in codes}
+
+
 def _guard(fmt: str) -> Format:
     if fmt not in ("json", "xml"):
         raise HTTPException(status.HTTP_404_NOT_FOUND, "format is .json or .xml")
     return "json" if fmt == "json" else "xml"
 
 
-@router.get("/services.{fmt}")
+@router.get("/services.{fmt}", responses=_answers(404))
 def services(fmt: str, resources: ResourcesDep) -> Response:
     return _render(_guard(fmt), "services", "service", [_service(resources, c) for c in resources.categories])
 
 
-@router.get("/services/{code}.{fmt}")
+@router.get("/services/{code}.{fmt}", responses=_answers(404))
 def service_definition(code: str, fmt: str, resources: ResourcesDep) -> Response:
     form = _guard(fmt)
     if code not in resources.categories:
@@ -146,7 +172,7 @@ def service_definition(code: str, fmt: str, resources: ResourcesDep) -> Response
     )
 
 
-@router.get("/requests.{fmt}")
+@router.get("/requests.{fmt}", responses=_answers(400, 403, 404))
 def list_requests(
     fmt: str,
     resources: ResourcesDep,
@@ -161,10 +187,14 @@ def list_requests(
     try:
         user = _caller(resources, api_key)
         ids = [int(i) for i in service_request_id.split(",")] if service_request_id else None
+        if ids and not all(1 <= i <= MAX_DB_INT for i in ids):
+            raise ValueError("id out of range")
     except Open311Error as err:
         return _error(form, err)
     except ValueError:
         return _error(form, Open311Error(400, "service_request_id is a comma-separated list of numbers"))
+    if not in_utc_range(start_date, end_date):
+        return _error(form, Open311Error(400, "start_date and end_date must be dates in UTC's range"))
     end = end_date or datetime.now(UTC)
     start = start_date or end - timedelta(days=DEFAULT_DAYS)
     query = select(Case).where(case_filter(user, resources.policy))
@@ -185,13 +215,15 @@ def list_requests(
     return _render(form, "service_requests", "request", rows)
 
 
-@router.get("/requests/{request_id}.{fmt}")
+@router.get("/requests/{request_id}.{fmt}", responses=_answers(403, 404))
 def get_request(request_id: int, fmt: str, resources: ResourcesDep, api_key: str | None = None) -> Response:
     form = _guard(fmt)
     try:
         user = _caller(resources, api_key)
     except Open311Error as err:
         return _error(form, err)
+    if not 1 <= request_id <= MAX_DB_INT:  # could not exist; the database would overflow on it
+        return _error(form, Open311Error(404, f"no service request {request_id}"))
     with Session(resources.engine) as session:
         case = session.scalar(select(Case).where(Case.id == request_id, case_filter(user, resources.policy)))
         if case is None:
@@ -199,7 +231,7 @@ def get_request(request_id: int, fmt: str, resources: ResourcesDep, api_key: str
         return _render(form, "service_requests", "request", [_request_row(case, resources)])
 
 
-@router.post("/requests.{fmt}")
+@router.post("/requests.{fmt}", responses=_answers(400, 403, 404))
 async def create_request(fmt: str, request: Request, resources: ResourcesDep) -> Response:
     form_fmt = _guard(fmt)
     form = await request.form()  # raw: Open311's attribute[code] keys cannot be declared as parameters

@@ -6,6 +6,8 @@ report (``99``, ``-``, a RAT without it) is simply absent, never invented.
 
 from __future__ import annotations
 
+import math
+
 from contract.profiles import Scalar
 
 
@@ -20,7 +22,7 @@ def _number(parts: list[str], index: int) -> float | None:
         value = float(parts[index])
     except (IndexError, ValueError):
         return None
-    return value
+    return value if math.isfinite(value) else None  # "nan" and "inf" parse as floats
 
 
 def parse_csq(lines: list[str]) -> dict[str, Scalar]:
@@ -76,10 +78,11 @@ def parse_qeng(lines: list[str]) -> dict[str, Scalar]:
             continue
         if parts[0] == "servingcell" and len(parts) > 2:
             rat = parts[2]
-            if rat == "NR5G-SA":
+            # A short answer (no cell yet, a firmware that cuts it) has no cell id to report.
+            if rat == "NR5G-SA" and len(parts) > 6:
                 out.update(access=rat, cell_id=parts[6])
                 _signal(out, _number(parts, 12), _number(parts, 13), _number(parts, 14))
-            elif rat == "LTE":
+            elif rat == "LTE" and len(parts) > 6:
                 out.update(access=rat, cell_id=parts[6])
                 _signal(out, _number(parts, 13), _number(parts, 14), _number(parts, 16))
         elif parts[0] == "LTE" and len(parts) > 4:  # the anchor cell of an NSA connection

@@ -18,12 +18,14 @@ def registers_to_bytes(words: Sequence[int], *, byte_order: str, word_order: str
 
 def decode_point(words: Sequence[int] | Sequence[bool], point: ModbusPoint) -> float | int | bool:
     """One field's value from exactly ``point.count`` registers (or one bit); SourceError if unusable."""
-    if point.data_type == "bool":
-        # A coil/discrete bit, or a status register where any non-zero value means "on".
-        return bool(words[0])
     fmt, count = MODBUS_DATA_TYPES[point.data_type]
     if len(words) != count:
         raise SourceError(f"{point.data_type} needs {count} registers, got {len(words)}")
+    if point.data_type == "bool":
+        # A coil/discrete bit, or a status register where any non-zero value means "on".
+        return bool(words[0])
+    if any(not 0 <= int(w) <= 0xFFFF for w in words):
+        raise SourceError(f"{point.data_type}: registers {list(words)} are not all 16-bit words")
     raw = struct.unpack(
         ">" + fmt,
         registers_to_bytes([int(w) for w in words], byte_order=point.byte_order, word_order=point.word_order),

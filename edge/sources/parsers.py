@@ -7,6 +7,7 @@ and goes on with the next frame.
 from __future__ import annotations
 
 import json
+import math
 
 from contract.profiles import LineField, Scalar, SerialLineProtocol
 from edge.sources.base import SourceError
@@ -54,6 +55,8 @@ def _convert(spec: LineField, raw: object, columns: list[str], index: int) -> Sc
     except ValueError as err:
         raise LineError(f"{text!r} is not a number") from err
     value = number * spec.scale + spec.offset
+    if not math.isfinite(value):  # "nan", "inf", "1e999" parse as floats; a Reading refuses them
+        raise LineError(f"{text!r} is not a finite number")
     return round(value) if spec.convert == "int" else value
 
 
@@ -81,6 +84,8 @@ def parse_frame(protocol: SerialLineProtocol, frame: bytes) -> dict[str, Scalar]
             obj = json.loads(text)
         except ValueError as err:
             raise LineError(f"not JSON: {err}") from err
+        except RecursionError as err:  # "[[[[..." longer than json's recursion limit
+            raise LineError("not JSON: nested too deeply") from err
         if not isinstance(obj, dict):
             raise LineError("a JSON line must be an object")
         for name, spec in protocol.fields.items():

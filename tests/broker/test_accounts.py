@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -44,6 +46,14 @@ def test_acl_lines_by_role() -> None:
         "topic read yiwang/v1/c1/gw-a/config",
     ]
     assert acl_for("svc.ingest") == ["topic read yiwang/v1/#"]
+    assert acl_for("fleet.c1") == [
+        "topic write yiwang/v1/c1/+/telemetry",
+        "topic write yiwang/v1/c1/+/event",
+        "topic write yiwang/v1/c1/+/state",
+        "topic write yiwang/v1/c1/+/devices",
+        "topic read yiwang/v1/c1/+/config",
+    ]
+    assert acl_for("fleet.C1 bad") == []
     assert acl_for("someone") == []
 
 
@@ -91,31 +101,51 @@ def test_cli_gateway_add_prints_a_ready_config(tmp_path: Path) -> None:
     assert "exists already" in again.output
 
 
-@pytest.fixture
-def secured_broker(tmp_path: Path) -> Iterator[tuple[int, dict[str, Credentials]]]:
+@pytest.fixture(params=["mosquitto", "amqtt"])
+def secured_broker(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[tuple[int, dict[str, Credentials]]]:
+    """The same account store enforced by Mosquitto (production) and the embedded broker (demo)."""
     store = AccountStore(tmp_path / "accounts")
     accounts = {
         "a": store.add_gateway("c1", "gw-a"),
         "b": store.add_gateway("c1", "gw-b"),
         "other": store.add_gateway("c2", "gw-a"),
+        "fleet": store.add_fleet("c1"),
         "ingest": store.add_service("ingest"),
         "admin": store.add_service("api", admin=True),
     }
     port = free_port()
-    conf = MosquittoConfig(
-        host=HOST,
-        port=port,
-        data_dir=tmp_path / "mq",
-        password_file=store.password_file,
-        acl_file=store.acl_file,
-    ).write(tmp_path / "mosquitto.conf")
-    with (tmp_path / "mosquitto.log").open("wb") as log:
-        proc = subprocess.Popen([MOSQUITTO_BIN, "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT)
+    if request.param == "amqtt":
+        argv = [
+            sys.executable,
+            "-m",
+            "yiwang",
+            "broker",
+            "--embedded",
+            "--accounts-dir",
+            str(store.directory),
+        ]
+        env = {**os.environ, "YIWANG_MQTT_PORT": str(port)}
+        log_path = tmp_path / "amqtt.log"
+        with log_path.open("wb") as log:
+            proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
+    else:
+        conf = MosquittoConfig(
+            host=HOST,
+            port=port,
+            data_dir=tmp_path / "mq",
+            password_file=store.password_file,
+            acl_file=store.acl_file,
+        ).write(tmp_path / "mosquitto.conf")
+        log_path = tmp_path / "mosquitto.log"
+        with log_path.open("wb") as log:
+            proc = subprocess.Popen([MOSQUITTO_BIN, "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 20
         while not _port_open(HOST, port):
-            assert proc.poll() is None, (tmp_path / "mosquitto.log").read_text()
-            assert time.monotonic() < deadline, "mosquitto did not start"
+            assert proc.poll() is None, log_path.read_text()
+            assert time.monotonic() < deadline, f"{request.param} did not start"
             time.sleep(0.05)
         yield port, accounts
     finally:
@@ -202,6 +232,42 @@ def test_a_gateway_publishes_only_under_its_own_topics(
         gateway.close()
         service.close()
     assert service.topics() == ["yiwang/v1/c1/gw-a/telemetry"]
+
+
+@pytest.mark.integration
+def test_anonymous_connect_is_refused(secured_broker: tuple[int, dict[str, Credentials]]) -> None:
+    port, _ = secured_broker
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"t-{uuid.uuid4().hex[:8]}")
+    refused = threading.Event()
+    client.on_connect = lambda c, u, f, reason, p: reason.is_failure and refused.set()
+    client.connect(HOST, port)
+    client.loop_start()
+    try:
+        assert refused.wait(10), "an anonymous client was let in"
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+@pytest.mark.integration
+def test_a_fleet_account_publishes_for_its_community_only(
+    secured_broker: tuple[int, dict[str, Credentials]],
+) -> None:
+    port, accounts = secured_broker
+    service = Client(port, accounts["ingest"])
+    service.subscribe("yiwang/v1/#")
+    fleet = Client(port, accounts["fleet"])
+    try:
+        time.sleep(0.2)
+        for topic in ("yiwang/v1/c2/gw-a/telemetry", "yiwang/v1/c1/gw-b/config", "yiwang/v1/c1/x/y/z"):
+            fleet.client.publish(topic, b'{"seq": 1}', qos=1).wait_for_publish(5)
+        for topic in ("yiwang/v1/c1/gw-a/telemetry", "yiwang/v1/c1/gw-b/event"):
+            fleet.client.publish(topic, b'{"seq": 2}', qos=1).wait_for_publish(5)
+        wait_until(lambda: "yiwang/v1/c1/gw-b/event" in service.topics())
+    finally:
+        fleet.close()
+        service.close()
+    assert service.topics() == ["yiwang/v1/c1/gw-a/telemetry", "yiwang/v1/c1/gw-b/event"]
 
 
 @pytest.mark.integration

@@ -118,7 +118,8 @@ def test_a_sensor_case_appears_live_and_is_worked_to_closure_by_the_right_roles(
     assert town.locator("#cases tbody tr").count() == 1
     # A second flood, in another grid, while the page is open: it must appear without a reload.
     open_flooding_cases(database_url, [datetime.now(UTC)], device="wl-03", gateway="gw-02")
-    town.wait_for_function("document.querySelectorAll('#cases tbody tr').length === 2", timeout=15_000)
+    # A function, not an expression string: the console's CSP forbids eval, which a string would need.
+    town.wait_for_function("() => document.querySelectorAll('#cases tbody tr').length === 2", timeout=15_000)
     shoot(town, tmp_path, "queue")
     town.locator("#cases tbody tr", has_text="北区网格").locator("a").click()  # li.na's grid
     assert town.locator("#case-state").get_attribute("data-state") == "NEW"

@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from api.accounts import ensure_demo_operator
+from broker.accounts import AccountStore, Credentials
 from ingest.deadletters import DeadLetter, DeadLetterStore
 from tests.platform import (
     CONFIG_DIR,
@@ -27,7 +28,7 @@ from tests.platform import (
     read_credentials,
     wait_for,
 )
-from tests.servers import InfluxDatabase, MosquittoServer, free_port
+from tests.servers import InfluxDatabase, free_port, start_mosquitto
 from yiwang.common.db import make_engine
 
 pytestmark = pytest.mark.e2e
@@ -40,12 +41,18 @@ def flooding_payload(seq: int, level: float = 72) -> str:
     )
 
 
-def mosquitto_pub(port: int, payload: str, topic: str = TOPIC) -> None:
-    subprocess.run(
-        ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), "-t", topic, "-q", "1", "-m", payload],
-        check=True,
-        timeout=10,
-    )
+def mosquitto_pub(
+    port: int, payload: str, login: tuple[str, str] | None, topic: str = TOPIC, check: bool = True
+) -> int:
+    auth = ["-u", login[0], "-P", login[1]] if login else []
+    argv = ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), *auth, "-t", topic, "-q", "1", "-m", payload]
+    return subprocess.run(argv, check=check, timeout=10, capture_output=True).returncode
+
+
+def mqtt_login(credentials: Credentials | None) -> dict[str, str]:
+    if credentials is None:
+        return {}
+    return {"YIWANG_MQTT_USERNAME": credentials.username, "YIWANG_MQTT_PASSWORD": credentials.password}
 
 
 def open_flooding_cases(api: ApiClient) -> list[dict[str, object]]:
@@ -95,14 +102,18 @@ def test_embedded_defaults_turn_an_external_reading_into_a_case(
     assert set(health["components"]) == {"database", "series_store", "broker", "ingest", "alerts"}  # type: ignore[call-overload]
     assert "embedded amqtt" in up.log()
     credentials = read_credentials(tmp_path / "var/demo/credentials.json")
-    assert set(credentials) == {"username", "password", "token"}
+    assert set(credentials) == {"username", "password", "token", "mqtt_username", "mqtt_password"}
+    login = (credentials["mqtt_username"], credentials["mqtt_password"])
     api = ApiClient(base, credentials["token"])
     try:
         assert httpx.get(f"{base}/api/v1/cases").status_code == 401
         assert open_flooding_cases(api) == []
+        # The demo broker requires a login too: anonymous and wrong passwords are refused at connect.
+        assert mosquitto_pub(mqtt_port, flooding_payload(seq=1), None, check=False) != 0
+        assert mosquitto_pub(mqtt_port, flooding_payload(seq=1), (login[0], "wrong"), check=False) != 0
 
-        mosquitto_pub(mqtt_port, "{not json")  # poison first: it must not block what follows
-        mosquitto_pub(mqtt_port, flooding_payload(seq=1))
+        mosquitto_pub(mqtt_port, "{not json", login)  # poison first: it must not block what follows
+        mosquitto_pub(mqtt_port, flooding_payload(seq=1), login)
         [case] = wait_for(lambda: open_flooding_cases(api), 15, "a flooding case")
         assert case["state"] == "NEW" and case["deadline"] > case["opened_at"]  # type: ignore[operator]
         detail = api.get(f"/api/v1/cases/{case['id']}")
@@ -137,8 +148,14 @@ def test_ctrl_c_stops_every_child(platform_up: tuple[Service, int, int]) -> None
 
 @pytest.mark.integration
 def test_real_stack_mosquitto_influxdb_postgresql(
-    tmp_path: Path, mosquitto: MosquittoServer, influx_database: InfluxDatabase, postgres_url: str
+    tmp_path: Path, influx_database: InfluxDatabase, postgres_url: str
 ) -> None:
+    # Production-like: Mosquitto with no anonymous access, each process logging in with its own account.
+    store = AccountStore(tmp_path / "accounts")
+    logins = {name: store.add_service(name) for name in ("ingest", "alerts")}
+    logins["edge"] = store.add_fleet("zhuganxiang")
+    gateway = store.add_gateway("zhuganxiang", "gw-01")
+    mosquitto = start_mosquitto(base_dir=tmp_path / "broker", accounts_dir=store.directory)
     http_port = free_port()
     env = {
         "YIWANG_MQTT_PORT": str(mosquitto.port),
@@ -153,7 +170,7 @@ def test_real_stack_mosquitto_influxdb_postgresql(
     init = Service(["db", "init"], env, tmp_path, tmp_path / "db.log").start()
     assert init.proc is not None and init.proc.wait(60) == 0, init.log()
     services = [
-        Service([name], env, tmp_path, tmp_path / f"{name}.log").start()
+        Service([name], {**env, **mqtt_login(logins.get(name))}, tmp_path, tmp_path / f"{name}.log").start()
         for name in ("ingest", "alerts", "api")
     ]
     edge: Service | None = None
@@ -170,13 +187,15 @@ def test_real_stack_mosquitto_influxdb_postgresql(
         engine.dispose()
         api = ApiClient(base, token)
         try:
+            login = (gateway.username, gateway.password)
             mosquitto_pub(
                 mosquitto.port,
                 json.dumps(
                     {"seq": 1, "readings": [{"device": "ghost-9", "ts": now_ms(), "values": {"level_cm": 1}}]}
                 ),
+                login,
             )
-            mosquitto_pub(mosquitto.port, flooding_payload(seq=2, level=88))
+            mosquitto_pub(mosquitto.port, flooding_payload(seq=2, level=88), login)
             [case] = wait_for(lambda: open_flooding_cases(api), 15, f"a flooding case; logs:\n{logs()}")
             assert api.get(f"/api/v1/cases/{case['id']}")["evidence"][0]["observed"] == {"level_cm": 88}
             points = wait_for(
@@ -187,7 +206,8 @@ def test_real_stack_mosquitto_influxdb_postgresql(
             assert letter.reason == "readings.0.device: unknown device 'ghost-9' on gateway zhuganxiang/gw-01"
 
             # The simulated community feeds the same stack: its readings reach InfluxDB through ingest.
-            edge = Service(["edge", "simulate"], env, tmp_path, tmp_path / "edge.log").start()
+            edge_env = {**env, **mqtt_login(logins["edge"])}
+            edge = Service(["edge", "simulate"], edge_env, tmp_path, tmp_path / "edge.log").start()
             wait_for(
                 lambda: api.get("/api/v1/devices/th-0101/telemetry")["points"],
                 30,
@@ -198,6 +218,7 @@ def test_real_stack_mosquitto_influxdb_postgresql(
     finally:
         # Stop every process before judging any exit code, so a failure leaves no orphan behind.
         stopped = [(s, s.stop()) for s in ([edge] if edge else []) + services[::-1]]
+        mosquitto.stop()
         assert [(s.args, code) for s, code in stopped if code != 0] == [], "\n".join(
             s.log() for s, _ in stopped
         )

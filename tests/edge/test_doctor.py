@@ -2,20 +2,33 @@
 
 from __future__ import annotations
 
+import grp
 import os
+import pwd
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from edge.doctor import check_modem, check_serial_port, diagnose
+from edge.doctor import (
+    check_cameras,
+    check_clock,
+    check_devices,
+    check_modem,
+    check_serial_port,
+    check_service_user,
+    diagnose,
+)
 from edge.gateway_config import GatewayConfig
 from tests.edge.sources.emulators import ModemEmulator, pty_pair
 from tests.servers import MosquittoServer, free_port
 
 pytestmark = pytest.mark.integration
+CONFIG = Path(__file__).resolve().parents[2] / "config"
 
 
 def gateway(tmp_path: Path, mqtt_port: int, **extra: object) -> dict[str, object]:
@@ -99,3 +112,89 @@ def test_cli_exits_non_zero_when_something_fails(tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert "FAIL  broker" in result.stdout and "OK    spool" in result.stdout
+
+
+def test_camera_sources_are_checked_one_by_one(tmp_path: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as stream:
+        port = stream.getsockname()[1]
+        clip = tmp_path / "clip.mp4"
+        clip.write_bytes(b"\x00")
+        cameras = tmp_path / "cameras.yaml"
+        sources = [
+            f"rtsp://127.0.0.1:{port}/s",
+            f"rtsp://127.0.0.1:{free_port()}/s",
+            97,
+            str(clip),
+            "nothing",
+        ]
+        cameras.write_text(
+            yaml.safe_dump(
+                {
+                    "community": "c",
+                    "gateway": "g",
+                    "cameras": [{"id": f"cam-{n}", "source": s} for n, s in enumerate(sources)],
+                }
+            )
+        )
+        config = GatewayConfig.model_validate(gateway(tmp_path, free_port(), cameras=str(cameras)))
+        checks = {c.name: c for c in diagnose(config)}
+    assert checks["cameras"].outcome == "ok" and "5 camera(s)" in checks["cameras"].detail
+    assert (
+        checks["camera cam-0"].outcome == "ok"
+        and f"127.0.0.1:{port} reachable" in checks["camera cam-0"].detail
+    )
+    assert checks["camera cam-1"].outcome == "fail" and "unreachable" in checks["camera cam-1"].detail
+    assert (
+        checks["camera cam-2"].outcome == "fail"
+        and "/dev/video97 does not exist" in checks["camera cam-2"].detail
+    )
+    assert checks["camera cam-3"].outcome == "ok"
+    assert (
+        checks["camera cam-4"].outcome == "fail" and "neither a stream URL" in checks["camera cam-4"].detail
+    )
+
+
+def test_a_camera_file_that_does_not_validate_is_named(tmp_path: Path) -> None:
+    (tmp_path / "cameras.yaml").write_text("community: c\ngateway: g\ncameras: []\n")
+    checks, devices = check_cameras(tmp_path / "cameras.yaml")
+    assert [c.outcome for c in checks] == ["fail"] and "cameras.yaml" in checks[0].detail and devices == []
+    missing, _ = check_cameras(tmp_path / "none.yaml")
+    assert missing[0].outcome == "fail" and "missing" in missing[0].detail
+
+
+def test_the_service_users_groups(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    me = pwd.getpwuid(os.getuid()).pw_name
+    mine = grp.getgrgid(os.getgid()).gr_name
+    assert check_service_user(me, {mine}).outcome == "ok"
+    lacking = check_service_user(me, {mine, "yiwang-no-such-group"})
+    assert lacking.outcome == "fail" and f"usermod -aG yiwang-no-such-group {me}" in lacking.detail
+    nobody = check_service_user("yiwang-no-such-user", {"dialout"})
+    assert nobody.outcome == "fail" and "install-edge.sh" in nobody.detail
+
+    # Named through the environment, the user's groups are checked for what the gateway file uses.
+    monkeypatch.setenv("YIWANG_EDGE_USER", "yiwang-no-such-user")
+    bus = {"id": "rs485", "kind": "modbus_rtu", "port": "/dev/ttyNOPE9"}
+    bus["devices"] = [{"id": "th-1", "type": "env.th@1", "unit": 1}]
+    config = GatewayConfig.model_validate(gateway(tmp_path, free_port(), buses=[bus]))
+    checks = {c.name: c for c in diagnose(config)}
+    assert checks["service user"].outcome == "fail" and "--groups dialout" in checks["service user"].detail
+
+
+def test_a_clock_that_was_never_set_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(time, "time", lambda: 86400.0)  # 1970-01-02: a Pi booted without NTP or RTC
+    result = check_clock()
+    assert result.outcome == "fail" and "1970-01-02" in result.detail and "set-ntp" in result.detail
+
+
+def test_devices_are_checked_against_the_sensor_types(tmp_path: Path) -> None:
+    bus = {"id": "rs485", "kind": "modbus_rtu", "port": "/dev/ttyNOPE9"}
+    bus["devices"] = [{"id": "th-1", "type": "env.no_such_type@1", "unit": 1}]
+    unknown = GatewayConfig.model_validate(gateway(tmp_path, free_port(), buses=[bus]))
+    result = check_devices(unknown)
+    assert result.outcome == "fail" and "unknown sensor type 'env.no_such_type@1'" in result.detail
+    empty = GatewayConfig.model_validate(gateway(tmp_path, free_port(), config_dir=str(tmp_path)))
+    result = check_devices(empty)
+    assert result.outcome == "fail" and f"no sensor types in {tmp_path}" in result.detail
+    bus["devices"] = [{"id": "th-1", "type": "env.th@1", "unit": 1}]
+    known = GatewayConfig.model_validate(gateway(tmp_path, free_port(), buses=[bus], config_dir=str(CONFIG)))
+    assert check_devices(known).outcome == "ok"

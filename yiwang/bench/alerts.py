@@ -63,7 +63,8 @@ def _device(gateway: int, index: int) -> str:
 def write_config(source: Path, target: Path) -> None:
     """The bench community, the shipped sensor types and categories, and five rules per device."""
     shutil.copytree(source / "sensor-types", target / "sensor-types")
-    shutil.copy(source / "categories.yaml", target / "categories.yaml")
+    for name in ("categories.yaml", "calendar.yaml", "organisation.yaml"):  # what the case policy loads
+        shutil.copy(source / name, target / name)
     (target / "communities").mkdir()
     (target / "rules").mkdir()
     community = {

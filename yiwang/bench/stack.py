@@ -77,7 +77,7 @@ def running_stack(
             ).write(workdir / "mosquitto.conf")
             broker = Child("broker", [binary, "-c", str(conf)], mqtt_port)
         else:
-            broker = Child("broker", self_command("broker", "--embedded"), mqtt_port)
+            broker = Child("broker", self_command("broker", "--embedded", "--allow-anonymous"), mqtt_port)
         # Children log to a file: a benchmark's stdout carries only its JSON.
         supervisor = Supervisor(env, log_path=workdir / "stack.log")
         try:

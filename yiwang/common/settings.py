@@ -3,12 +3,37 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///var/demo/yiwang.db"
 DEFAULT_SERIES_URL = "sqlite:///var/demo/series.db"
+PLACEHOLDER_SECRET = "changethis"  # noqa: S105 - the value we refuse, not a credential
+"""What `.env.example` ships in every secret: a service refuses to start while one is left in place."""
+
+
+def refuse_placeholder(name: str, secret: str | None) -> None:
+    """Raise if ``secret`` is the `.env.example` placeholder (a copied example would otherwise go live)."""
+    if secret is not None and secret.strip().lower() == PLACEHOLDER_SECRET:
+        raise ValueError(
+            f"{name} is still the placeholder {PLACEHOLDER_SECRET!r} from .env.example: "
+            "set a secret of your own (e.g. `openssl rand -hex 24`)"
+        )
+
+
+def url_password(url: str) -> str | None:
+    """The password (or token) embedded in a database URL, if any."""
+    parts = urlsplit(url)
+    password = parts.password
+    if password is None and parts.query:
+        # InfluxDB URLs may carry the token as ?token=...
+        for pair in parts.query.split("&"):
+            key, _, value = pair.partition("=")
+            if key in ("token", "password"):
+                return unquote(value)
+    return unquote(password) if password is not None else None
 
 
 class MqttSettings(BaseSettings):
@@ -21,6 +46,12 @@ class MqttSettings(BaseSettings):
     mqtt_username: str | None = None
     mqtt_password: SecretStr | None = None
 
+    @model_validator(mode="after")
+    def _no_placeholder_mqtt_password(self) -> MqttSettings:
+        password = self.mqtt_password.get_secret_value() if self.mqtt_password else None
+        refuse_placeholder("YIWANG_MQTT_PASSWORD", password)
+        return self
+
 
 class ServiceSettings(MqttSettings):
     """Broker, relational database, time-series store and configuration directory."""
@@ -28,3 +59,9 @@ class ServiceSettings(MqttSettings):
     database_url: str = DEFAULT_DATABASE_URL
     series_url: str = DEFAULT_SERIES_URL
     config_dir: Path = Path("config")
+
+    @model_validator(mode="after")
+    def _no_placeholder_in_urls(self) -> ServiceSettings:
+        refuse_placeholder("the password in YIWANG_DATABASE_URL", url_password(self.database_url))
+        refuse_placeholder("the token in YIWANG_SERIES_URL", url_password(self.series_url))
+        return self

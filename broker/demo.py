@@ -1,0 +1,69 @@
+"""Broker accounts of demo mode: the demo broker requires credentials like a production one.
+
+`yiwang up` creates them on first start and reuses them after: the password file holds only hashes,
+so the passwords the demo's own processes log in with are kept beside it in ``demo-secrets.json``
+(mode 0600, demo only — production passwords come from the operator's secret store).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from broker.accounts import AccountStore, Credentials
+
+SECRETS_FILE = "demo-secrets.json"
+SERVICES = ("ingest", "alerts")
+
+
+@dataclass(frozen=True, slots=True)
+class DemoAccounts:
+    store: AccountStore
+    services: dict[str, Credentials]
+    """``svc.<name>`` per server service: reads every gateway's topics, publishes nothing."""
+    fleets: dict[str, Credentials]
+    """``fleet.<community>``: publishes for every gateway of a community (the simulator, README)."""
+
+
+def ensure_demo_accounts(directory: Path, communities: Iterable[str]) -> DemoAccounts:
+    """The demo's accounts, created where missing; an account whose saved password no longer verifies
+    (a hand-edited password file) is rotated, so `yiwang up` always starts with working logins."""
+    store = AccountStore(directory)
+    secrets_path = directory / SECRETS_FILE
+    saved: dict[str, str] = (
+        json.loads(secrets_path.read_text(encoding="utf-8")) if secrets_path.exists() else {}
+    )
+    wanted = {f"svc.{name}": ("service", name) for name in SERVICES} | {
+        f"fleet.{community}": ("fleet", community) for community in communities
+    }
+    current: dict[str, Credentials] = {}
+    for username, (kind, name) in wanted.items():
+        password = saved.get(username)
+        if password is not None and store.verify(username, password):
+            current[username] = Credentials(username, password)
+            continue
+        rotate = username in store.usernames()
+        created = (
+            store.add_service(name, rotate=rotate)
+            if kind == "service"
+            else store.add_fleet(name, rotate=rotate)
+        )
+        current[username] = created
+    _write_secrets(secrets_path, {u: c.password for u, c in current.items()})
+    return DemoAccounts(
+        store=store,
+        services={name: current[f"svc.{name}"] for name in SERVICES},
+        fleets={u.removeprefix("fleet."): c for u, c in current.items() if u.startswith("fleet.")},
+    )
+
+
+def _write_secrets(path: Path, passwords: dict[str, str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        json.dump(passwords, out, indent=2, sort_keys=True)
+    tmp.replace(path)

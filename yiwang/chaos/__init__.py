@@ -1,0 +1,1 @@
+"""`yiwang chaos run`: whole-system fault injection against the real stack on this machine."""

@@ -1,0 +1,142 @@
+"""A simulated gateway process for chaos runs: the edge's real Spool and GatewayPublisher, a
+deterministic source, and a log of what the spool accepted.
+
+Each tick every device reports once (all at the tick's timestamp, from the gateway's own clock,
+which may run ``skew_ms`` off); a device's value is its baseline unless the plan puts an anomaly on
+that tick. A tick is logged only after ``append`` returned, so the log lists exactly what the gateway
+took responsibility for: a SIGKILL between append and log makes the store hold *more* than the log,
+never less. Restarted after a kill, the gateway resumes after its last logged tick; its seq lives in
+the spool. When the stop file appears it stops producing, drains the spool and logs ``drained``.
+
+Usage: ``python -m yiwang.chaos.gateway PLAN.json``
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from contract.messages import Event, Reading
+from contract.profiles import Scalar
+from edge.mqtt_session import MqttOptions
+from edge.publisher import GatewayPublisher
+from edge.spool import Spool
+
+
+@dataclass(frozen=True, slots=True)
+class Anomaly:
+    """``field`` of ``device`` reads ``value`` on ticks ``first``..``last`` (inclusive)."""
+
+    device: str
+    field: str
+    value: Scalar
+    first: int
+    last: int
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    community: str
+    gateway: str
+    port: int
+    spool: Path
+    log: Path
+    stop_file: Path
+    tick_s: float
+    skew_ms: int
+    devices: dict[str, dict[str, Scalar]]
+    anomalies: list[Anomaly]
+    events: list[tuple[int, str, str]]  # (tick, device, kind)
+
+    def to_json(self) -> str:
+        doc = {
+            **{k: getattr(self, k) for k in ("community", "gateway", "port", "tick_s", "skew_ms", "devices")},
+            **{k: str(getattr(self, k)) for k in ("spool", "log", "stop_file")},
+            "anomalies": [_fields(a) for a in self.anomalies],
+            "events": self.events,
+        }
+        return json.dumps(doc)
+
+    @classmethod
+    def from_json(cls, text: str) -> Plan:
+        doc: dict[str, Any] = json.loads(text)
+        return cls(
+            community=doc["community"],
+            gateway=doc["gateway"],
+            port=int(doc["port"]),
+            spool=Path(doc["spool"]),
+            log=Path(doc["log"]),
+            stop_file=Path(doc["stop_file"]),
+            tick_s=float(doc["tick_s"]),
+            skew_ms=int(doc["skew_ms"]),
+            devices=doc["devices"],
+            anomalies=[Anomaly(**a) for a in doc["anomalies"]],
+            events=[(int(t), str(d), str(k)) for t, d, k in doc["events"]],
+        )
+
+    def values(self, device: str, tick: int) -> dict[str, Scalar]:
+        values = dict(self.devices[device])
+        for a in self.anomalies:
+            if a.device == device and a.first <= tick <= a.last:
+                values[a.field] = a.value
+        return values
+
+
+def _fields(anomaly: Anomaly) -> dict[str, Any]:
+    return {name: getattr(anomaly, name) for name in Anomaly.__slots__}
+
+
+def _last_tick(log: Path) -> int:
+    last = -1
+    if log.exists():
+        for line in log.read_text(encoding="utf-8").splitlines():
+            parts = line.split()
+            if parts and parts[0] == "T" and len(parts) == 3:
+                last = max(last, int(parts[1]))
+    return last
+
+
+def run(plan: Plan) -> None:
+    def clock() -> int:
+        return time.time_ns() // 1_000_000 + plan.skew_ms
+
+    plan.spool.parent.mkdir(parents=True, exist_ok=True)
+    spool = Spool(plan.spool, max_bytes=1024**3, sync_interval_s=1.0, clock=clock)
+    # A short reconnect back-off: a healed fault should be exercised within the run, not minutes later.
+    options = MqttOptions(host="127.0.0.1", port=plan.port, reconnect_min_s=0.2, reconnect_max_s=2)
+    publisher = GatewayPublisher(plan.community, plan.gateway, spool, [], options, clock=clock)
+    publisher.start()
+    tick = _last_tick(plan.log) + 1
+    with plan.log.open("a", encoding="utf-8") as log:
+        next_at = time.monotonic()
+        while not plan.stop_file.exists():
+            ts = clock()
+            for at, device, kind in plan.events:
+                if at == tick:
+                    event = Event(device=device, ts=ts, id=uuid.uuid4(), kind=kind, phase="start", attrs={})
+                    publisher.publish_events([event])
+                    log.write(f"E {device} {ts}\n")
+            readings = [Reading(device=d, ts=ts, values=plan.values(d, tick)) for d in plan.devices]
+            publisher.publish_readings(readings)
+            log.write(f"T {tick} {ts}\n")
+            log.flush()
+            tick += 1
+            next_at += plan.tick_s
+            time.sleep(max(0.0, next_at - time.monotonic()))
+        while spool.depth() > 0 or publisher.outstanding:
+            publisher.pump()
+            time.sleep(0.05)
+        log.write("drained\n")
+        log.flush()
+    while True:  # stay connected: a disconnect would publish the offline state and open a case
+        publisher.pump()
+        time.sleep(0.5)
+
+
+if __name__ == "__main__":
+    run(Plan.from_json(Path(sys.argv[1]).read_text(encoding="utf-8")))

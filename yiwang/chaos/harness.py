@@ -1,0 +1,274 @@
+"""The whole stack as processes on free ports in a temp dir: Mosquitto, influxd, PostgreSQL, ingest,
+alerts, and simulated gateways (edge Spool + GatewayPublisher) publishing through a TCP proxy.
+
+Every part can be killed, paused or cut and brought back by a scenario (yiwang/chaos/scenarios.py).
+The gateways' values are planned in advance, so the cases the run must open are known.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from broker.mosquitto import MosquittoConfig, mosquitto_binary
+from contract import Topic, TopicKind
+from contract.catalog import Catalog, load_catalog
+from contract.profiles import Scalar, SensorTypeProfile
+from yiwang.bench.influxd import influx_query
+from yiwang.bench.stack import free_port
+from yiwang.chaos.gateway import Anomaly, Plan
+from yiwang.chaos.processes import HOST, Postgres, Proc, influxd, port_open, wait_until
+from yiwang.chaos.proxy import TcpProxy
+from yiwang.schema import create_all
+from yiwang.supervisor import env_with, self_command
+
+COMMUNITY = "zhuganxiang"
+TICK_S = 0.5
+INFLUX_DB = "chaos"
+POISON_MARK = "chaos-poison"
+# Values that keep every rule quiet; the plan's anomalies are the only alarms.
+_QUIET: dict[str, Scalar] = {"registered": True, "smoke": False, "open": False, "level_cm": 3.0}
+FLOOD_LEVEL_CM = 72.0
+
+
+def quiet_values(profile: SensorTypeProfile) -> dict[str, Scalar]:
+    values: dict[str, Scalar] = {}
+    for name, spec in profile.fields.items():
+        if name in _QUIET:
+            values[name] = _QUIET[name]
+        elif spec.type == "bool":
+            values[name] = False
+        elif spec.type == "string":
+            values[name] = "ok"
+        else:
+            low = spec.min if spec.min is not None else 0.0
+            high = spec.max if spec.max is not None else low + 100.0
+            number = min(high, max(low, 1.0)) if low <= 1.0 else (low + high) / 2
+            values[name] = round(number) if spec.type == "int" else round(number, 2)
+    return values
+
+
+@dataclass
+class GatewayRun:
+    plan: Plan
+    proc: Proc
+    plan_path: Path
+
+    def drained(self) -> bool:
+        log = self.plan.log
+        return log.exists() and log.read_text(encoding="utf-8").endswith("drained\n")
+
+
+@dataclass
+class Harness:
+    workdir: Path
+    catalog: Catalog
+    config_dir: Path
+    postgres: Postgres
+    influx: Proc
+    influx_url: str
+    broker: Proc
+    mqtt_port: int
+    proxy: TcpProxy
+    ingest: Proc
+    alerts: Proc
+    gateways: dict[str, GatewayRun] = field(default_factory=dict)
+    poison_sent: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    # -- services -----------------------------------------------------------------------------------
+
+    def restart_service(self, service: Proc) -> None:
+        """Start ingest or alerts again and wait until it has subscribed."""
+        before = _subscribed(service.log_path)
+        service.start()
+        wait_until(lambda: _subscribed(service.log_path) > before, 60, f"{service.name} to subscribe")
+
+    def kill_gateway(self, gateway: str) -> None:
+        self.gateways[gateway].proc.kill()
+
+    def start_gateway(self, gateway: str) -> None:
+        self.gateways[gateway].proc.start()
+
+    def tick_at(self, seconds_from_now: float) -> int:
+        """The tick the gateways produce ``seconds_from_now`` later (they started with the harness)."""
+        return int((time.monotonic() - self.started + seconds_from_now) / TICK_S)
+
+    # -- poison -------------------------------------------------------------------------------------
+
+    @contextmanager
+    def poison(self, per_s: float = 1.0) -> Iterator[None]:
+        """Publish malformed telemetry on a gateway's topic at ``per_s`` while the block runs."""
+        stop = threading.Event()
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="chaos-poison")
+        client.connect(HOST, self.mqtt_port)
+        client.loop_start()
+        topic = Topic(COMMUNITY, "gw-01", TopicKind.TELEMETRY).path
+        bad = [
+            b"{" + POISON_MARK.encode() + b" not json",
+            json.dumps(
+                {"seq": 1, "readings": [{"device": POISON_MARK, "ts": 1, "values": {"x": 1}}]}
+            ).encode(),
+            f'{{"seq": "{POISON_MARK}", "readings": []}}'.encode(),
+        ]
+
+        def loop() -> None:
+            while not stop.wait(1.0 / per_s):
+                info = client.publish(topic, bad[self.poison_sent % len(bad)], qos=1)
+                info.wait_for_publish(30)
+                self.poison_sent += 1
+
+        thread = threading.Thread(target=loop, daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(60)
+            client.disconnect()
+            client.loop_stop()
+
+
+def _subscribed(log_path: Path) -> int:
+    if not log_path.exists():
+        return 0
+    return log_path.read_text(encoding="utf-8", errors="replace").count(" subscribed to ")
+
+
+def _plan_gateways(
+    h: Harness,
+    skew_ms: dict[str, int],
+    events: list[tuple[str, str, str, float]],
+    floods: dict[str, str],
+    flood_at_s: float,
+) -> None:
+    community = h.catalog.communities[COMMUNITY]
+    for gw in community.gateways:
+        devices = {
+            d.id: quiet_values(h.catalog.profiles[d.type])
+            for d in gw.devices
+            if h.catalog.profiles[d.type].fields
+        }
+        first = int(flood_at_s / TICK_S)
+        anomalies = (
+            [Anomaly(floods[gw.id], "level_cm", FLOOD_LEVEL_CM, first, first + int(12 / TICK_S))]
+            if gw.id in floods
+            else []
+        )
+        gdir = h.workdir / "gateways" / gw.id
+        gdir.mkdir(parents=True)
+        plan = Plan(
+            community=COMMUNITY,
+            gateway=gw.id,
+            port=h.proxy.port,
+            spool=gdir / "spool.sqlite3",
+            log=gdir / "produced.log",
+            stop_file=gdir / "stop",
+            tick_s=TICK_S,
+            skew_ms=skew_ms.get(gw.id, 0),
+            devices=devices,
+            anomalies=anomalies,
+            events=[(int(at / TICK_S), dev, kind) for g, dev, kind, at in events if g == gw.id],
+        )
+        plan_path = gdir / "plan.json"
+        plan_path.write_text(plan.to_json(), encoding="utf-8")
+        argv = [sys.executable, "-m", "yiwang.chaos.gateway", str(plan_path)]
+        h.gateways[gw.id] = GatewayRun(plan, Proc(gw.id, argv, gdir / "gateway.log"), plan_path)
+
+
+@contextmanager
+def running_harness(
+    config_dir: Path,
+    *,
+    skew_ms: dict[str, int] | None = None,
+    events: list[tuple[str, str, str, float]] | None = None,
+    floods: dict[str, str] | None = None,
+    flood_at_s: float = 10.0,
+    keep: bool = False,
+) -> Iterator[Harness]:
+    """The stack, with gateways producing from the moment this yields; torn down afterwards."""
+    binary = mosquitto_binary()
+    if binary is None:
+        raise RuntimeError("mosquitto not found: install Debian's mosquitto package")
+    workdir = Path(tempfile.mkdtemp(prefix="yiwang-chaos-"))
+    catalog = load_catalog(config_dir)
+    postgres = Postgres()
+    started: list[Proc] = []
+    proxy: TcpProxy | None = None
+    try:
+        postgres.create()
+        create_all(postgres.url)
+        influx, influx_url = influxd(workdir / "influxd")
+        influx.start()
+        started.append(influx)
+        influx_query(influx_url, f'CREATE DATABASE "{INFLUX_DB}"')
+        mqtt_port = free_port()
+        conf = MosquittoConfig(
+            host=HOST, port=mqtt_port, data_dir=workdir / "mosquitto", allow_anonymous=True
+        ).write(workdir / "mosquitto.conf")
+        broker = Proc(
+            "mosquitto",
+            [binary, "-c", str(conf)],
+            workdir / "mosquitto.log",
+            ready=lambda: port_open(mqtt_port),
+        )
+        broker.start()
+        started.append(broker)
+        proxy = TcpProxy(mqtt_port)
+        env = env_with(
+            {
+                "YIWANG_MQTT_PORT": str(mqtt_port),
+                "YIWANG_DATABASE_URL": postgres.url,
+                "YIWANG_SERIES_URL": f"influxdb://{influx_url.removeprefix('http://')}/{INFLUX_DB}",
+                "YIWANG_CONFIG_DIR": str(config_dir.resolve()),
+                "YIWANG_LOG_LEVEL": "INFO",
+                "YIWANG_INGEST_SPOOL_DIR": str(workdir / "ingest-spool"),
+                "YIWANG_INGEST_METRICS_PORT": "0",
+            }
+        )
+        ingest = Proc("ingest", self_command("ingest"), workdir / "ingest.log", env=env)
+        alerts = Proc("alerts", self_command("alerts"), workdir / "alerts.log", env=env)
+        h = Harness(
+            workdir,
+            catalog,
+            config_dir,
+            postgres,
+            influx,
+            influx_url,
+            broker,
+            mqtt_port,
+            proxy,
+            ingest,
+            alerts,
+        )
+        for service in (ingest, alerts):
+            h.restart_service(service)
+            started.append(service)
+        _plan_gateways(h, skew_ms or {}, events or [], floods or {}, flood_at_s)
+        h.started = time.monotonic()
+        for run in h.gateways.values():
+            run.proc.start()
+            started.append(run.proc)
+        yield h
+    finally:
+        for proc in reversed(started):
+            if proc.name.startswith("gw-"):
+                proc.kill()  # a clean stop would publish the offline state: the run is over anyway
+            else:
+                proc.stop()
+        if proxy is not None:
+            proxy.cut()
+        postgres.destroy()
+        if not keep:
+            shutil.rmtree(workdir, ignore_errors=True)
