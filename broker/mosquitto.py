@@ -13,6 +13,28 @@ from pathlib import Path
 
 
 @dataclass(frozen=True, slots=True)
+class TlsListener:
+    """A second listener for gateways: TLS with our CA; optionally a client certificate required too."""
+
+    port: int
+    cafile: Path
+    certfile: Path
+    keyfile: Path
+    host: str = "0.0.0.0"  # noqa: S104 - the field-facing listener, by design
+    require_certificate: bool = False
+
+    def render(self) -> list[str]:
+        return [
+            f"listener {self.port} {self.host}",
+            f"cafile {self.cafile}",
+            f"certfile {self.certfile}",
+            f"keyfile {self.keyfile}",
+            "tls_version tlsv1.2",
+            f"require_certificate {'true' if self.require_certificate else 'false'}",
+        ]
+
+
+@dataclass(frozen=True, slots=True)
 class MosquittoConfig:
     host: str
     port: int
@@ -33,6 +55,9 @@ class MosquittoConfig:
     # The contract's 256 KiB payload limit plus room for the fixed header and topic.
     max_packet_size: int = 256 * 1024 + 1024
     user: str = field(default_factory=getpass.getuser)
+    # Gateways in the field connect over TLS (docs/operations.md has the certificate setup); the plain
+    # listener above then stays on loopback for the services on the same host.
+    tls: TlsListener | None = None
 
     def render(self) -> str:
         lines = [
@@ -59,6 +84,8 @@ class MosquittoConfig:
             "log_type notice",
             "connection_messages true",
         ]
+        if self.tls is not None:
+            lines += self.tls.render()
         if self.password_file is not None:
             lines.append(f"password_file {self.password_file}")
         if self.acl_file is not None:

@@ -1,9 +1,7 @@
 """Alert transitions → cases, on SQLite and on a real PostgreSQL."""
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
@@ -11,20 +9,10 @@ from alerts.casebook import CaseBook
 from alerts.models import Alert, AlertHistory, Case, CaseEvent, CaseState, Evidence
 from alerts.policy import CasePolicy
 from alerts.rules import load_rules
-from alerts.schema import create_schema
 from alerts.silences import Matchers, SilenceIn, SilenceStore
 from tests.alerts.scenario import CONFIG, T0, Scenario
-from yiwang.common.db import make_engine
 
 NOW = datetime.fromtimestamp(T0 / 1000, UTC)
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator[Engine]:
-    engine = make_engine(database_url)
-    create_schema(engine)
-    yield engine
-    engine.dispose()
 
 
 def setup(db: Engine) -> tuple[Scenario, CaseBook]:

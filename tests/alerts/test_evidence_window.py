@@ -1,7 +1,6 @@
 """The readings window a case's evidence keeps: captured by the engine when an alert fires, written
 once by the case book (SQLite and PostgreSQL), never changed afterwards."""
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,9 +13,7 @@ from alerts.engine import WINDOW_MS, WINDOW_READINGS, Transition
 from alerts.models import Case, Evidence, EvidenceImmutable
 from alerts.policy import CasePolicy
 from alerts.rules import Rule
-from alerts.schema import create_schema
 from tests.alerts.scenario import CONFIG, T0, Scenario, rule
-from yiwang.common.db import make_engine
 
 WATER = {"type": "water.level@1"}
 
@@ -108,14 +105,6 @@ def test_the_window_is_not_checkpointed_and_refills_after_a_restart() -> None:
 
 
 # --- the case book: written once, never updated ---------------------------------------------------------
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator[Engine]:
-    engine = make_engine(database_url)
-    create_schema(engine)
-    yield engine
-    engine.dispose()
 
 
 def book_for(db: Engine) -> CaseBook:

@@ -4,8 +4,6 @@ PostgreSQL, against a real HTTP receiver on loopback."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,33 +16,13 @@ from alerts.caseflow import CaseFlow, Report
 from alerts.notify import Channel, Outbox
 from alerts.organisation import Person
 from alerts.policy import CasePolicy
-from alerts.schema import create_schema
 from alerts.sla import SlaMonitor
 from contract.errors import ContractError
 from tests.alerts.scenario import CONFIG
-from tests.alerts.test_notify import Receiver
-from yiwang.common.db import make_engine
+from tests.alerts.webhook import Receiver
 
 NOW = datetime(2026, 10, 12, 9, 0, tzinfo=ZoneInfo("Asia/Shanghai"))  # a Monday, office hours
 PHONES = {"li.na": "13900000001", "chen.jie": "13900000002", "liu.yang": "13900000003"}
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator[Engine]:
-    engine = make_engine(database_url)
-    create_schema(engine)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    server = Receiver()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
 
 
 def with_phones(policy: CasePolicy) -> None:

@@ -3,7 +3,6 @@ what escalation and call-ups use, and how soon another process sees a change."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -16,22 +15,12 @@ from alerts.models import PersonOverride, SupervisionOrder
 from alerts.organisation import Department, Person, load_organisation
 from alerts.orgstore import OrganisationConflict, OrganisationError, OrganisationStore, UnknownPerson
 from alerts.policy import CasePolicy
-from alerts.schema import create_schema
 from alerts.sla import SlaMonitor
 from tests.alerts.scenario import CONFIG
-from yiwang.common.db import make_engine
 
 CST = ZoneInfo("Asia/Shanghai")
 MONDAY = datetime(2026, 10, 12, 9, 0, tzinfo=CST)
 GRIDS = {"g-north", "g-middle", "g-south"}
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator[Engine]:
-    engine = make_engine(database_url)
-    create_schema(engine)
-    yield engine
-    engine.dispose()
 
 
 def test_a_new_town_leader_receives_the_escalated_supervision_order(db: Engine) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -17,24 +16,14 @@ from alerts.kpis import compute_kpis
 from alerts.models import Case, CaseEvent, CaseState, SupervisionOrder
 from alerts.policy import CasePolicy
 from alerts.rules import load_rules
-from alerts.schema import create_schema
 from alerts.sla import AutoCheck, SlaMonitor
 from alerts.workflow import IllegalTransition, InvalidAction
 from tests.alerts.scenario import CONFIG, Scenario
-from yiwang.common.db import make_engine
 
 CST = ZoneInfo("Asia/Shanghai")
 POLICY = CasePolicy.load(CONFIG)
 # Wednesday 30 September 2026, 17:55 — five minutes before the National Day holiday (1–7 October).
 EVE = datetime(2026, 9, 30, 17, 55, tzinfo=CST)
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator[Engine]:
-    engine = make_engine(database_url)
-    create_schema(engine)
-    yield engine
-    engine.dispose()
 
 
 def report(flow: CaseFlow, now: datetime, category: str = "fire_lane_blocked", grid: str = "g-north") -> int:

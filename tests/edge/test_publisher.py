@@ -48,7 +48,15 @@ DEVICES = [
 class Subscriber:
     """A plain paho subscriber that records every message it receives (QoS 1)."""
 
-    def __init__(self, host: str, port: int, topic: str, *, client_id: str | None = None) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        topic: str,
+        *,
+        client_id: str | None = None,
+        credentials: tuple[str, str] | None = None,
+    ) -> None:
         self.topic = topic
         self.messages: list[tuple[str, bytes, bool]] = []
         self._lock = threading.Lock()
@@ -60,6 +68,8 @@ class Subscriber:
             clean_session=client_id is None,
         )
         self.client.reconnect_delay_set(1, 2)
+        if credentials:
+            self.client.username_pw_set(*credentials)
         self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(self.topic, qos=1)
         self.client.on_subscribe = lambda c, u, mid, rcs, p: self._subscribed.set()
         self.client.on_message = self._on_message

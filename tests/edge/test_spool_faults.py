@@ -25,9 +25,9 @@ from contract.messages import Event, EventMessage, Reading, StateMessage, decode
 from contract.topics import TopicKind, subscription
 from edge.publisher import GatewayPublisher, MqttOptions
 from edge.spool import Spool
-from tests.edge.tcp_proxy import TcpProxy
 from tests.edge.test_publisher import Subscriber, decoded_telemetry, keys, wait_for
 from tests.servers import MosquittoServer, free_port, start_mosquitto
+from yiwang.chaos.proxy import TcpProxy
 
 pytestmark = pytest.mark.integration
 

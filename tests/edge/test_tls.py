@@ -8,12 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from broker.accounts import AccountStore
+from broker.mosquitto import MosquittoConfig, TlsListener
 from contract.messages import Reading
 from contract.topics import TopicKind, subscription
 from edge.publisher import GatewayPublisher, MqttOptions
 from edge.spool import Spool
 from tests.edge.test_publisher import Subscriber, decoded_telemetry, wait_for
-from tests.servers import MosquittoServer, free_port, start_mosquitto
+from tests.servers import MOSQUITTO_BIN, MosquittoServer, _port_open, free_port, start_mosquitto
 
 pytestmark = pytest.mark.integration
 T0 = 1_764_183_600_000
@@ -93,3 +95,65 @@ def test_without_a_client_certificate_the_gateway_stays_offline_and_keeps_its_da
         finally:
             publisher.stop()
         assert spool.depth() == 1
+
+
+def test_the_shipped_broker_config_serves_gateways_over_tls_with_their_accounts(tmp_path: Path) -> None:
+    """broker/mosquitto.py's TLS listener as docs/operations.md sets it up: our CA, a server
+    certificate, the gateway's password and ACL; plain MQTT stays on the loopback listener only."""
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    _certificates(certs)
+    store = AccountStore(tmp_path / "accounts")
+    gateway, service = store.add_gateway("tls", "gw-a"), store.add_service("ingest")
+    plain_port, tls_port = free_port(), free_port()
+    tls = TlsListener(
+        tls_port, certs / "ca.pem", certs / "server.pem", certs / "server.key", host="127.0.0.1"
+    )
+    conf = MosquittoConfig(
+        host="127.0.0.1",
+        port=plain_port,
+        data_dir=tmp_path / "mq",
+        password_file=store.password_file,
+        acl_file=store.acl_file,
+        tls=tls,
+    ).write(tmp_path / "mosquitto.conf")
+    with (tmp_path / "mosquitto.log").open("wb") as log:
+        proc = subprocess.Popen([MOSQUITTO_BIN, "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: _port_open("127.0.0.1", tls_port) or proc.poll() is not None)
+        assert proc.poll() is None, (tmp_path / "mosquitto.log").read_text()
+        sub = Subscriber(
+            "127.0.0.1",
+            plain_port,
+            subscription(TopicKind.TELEMETRY, community="tls"),
+            credentials=(service.username, service.password),
+        )
+        options = MqttOptions(
+            host="127.0.0.1",
+            port=tls_port,
+            tls_ca=str(certs / "ca.pem"),
+            username=gateway.username,
+            password=gateway.password,
+        )
+        reading = Reading(device="th-01", ts=T0, values={"t": 2.0})
+        with Spool(tmp_path / "gw.sqlite3") as spool:
+            publisher = GatewayPublisher("tls", "gw-a", spool, [], options)
+            try:
+                publisher.start()
+                publisher.publish_readings([reading])
+                wait_for(lambda: spool.depth() == 0, publisher)
+                wait_for(lambda: bool(decoded_telemetry(sub)))
+            finally:
+                publisher.stop()
+                sub.close()
+        assert decoded_telemetry(sub)[0].readings == [reading]
+        # Plain MQTT on the TLS port does not even get a CONNACK.
+        plain = subprocess.run(
+            ["mosquitto_pub", "-p", str(tls_port), "-u", gateway.username, "-P", gateway.password,
+             "-t", "yiwang/v1/tls/gw-a/telemetry", "-m", "{}"],
+            capture_output=True, timeout=30, check=False,
+        )  # fmt: skip
+        assert plain.returncode != 0
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -49,9 +49,8 @@ def influx_query(url: str, statement: str, database: str | None = None) -> list[
     return results
 
 
-@contextlib.contextmanager
-def running_influxd(workdir: Path, timeout: float = 30.0) -> Iterator[str]:
-    """Start influxd in ``workdir``; yields its base URL and stops it (SIGTERM, then SIGKILL) after."""
+def influxd_command(workdir: Path) -> tuple[list[str], str]:
+    """The command line of a throw-away influxd keeping its data in ``workdir``, and its base URL."""
     binary = influxd_binary()
     if binary is None:
         raise RuntimeError("influxd not found: install Debian's influxdb package")
@@ -59,11 +58,15 @@ def running_influxd(workdir: Path, timeout: float = 30.0) -> Iterator[str]:
     port = free_port()
     conf = workdir / "influxd.conf"
     conf.write_text(_CONFIG.format(rpc_port=free_port(), workdir=workdir, port=port), encoding="utf-8")
-    url = f"http://127.0.0.1:{port}"
+    return [binary, "-config", str(conf)], f"http://127.0.0.1:{port}"
+
+
+@contextlib.contextmanager
+def running_influxd(workdir: Path, timeout: float = 30.0) -> Iterator[str]:
+    """Start influxd in ``workdir``; yields its base URL and stops it (SIGTERM, then SIGKILL) after."""
+    argv, url = influxd_command(workdir)
     with (workdir / "influxd.log").open("ab") as out:
-        proc = subprocess.Popen(
-            [binary, "-config", str(conf)], stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + timeout
         while True:

@@ -15,8 +15,7 @@ from pathlib import Path
 
 import httpx
 
-from yiwang.bench.influxd import _CONFIG as INFLUXD_CONFIG
-from yiwang.bench.influxd import influxd_binary
+from yiwang.bench.influxd import influxd_command
 from yiwang.bench.postgres import BIN as PG_BIN
 from yiwang.bench.postgres import _as_postgres
 from yiwang.bench.stack import free_port
@@ -104,21 +103,14 @@ class Proc:
 
 def influxd(workdir: Path) -> tuple[Proc, str]:
     """influxd in ``workdir`` (same recipe as the benchmarks); not started yet."""
-    binary = influxd_binary()
-    if binary is None:
-        raise RuntimeError("influxd not found: install Debian's influxdb package")
-    workdir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    conf = workdir / "influxd.conf"
-    conf.write_text(INFLUXD_CONFIG.format(rpc_port=free_port(), workdir=workdir, port=port), encoding="utf-8")
-    url = f"http://{HOST}:{port}"
+    argv, url = influxd_command(workdir)
 
     def ready() -> bool:
         with contextlib.suppress(httpx.HTTPError):
             return httpx.get(f"{url}/ping", timeout=1).status_code == 204
         return False
 
-    return Proc("influxd", [binary, "-config", str(conf)], workdir / "influxd.log", ready=ready), url
+    return Proc("influxd", argv, workdir / "influxd.log", ready=ready), url
 
 
 class Postgres:
