@@ -15,47 +15,43 @@ warm-up) gets a trend test (yiwang/bench/trend.py).
 
 from __future__ import annotations
 
-import contextlib
 import itertools
-import json
 import math
 import os
 import shutil
-import struct
 import tempfile
-import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import httpx
-import paho.mqtt.client as mqtt
 import yaml
-from paho.mqtt.enums import CallbackAPIVersion
-from sqlalchemy import Engine, func, select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import Engine
 
-from alerts.models import Evidence
 from broker.mosquitto import MosquittoConfig, mosquitto_binary
-from contract import Topic, TopicKind
 from yiwang.bench.influxd import influx_query, running_influxd
-from yiwang.bench.ingest import FIELD, MEASUREMENT, count, drive
-from yiwang.bench.mqttload import RawPublisher, _packet, _utf8
+from yiwang.bench.ingest import FIELD, count, drive
+from yiwang.bench.soakload import DEVICES, GATEWAYS, PER_MSG, Load, PacedPublisher, Pacer, device_id
+from yiwang.bench.soakprobe import (
+    PROBE_DEVICE,
+    PROBE_GATEWAY,
+    Probe,
+    SysWatcher,
+    alerts_processed,
+    metric,
+    pid_with_arg,
+    rss_mb,
+)
 from yiwang.bench.stack import free_port
 from yiwang.bench.trend import LATENCY, MEMORY, QUEUE, Criterion, trend
 from yiwang.common.db import make_engine
-from yiwang.common.heartbeat import read_heartbeats
 from yiwang.schema import create_all
 from yiwang.supervisor import Child, Supervisor, env_with, self_command
 
-GATEWAYS, DEVICES, PER_MSG = 10, 100, 100
-PROBE_GATEWAY, PROBE_DEVICE = "gw-probe", "wl-probe"
-RULE = {"field": FIELD, "op": ">=", "value": 50, "clear": 40}
-FIRE, CLEAR = 80.0, 10.0  # the probe's levels; the load stays around 5 cm and never fires
+RULE = {"field": FIELD, "op": ">=", "value": 50, "clear": 40}  # the probe's FIRE crosses it, CLEAR resolves
 # Offered in the capacity phase: more than the path takes on this machine (it runs ~55-115k/s).
 CAPACITY_MSGS_PER_S = 600
-PROBE_TIMEOUT_S = 30.0
 
 # Series in the growth verdict, with their criterion. influxd's RSS is sampled and plotted but not
 # judged: it holds the data, and its cache and index grow with every series and point stored.
@@ -72,10 +68,6 @@ SERIES: dict[str, Criterion] = {
 INFO_SERIES: dict[str, Criterion] = {"rss_influxd_mb": MEMORY}
 
 
-def _device(gw: int, i: int) -> str:
-    return f"wl-{gw:02d}{i:02d}"
-
-
 def write_config(source: Path, target: Path) -> None:
     """The bench community (10 × 100 water-level sensors and a probe gateway) and one threshold rule
     on every sensor, so the alert service evaluates every reading."""
@@ -88,7 +80,7 @@ def write_config(source: Path, target: Path) -> None:
         {
             "id": f"gw-{gw:02d}",
             "devices": [
-                {"id": _device(gw, i), "type": "water.level@1", "grid": "g-00"} for i in range(DEVICES)
+                {"id": device_id(gw, i), "type": "water.level@1", "grid": "g-00"} for i in range(DEVICES)
             ],
         }
         for gw in range(GATEWAYS)
@@ -120,221 +112,6 @@ def write_config(source: Path, target: Path) -> None:
         "towns": [{"id": "bench-town", "name": "bench town", "communities": ["bench"]}],
     }
     (target / "organisation.yaml").write_text(yaml.safe_dump(organisation), encoding="utf-8")
-
-
-class Load:
-    """Messages of 100 readings, gateways in turn, each with its own seq; a reading's ts is the run's
-    start plus its gateway's seq (ms), so device + ts is unique and never ahead of the clock while a
-    gateway sends fewer than 1,000 messages/s."""
-
-    def __init__(self, base_ms: int) -> None:
-        self._base = base_ms
-        self._seq = [0] * GATEWAYS
-        self._topics = [Topic("bench", f"gw-{gw:02d}", TopicKind.TELEMETRY).path for gw in range(GATEWAYS)]
-        # Pre-rendered around the ts: the publisher's JSON work stays small at tens of thousands/s.
-        self._parts = [
-            [
-                (
-                    f'{{"device":"{_device(gw, i)}","ts":',
-                    f',"values":{{"{FIELD}":{5 + (gw + i) % 10 / 20:.2f}}}}}',
-                )
-                for i in range(DEVICES)
-            ]
-            for gw in range(GATEWAYS)
-        ]
-        self._gw = itertools.cycle(range(GATEWAYS))
-
-    def __iter__(self) -> Iterator[tuple[str, bytes, int]]:
-        return self
-
-    def __next__(self) -> tuple[str, bytes, int]:
-        gw = next(self._gw)
-        self._seq[gw] += 1
-        seq, ts = self._seq[gw], str(self._base + self._seq[gw])
-        readings = ",".join(head + ts + tail for head, tail in self._parts[gw])
-        return self._topics[gw], f'{{"seq":{seq},"readings":[{readings}]}}'.encode(), PER_MSG
-
-
-class PacedPublisher(RawPublisher):
-    """RawPublisher that sends in installments from one thread, keeping its window across them."""
-
-    def __init__(self, port: int, client_id: str) -> None:
-        super().__init__(port, client_id)
-        self.sent = 0
-
-    @property
-    def acked(self) -> int:
-        return self._acked
-
-    def send(self, messages: Iterable[tuple[str, bytes, int]], timeout: float = 300.0) -> None:
-        deadline = time.monotonic() + timeout
-        chunk: list[bytes] = []
-        for topic, payload, readings in messages:
-            if self.sent - self._acked >= self._window:
-                self._sock.sendall(b"".join(chunk))
-                chunk = []
-                self._wait_for_acks(self.sent - self._window + 1, deadline)
-            body = _utf8(topic) + struct.pack("!H", self.sent % 65535 + 1) + payload
-            chunk.append(_packet(0x32, body))  # PUBLISH, QoS 1
-            self.sent += 1
-            self.messages += 1
-            self.readings += readings
-        if chunk:
-            self._sock.sendall(b"".join(chunk))
-
-    def drain(self, timeout: float) -> None:
-        """Return once everything sent was PUBACKed."""
-        self._wait_for_acks(self.sent, time.monotonic() + timeout)
-
-
-class Pacer(threading.Thread):
-    """Offers ``msgs_per_s`` from ``load`` in 20 ms installments until stopped."""
-
-    def __init__(self, publisher: PacedPublisher, load: Load, msgs_per_s: float) -> None:
-        super().__init__(name="soak-pacer", daemon=True)
-        self._publisher, self._load, self._rate = publisher, load, msgs_per_s
-        self.halt = threading.Event()
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        started = time.perf_counter()
-        try:
-            while not self.halt.is_set():
-                due = int((time.perf_counter() - started) * self._rate) - self._publisher.sent
-                if due > 0:
-                    self._publisher.send(itertools.islice(self._load, due))
-                self.halt.wait(0.02)
-        except BaseException as err:  # reported by the main thread, which owns the run
-            self.error = err
-
-
-class SysWatcher:
-    """The broker's count of stored messages, from ``$SYS`` (Mosquitto publishes it every
-    ``sys_interval`` seconds)."""
-
-    TOPICS = ("$SYS/broker/store/messages/count", "$SYS/broker/messages/stored")
-
-    def __init__(self, port: int) -> None:
-        self.stored: int | None = None
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"soak-sys-{os.getpid()}")
-        self.client.on_message = self._on_message
-        self.client.connect("127.0.0.1", port)
-        for topic in self.TOPICS:
-            self.client.subscribe(topic, qos=0)
-        self.client.loop_start()
-
-    def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
-        # The first topic is the current name; the second its deprecated alias in older Mosquittos.
-        if msg.topic == self.TOPICS[0] or self.stored is None:
-            with contextlib.suppress(ValueError):
-                self.stored = int(msg.payload)
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
-
-
-class Probe:
-    """One reading at a time on a gateway of its own: how long until InfluxDB serves it, and until
-    the alert it raises is evidence on a case."""
-
-    def __init__(self, port: int, url: str, database: str, engine: Engine) -> None:
-        self._url, self._db, self._engine = url, database, engine
-        self._topic = Topic("bench", PROBE_GATEWAY, TopicKind.TELEMETRY).path
-        self._seq = self._last_ts = 0
-        self.readings = self.timeouts = 0
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"soak-probe-{os.getpid()}")
-        self.client.connect("127.0.0.1", port)
-        self.client.loop_start()
-
-    def _publish(self, level: float) -> int:
-        self._seq += 1
-        ts = self._last_ts = max(self._last_ts + 1, int(time.time() * 1000))
-        reading = {"device": PROBE_DEVICE, "ts": ts, "values": {FIELD: level}}
-        doc = json.dumps({"seq": self._seq, "readings": [reading]})
-        self.client.publish(self._topic, doc, qos=1).wait_for_publish(10)
-        self.readings += 1
-        return ts
-
-    def _stored(self, ts: int) -> bool:
-        # Constants and our own integer only in the statement.
-        where = f"\"device\"='{PROBE_DEVICE}' AND time = {ts}ms"
-        statement = f'SELECT count("{FIELD}") FROM "{MEASUREMENT}" WHERE {where}'  # noqa: S608
-        return bool(influx_query(self._url, statement, self._db)[0].get("series"))
-
-    def _evidence(self) -> int:
-        try:
-            with self._engine.connect() as conn:
-                found = conn.execute(
-                    select(func.max(Evidence.id)).where(Evidence.device == PROBE_DEVICE)
-                ).scalar()
-        except OperationalError:  # SQLite busy with the alert service's commit: ask again
-            return -1
-        return int(found or 0)
-
-    def measure(self) -> tuple[float | None, float | None]:
-        """(ms until stored, ms until case evidence); None for what did not happen in 30 s."""
-        before = self._evidence()
-        while before < 0:
-            time.sleep(0.02)
-            before = self._evidence()
-        started = time.perf_counter()
-        ts = self._publish(FIRE)
-        store_ms = case_ms = None
-        while (store_ms is None or case_ms is None) and time.perf_counter() - started < PROBE_TIMEOUT_S:
-            if store_ms is None and self._stored(ts):
-                store_ms = (time.perf_counter() - started) * 1000
-            if case_ms is None and self._evidence() > before:
-                case_ms = (time.perf_counter() - started) * 1000
-            time.sleep(0.02)
-        if store_ms is None or case_ms is None:
-            self.timeouts += 1
-        self._publish(CLEAR)  # resolves the alert, so the next probe fires a new one
-        return store_ms, case_ms
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
-
-
-def rss_mb(pid: int | None) -> float | None:
-    """Resident set of a process in MB (VmRSS), None once it is gone."""
-    if pid is None:
-        return None
-    try:
-        status = Path(f"/proc/{pid}/status").read_text(encoding="ascii")
-    except OSError:
-        return None
-    for line in status.splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return None
-
-
-def pid_with_arg(argument: str) -> int | None:
-    """The process whose command line holds ``argument`` (our influxd, by its config path)."""
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError):
-                if argument.encode() in (entry / "cmdline").read_bytes().split(b"\0"):
-                    return int(entry.name)
-    return None
-
-
-def metric(text: str, name: str) -> float | None:
-    """One unlabelled sample from a Prometheus text exposition."""
-    for line in text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    return None
-
-
-def alerts_processed(engine: Engine) -> tuple[int, float]:
-    """Messages the alert service evaluated, and when it said so (its heartbeat, every 5 s)."""
-    beats = [b for b in read_heartbeats(engine) if b.service == "alerts"]
-    if not beats:
-        return 0, 0.0
-    return sum(int(b.detail.get("messages", 0)) for b in beats), max(b.last_seen.timestamp() for b in beats)
 
 
 def judge(samples: list[dict[str, Any]], soak_s: float) -> tuple[dict[str, dict[str, float | bool]], bool]:
