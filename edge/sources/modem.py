@@ -22,6 +22,7 @@ from edge.gateway_config import ModemConfig
 from edge.sources.at_parse import parse_cops, parse_creg, parse_csq, parse_qeng, parse_qgdcnt
 from edge.sources.base import SOURCE_API_VERSION, DeviceTimeout, SourceBatch, SourceError
 from edge.sources.report import DeviceReporter, wall_ms
+from edge.sources.serial_port import SerialPortOwner
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ COMMANDS: list[tuple[str, Callable[[list[str]], dict[str, Scalar]]]] = [
 _FINAL = ("OK", "ERROR", "+CME ERROR", "+CMS ERROR")
 
 
-class ModemSource:
+class ModemSource(SerialPortOwner[dict[str, Scalar]]):
     api_version: ClassVar[int] = SOURCE_API_VERSION
 
     def __init__(self, modem: ModemConfig, profile: SensorTypeProfile) -> None:
@@ -107,16 +108,3 @@ class ModemSource:
         event = self.reporter.succeeded(now_ms)
         reading = self.reporter.values(values, time.monotonic(), now_ms)
         return SourceBatch([reading] if reading else [], [event] if event else [])
-
-    def _drop_port(self) -> None:
-        if self._port is not None:
-            try:
-                self._port.close()
-            finally:
-                self._port = None
-
-    async def aclose(self) -> None:
-        self._closed = True
-        if self._inflight is not None:
-            await asyncio.wait([self._inflight])
-        self._drop_port()

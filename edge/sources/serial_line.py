@@ -23,13 +23,14 @@ from edge.sources.base import SOURCE_API_VERSION, BoundDevice, ConfigError, Sour
 from edge.sources.framing import Framer
 from edge.sources.parsers import LineError, NotForUs, parse_frame
 from edge.sources.report import DeviceReporter, wall_ms
+from edge.sources.serial_port import SerialPortOwner
 
 log = logging.getLogger(__name__)
 
 _READ_TIMEOUT_S = 0.2
 
 
-class SerialLineSource:
+class SerialLineSource(SerialPortOwner[bytes]):
     """A line-protocol device on a serial port, as a :class:`~edge.sources.base.Source`."""
 
     api_version: ClassVar[int] = SOURCE_API_VERSION
@@ -148,17 +149,3 @@ class SerialLineSource:
         event = self.reporter.succeeded(now_ms)
         reading = self.reporter.values(values, time.monotonic(), now_ms)
         return SourceBatch([reading] if reading else [], [event] if event else [])
-
-    def _drop_port(self) -> None:
-        if self._port is not None:
-            try:
-                self._port.close()
-            finally:
-                self._port = None
-
-    async def aclose(self) -> None:
-        self._closed = True
-        if self._inflight is not None:
-            # Let the reader thread's bounded read finish before its port goes away under it.
-            await asyncio.wait([self._inflight])
-        self._drop_port()
