@@ -8,12 +8,11 @@ so the passwords the demo's own processes log in with are kept beside it in ``de
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from broker.accounts import AccountStore, Credentials
+from broker.accounts import AccountStore, Credentials, write_private
 
 SECRETS_FILE = "demo-secrets.json"
 SERVICES = ("ingest", "alerts")
@@ -52,18 +51,10 @@ def ensure_demo_accounts(directory: Path, communities: Iterable[str]) -> DemoAcc
             else store.add_fleet(name, rotate=rotate)
         )
         current[username] = created
-    _write_secrets(secrets_path, {u: c.password for u, c in current.items()})
+    passwords = {u: c.password for u, c in current.items()}
+    write_private(secrets_path, json.dumps(passwords, indent=2, sort_keys=True))
     return DemoAccounts(
         store=store,
         services={name: current[f"svc.{name}"] for name in SERVICES},
         fleets={u.removeprefix("fleet."): c for u, c in current.items() if u.startswith("fleet.")},
     )
-
-
-def _write_secrets(path: Path, passwords: dict[str, str]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        json.dump(passwords, out, indent=2, sort_keys=True)
-    tmp.replace(path)

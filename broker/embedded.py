@@ -21,7 +21,7 @@ from amqtt.contexts import Action
 from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 from amqtt.session import Session
 
-from broker.accounts import AccountStore, acl_for
+from broker.accounts import AccountStore, permissions
 
 log = logging.getLogger(__name__)
 SHARED_PREFIX = "$share/"
@@ -63,17 +63,15 @@ def topic_matches(pattern: str, topic: str) -> bool:
 
 
 def allowed(username: str | None, topic: str, action: Action) -> bool:
-    """What Mosquitto's ``acl_file`` generated from the same account would allow."""
+    """What Mosquitto's ``acl_file`` generated from the same account's permissions allows."""
     if username is None:
         return False
     if topic.startswith(SHARED_PREFIX):  # $share/<group>/<filter>: the filter is what is read
         topic = topic[len(SHARED_PREFIX) :].partition("/")[2]
     wanted = "write" if action == Action.PUBLISH else "read"
-    for line in acl_for(username):
-        _, access, pattern = line.split(" ", 2)
-        if access == wanted and topic_matches(pattern, topic):
-            return True
-    return False
+    return any(
+        access == wanted and topic_matches(pattern, topic) for access, pattern in permissions(username)
+    )
 
 
 class AccountAuthPlugin(BaseAuthPlugin):  # type: ignore[misc]  # amqtt ships no type hints

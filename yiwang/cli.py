@@ -555,9 +555,10 @@ def _add_to_credentials(path: Path, extra: dict[str, str]) -> None:
     """Merge ``extra`` into the demo's credentials file (kept 0600)."""
     import json
 
+    from broker.accounts import write_private
+
     credentials = json.loads(path.read_text(encoding="utf-8")) | extra
-    path.write_text(json.dumps(credentials, indent=2) + "\n", encoding="utf-8")
-    path.chmod(0o600)
+    write_private(path, json.dumps(credentials, indent=2) + "\n")
 
 
 chaos_app = typer.Typer(no_args_is_help=True, help="Whole-system fault injection on this machine.")
