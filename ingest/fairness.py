@@ -80,16 +80,16 @@ class Deferral:
     def split(self, batch: list[Inbound]) -> list[Inbound]:
         """The messages to handle now. The others are durably in the spool when this returns."""
         allow = self.budget.allow
-        over = [m for m in batch if not allow(gateway_of(m.topic), len(m.payload))]
+        over = [(m, gw) for m in batch if not allow(gw := gateway_of(m.topic), len(m.payload))]
         if not over:
             return batch
         try:
-            self.spool.append([(m.topic, m.payload) for m in over])
+            self.spool.append([(m.topic, m.payload) for m, _ in over])
         except (SpoolFull, OSError) as err:
             log.warning("cannot defer %d messages (%s): handling them now", len(over), err)
             return batch
-        for m in over:
-            self._metrics.deferred.labels(gateway=gateway_of(m.topic)).inc()
+        for _, gateway in over:
+            self._metrics.deferred.labels(gateway=gateway).inc()
         self._metrics.deferred_depth.set(self.spool.depth_points)
-        set_aside = {id(m) for m in over}
+        set_aside = {id(m) for m, _ in over}
         return [m for m in batch if id(m) not in set_aside]

@@ -17,6 +17,7 @@ import logging
 import os
 import struct
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Generic, TypeVar
@@ -41,19 +42,19 @@ def _decode(data: bytes) -> list[Point]:
     return [Point(measurement=m, tags=t, fields=f, ts_ms=ts) for m, t, f, ts in rows]
 
 
-class SegmentSpool(Generic[T]):
+class SegmentSpool(ABC, Generic[T]):
     """Segments ``NNNNNNNNNNNN-COUNT.json`` in one directory, drained in name (= arrival) order.
 
     Subclasses say how a batch of items becomes the bytes of one segment.
     """
 
     @staticmethod
-    def encode(items: Sequence[T]) -> bytes:
-        raise NotImplementedError
+    @abstractmethod
+    def encode(items: Sequence[T]) -> bytes: ...
 
     @staticmethod
-    def decode(data: bytes) -> list[T]:
-        raise NotImplementedError
+    @abstractmethod
+    def decode(data: bytes) -> list[T]: ...
 
     def __init__(self, directory: Path, *, max_bytes: int = 1024**3) -> None:
         self.directory = directory
@@ -97,11 +98,8 @@ class SegmentSpool(Generic[T]):
             self.depth_points += len(points)
 
     def oldest(self) -> tuple[Path, list[T]] | None:
-        with self._lock:
-            if not self._segments:
-                return None
-            path = self._segments[0]
-        return path, self.decode(path.read_bytes())
+        segments = self.oldest_segments(1)
+        return segments[0] if segments else None
 
     def oldest_segments(self, max_items: int) -> list[tuple[Path, list[T]]]:
         """The oldest segments holding at most ``max_items`` in all (always at least one, if any)."""

@@ -38,8 +38,9 @@ def engine(database_url: str) -> Iterator[Engine]:
 @pytest.fixture(scope="session")
 def baseline_release(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The code of release da115ad, from git (the repository is this checkout)."""
-    if shutil.which("git") is None or not (ROOT / ".git").exists():
-        pytest.skip(f"needs git and this repository's history to check out {BASELINE_COMMIT}")
+    assert shutil.which("git") is not None and (ROOT / ".git").exists(), (
+        f"this test checks out {BASELINE_COMMIT}: it needs git and this repository's history"
+    )
     target = tmp_path_factory.mktemp("da115ad")
     archive = subprocess.run(
         ["git", "-C", str(ROOT), "archive", BASELINE_COMMIT, "alerts", "api", "ingest", "yiwang", "contract"],

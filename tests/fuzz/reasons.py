@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 from contract import ContractError
+from contract.catalog import load_model
 
 
 def expect_reason(err: Exception, *, prefix: str = "") -> str:
@@ -13,3 +17,12 @@ def expect_reason(err: Exception, *, prefix: str = "") -> str:
     assert reason.startswith(prefix), f"{reason!r} does not start with {prefix!r}"
     assert reason.removeprefix(prefix).strip(), f"{type(err).__name__} without a reason"
     return reason
+
+
+def load_or_reason(model: type[Any], path: Path) -> Any:
+    """The loaded model, or None when refused with a reason that names the file."""
+    try:
+        return load_model(model, path)
+    except ContractError as err:
+        expect_reason(err, prefix=f"{path}: ")
+        return None

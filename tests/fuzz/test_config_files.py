@@ -21,7 +21,6 @@ from pydantic import ValidationError
 
 from alerts.rules import Category, CategoryFile, Rule, RuleFile, load_categories, load_rules
 from contract import ContractError, TopicKind, decode_message
-from contract.catalog import load_model
 from contract.messages import ConfigMessage
 from edge.agent import describe
 from edge.gateway_config import DeviceSet, GatewayConfig
@@ -29,7 +28,7 @@ from edge.sources.base import ConfigError
 from edge.sources.build import build_sources, load_profiles
 from edge.sources.registry import load_sources
 from tests.fuzz.budget import fuzz
-from tests.fuzz.reasons import expect_reason
+from tests.fuzz.reasons import expect_reason, load_or_reason
 from tests.fuzz.strategies import FIELD, ID, JSON, SENSOR_TYPE, mutated
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
@@ -66,14 +65,6 @@ class Files:
 @pytest.fixture(scope="module")
 def files(tmp_path_factory: pytest.TempPathFactory) -> Files:
     return Files(tmp_path_factory.mktemp("fuzz-config"))
-
-
-def load_or_reason(model: type[Any], path: Path) -> Any:
-    try:
-        return load_model(model, path)
-    except ContractError as err:
-        expect_reason(err, prefix=f"{path}: ")
-        return None
 
 
 @fuzz(6)

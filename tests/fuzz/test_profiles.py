@@ -21,7 +21,7 @@ from contract.catalog import Community, load_model
 from contract.messages import Reading
 from contract.profiles import MODBUS_DATA_TYPES, FieldSpec, Scalar, SensorTypeProfile
 from tests.fuzz.budget import fuzz
-from tests.fuzz.reasons import expect_reason
+from tests.fuzz.reasons import expect_reason, load_or_reason
 from tests.fuzz.strategies import EVENT_KIND, FIELD, ID, JSON, SENSOR_TYPE, mutated
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
@@ -47,15 +47,6 @@ class Files:
 @pytest.fixture(scope="module")
 def files(tmp_path_factory: pytest.TempPathFactory) -> Files:
     return Files(tmp_path_factory.mktemp("fuzz-yaml"))
-
-
-def load_or_reason(model: type[Any], path: Path) -> Any:
-    """The loaded model, or None when refused with a reason that names the file."""
-    try:
-        return load_model(model, path)
-    except ContractError as err:
-        expect_reason(err, prefix=f"{path}: ")
-        return None
 
 
 YAML_TEXT = st.lists(

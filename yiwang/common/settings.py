@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -24,16 +24,13 @@ def refuse_placeholder(name: str, secret: str | None) -> None:
 
 
 def url_password(url: str) -> str | None:
-    """The password (or token) embedded in a database URL, if any."""
+    """The password (or, for InfluxDB's ``?token=``, the token) embedded in a database URL, if any."""
     parts = urlsplit(url)
-    password = parts.password
-    if password is None and parts.query:
-        # InfluxDB URLs may carry the token as ?token=...
-        for pair in parts.query.split("&"):
-            key, _, value = pair.partition("=")
-            if key in ("token", "password"):
-                return unquote(value)
-    return unquote(password) if password is not None else None
+    if parts.password is not None:
+        return unquote(parts.password)
+    query = parse_qs(parts.query)
+    found = query.get("token") or query.get("password")
+    return found[-1] if found else None
 
 
 class MqttSettings(BaseSettings):
