@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Generic, TypeVar
 
-from ingest.store import Point, Scalar
+from ingest.store import Line, Point, Scalar
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -32,14 +32,17 @@ class SpoolFull(Exception):
     """The spool reached its size bound; keep the batch unacknowledged."""
 
 
-def _encode(items: Sequence[Point]) -> bytes:
-    rows = [[p.measurement, dict(p.tags), dict(p.fields), p.ts_ms] for p in items]
+def _encode(items: Sequence[Point | Line]) -> bytes:
+    # A point is a [measurement, tags, fields, ts] row; an encoded line stays its text.
+    rows = [
+        p if isinstance(p, str) else [p.measurement, dict(p.tags), dict(p.fields), p.ts_ms] for p in items
+    ]
     return json.dumps(rows, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-def _decode(data: bytes) -> list[Point]:
-    rows: list[tuple[str, dict[str, str], dict[str, Scalar], int]] = json.loads(data)
-    return [Point(measurement=m, tags=t, fields=f, ts_ms=ts) for m, t, f, ts in rows]
+def _decode(data: bytes) -> list[Point | Line]:
+    rows: list[Line | tuple[str, dict[str, str], dict[str, Scalar], int]] = json.loads(data)
+    return [row if isinstance(row, str) else Point(*row) for row in rows]
 
 
 class SegmentSpool(ABC, Generic[T]):
@@ -124,7 +127,7 @@ class SegmentSpool(ABC, Generic[T]):
             self.depth_points -= self._count(path)
 
 
-class DiskSpool(SegmentSpool[Point]):
+class DiskSpool(SegmentSpool[Point | Line]):
     """Points the store could not take yet (JSON rows)."""
 
     encode = staticmethod(_encode)

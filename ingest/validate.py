@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from contract import ContractError, EventMessage, TelemetryMessage, Topic, TopicKind, decode_message
 from contract.catalog import Catalog, DeviceInfo
-from ingest.store import Point
+from ingest.store import Line, Point
 
 
 @dataclass(frozen=True, slots=True)
 class Decoded:
     topic: Topic
     seq: int
-    points: list[Point]
+    points: Sequence[Point | Line]  # Lines only from the fast path, for a store that takes them
 
 
 def _registered(catalog: Catalog, topic: Topic, device: str, where: str) -> DeviceInfo:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +23,7 @@ from ingest.fairness import Deferral
 from ingest.fastpath import FastDecoder
 from ingest.metrics import IngestMetrics, reason_class
 from ingest.spool import DiskSpool, SpoolFull
-from ingest.store import Point, StoreRejected, StoreUnavailable, TimeSeriesStore
+from ingest.store import Line, Point, StoreRejected, StoreUnavailable, TimeSeriesStore
 from ingest.validate import Decoded, decode_telemetry
 from yiwang.common.consumer import Inbound, retry_until_stopped
 
@@ -64,7 +64,7 @@ class BatchWriter:
         self._catalog, self._store, self._dead, self._stop = catalog, store, dead, stop
         self._spool = spool
         self._deferral = deferral
-        self._fast = FastDecoder(catalog)
+        self._fast = FastDecoder(catalog, lines=store.takes_lines)
         self.metrics = metrics or IngestMetrics()
         self.counters = Counters()
         self._lock = threading.Lock()
@@ -103,7 +103,7 @@ class BatchWriter:
 
     # -- writing -------------------------------------------------------------------------------------
 
-    def _store_or_spool(self, points: list[Point]) -> bool:
+    def _store_or_spool(self, points: Sequence[Point | Line]) -> bool:
         """True once the points are in the store or the spool; False when stopped first."""
         # Spool non-empty: the store is (or just was) down. New points queue behind the old ones so
         # the drainer writes them in arrival order; it keeps up at full write speed.
@@ -128,7 +128,7 @@ class BatchWriter:
             lambda: self._timed_write(points), "time-series store", self._stop, (StoreUnavailable,)
         )
 
-    def _try_spool(self, points: list[Point]) -> bool:
+    def _try_spool(self, points: Sequence[Point | Line]) -> bool:
         assert self._spool is not None
         try:
             self._spool.append(points)
@@ -145,7 +145,7 @@ class BatchWriter:
             self.metrics.spool_points.set(self._spool.depth_points)
             self.metrics.spool_bytes.set(self._spool.depth_bytes)
 
-    def _timed_write(self, points: list[Point]) -> None:
+    def _timed_write(self, points: Sequence[Point | Line]) -> None:
         started = time.perf_counter()
         try:
             self._store.write(points)

@@ -30,6 +30,29 @@ def test_case_latency_bench_prints_one_json_object() -> None:
     )
 
 
+def test_ingest_bench_counts_every_reading_back_and_says_where_the_cpu_went() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "yiwang", "bench", "ingest", "--json", "--seconds", "1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={"YIWANG_CONFIG_DIR": str(CONFIG_DIR), "PATH": "/usr/sbin:/usr/bin:/bin"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout)
+    assert report["area"] == "ingest" and report["lost"] == 0
+    for phase in ("batched", "single"):
+        assert report[phase]["stored_readings"] == report[phase]["published_readings"] > 0
+        assert set(report[phase]["cpu_us_per_reading"]) == {"influxd", "broker", "ingest", "publisher"}
+        assert report[phase]["cpu_us_per_reading"]["ingest"] > 0
+    assert report["ratio"] == pytest.approx(
+        report["readings_per_s"] / report["ceiling_points_per_s"], abs=1e-3
+    )
+    assert report["single_reading_msgs_per_s"] > 0 and report["naive_readings_per_s"] > 0
+    assert "kept_for_inspection" not in report
+
+
 def test_unknown_area_is_a_clear_error() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "yiwang", "bench", "telepathy", "--json"],

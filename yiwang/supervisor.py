@@ -64,6 +64,10 @@ class Supervisor:
         self._children: list[Child] = []
         self._stop = threading.Event()
 
+    @property
+    def children(self) -> tuple[Child, ...]:
+        return tuple(self._children)
+
     def _spawn(self, child: Child) -> None:
         output = self._log_path.open("ab") if self._log_path else None
         child.proc = subprocess.Popen(

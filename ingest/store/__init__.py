@@ -21,13 +21,12 @@ class Point:
     tags: Mapping[str, str]
     fields: Mapping[str, Scalar]
     ts_ms: int
-    # The escaped line-protocol ``measurement,tags`` of exactly these measurement and tags, when the
-    # producer already has it (ingest caches it per device): saves the encoder a sort and escape per
-    # point. Only :func:`ingest.store.lineprotocol.series_text` may make it.
-    series: str | None = field(default=None, compare=False, repr=False)
-    # The whole line-protocol line, when the producer already has it (ingest's fast path); the same
-    # contract as ``series``: it must be what :func:`~ingest.store.lineprotocol.encode_point` gives.
-    line: str | None = field(default=None, compare=False, repr=False)
+
+
+# A point already encoded as one line of line protocol: what ingest's fast path gives a store that
+# ``takes_lines``, as building a Point per reading costs more than decoding it. It must be exactly what
+# :func:`ingest.store.lineprotocol.encode_point` gives for the point (tests/ingest/test_fastpath.py).
+Line = str
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +77,10 @@ def check_aggregate(fn: str, window_ms: int) -> None:
 
 
 class TimeSeriesStore(Protocol):
-    def write(self, points: Sequence[Point]) -> None:
+    # True when ``write`` takes encoded lines as well as points (InfluxDB); False: points only.
+    takes_lines: bool
+
+    def write(self, points: Sequence[Point | Line]) -> None:
         """Write a batch; raises StoreUnavailable (retry) or StoreRejected (content refused)."""
 
     def query(

@@ -26,6 +26,7 @@ import httpx
 from ingest.store import (
     Aggregate,
     Bucket,
+    Line,
     PartialWrite,
     Point,
     Row,
@@ -80,6 +81,8 @@ def _cast(value: Any, field_type: str | None) -> Scalar:
 
 class InfluxStore:
     """A TimeSeriesStore on one InfluxDB database (and optionally one retention policy)."""
+
+    takes_lines = True
 
     def __init__(
         self,
@@ -138,7 +141,7 @@ class InfluxStore:
                 f"InfluxDB at {self.base_url} answered HTTP {response.status_code}: {_error_text(response)}"
             )
 
-    def write(self, points: Sequence[Point]) -> None:
+    def write(self, points: Sequence[Point | Line]) -> None:
         lines, refused = encode_points(points)
         params = {"db": self.database, "precision": "ms"}
         if self.rp:

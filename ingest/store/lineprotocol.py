@@ -29,7 +29,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 
-from ingest.store import Point, Scalar, StoreRejected
+from ingest.store import Line, Point, Scalar, StoreRejected
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
@@ -125,22 +125,22 @@ def _field_key(key: str) -> str:
     return key.translate(_KEY_ESCAPES)
 
 
-def encode_point(point: Point) -> str:
+def encode_point(point: Point | Line) -> str:
     """One line of line protocol, or StoreRejected saying why the point cannot be written."""
-    if point.line is not None:
-        return point.line
+    if isinstance(point, str):
+        return point  # already encoded (ingest's fast path)
     if isinstance(point.ts_ms, bool) or not isinstance(point.ts_ms, int):
         raise StoreRejected(f"timestamp must be integer milliseconds, not {point.ts_ms!r}")
     if not TS_MS_MIN <= point.ts_ms <= TS_MS_MAX:
         raise StoreRejected(f"timestamp {point.ts_ms} ms is outside InfluxDB's range")
     if not point.fields:
         raise StoreRejected("a point needs at least one field")
-    series = point.series or series_text(point.measurement, point.tags)
+    series = series_text(point.measurement, point.tags)
     fields = ",".join(f"{_field_key(key)}={_format_value(key, value)}" for key, value in point.fields.items())
     return f"{series} {fields} {point.ts_ms}"
 
 
-def encode_points(points: Iterable[Point]) -> tuple[list[str], list[str]]:
+def encode_points(points: Iterable[Point | Line]) -> tuple[list[str], list[str]]:
     """Lines of the valid points, and one reason per refused point (``"#index: why"``)."""
     lines: list[str] = []
     refused: list[str] = []

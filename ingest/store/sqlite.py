@@ -26,6 +26,7 @@ from types import TracebackType
 from ingest.store import (
     Aggregate,
     Bucket,
+    Line,
     PartialWrite,
     Point,
     Row,
@@ -64,6 +65,8 @@ def series_key(tags: Mapping[str, str]) -> str:
 
 class SQLiteStore:
     """A TimeSeriesStore in one SQLite file (``":memory:"`` works for tests)."""
+
+    takes_lines = False  # it stores fields, not line protocol
 
     def __init__(self, path: str | Path, *, busy_timeout_s: float = 10.0) -> None:
         self.path = str(path)
@@ -105,10 +108,13 @@ class SQLiteStore:
                 # Locked database, full disk, I/O error, closed store: nothing wrong with the data.
                 raise StoreUnavailable(f"SQLite store {self.path}: {exc}") from exc
 
-    def write(self, points: Sequence[Point]) -> None:
+    def write(self, points: Sequence[Point | Line]) -> None:
         rows: list[tuple[str, str, str, int, str]] = []
         refused: list[str] = []
         for index, point in enumerate(points):
+            if isinstance(point, str):
+                refused.append(f"#{index}: the SQLite store takes points, not line protocol")
+                continue
             try:
                 check_point(point)
             except StoreRejected as exc:

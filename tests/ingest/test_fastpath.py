@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -15,8 +14,9 @@ from hypothesis import strategies as st
 from contract import ContractError
 from contract.catalog import Catalog, load_catalog
 from ingest.fastpath import FastDecoder
-from ingest.store.lineprotocol import encode_point, series_text
-from ingest.validate import decode_telemetry
+from ingest.store import Point
+from ingest.store.lineprotocol import encode_point
+from ingest.validate import Decoded, decode_telemetry
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 TOPIC = "yiwang/v1/zhuganxiang/gw-01/telemetry"
@@ -28,11 +28,25 @@ def catalog() -> Catalog:
     return load_catalog(CONFIG)
 
 
-def slow(catalog: Catalog, topic: str, payload: bytes) -> object:
+def slow(catalog: Catalog, topic: str, payload: bytes) -> Decoded | None:
     try:
         return decode_telemetry(topic, payload, catalog)
     except ContractError:
         return None
+
+
+def assert_agrees_or_defers(catalog: Catalog, topic: str, payload: bytes) -> Decoded | None:
+    """Both modes defer alike; when they do not, points mode gives the contract's points and lines mode
+    exactly the lines the encoder writes for them."""
+    points = FastDecoder(catalog).decode(topic, payload)
+    lines = FastDecoder(catalog, lines=True).decode(topic, payload)
+    assert (points is None) == (lines is None)
+    if points is not None and lines is not None:
+        expected = slow(catalog, topic, payload)
+        assert points == expected
+        assert lines.points == [encode_point(p) for p in expected.points]
+        assert (lines.topic, lines.seq) == (expected.topic, expected.seq)
+    return points
 
 
 def doc(*readings: dict[str, object], seq: object = 1) -> bytes:
@@ -43,17 +57,19 @@ def reading(device: str = "wl-01", ts: object = TS, **values: object) -> dict[st
     return {"device": device, "ts": ts, "values": values or {"level_cm": 12.5}}
 
 
-def test_valid_message_gives_the_contracts_points_with_the_series_precomputed(catalog: Catalog) -> None:
+def test_valid_message_gives_the_contracts_points_or_their_lines(catalog: Catalog) -> None:
     payload = doc(reading(level_cm=72), reading(ts=TS + 1, level_cm=3.25))
-    fast = FastDecoder(catalog).decode(TOPIC, payload)
+    fast = assert_agrees_or_defers(catalog, TOPIC, payload)
     assert fast is not None
-    assert fast == decode_telemetry(TOPIC, payload, catalog)
     for point in fast.points:
-        assert point.series == series_text(point.measurement, point.tags)
+        assert isinstance(point, Point)
         assert type(point.fields["level_cm"]) is float  # an int on the wire: the profile's float
-    assert encode_point(fast.points[0]).endswith(f"level_cm=72.0 {TS}")
-    for point in fast.points:
-        assert point.line == encode_point(dataclasses.replace(point, line=None, series=None))
+    lines = FastDecoder(catalog, lines=True).decode(TOPIC, payload)
+    assert lines is not None
+    assert lines.points == [
+        f"water.level,community=zhuganxiang,device=wl-01,gateway=gw-01,grid=g-north level_cm=72.0 {TS}",
+        f"water.level,community=zhuganxiang,device=wl-01,gateway=gw-01,grid=g-north level_cm=3.25 {TS + 1}",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -78,6 +94,7 @@ def test_valid_message_gives_the_contracts_points_with_the_series_precomputed(ca
 )
 def test_anything_unusual_is_left_to_the_contract(catalog: Catalog, payload: bytes) -> None:
     assert FastDecoder(catalog).decode(TOPIC, payload) is None
+    assert FastDecoder(catalog, lines=True).decode(TOPIC, payload) is None
 
 
 @pytest.mark.parametrize(
@@ -91,6 +108,7 @@ def test_anything_unusual_is_left_to_the_contract(catalog: Catalog, payload: byt
 )
 def test_other_topics_are_left_to_the_contract(catalog: Catalog, topic: str) -> None:
     assert FastDecoder(catalog).decode(topic, doc(reading())) is None
+    assert FastDecoder(catalog, lines=True).decode(topic, doc(reading())) is None
 
 
 _values = st.one_of(
@@ -123,12 +141,7 @@ _readings = st.fixed_dictionaries(
 def test_fast_path_agrees_with_the_contract_or_defers(
     catalog: Catalog, seq: object, readings: list[dict[str, object]], topic: str
 ) -> None:
-    payload = json.dumps({"seq": seq, "readings": readings}).encode()
-    fast = FastDecoder(catalog).decode(topic, payload)
-    if fast is not None:
-        assert fast == slow(catalog, topic, payload)
-        for point in fast.points:  # the precomputed line is exactly what the encoder writes
-            assert point.line == encode_point(dataclasses.replace(point, line=None, series=None))
+    assert_agrees_or_defers(catalog, topic, json.dumps({"seq": seq, "readings": readings}).encode())
 
 
 @pytest.fixture(scope="module")
@@ -177,10 +190,6 @@ _any_value = st.one_of(
 def test_every_field_type_agrees_with_the_contract_and_the_encoder(
     mixed_catalog: Catalog, device: str, values: dict[str, object]
 ) -> None:
-    topic = "yiwang/v1/mix/gw-01/telemetry"
-    payload = doc(reading(device=device, **values))
-    fast = FastDecoder(mixed_catalog).decode(topic, payload)
-    if fast is not None:
-        assert fast == slow(mixed_catalog, topic, payload)
-        [point] = fast.points
-        assert point.line == encode_point(dataclasses.replace(point, line=None, series=None))
+    assert_agrees_or_defers(
+        mixed_catalog, "yiwang/v1/mix/gw-01/telemetry", doc(reading(device=device, **values))
+    )

@@ -8,6 +8,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import httpx
 
@@ -38,10 +39,14 @@ def influxd_binary() -> str | None:
     return shutil.which("influxd") or shutil.which("influxd", path="/usr/bin:/usr/sbin")
 
 
-def influx_query(url: str, statement: str, database: str | None = None) -> list[dict[str, object]]:
-    """Run InfluxQL; RuntimeError with the server's text when it fails."""
+def influx_query(
+    url: str, statement: str, database: str | None = None, *, http: httpx.Client | None = None
+) -> list[dict[str, object]]:
+    """Run InfluxQL; RuntimeError with the server's text when it fails. Pass ``http`` when polling:
+    a new client per call costs milliseconds of CPU (its TLS context), taken from what is measured."""
     data = {"q": statement, **({"db": database} if database else {})}
-    response = httpx.post(f"{url}/query", data=data, timeout=60)
+    post = http.post if http is not None else httpx.post
+    response = post(f"{url}/query", data=data, timeout=60)
     body = response.json()
     results: list[dict[str, object]] = body.get("results", [])
     if response.status_code != 200 or any("error" in r for r in results):
@@ -61,9 +66,15 @@ def influxd_command(workdir: Path) -> tuple[list[str], str]:
     return [binary, "-config", str(conf)], f"http://127.0.0.1:{port}"
 
 
+class RunningInfluxd(NamedTuple):
+    url: str
+    pid: int
+
+
 @contextlib.contextmanager
-def running_influxd(workdir: Path, timeout: float = 30.0) -> Iterator[str]:
-    """Start influxd in ``workdir``; yields its base URL and stops it (SIGTERM, then SIGKILL) after."""
+def running_influxd(workdir: Path, timeout: float = 30.0) -> Iterator[RunningInfluxd]:
+    """Start influxd in ``workdir``; yields its base URL and pid, and stops it (SIGTERM, then SIGKILL)
+    after."""
     argv, url = influxd_command(workdir)
     with (workdir / "influxd.log").open("ab") as out:
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
@@ -78,7 +89,7 @@ def running_influxd(workdir: Path, timeout: float = 30.0) -> Iterator[str]:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"influxd not ready after {timeout:.0f}s; see {workdir}/influxd.log")
             time.sleep(0.1)
-        yield url
+        yield RunningInfluxd(url, proc.pid)
     finally:
         proc.terminate()
         try:

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import gzip
 import itertools
+import os
 import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ from broker.mosquitto import MosquittoConfig, mosquitto_binary
 from contract import Topic, TopicKind, subscription
 from yiwang.bench.influxd import influx_query, running_influxd
 from yiwang.bench.mqttload import RawPublisher
-from yiwang.bench.stack import free_port
+from yiwang.bench.stack import cpu_seconds, free_port
 from yiwang.common.mqtt import SESSION_EXPIRY_S, v5_connect_properties
 from yiwang.supervisor import Child, Supervisor, env_with, self_command
 
@@ -119,11 +120,23 @@ def ceiling(url: str, database: str, points: int, writers: int = 4) -> float:
     return points / elapsed
 
 
-def count(url: str, database: str) -> int:
+def count(url: str, database: str, http: httpx.Client | None = None) -> int:
     # Constants only, no outside input in the statement.
-    results = influx_query(url, f'SELECT count("{FIELD}") FROM "{MEASUREMENT}"', database)  # noqa: S608
+    statement = f'SELECT count("{FIELD}") FROM "{MEASUREMENT}"'  # noqa: S608
+    results = influx_query(url, statement, database, http=http)
     series: Any = results[0].get("series")
     return int(series[0]["values"][0][1]) if series else 0
+
+
+def accepted(url: str, database: str, http: httpx.Client | None = None) -> int:
+    """Points the database's shards have accepted so far, rewrites included (cheap: counters)."""
+    results = influx_query(url, "SHOW STATS FOR 'shard'", http=http)
+    shards: list[dict[str, Any]] = results[0].get("series", [])  # type: ignore[assignment]
+    total = 0
+    for series in shards:
+        if series["tags"]["database"] == database:
+            total += series["values"][0][series["columns"].index("writePointsOk")]
+    return total
 
 
 def subscribe_session(port: int, client_id: str, share_group: str | None = None) -> None:
@@ -148,12 +161,20 @@ def subscribe_session(port: int, client_id: str, share_group: str | None = None)
 
 
 def drive(
-    port: int, url: str, database: str, messages: list[tuple[str, bytes, int]], *, drain_timeout: float
+    port: int,
+    url: str,
+    database: str,
+    messages: list[tuple[str, bytes, int]],
+    *,
+    drain_timeout: float,
+    processes: Mapping[str, Sequence[int]] | None = None,
 ) -> dict[str, Any]:
     """Publish ``messages`` (pre-generated: the publisher's JSON work is not on the clock), then wait
-    until every reading is counted in the database (or ``drain_timeout``)."""
+    until every reading is counted in the database (or ``drain_timeout``). ``processes`` (name → pids):
+    report the CPU each used per stored reading, to show where the time goes."""
     publisher = RawPublisher(port, f"bench-pub-{database}")
     per_msg = messages[0][2]
+    cpu_before = _cpu(processes or {})
     started = time.perf_counter()
     try:
         publisher.run(messages, timeout=drain_timeout)
@@ -161,15 +182,10 @@ def drive(
         publisher.close()
     published_s = time.perf_counter() - started
     deadline = time.perf_counter() + drain_timeout
-    stored = last = count(url, database)
-    finished = time.perf_counter()
-    while stored < publisher.readings and time.perf_counter() < deadline:
-        time.sleep(0.25)
-        stored = count(url, database)
-        if stored != last:
-            last, finished = stored, time.perf_counter()
+    with httpx.Client() as http:
+        stored, finished = _wait_until_stored(url, database, publisher.readings, deadline, http)
     elapsed = finished - started
-    return {
+    result: dict[str, Any] = {
         "published_messages": publisher.messages,
         "published_readings": publisher.readings,
         "publish_msgs_per_s": round(publisher.messages / published_s),
@@ -178,6 +194,41 @@ def drive(
         "readings_per_s": round(stored / elapsed),
         "msgs_per_s": round(stored / per_msg / elapsed),
     }
+    if processes:
+        # Includes the wait after the last reading (<= 50 ms of polling): idle processes add nothing.
+        used = {name: after - cpu_before[name] for name, after in _cpu(processes).items()}
+        result["cpu_us_per_reading"] = {name: round(s * 1e6 / max(stored, 1), 2) for name, s in used.items()}
+        result["cpu_cores_busy"] = round(sum(used.values()) / elapsed, 2)
+    return result
+
+
+def _wait_until_stored(
+    url: str, database: str, expected: int, deadline: float, http: httpx.Client
+) -> tuple[int, float]:
+    """(distinct readings stored, when the last one arrived), polling until all ``expected`` are
+    there or ``deadline``."""
+    # Wait on the shards' write counters first: a count() over millions of points costs influxd
+    # ~0.3 CPU-s each time, and polling it would take that CPU from the path being measured.
+    last, finished = -1, time.perf_counter()
+    while time.perf_counter() < deadline:
+        written = accepted(url, database, http)
+        if written != last:
+            last, finished = written, time.perf_counter()
+        if written >= expected:
+            break
+        time.sleep(0.05)
+    # The counters include rewrites of redelivered readings: distinct readings are what count() says.
+    stored = count(url, database, http)
+    while stored < expected and time.perf_counter() < deadline:
+        time.sleep(1)
+        now_stored = count(url, database, http)
+        if now_stored != stored:
+            stored, finished = now_stored, time.perf_counter()
+    return stored, finished
+
+
+def _cpu(processes: Mapping[str, Sequence[int]]) -> dict[str, float]:
+    return {name: sum(cpu_seconds(pid) for pid in pids) for name, pids in processes.items()}
 
 
 def naive_consumer(port: int, url: str, database: str, client_id: str) -> Callable[[], None]:
@@ -210,82 +261,119 @@ def naive_consumer(port: int, url: str, database: str, client_id: str) -> Callab
     return stop
 
 
+def _pids(supervisor: Supervisor) -> list[int]:
+    return [child.proc.pid for child in supervisor.children if child.proc is not None]
+
+
+def _run_phases(
+    config_dir: Path, work: Path, binary: str, *, seconds: float, replicas: int
+) -> dict[str, Any]:
+    """The ceiling and the four workloads, each on its own database of one influxd."""
+    write_config(config_dir, work / "config")
+    port = free_port()
+    conf = MosquittoConfig(
+        host="127.0.0.1", port=port, data_dir=work / "mosquitto", allow_anonymous=True
+    ).write(work / "mosquitto.conf")
+    env = env_with(
+        {
+            "YIWANG_MQTT_PORT": str(port),
+            "YIWANG_DATABASE_URL": f"sqlite:///{work}/yiwang.db",
+            "YIWANG_CONFIG_DIR": str(work / "config"),
+            "YIWANG_LOG_LEVEL": "INFO",  # dead letters and spooling are logged at INFO
+            "YIWANG_INGEST_SPOOL_DIR": str(work / "spool"),
+            "YIWANG_INGEST_METRICS_PORT": "0",
+        }
+    )
+    supervisor = Supervisor(env, log_path=work / "stack.log")
+    result: dict[str, Any] = {"area": "ingest", "broker": "mosquitto", "store": "influxdb 1.x"}
+    drain = 10 * seconds + 60
+    try:
+        supervisor.start(Child("broker", [binary, "-c", str(conf)], port))
+        with running_influxd(work / "influxd") as influxd:
+            url = influxd.url
+            points = int(max(200_000, min(2_000_000, 130_000 * seconds)))
+            result["ceiling_points_per_s"] = round(ceiling(url, "ceiling", points))
+            workloads = {
+                # Sized to take about ``seconds`` at the rates we aim for (300k readings/s, 12k msgs/s).
+                "batched": list(itertools.islice(payloads(100), int(3000 * seconds))),
+                "single": list(itertools.islice(payloads(1), int(12_000 * seconds))),
+            }
+            for name in ("batched", "single"):
+                influx_query(url, f'CREATE DATABASE "{name}"')
+                # One group per phase: a stopped replica's persistent session stays a member and
+                # keeps receiving its share (REFERENCES.md), which would strand the next phase's data.
+                group = f"ingest-{name}" if replicas > 1 else None
+                children = []
+                for replica in range(replicas):
+                    client_id = f"bench-ingest-{name}-{replica}"
+                    subscribe_session(port, client_id, group)
+                    child_env = {
+                        **env,
+                        "YIWANG_SERIES_URL": f"influxdb://{url.split('//')[1]}/{name}",
+                        "YIWANG_INGEST_CLIENT_ID": client_id,
+                        **({"YIWANG_INGEST_SHARE_GROUP": group} if group else {}),
+                    }
+                    children.append(Supervisor(child_env, log_path=work / f"ingest-{name}.log"))
+                    children[-1].start(Child(f"ingest-{replica}", self_command("ingest")))
+                time.sleep(3)  # the ingest processes import, connect and resume their sessions
+                processes = {
+                    "influxd": [influxd.pid],
+                    "broker": _pids(supervisor),
+                    "ingest": [pid for child in children for pid in _pids(child)],
+                    "publisher": [os.getpid()],  # the bench itself: publisher and polling
+                }
+                try:
+                    result[name] = drive(
+                        port, url, name, workloads[name], drain_timeout=drain, processes=processes
+                    )
+                finally:
+                    for child in children:
+                        child.stop_all()
+            for name, load in (("naive_batched", "batched"), ("naive_single", "single")):
+                influx_query(url, f'CREATE DATABASE "{name}"')
+                stop = naive_consumer(port, url, name, f"bench-naive-{name}")
+                try:
+                    # The naive script may never finish: cap its drain, report what it stored.
+                    processes = {
+                        "influxd": [influxd.pid],
+                        "broker": _pids(supervisor),
+                        "publisher": [os.getpid()],  # the naive subscriber runs in the bench too
+                    }
+                    naive = drive(
+                        port, url, name, workloads[load], drain_timeout=3 * seconds, processes=processes
+                    )
+                    # Not "lost": it had not finished within the cap (auto-ack loses only on a crash).
+                    naive["unfinished_after_cap"] = naive.pop("lost")
+                    result[name] = naive
+                finally:
+                    stop()
+    finally:
+        supervisor.stop_all()
+    return result
+
+
 def run(config_dir: Path, *, seconds: float = 15.0, replicas: int = 1) -> dict[str, Any]:
     binary = mosquitto_binary()
     if binary is None:
         raise RuntimeError("mosquitto not found: install Debian's mosquitto package")
-    with tempfile.TemporaryDirectory(prefix="yiwang-bench-ingest-") as tmp:
-        work = Path(tmp)
-        write_config(config_dir, work / "config")
-        port = free_port()
-        conf = MosquittoConfig(
-            host="127.0.0.1", port=port, data_dir=work / "mosquitto", allow_anonymous=True
-        ).write(work / "mosquitto.conf")
-        env = env_with(
-            {
-                "YIWANG_MQTT_PORT": str(port),
-                "YIWANG_DATABASE_URL": f"sqlite:///{work}/yiwang.db",
-                "YIWANG_CONFIG_DIR": str(work / "config"),
-                "YIWANG_LOG_LEVEL": "WARNING",
-                "YIWANG_INGEST_SPOOL_DIR": str(work / "spool"),
-                "YIWANG_INGEST_METRICS_PORT": "0",
-            }
-        )
-        supervisor = Supervisor(env, log_path=work / "stack.log")
-        result: dict[str, Any] = {"area": "ingest", "broker": "mosquitto", "store": "influxdb 1.x"}
-        drain = 10 * seconds + 60
-        try:
-            supervisor.start(Child("broker", [binary, "-c", str(conf)], port))
-            with running_influxd(work / "influxd") as url:
-                points = int(max(200_000, min(2_000_000, 130_000 * seconds)))
-                result["ceiling_points_per_s"] = round(ceiling(url, "ceiling", points))
-                workloads = {
-                    # Sized to take about ``seconds`` at the rates we aim for (80k readings/s, 12k msgs/s).
-                    "batched": list(itertools.islice(payloads(100), int(800 * seconds))),
-                    "single": list(itertools.islice(payloads(1), int(12_000 * seconds))),
-                }
-                for name in ("batched", "single"):
-                    influx_query(url, f'CREATE DATABASE "{name}"')
-                    # One group per phase: a stopped replica's persistent session stays a member and
-                    # keeps receiving its share (REFERENCES.md), which would strand the next phase's data.
-                    group = f"ingest-{name}" if replicas > 1 else None
-                    children = []
-                    for replica in range(replicas):
-                        client_id = f"bench-ingest-{name}-{replica}"
-                        subscribe_session(port, client_id, group)
-                        child_env = {
-                            **env,
-                            "YIWANG_SERIES_URL": f"influxdb://{url.split('//')[1]}/{name}",
-                            "YIWANG_INGEST_CLIENT_ID": client_id,
-                            **({"YIWANG_INGEST_SHARE_GROUP": group} if group else {}),
-                        }
-                        children.append(Supervisor(child_env, log_path=work / f"ingest-{name}.log"))
-                        children[-1].start(Child(f"ingest-{replica}", self_command("ingest")))
-                    time.sleep(3)  # the ingest processes import, connect and resume their sessions
-                    try:
-                        result[name] = drive(port, url, name, workloads[name], drain_timeout=drain)
-                    finally:
-                        for child in children:
-                            child.stop_all()
-                for name, load in (("naive_batched", "batched"), ("naive_single", "single")):
-                    influx_query(url, f'CREATE DATABASE "{name}"')
-                    stop = naive_consumer(port, url, name, f"bench-naive-{name}")
-                    try:
-                        # The naive script may never finish: cap its drain, report what it stored.
-                        naive = drive(port, url, name, workloads[load], drain_timeout=3 * seconds)
-                        # Not "lost": it had not finished within the cap (auto-ack loses only on a crash).
-                        naive["unfinished_after_cap"] = naive.pop("lost")
-                        result[name] = naive
-                    finally:
-                        stop()
-        finally:
-            supervisor.stop_all()
+    work = Path(tempfile.mkdtemp(prefix="yiwang-bench-ingest-"))
+    try:
+        result = _run_phases(config_dir, work, binary, seconds=seconds, replicas=replicas)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
     batched, single = result["batched"], result["single"]
+    lost = batched["lost"] + single["lost"]
+    if lost:
+        # Keep the logs, spools and dead letters of a run that lost readings: they say where.
+        result["kept_for_inspection"] = str(work)
+    else:
+        shutil.rmtree(work, ignore_errors=True)
     result.update(
         readings_per_s=batched["readings_per_s"],
         msgs_per_s=batched["msgs_per_s"],
         ratio=round(batched["readings_per_s"] / result["ceiling_points_per_s"], 3),
-        lost=batched["lost"] + single["lost"],
+        lost=lost,
         single_reading_msgs_per_s=single["msgs_per_s"],
         naive_readings_per_s=result["naive_batched"]["readings_per_s"],
         naive_single_msgs_per_s=result["naive_single"]["msgs_per_s"],

@@ -184,7 +184,8 @@ def run(config_dir: Path, *, minutes: float = 30.0, plot_dir: Path | None = None
         broker = Child("broker", [binary, "-c", str(conf)], port)
         try:
             supervisor.start(broker)
-            with running_influxd(work / "influxd") as url:
+            with running_influxd(work / "influxd") as influxd:
+                url = influxd.url
                 influx_query(url, 'CREATE DATABASE "soak"')
                 series = {"YIWANG_SERIES_URL": f"influxdb://{url.split('//')[1]}/soak"}
                 ingest = Child("ingest", self_command("ingest"), env=series)
