@@ -250,6 +250,7 @@ def catalog_telemetry(draw: st.DrawFn) -> dict[str, Any]:
 def ingest(topic: str, payload: bytes) -> None:
     """Decode as ingest does (fast path, then the contract's decoder) and check the outcome."""
     fast = FastDecoder(CATALOG).decode(topic, payload)
+    fast_lines = FastDecoder(CATALOG, lines=True).decode(topic, payload)
     try:
         slow = decode_telemetry(topic, payload, CATALOG)
     except ContractError as err:
@@ -259,8 +260,11 @@ def ingest(topic: str, payload: bytes) -> None:
         refused = None
     if refused is not None:
         assert fast is None, f"fast path accepted what the contract refuses: {refused}"
+        assert fast_lines is None, f"fast path (lines) accepted what the contract refuses: {refused}"
         return
     assert fast is None or fast == slow
+    # Lines only where every point encodes, and then exactly the encoder's lines.
+    assert fast_lines is None or fast_lines.points == [encode_point(p) for p in slow.points]
     for point in slow.points:
         try:
             line = encode_point(point)
@@ -273,10 +277,10 @@ def ingest(topic: str, payload: bytes) -> None:
             point.ts_ms,
             dict(point.fields),
         )
-    if fast is not None:
-        for point in fast.points:
-            assert point.line is not None
-            assert parse_line(point.line).fields == point.fields
+    if fast_lines is not None:  # its lines read back as the contract's points
+        for line, point in zip(fast_lines.points, slow.points, strict=True):
+            assert isinstance(line, str)
+            assert parse_line(line).fields == point.fields
 
 
 @fuzz(4)

@@ -162,19 +162,22 @@ def test_sigkill_mid_batch_loses_nothing(
 ) -> None:
     ingest = Ingest(tmp_path, broker, influx)
     ingest.provision()
-    messages = workload(400 * (REPEATS + 1))
-    publisher = publish_in_background(broker.port, messages, chunk=100)
+    per_restart = 400
+    messages = workload(per_restart * (REPEATS + 1))
     rng = random.Random(5)
     try:
-        for _ in range(REPEATS):
+        for repeat in range(REPEATS):
+            # Each start finds new messages queued for its session, so it has something to write when
+            # it is killed (a backlog published once could be drained before the later kills).
+            publish(broker.port, messages[per_restart * repeat : per_restart * (repeat + 1)])
             ingest.start()
             # Kill once ingest is writing: some readings stored, the batch in hand not yet acked.
             before = count(influx.url, influx.database)
             wait_for(lambda b=before: count(influx.url, influx.database) > b, 60, "ingest writing", 0.05)
-            time.sleep(rng.uniform(0.0, 0.3))
+            time.sleep(rng.uniform(0.0, 0.1))  # a start drains its 40,000 readings in ~0.2 s
             ingest.kill()
+        publish(broker.port, messages[per_restart * REPEATS :])
         ingest.start()
-        publisher.join(120)
         wait_all_stored(influx, len(messages) * 100, ingest)
     finally:
         ingest.close()

@@ -10,6 +10,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from yiwang.common.bufferedmqtt import BufferedClient
 from yiwang.common.settings import MqttSettings
 
 log = logging.getLogger(__name__)
@@ -28,12 +29,13 @@ def consumer_client(
     clean start off plus a session expiry, see :func:`v5_connect_properties`) and a fixed client id
     the broker keeps what we have not acknowledged and redelivers it after a crash.
     """
+    client: mqtt.Client
     if mqtt5:
-        client = mqtt.Client(
+        client = BufferedClient(
             CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5, manual_ack=True
         )
     else:
-        client = mqtt.Client(
+        client = BufferedClient(
             CallbackAPIVersion.VERSION2,
             client_id=client_id,
             clean_session=False,
