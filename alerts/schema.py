@@ -6,6 +6,7 @@ from sqlalchemy import Engine
 
 from alerts import notify, rosters, silences, status
 from alerts.models import Base
+from yiwang.common.db import create_tables
 
 _REGISTERED = (
     notify.OutboxRow,
@@ -18,4 +19,4 @@ _REGISTERED = (
 
 
 def create_schema(engine: Engine) -> None:
-    Base.metadata.create_all(engine)
+    create_tables(engine, Base.metadata)

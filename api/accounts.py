@@ -26,6 +26,8 @@ from sqlalchemy import (
     update,
 )
 
+from yiwang.common.db import create_tables
+
 metadata = MetaData()
 _hasher = PasswordHasher()
 
@@ -72,7 +74,7 @@ class User:
 
 
 def create_schema(engine: Engine) -> None:
-    metadata.create_all(engine)
+    create_tables(engine, metadata)
 
 
 def _digest(token: str) -> str:

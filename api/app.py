@@ -37,7 +37,7 @@ from api.settings import ApiSettings
 from contract.catalog import load_catalog
 from ingest.store.factory import open_store
 from yiwang.common.db import make_engine
-from yiwang.common.heartbeat import metadata as heartbeat_metadata
+from yiwang.common.heartbeat import create_schema as create_heartbeat_schema
 
 
 def create_app(settings: ApiSettings) -> FastAPI:
@@ -45,7 +45,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     create_case_schema(engine)
     accounts.create_schema(engine)
     audit.create_schema(engine)
-    heartbeat_metadata.create_all(engine)
+    create_heartbeat_schema(engine)
     policy = CasePolicy.load(settings.config_dir, engine)  # with the organisation's run-time changes
     categories = policy.categories
     resources = Resources(

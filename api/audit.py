@@ -9,6 +9,8 @@ from fastapi import Request, Response
 from sqlalchemy import Column, DateTime, Engine, Integer, MetaData, String, Table, insert
 from starlette.concurrency import run_in_threadpool
 
+from yiwang.common.db import create_tables
+
 metadata = MetaData()
 audit_log = Table(
     "audit_log",
@@ -25,7 +27,7 @@ WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 def create_schema(engine: Engine) -> None:
-    metadata.create_all(engine)
+    create_tables(engine, metadata)
 
 
 def audit_middleware(

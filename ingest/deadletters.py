@@ -25,6 +25,8 @@ from sqlalchemy import (
     select,
 )
 
+from yiwang.common.db import create_tables
+
 metadata = MetaData()
 
 dead_letters = Table(
@@ -48,7 +50,7 @@ class DeadLetter:
 class DeadLetterStore:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        metadata.create_all(engine)
+        create_tables(engine, metadata)
 
     def add_many(self, letters: Sequence[DeadLetter]) -> None:
         if not letters:

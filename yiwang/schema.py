@@ -19,7 +19,7 @@ from alerts.schema import create_schema as create_case_schema
 from api import accounts, audit
 from ingest.deadletters import metadata as dead_letter_metadata
 from yiwang import migrations
-from yiwang.common.db import make_engine
+from yiwang.common.db import create_tables, make_engine
 from yiwang.common.heartbeat import metadata as heartbeat_metadata
 
 METADATA: tuple[MetaData, ...] = (
@@ -65,8 +65,8 @@ def _create_missing(engine: Engine) -> None:
     create_case_schema(engine)
     accounts.create_schema(engine)
     audit.create_schema(engine)
-    dead_letter_metadata.create_all(engine)
-    heartbeat_metadata.create_all(engine)
+    create_tables(engine, dead_letter_metadata)
+    create_tables(engine, heartbeat_metadata)
 
 
 def table_names() -> set[str]:

@@ -17,7 +17,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
@@ -219,8 +219,11 @@ class AckingConsumer:
                     self._ack(batch)
                 if failed:
                     break
-                if len(pending) >= self._pipeline:
-                    wait([pending[0][1]], timeout=0.5)  # the oldest batch, bounded (stop is checked)
+                # Keep ``pipeline`` batches *running*: finished ones waiting behind a slower, older batch
+                # for their acks do not count, or one slow write would idle the rest (bounded: 4x).
+                running = [future for _, future in pending if not future.done()]
+                if len(running) >= self._pipeline or len(pending) >= 4 * self._pipeline:
+                    wait(running or [pending[0][1]], timeout=0.5, return_when=FIRST_COMPLETED)
                     continue
                 batch = self._next_batch()
                 if batch:

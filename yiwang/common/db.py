@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, MetaData, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DatabaseError
 
 
 def make_engine(url: str) -> Engine:
@@ -28,3 +30,20 @@ def make_engine(url: str) -> Engine:
         cursor.close()
 
     return engine
+
+
+def create_tables(engine: Engine, metadata: MetaData, attempts: int = 5) -> None:
+    """``metadata.create_all`` that tolerates another process creating the same tables at the same time.
+
+    create_all checks, then creates: two services starting together on a fresh database (ingest
+    replicas, `yiwang up`) can both see a table missing, and the slower one then fails with "table
+    already exists" (SQLite) or a duplicate in ``pg_type`` (PostgreSQL). The next check sees the table.
+    """
+    for attempt in range(attempts):
+        try:
+            metadata.create_all(engine)
+            return
+        except DatabaseError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.1 * (attempt + 1))

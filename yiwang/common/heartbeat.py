@@ -18,6 +18,8 @@ from typing import Any
 from sqlalchemy import Column, DateTime, Engine, MetaData, String, Table, Text, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from yiwang.common.db import create_tables
+
 log = logging.getLogger(__name__)
 metadata = MetaData()
 
@@ -72,7 +74,7 @@ def read_heartbeats(engine: Engine) -> list[Heartbeat]:
 
 
 def create_schema(engine: Engine) -> None:
-    metadata.create_all(engine)
+    create_tables(engine, metadata)
 
 
 class HeartbeatThread(threading.Thread):
