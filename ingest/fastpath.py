@@ -27,13 +27,12 @@ from contract.messages import MAX_PAYLOAD_BYTES, MAX_READINGS, MAX_STRING_VALUE,
 from contract.profiles import FieldSpec, SensorTypeProfile
 from contract.topics import PREFIX, Topic
 from ingest.store import Point, Scalar, StoreRejected
-from ingest.store.lineprotocol import field_key_text, series_text
+from ingest.store.lineprotocol import field_key_text, field_value_text, series_text
 from ingest.validate import Decoded
 
 _SEQ_MAX = 2**63
 _INT64 = 2**63
 _MISS = object()
-_TEXT_ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"'})
 # Bounds stand in for "no bound": comparisons with them also refuse inf and NaN.
 _FLOAT_MAX = sys.float_info.max
 
@@ -91,17 +90,6 @@ def _coercer(spec: FieldSpec) -> Coerce:
     return as_text
 
 
-def _value_text(value: Scalar) -> str:
-    # bool before int: bool is a subclass of int.
-    if value is True or value is False:
-        return "true" if value else "false"
-    if type(value) is int:
-        return f"{value}i"
-    if type(value) is float:
-        return repr(value)  # the shortest text that reads back as the same float
-    return f'"{str(value).translate(_TEXT_ESCAPES)}"'
-
-
 def _field_formatter(coercers: dict[str, Coerce]) -> FormatFields:
     keys = {name: field_key_text(name) + "=" for name in coercers}
 
@@ -112,7 +100,7 @@ def _field_formatter(coercers: dict[str, Coerce]) -> FormatFields:
             value = None if coerce is None else coerce(raw)
             if value is None:
                 return None
-            texts.append(keys[name] + _value_text(value))
+            texts.append(keys[name] + field_value_text(name, value))
         return ",".join(texts)
 
     return fields

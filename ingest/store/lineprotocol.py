@@ -61,7 +61,8 @@ def _check_key(kind: str, key: str) -> None:
         raise StoreRejected(f"{kind} 'time' is reserved by InfluxDB")
 
 
-def _format_value(key: str, value: Scalar) -> str:
+def field_value_text(key: str, value: Scalar) -> str:
+    """A field value as line protocol (StoreRejected when InfluxDB could not store it)."""
     # bool before int: bool is a subclass of int in Python.
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -136,7 +137,9 @@ def encode_point(point: Point | Line) -> str:
     if not point.fields:
         raise StoreRejected("a point needs at least one field")
     series = series_text(point.measurement, point.tags)
-    fields = ",".join(f"{_field_key(key)}={_format_value(key, value)}" for key, value in point.fields.items())
+    fields = ",".join(
+        f"{_field_key(key)}={field_value_text(key, value)}" for key, value in point.fields.items()
+    )
     return f"{series} {fields} {point.ts_ms}"
 
 

@@ -36,6 +36,16 @@ def test_segments_come_back_oldest_first_with_their_points(tmp_path: Path) -> No
     assert (spool.oldest(), spool.depth_points, spool.depth_bytes) == (None, 0, 0)
 
 
+def test_encoded_lines_come_back_as_lines_beside_points(tmp_path: Path) -> None:
+    """What the fast path gives InfluxDB (line-protocol text) is spooled as text, not as a Point."""
+    line = f'water.level,device=d level_cm=1.5,note="a \\"b\\"" {TS}'
+    spool = DiskSpool(tmp_path)
+    spool.append([line, *points(1)])
+    oldest = spool.oldest()
+    assert oldest is not None
+    assert oldest[1] == [line, *points(1)] and spool.depth_points == 2
+
+
 def test_the_bound_refuses_more_and_writes_nothing(tmp_path: Path) -> None:
     spool = DiskSpool(tmp_path, max_bytes=400)
     spool.append(points(2))

@@ -28,6 +28,7 @@ from ingest.store import (
 )
 from ingest.store.factory import open_store
 from ingest.store.influx import InfluxStore
+from ingest.store.lineprotocol import encode_point
 from ingest.store.sqlite import SQLiteStore
 from tests.servers import InfluxDatabase, free_port
 
@@ -145,6 +146,20 @@ def test_refused_points_are_reported_and_the_rest_written(store: TimeSeriesStore
 
     assert caught.value.dropped == 2
     assert [r.ts_ms for r in query(store)] == [T0, T0 + 3]
+
+
+def test_encoded_lines_are_written_by_a_store_that_takes_lines_and_refused_by_the_others(
+    store: TimeSeriesStore,
+) -> None:
+    line = encode_point(pt(T0 + 1, v=2.5))
+    if store.takes_lines:
+        store.write([pt(T0, v=1.0), line])
+        assert [(r.ts_ms, r.fields) for r in query(store)] == [(T0, {"v": 1.0}), (T0 + 1, {"v": 2.5})]
+        return
+    with pytest.raises(PartialWrite) as caught:  # the point is written, the line reported, not lost
+        store.write([pt(T0, v=1.0), line])
+    assert caught.value.dropped == 1 and "takes points" in str(caught.value)
+    assert [r.ts_ms for r in query(store)] == [T0]
 
 
 def test_empty_batch_and_zero_limit(store: TimeSeriesStore) -> None:
