@@ -44,6 +44,7 @@ def test_ingest_bench_counts_every_reading_back_and_says_where_the_cpu_went() ->
     assert report["area"] == "ingest" and report["lost"] == 0
     for phase in ("batched", "single"):
         assert report[phase]["stored_readings"] == report[phase]["published_readings"] > 0
+        assert report[phase]["dead_letters"] == 0
         assert set(report[phase]["cpu_us_per_reading"]) == {"influxd", "broker", "ingest", "publisher"}
         assert report[phase]["cpu_us_per_reading"]["ingest"] > 0
     assert report["ratio"] == pytest.approx(

@@ -32,9 +32,11 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from broker.mosquitto import MosquittoConfig, mosquitto_binary
 from contract import Topic, TopicKind, subscription
+from ingest.deadletters import DeadLetterStore
 from yiwang.bench.influxd import influx_query, running_influxd
 from yiwang.bench.mqttload import RawPublisher
 from yiwang.bench.stack import cpu_seconds, free_port
+from yiwang.common.db import make_engine
 from yiwang.common.mqtt import SESSION_EXPIRY_S, v5_connect_properties
 from yiwang.supervisor import Child, Supervisor, env_with, self_command
 
@@ -261,6 +263,14 @@ def naive_consumer(port: int, url: str, database: str, client_id: str) -> Callab
     return stop
 
 
+def _dead_letters(work: Path) -> int:
+    engine = make_engine(f"sqlite:///{work}/yiwang.db")
+    try:
+        return DeadLetterStore(engine).count()
+    finally:
+        engine.dispose()
+
+
 def _pids(supervisor: Supervisor) -> list[int]:
     return [child.proc.pid for child in supervisor.children if child.proc is not None]
 
@@ -322,10 +332,13 @@ def _run_phases(
                     "ingest": [pid for child in children for pid in _pids(child)],
                     "publisher": [os.getpid()],  # the bench itself: publisher and polling
                 }
+                dead_before = _dead_letters(work)
                 try:
                     result[name] = drive(
                         port, url, name, workloads[name], drain_timeout=drain, processes=processes
                     )
+                    # Where a reading that is not in the database went, if anywhere: the dead letters.
+                    result[name]["dead_letters"] = _dead_letters(work) - dead_before
                 finally:
                     for child in children:
                         child.stop_all()
