@@ -153,18 +153,7 @@ class OrganisationStore:
 
         ``grids`` are the grid ids a grid worker or building head may work for (from the catalog).
         """
-        row = PersonOverride(
-            username=person.username,
-            name=person.name,
-            role=person.role,
-            unit=person.unit,
-            leader=person.leader,
-            reports_to=person.reports_to,
-            phone=person.phone,
-            active=True,
-            updated_by=author,
-            updated_at=datetime.now(UTC),
-        )
+        row = _person_row(person, active=True, author=author)
         with Session(self._engine) as session, session.begin():
             existed = self._overlay(session).person(person.username) is not None
             self._overlay(session, person=row)
@@ -180,18 +169,7 @@ class OrganisationStore:
             found = self._overlay(session).person(username)
             if found is None:
                 raise UnknownPerson(f"no active person {username!r}")
-            row = PersonOverride(
-                username=username,
-                name=found.name,
-                role=found.role,
-                unit=found.unit,
-                leader=found.leader,
-                reports_to=found.reports_to,
-                phone=found.phone,
-                active=False,
-                updated_by=author,
-                updated_at=datetime.now(UTC),
-            )
+            row = _person_row(found, active=False, author=author)
             try:
                 self._overlay(session, person=row)
             except OrganisationError as err:
@@ -219,3 +197,18 @@ class OrganisationStore:
             self._overlay(session, department=row)
             session.merge(row)
         self.invalidate()
+
+
+def _person_row(person: Person, *, active: bool, author: str) -> PersonOverride:
+    return PersonOverride(
+        username=person.username,
+        name=person.name,
+        role=person.role,
+        unit=person.unit,
+        leader=person.leader,
+        reports_to=person.reports_to,
+        phone=person.phone,
+        active=active,
+        updated_by=author,
+        updated_at=datetime.now(UTC),
+    )

@@ -11,15 +11,20 @@ from tests.platform import CONFIG_DIR
 pytestmark = pytest.mark.e2e
 
 
-def test_case_latency_bench_prints_one_json_object() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "yiwang", "bench", "case-latency", "--json", "--trials", "2"],
+def bench(area: str, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    """``yiwang bench AREA --json ARGS`` on the demo config, with the system's binaries on PATH."""
+    return subprocess.run(
+        [sys.executable, "-m", "yiwang", "bench", area, "--json", *args],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
         check=False,
         env={"YIWANG_CONFIG_DIR": str(CONFIG_DIR), "PATH": "/usr/sbin:/usr/bin:/bin"},
     )
+
+
+def test_case_latency_bench_prints_one_json_object() -> None:
+    result = bench("case-latency", "--trials", "2", timeout=120)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["area"] == "case-latency" and report["transitions"] == 4
@@ -31,14 +36,7 @@ def test_case_latency_bench_prints_one_json_object() -> None:
 
 
 def test_ingest_bench_counts_every_reading_back_and_says_where_the_cpu_went() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "yiwang", "bench", "ingest", "--json", "--seconds", "1"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env={"YIWANG_CONFIG_DIR": str(CONFIG_DIR), "PATH": "/usr/sbin:/usr/bin:/bin"},
-    )
+    result = bench("ingest", "--seconds", "1", timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout)
     assert report["area"] == "ingest" and report["lost"] == 0
@@ -55,12 +53,6 @@ def test_ingest_bench_counts_every_reading_back_and_says_where_the_cpu_went() ->
 
 
 def test_unknown_area_is_a_clear_error() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "yiwang", "bench", "telepathy", "--json"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = bench("telepathy", timeout=60)
     assert result.returncode != 0
     assert "unknown area 'telepathy'" in result.stderr

@@ -1,14 +1,18 @@
-"""Fixtures of the API tests: an app on fresh SQLite stores, and an operator's bearer token."""
+"""Fixtures of the API tests: an app on fresh SQLite stores, and an operator's bearer token; and, per
+module, an app on the two seeded towns (``tests/api/two_towns.py``) for the cross-jurisdiction checks."""
 
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from api import accounts
 from api.app import create_app
+from api.audit import audit_log
 from api.settings import ApiSettings
+from tests.api.two_towns import Seeded, seed
 from yiwang.common.db import make_engine
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
@@ -41,3 +45,30 @@ def token(client: TestClient, settings: ApiSettings) -> str:
 
 def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def audited(settings: ApiSettings, path_like: str = "%") -> list[tuple[str, str, str, int]]:
+    """The audit log's (actor, method, path, status) rows for paths LIKE ``path_like``."""
+    engine = make_engine(settings.database_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                select(audit_log.c.actor, audit_log.c.method, audit_log.c.path, audit_log.c.status).where(
+                    audit_log.c.path.like(path_like)
+                )
+            ).all()
+    finally:
+        engine.dispose()
+    return [tuple(row) for row in rows]
+
+
+@pytest.fixture(scope="module")
+def towns(tmp_path_factory: pytest.TempPathFactory) -> Seeded:
+    """Two towns with cases, devices, silences and a token per role (one set per test module)."""
+    return seed(tmp_path_factory.mktemp("towns"))
+
+
+@pytest.fixture(scope="module")
+def towns_api(towns: Seeded) -> Iterator[TestClient]:
+    with TestClient(create_app(towns.settings)) as client:
+        yield client

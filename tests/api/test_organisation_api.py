@@ -6,12 +6,10 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
 
 from api import accounts
-from api.audit import audit_log
 from api.settings import ApiSettings
-from tests.api.conftest import auth
+from tests.api.conftest import audited, auth
 from yiwang.common.db import make_engine
 
 REPORT = {
@@ -77,15 +75,7 @@ def test_a_person_is_created_listed_without_phone_and_put_on_duty(
         assert act(client, token, case_id, action).status_code == 200
     assert act(client, token, case_id, "assign").json()["assignee"] == "qian.duo"
 
-    engine = make_engine(settings.database_url)
-    with engine.connect() as conn:
-        audited = conn.execute(
-            select(audit_log.c.actor, audit_log.c.method, audit_log.c.path, audit_log.c.status).where(
-                audit_log.c.path.like(f"{ORG}/people/%")
-            )
-        ).all()
-    engine.dispose()
-    assert audited == [
+    assert audited(settings, f"{ORG}/people/%") == [
         ("op", "PUT", f"{ORG}/people/qian.duo", 201),
         ("op", "PUT", f"{ORG}/people/qian.duo", 200),
     ]

@@ -9,7 +9,6 @@ a fresh one, so a revocation cannot silence the rest of the run.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 
 import pytest
 import schemathesis
@@ -20,8 +19,7 @@ from schemathesis.core.failures import FailureGroup
 from schemathesis.openapi import from_asgi
 
 from api import accounts
-from api.app import create_app
-from tests.api.two_towns import ROLE_SCOPES, Seeded, seed
+from tests.api.two_towns import ROLE_SCOPES, Seeded
 from yiwang.common.db import make_engine
 
 # The stateless checks. Left out: positive_data_acceptance, since a schema-valid id of a grid, device or
@@ -41,19 +39,8 @@ DERANDOMIZE = not os.environ.get("YIWANG_SCHEMATHESIS_RANDOM")
 
 
 @pytest.fixture(scope="module")
-def seeded(tmp_path_factory: pytest.TempPathFactory) -> Seeded:
-    return seed(tmp_path_factory.mktemp("abuse"))
-
-
-@pytest.fixture(scope="module")
-def app_client(seeded: Seeded) -> Iterator[TestClient]:
-    with TestClient(create_app(seeded.settings)) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-def api_schema(app_client: TestClient) -> schemathesis.BaseSchema:
-    return from_asgi("/openapi.json", app_client.app)
+def api_schema(towns_api: TestClient) -> schemathesis.BaseSchema:
+    return from_asgi("/openapi.json", towns_api.app)
 
 
 def _with_credentials(case: Case, token: str) -> dict[str, str]:
@@ -73,9 +60,9 @@ def _checks(case: Case) -> list[CheckFunction]:
 
 @pytest.mark.parametrize("role", sorted(ROLE_SCOPES))
 def test_every_operation_conforms_for_every_role(
-    role: str, api_schema: schemathesis.BaseSchema, seeded: Seeded
+    role: str, api_schema: schemathesis.BaseSchema, towns: Seeded
 ) -> None:
-    engine = make_engine(seeded.settings.database_url)
+    engine = make_engine(towns.settings.database_url)
     user = accounts.find_user(engine, role)
     assert user is not None
     failures: list[str] = []

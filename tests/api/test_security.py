@@ -1,12 +1,9 @@
 """Login throttling and the audit log of every write."""
 
 from fastapi.testclient import TestClient
-from sqlalchemy import select
 
-from api.audit import audit_log
 from api.settings import ApiSettings
-from tests.api.conftest import auth
-from yiwang.common.db import make_engine
+from tests.api.conftest import audited, auth
 
 
 def test_brute_force_is_throttled_but_a_typo_is_not(client: TestClient, token: str) -> None:
@@ -32,13 +29,7 @@ def test_every_write_is_audited_with_its_actor(client: TestClient, token: str, s
     )
     assert client.post("/api/v1/cases", json=report).status_code == 401
     client.get("/api/v1/cases", headers=auth(token))  # reads are not audited
-    engine = make_engine(settings.database_url)
-    with engine.connect() as conn:
-        rows = conn.execute(
-            select(audit_log.c.actor, audit_log.c.method, audit_log.c.path, audit_log.c.status)
-        ).all()
-    engine.dispose()
-    assert [tuple(r) for r in rows] == [
+    assert audited(settings) == [
         ("op", "POST", "/api/v1/cases", 201),
         ("op", "POST", "/api/v1/cases/1/actions", 409),
         ("anonymous", "POST", "/api/v1/cases", 401),

@@ -53,6 +53,24 @@ def tls_broker(tmp_path: Path) -> Iterator[tuple[MosquittoServer, int, Path]]:
     broker.stop()
 
 
+def _delivered(
+    spool_path: Path, gateway: str, options: MqttOptions, sub: Subscriber, reading: Reading
+) -> list[Reading]:
+    """Publish one reading as ``gateway`` of community "tls"; the readings ``sub`` received (then closed)."""
+    with Spool(spool_path) as spool:
+        publisher = GatewayPublisher("tls", gateway, spool, [], options)
+        try:
+            publisher.start()
+            wait_for(lambda: publisher.connected)
+            publisher.publish_readings([reading])
+            wait_for(lambda: spool.depth() == 0, publisher)
+            wait_for(lambda: bool(decoded_telemetry(sub)))
+        finally:
+            publisher.stop()
+            sub.close()
+    return decoded_telemetry(sub)[0].readings
+
+
 def test_publisher_connects_with_ca_and_client_certificate(
     tls_broker: tuple[MosquittoServer, int, Path], tmp_path: Path
 ) -> None:
@@ -66,18 +84,7 @@ def test_publisher_connects_with_ca_and_client_certificate(
         tls_key=str(certs / "client.key"),
     )
     reading = Reading(device="th-01", ts=T0, values={"t": 1.0})
-    with Spool(tmp_path / "gw.sqlite3") as spool:
-        publisher = GatewayPublisher("tls", "gw-t", spool, [], options)
-        try:
-            publisher.start()
-            wait_for(lambda: publisher.connected)
-            publisher.publish_readings([reading])
-            wait_for(lambda: spool.depth() == 0, publisher)
-            wait_for(lambda: bool(decoded_telemetry(sub)))
-        finally:
-            publisher.stop()
-            sub.close()
-    assert decoded_telemetry(sub)[0].readings == [reading]
+    assert _delivered(tmp_path / "gw.sqlite3", "gw-t", options, sub, reading) == [reading]
 
 
 def test_without_a_client_certificate_the_gateway_stays_offline_and_keeps_its_data(
@@ -136,17 +143,7 @@ def test_the_shipped_broker_config_serves_gateways_over_tls_with_their_accounts(
             password=gateway.password,
         )
         reading = Reading(device="th-01", ts=T0, values={"t": 2.0})
-        with Spool(tmp_path / "gw.sqlite3") as spool:
-            publisher = GatewayPublisher("tls", "gw-a", spool, [], options)
-            try:
-                publisher.start()
-                publisher.publish_readings([reading])
-                wait_for(lambda: spool.depth() == 0, publisher)
-                wait_for(lambda: bool(decoded_telemetry(sub)))
-            finally:
-                publisher.stop()
-                sub.close()
-        assert decoded_telemetry(sub)[0].readings == [reading]
+        assert _delivered(tmp_path / "gw.sqlite3", "gw-a", options, sub, reading) == [reading]
         # Plain MQTT on the TLS port does not even get a CONNACK.
         plain = subprocess.run(
             ["mosquitto_pub", "-p", str(tls_port), "-u", gateway.username, "-P", gateway.password,

@@ -19,29 +19,20 @@ tests of the suite keep their own settings when the whole suite runs in one sess
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from hypothesis import HealthCheck, settings
 
 PROFILE = "nightly" if os.environ.get("YIWANG_FUZZ") == "nightly" else "ci"
 
-settings.register_profile(
-    "ci",
-    max_examples=20,
-    derandomize=True,
-    database=None,
-    # "No hang": one example taking five seconds is a failure, not a slow test. Typical examples take
-    # well under 10 ms; five seconds, not less, because this runs on a shared 2-core machine (load 9
-    # seen) and the slowest legitimate case, YAML nested past the recursion limit, takes about one.
-    deadline=5000,
-    print_blob=True,
-    suppress_health_check=[HealthCheck.too_slow],
-)
-settings.register_profile(
-    "nightly",
-    max_examples=500,
-    derandomize=False,
-    database=None,
-    deadline=5000,
-    print_blob=True,
-    suppress_health_check=[HealthCheck.too_slow],
-)
+# "No hang": one example taking five seconds is a failure, not a slow test. Typical examples take well
+# under 10 ms; five seconds, not less, because this runs on a shared 2-core machine (load 9 seen) and
+# the slowest legitimate case, YAML nested past the recursion limit, takes about one.
+_COMMON: dict[str, Any] = {
+    "database": None,
+    "deadline": 5000,
+    "print_blob": True,
+    "suppress_health_check": [HealthCheck.too_slow],
+}
+settings.register_profile("ci", max_examples=20, derandomize=True, **_COMMON)
+settings.register_profile("nightly", max_examples=500, derandomize=False, **_COMMON)
