@@ -106,24 +106,6 @@ def _field_formatter(coercers: dict[str, Coerce]) -> FormatFields:
     return fields
 
 
-class _OneFloat(NamedTuple):
-    """The common sensor: one float field. The lines loop checks it inline (a third of the cost)."""
-
-    name: str
-    key: str  # "name=" escaped
-    lo: float
-    hi: float
-
-
-def _one_float(profile: SensorTypeProfile) -> _OneFloat | None:
-    if len(profile.fields) != 1:
-        return None
-    ((name, spec),) = profile.fields.items()
-    if spec.type != "float":
-        return None
-    return _OneFloat(name, field_key_text(name) + "=", *_bounds(spec))
-
-
 @dataclass(frozen=True, slots=True)
 class _Device:
     measurement: str
@@ -131,7 +113,34 @@ class _Device:
     prefix: str  # "measurement,tags " of its lines
     coercers: dict[str, Coerce]
     format_fields: FormatFields
-    one_float: _OneFloat | None
+    # The common sensor has one float field: the lines loop checks a float for it inline (a third of
+    # the cost); anything else, ints included, goes through ``format_fields``.
+    float_field: str | None  # its name; None for other sensors
+    float_head: str  # "measurement,tags name=": its line up to the value
+    lo: float
+    hi: float
+
+
+class _Profile(NamedTuple):
+    """What a device's checks need from its sensor type, built once per profile."""
+
+    coercers: dict[str, Coerce]
+    format_fields: FormatFields
+    float_field: str | None
+    float_key: str  # "name=" escaped, or ""
+    lo: float
+    hi: float
+
+
+def _profile_checks(profile: SensorTypeProfile) -> _Profile:
+    coercers = {name: _coercer(spec) for name, spec in profile.fields.items()}
+    floats = [(name, spec) for name, spec in profile.fields.items() if spec.type == "float"]
+    if len(profile.fields) == 1 and floats:
+        ((name, spec),) = floats
+        return _Profile(
+            coercers, _field_formatter(coercers), name, field_key_text(name) + "=", *_bounds(spec)
+        )
+    return _Profile(coercers, _field_formatter(coercers), None, "", 0.0, 0.0)
 
 
 class FastDecoder:
@@ -141,7 +150,7 @@ class FastDecoder:
         self._lines = lines
         self._topics: dict[str, Topic | None] = {}
         self._devices: dict[tuple[str, str], dict[str, _Device | None]] = {}
-        self._coercers: dict[int, tuple[dict[str, Coerce], FormatFields, _OneFloat | None]] = {}
+        self._profiles: dict[int, _Profile] = {}
 
     def _topic(self, path: str) -> Topic | None:
         topic = self._topics.get(path, _MISS)
@@ -172,13 +181,21 @@ class FastDecoder:
                 }
                 profile = info.profile
                 try:
-                    cached = self._coercers.get(id(profile))
-                    if cached is None:
-                        coercers = {name: _coercer(spec) for name, spec in profile.fields.items()}
-                        cached = (coercers, _field_formatter(coercers), _one_float(profile))
-                        self._coercers[id(profile)] = cached
+                    checks = self._profiles.get(id(profile))
+                    if checks is None:
+                        checks = self._profiles[id(profile)] = _profile_checks(profile)
                     prefix = series_text(profile.measurement, tags) + " "
-                    entry = _Device(profile.measurement, tags, prefix, *cached)
+                    entry = _Device(
+                        profile.measurement,
+                        tags,
+                        prefix,
+                        checks.coercers,
+                        checks.format_fields,
+                        checks.float_field,
+                        prefix + checks.float_key,
+                        checks.lo,
+                        checks.hi,
+                    )
                 except StoreRejected:
                     entry = None  # the store would refuse it; the slow path reports the refusal
             devices[device] = entry  # only catalog devices: bounded by the catalog
@@ -210,7 +227,8 @@ class FastDecoder:
         self, topic: Topic, readings: list[_Reading], devices: dict[str, _Device | None]
     ) -> list[str]:
         """The readings' lines; empty when any reading needs the contract's judgement."""
-        lines = []
+        lines: list[str] = []
+        append = lines.append
         for reading in readings:
             device = devices.get(reading.device) or self._device(
                 topic.community, topic.gateway, reading.device
@@ -218,18 +236,16 @@ class FastDecoder:
             if device is None:
                 return []
             values = reading.values
-            one = device.one_float
-            if one is not None:
-                value: Any = values.get(one.name) if len(values) == 1 else None
-                kind = type(value)
-                if (kind is float or kind is int) and one.lo <= value <= one.hi:
-                    lines.append(f"{device.prefix}{one.key}{float(value)!r} {reading.ts}")
+            name = device.float_field
+            if name is not None and len(values) == 1:
+                value = values.get(name)
+                if type(value) is float and device.lo <= value <= device.hi:
+                    append(f"{device.float_head}{value!r} {reading.ts}")
                     continue
-                return []
             fields = device.format_fields(values)
             if fields is None:
                 return []
-            lines.append(f"{device.prefix}{fields} {reading.ts}")
+            append(f"{device.prefix}{fields} {reading.ts}")
         return lines
 
     def _points_of(

@@ -14,10 +14,10 @@ Error mapping, from the caller's point of view ("does retrying the same batch he
 
 from __future__ import annotations
 
-import gzip
 import logging
 import re
 from collections.abc import Sequence
+from gzip import compress as gzip_compress
 from types import TracebackType
 from typing import Any
 
@@ -43,6 +43,16 @@ BATCH_LINES = 5000  # ~5,000 lines per request is InfluxDB's advice and measured
 # Statuses that say nothing about the batch itself: retrying later (or after fixing config) helps.
 _RETRYABLE_4XX = frozenset({401, 403, 404, 408, 429})
 _DROPPED = re.compile(r"dropped=(\d+)")
+
+
+def request_lines(total: int, batch_lines: int) -> int:
+    """Lines per request for ``total`` lines: about ``batch_lines``, in requests of equal size.
+
+    Cutting 6,000 lines into 5,000 + 1,000 would make every other request small, and a request costs
+    InfluxDB a WAL sync whatever its size: 6,000 go as one, 8,000 as 2 × 4,000, 12,001 as 2 × 6,001.
+    """
+    requests = max(1, round(total / batch_lines))
+    return max(1, -(-total // requests))
 
 
 def quote_identifier(name: str) -> str:
@@ -95,14 +105,18 @@ class InfluxStore:
         password: str | None = None,
         timeout: float = 10.0,
         batch_lines: int = BATCH_LINES,
+        gzip: bool = True,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
+        """``gzip``: compress request bodies. Worth it across a network (11x smaller); on the same
+        machine it only costs CPU — more in InfluxDB (~0.5 µs per point to decompress) than here."""
         if not database:
             raise ValueError("an InfluxDB database name is required")
         self.base_url = base_url.rstrip("/")
         self.database = database
         self.rp = rp or None
         self.batch_lines = batch_lines
+        self.gzip = gzip
         headers = {"Authorization": f"Token {token}"} if token else {}
         auth = (username, password or "") if username else None
         self._client = httpx.Client(
@@ -115,7 +129,7 @@ class InfluxStore:
         )
 
     def __repr__(self) -> str:
-        return f"InfluxStore({self.base_url!r}, {self.database!r}, rp={self.rp!r})"
+        return f"InfluxStore({self.base_url!r}, {self.database!r}, rp={self.rp!r}, gzip={self.gzip})"
 
     def __enter__(self) -> InfluxStore:
         return self
@@ -146,17 +160,20 @@ class InfluxStore:
         params = {"db": self.database, "precision": "ms"}
         if self.rp:
             params["rp"] = self.rp
-        headers = {"Content-Encoding": "gzip", "Content-Type": "text/plain; charset=utf-8"}
+        headers = {"Content-Type": "text/plain; charset=utf-8"}
+        if self.gzip:
+            headers["Content-Encoding"] = "gzip"
         dropped = len(refused)
         problems = list(refused)
         unknown_loss = False
-        for start in range(0, len(lines), self.batch_lines):
-            body = "\n".join(lines[start : start + self.batch_lines]).encode("utf-8")
-            # Level 1: line protocol repeats itself so much that it compresses as well (11x on ingest's
-            # batches) as level 3, at half the CPU.
-            response = self._request(
-                "POST", "/write", params=params, content=gzip.compress(body, compresslevel=1), headers=headers
-            )
+        size = request_lines(len(lines), self.batch_lines)
+        for start in range(0, len(lines), size):
+            body = "\n".join(lines[start : start + size]).encode("utf-8")
+            if self.gzip:
+                # Level 1: line protocol repeats itself so much that it compresses as well (11x on
+                # ingest's batches) as level 3, at half the CPU.
+                body = gzip_compress(body, compresslevel=1)
+            response = self._request("POST", "/write", params=params, content=body, headers=headers)
             if response.is_success:
                 continue
             self._raise_unavailable(response)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -14,6 +14,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from tests.servers import MosquittoServer, unique_name
 from yiwang.bench.mqttload import RawPublisher
 from yiwang.common.bufferedmqtt import BufferedClient, BufferedSocket
+from yiwang.common.mqtt import SESSION_EXPIRY_S, v5_connect_properties
 
 
 @pytest.fixture
@@ -86,3 +87,72 @@ def test_every_message_arrives_intact_and_in_order(mosquitto: MosquittoServer, p
         client.disconnect()
         client.loop_stop()
     assert received == [payload for _, payload, _ in messages]
+
+
+def _session_client(
+    mosquitto: MosquittoServer, client_id: str, protocol: int, on_message: Callable[..., None]
+) -> BufferedClient:
+    """A persistent-session QoS 1 subscriber with manual acks, connected and subscribed."""
+    if protocol == mqtt.MQTTv5:
+        client = BufferedClient(
+            CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol, manual_ack=True
+        )
+        client.connect(
+            mosquitto.host,
+            mosquitto.port,
+            clean_start=False,
+            properties=v5_connect_properties(SESSION_EXPIRY_S),
+        )
+    else:
+        client = BufferedClient(
+            CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False, manual_ack=True
+        )
+        client.connect(mosquitto.host, mosquitto.port)
+    subscribed = threading.Event()
+    client.on_subscribe = lambda *_a: subscribed.set()
+    client.on_message = on_message  # before the loop starts: redeliveries follow the CONNACK at once
+    client.loop_start()
+    client.subscribe("bench/acks", qos=1)
+    assert subscribed.wait(10)
+    return client
+
+
+@pytest.mark.parametrize("protocol", [mqtt.MQTTv311, mqtt.MQTTv5])
+def test_ack_many_acknowledges_exactly_the_messages_given(mosquitto: MosquittoServer, protocol: int) -> None:
+    """Ack every other message in one write (from another thread, as the consumer does): after a
+    reconnect the broker redelivers the other half, and only those."""
+    client_id = unique_name("acks")
+    received: list[mqtt.MQTTMessage] = []
+    arrived = threading.Condition()
+
+    def on_message(_c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
+        with arrived:
+            received.append(msg)
+            arrived.notify_all()
+
+    def wait_for(count: int) -> None:
+        with arrived:
+            assert arrived.wait_for(lambda: len(received) >= count, timeout=10), f"{len(received)} < {count}"
+
+    client = _session_client(mosquitto, client_id, protocol, on_message)
+    publisher = RawPublisher(mosquitto.port, unique_name("pub"))
+    try:
+        publisher.run([("bench/acks", str(n).encode(), 1) for n in range(10)], timeout=10)
+        wait_for(10)
+        client.ack_many([msg.mid for msg in received if int(msg.payload) % 2 == 0])
+    finally:
+        client.disconnect()  # queued behind the PUBACKs
+        client.loop_stop()
+
+    received.clear()
+    client = _session_client(mosquitto, client_id, protocol, on_message)
+    try:
+        wait_for(5)
+        publisher.run([("bench/acks", b"marker", 1)], timeout=10)  # anything redelivered came before it
+        wait_for(6)
+        client.ack_many([msg.mid for msg in received])
+    finally:
+        client.disconnect()
+        client.loop_stop()
+        publisher.close()
+    assert [msg.payload for msg in received] == [b"1", b"3", b"5", b"7", b"9", b"marker"]

@@ -23,8 +23,8 @@ class Recorder:
         self.acked: list[int] = []
         self.subscribed: list[str] = []
 
-    def ack(self, mid: int, qos: int) -> None:
-        self.acked.append(mid)
+    def ack_many(self, mids: list[int]) -> None:
+        self.acked += mids
 
     def subscribe(self, topic: str, qos: int) -> None:
         self.subscribed.append(topic)

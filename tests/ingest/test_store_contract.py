@@ -27,7 +27,7 @@ from ingest.store import (
     TimeSeriesStore,
 )
 from ingest.store.factory import open_store
-from ingest.store.influx import InfluxStore
+from ingest.store.influx import BATCH_LINES, InfluxStore, request_lines
 from ingest.store.lineprotocol import encode_point
 from ingest.store.sqlite import SQLiteStore
 from tests.servers import InfluxDatabase, free_port
@@ -232,8 +232,11 @@ def test_ping(store: TimeSeriesStore) -> None:
 
 
 @pytest.mark.integration
-def test_influx_field_type_conflict_is_rejected_and_the_rest_written(influx_database: InfluxDatabase) -> None:
-    with InfluxStore(influx_database.url, influx_database.database) as store:
+@pytest.mark.parametrize("gzip", [True, False], ids=["gzip", "identity"])
+def test_influx_field_type_conflict_is_rejected_and_the_rest_written(
+    influx_database: InfluxDatabase, gzip: bool
+) -> None:
+    with InfluxStore(influx_database.url, influx_database.database, gzip=gzip) as store:
         store.write([pt(T0, v=1.0)])
 
         with pytest.raises(StoreRejected, match="conflict") as caught:
@@ -245,8 +248,9 @@ def test_influx_field_type_conflict_is_rejected_and_the_rest_written(influx_data
 
 
 @pytest.mark.integration
-def test_influx_splits_large_writes(influx_database: InfluxDatabase) -> None:
-    with InfluxStore(influx_database.url, influx_database.database, batch_lines=7) as store:
+@pytest.mark.parametrize("gzip", [True, False], ids=["gzip", "identity"])
+def test_influx_splits_large_writes(influx_database: InfluxDatabase, gzip: bool) -> None:
+    with InfluxStore(influx_database.url, influx_database.database, batch_lines=7, gzip=gzip) as store:
         store.write([pt(T0 + i, v=float(i)) for i in range(30)])
 
         assert [r.fields["v"] for r in query(store)] == [float(i) for i in range(30)]
@@ -309,16 +313,51 @@ def test_influx_write_request_shape() -> None:
     with mock_store(handler, rp="week", token="s3cret") as store:
         store.write([pt(T0 + i) for i in range(12_001)])
 
-    assert len(seen) == 3  # 5,000 + 5,000 + 2,001 lines
+    assert len(seen) == 2  # ~5,000 lines per request, all alike: 6,001 + 6,000
     first = seen[0]
     assert first.url.path == "/write"
     assert dict(first.url.params) == {"db": "db", "rp": "week", "precision": "ms"}
     assert first.headers["Content-Encoding"] == "gzip"
     assert first.headers["Authorization"] == "Token s3cret"
     lines = gzip.decompress(first.content).decode().split("\n")
-    assert len(lines) == 5000
+    assert len(lines) == 6001
     assert lines[0] == f"env,community=c1,device=d1 v=1.0 {T0}"
-    assert len(gzip.decompress(seen[2].content).decode().split("\n")) == 2001
+    assert len(gzip.decompress(seen[1].content).decode().split("\n")) == 6000
+
+
+@pytest.mark.parametrize(
+    ("total", "sizes"),
+    [
+        (1, [1]),
+        (5000, [5000]),
+        (6000, [6000]),  # not 5,000 + 1,000: every other request would be small
+        (7499, [7499]),
+        (7500, [3750, 3750]),
+        (10_000, [5000, 5000]),
+        (12_001, [6001, 6000]),
+        (30_000, [5000] * 6),
+    ],
+)
+def test_request_sizes_are_about_batch_lines_and_even(total: int, sizes: list[int]) -> None:
+    size = request_lines(total, BATCH_LINES)
+    assert [min(size, total - start) for start in range(0, total, size)] == sizes
+
+
+def test_influx_write_uncompressed() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(204)
+
+    with mock_store(handler, gzip=False) as store:
+        store.write([pt(T0 + i) for i in range(3)])
+
+    (request,) = seen
+    assert "Content-Encoding" not in request.headers
+    assert request.content.decode().split("\n") == [
+        f"env,community=c1,device=d1 v=1.0 {T0 + i}" for i in range(3)
+    ]
 
 
 @pytest.mark.parametrize(
@@ -403,19 +442,30 @@ def test_open_store_sqlite_absolute_and_memory(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("url", "base_url", "database", "rp"),
+    ("url", "base_url", "database", "rp", "gzip"),
     [
-        ("influxdb://localhost/yiwang", "http://localhost:8086", "yiwang", None),
-        ("influxdb://10.0.0.5:9999/db?rp=week&token=abc", "http://10.0.0.5:9999", "db", "week"),
-        ("influxdbs://cloud.example:443/bucket?token=t%2Bx", "https://cloud.example:443", "bucket", None),
-        ("influxdb://user:pw@[::1]:8086/db", "http://[::1]:8086", "db", None),
+        # gzip=auto (the default): off for a server on this machine, on across a network
+        ("influxdb://localhost/yiwang", "http://localhost:8086", "yiwang", None, False),
+        ("influxdb://127.0.0.2:8086/yiwang", "http://127.0.0.2:8086", "yiwang", None, False),
+        ("influxdb://10.0.0.5:9999/db?rp=week&token=abc", "http://10.0.0.5:9999", "db", "week", True),
+        (
+            "influxdbs://cloud.example:443/bucket?token=t%2Bx",
+            "https://cloud.example:443",
+            "bucket",
+            None,
+            True,
+        ),
+        ("influxdb://user:pw@[::1]:8086/db", "http://[::1]:8086", "db", None, False),
+        ("influxdb://localhost/db?gzip=on", "http://localhost:8086", "db", None, True),
+        ("influxdb://tsdb.lan/db?gzip=off", "http://tsdb.lan:8086", "db", None, False),
+        ("influxdb://tsdb.lan/db?gzip=auto", "http://tsdb.lan:8086", "db", None, True),
     ],
 )
-def test_open_store_influx(url: str, base_url: str, database: str, rp: str | None) -> None:
+def test_open_store_influx(url: str, base_url: str, database: str, rp: str | None, gzip: bool) -> None:
     store = open_store(url)
     try:
         assert isinstance(store, InfluxStore)
-        assert (store.base_url, store.database, store.rp) == (base_url, database, rp)
+        assert (store.base_url, store.database, store.rp, store.gzip) == (base_url, database, rp, gzip)
     finally:
         store.close()
 
@@ -429,6 +479,7 @@ def test_open_store_influx(url: str, base_url: str, database: str, rp: str | Non
         ("influxdb://host:8086/", "database"),
         ("influxdb://host/db?retention=x", "unknown InfluxDB store URL parameters"),
         ("influxdb://host:port/db", "bad port"),
+        ("influxdb://host/db?gzip=yes", "gzip='yes', expected one of auto, on, off"),
     ],
 )
 def test_open_store_rejects_bad_urls(url: str, message: str) -> None:

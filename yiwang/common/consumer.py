@@ -158,13 +158,15 @@ class AckingConsumer:
     def _ack(self, batch: list[Inbound]) -> None:
         current = self._connection
         stale = 0
+        mids = []
         for msg in batch:
             if msg.qos == 0:
                 continue
             if msg.connection != current:
                 stale += 1  # the broker redelivers it on this connection; that copy gets the ack
                 continue
-            self._client.ack(msg.mid, msg.qos)
+            mids.append(msg.mid)  # QoS 1: the consumer subscribes at QoS 1 only
+        self._client.ack_many(mids)
         if stale:
             log.info(
                 "%s: %d stored messages arrived on an earlier connection; acking their redeliveries",

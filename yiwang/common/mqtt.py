@@ -21,7 +21,7 @@ SESSION_EXPIRY_S = 7 * 24 * 3600
 
 def consumer_client(
     client_id: str, settings: MqttSettings, *, max_queued: int = 10_000, mqtt5: bool = False
-) -> mqtt.Client:
+) -> BufferedClient:
     """A QoS 1 consumer with a persistent session that acknowledges only when told to.
 
     ``manual_ack`` makes paho send PUBACK when we call ``client.ack`` after the database accepted the
@@ -29,7 +29,6 @@ def consumer_client(
     clean start off plus a session expiry, see :func:`v5_connect_properties`) and a fixed client id
     the broker keeps what we have not acknowledged and redelivers it after a crash.
     """
-    client: mqtt.Client
     if mqtt5:
         client = BufferedClient(
             CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5, manual_ack=True
