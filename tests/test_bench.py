@@ -45,6 +45,8 @@ def test_ingest_bench_counts_every_reading_back_and_says_where_the_cpu_went() ->
         assert report[phase]["dead_letters"] == 0
         assert set(report[phase]["cpu_us_per_reading"]) == {"influxd", "broker", "ingest", "publisher"}
         assert report[phase]["cpu_us_per_reading"]["ingest"] > 0
+    before, after = report["ceiling_runs_points_per_s"]  # bracketing the batched phase
+    assert report["ceiling_points_per_s"] == pytest.approx((before + after) / 2, abs=1)
     assert report["ratio"] == pytest.approx(
         report["readings_per_s"] / report["ceiling_points_per_s"], abs=1e-3
     )
