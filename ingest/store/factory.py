@@ -6,7 +6,7 @@
   HTTP, and ``influxdbs://...`` over HTTPS. The port defaults to 8086. ``gzip=auto`` (the default)
   compresses writes unless the server is on this machine (a loopback address): across a network the
   bodies are 11x smaller; on loopback compressing only costs CPU, mostly InfluxDB's (it decompresses
-  at ~0.5 µs per point; its write ceiling here is ~30 % higher uncompressed — BENCHMARKS.md).
+  at ~0.5 µs per point; its write ceiling here is typically 15–30 % higher uncompressed).
 """
 
 from __future__ import annotations

@@ -48,8 +48,9 @@ _DROPPED = re.compile(r"dropped=(\d+)")
 def request_lines(total: int, batch_lines: int) -> int:
     """Lines per request for ``total`` lines: about ``batch_lines``, in requests of equal size.
 
-    Cutting 6,000 lines into 5,000 + 1,000 would make every other request small, and a request costs
-    InfluxDB a WAL sync whatever its size: 6,000 go as one, 8,000 as 2 × 4,000, 12,001 as 2 × 6,001.
+    Cutting 6,000 lines into 5,000 + 1,000 would make every other request small, and a request has a
+    fixed cost in InfluxDB (HTTP, a WAL write and sync) whatever its size: 6,000 go as one, 8,000 as
+    2 × 4,000, 12,001 as 2 × 6,001.
     """
     requests = max(1, round(total / batch_lines))
     return max(1, -(-total // requests))
