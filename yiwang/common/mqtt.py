@@ -24,7 +24,7 @@ def consumer_client(
 ) -> BufferedClient:
     """A QoS 1 consumer with a persistent session that acknowledges only when told to.
 
-    ``manual_ack`` makes paho send PUBACK when we call ``client.ack`` after the database accepted the
+    ``manual_ack`` makes paho send PUBACK when we ack (``ack_many``) after the database accepted the
     message, not before ``on_message`` returns (its default); with ``clean_session=False`` (MQTT 5:
     clean start off plus a session expiry, see :func:`v5_connect_properties`) and a fixed client id
     the broker keeps what we have not acknowledged and redelivers it after a crash.
