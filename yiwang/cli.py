@@ -266,6 +266,9 @@ def bench(
     ] = False,
     seconds: Annotated[float, typer.Option(min=1, help="Load duration per phase (ingest).")] = 15.0,
     replicas: Annotated[int, typer.Option(min=1, help="Ingest processes (ingest; >1: shared sub).")] = 1,
+    rounds: Annotated[
+        int, typer.Option(min=1, help="Batched rounds between ceilings; the median ratio counts (ingest).")
+    ] = 3,
     minutes: Annotated[float, typer.Option(min=0.1, help="Soak duration at half capacity (soak).")] = 30.0,
     plot_dir: Annotated[Path | None, typer.Option(help="Write the soak's PNG curves here (soak).")] = None,
 ) -> None:
@@ -292,7 +295,9 @@ def bench(
     elif area == "ingest":
         from yiwang.bench import ingest as ingest_bench
 
-        result = ingest_bench.run(ServiceSettings().config_dir, seconds=seconds, replicas=replicas)
+        result = ingest_bench.run(
+            ServiceSettings().config_dir, seconds=seconds, replicas=replicas, rounds=rounds
+        )
     elif area == "soak":
         from yiwang.bench import soak as soak_bench
 

@@ -1,10 +1,12 @@
 """Ingest throughput: publisher → Mosquitto → ingest → InfluxDB, every reading counted back out.
 
 In one run, on this machine: the raw InfluxDB write ceiling (pre-encoded 5,000-line batches of the same
-data, four writers — as many as ingest uses — and the body encoding ingest uses: uncompressed, since the
-database is on this machine; the gzipped ceiling is reported beside it), the full path with 100 readings
-per message, the ceiling again (the ratio uses the mean of the two), the full path with one reading per
-message, then a naive paho + one-write-per-message script on the same workloads. Each phase gets a fresh
+data, four writers — as many as ingest uses — as many points as a batched phase stores, and the body
+encoding ingest uses: uncompressed, since the database is on this machine; the gzipped ceiling is
+reported beside it); then ``rounds`` times the full path with 100 readings per message followed by the
+ceiling again, each round's ratio against the mean of the ceilings around it, the median round reported
+(the machine's speed drifts by tens of percent over minutes); then the full path with one reading per
+message, and a naive paho + one-write-per-message script on the same workloads. Each phase gets a fresh
 database; readings have unique device + timestamp, so the database's count is the number of distinct
 readings that arrived (a redelivery overwrites itself).
 
@@ -23,6 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from gzip import compress as gzip_compress
 from pathlib import Path
 from typing import Any
@@ -103,15 +106,19 @@ def _lines(count: int) -> list[str]:
     return out
 
 
-def ceiling(url: str, database: str, points: int, writers: int = 4, *, gzip: bool = False) -> float:
-    """Raw write rate of pre-encoded 5,000-line batches (gzipped as ingest would): points per second."""
-    influx_query(url, f'CREATE DATABASE "{database}"')
+def ceiling_bodies(points: int, *, gzip: bool = False) -> list[bytes]:
+    """The ceiling's request bodies: the same data as 5,000-line batches (gzipped as ingest would)."""
     lines = _lines(points)
     bodies = ["\n".join(lines[i : i + BATCH_LINES]).encode() for i in range(0, len(lines), BATCH_LINES)]
-    headers = {}
-    if gzip:
-        bodies = [gzip_compress(body, compresslevel=1) for body in bodies]  # as ingest
-        headers["Content-Encoding"] = "gzip"
+    return [gzip_compress(body, compresslevel=1) for body in bodies] if gzip else bodies
+
+
+def ceiling(
+    url: str, database: str, bodies: Sequence[bytes], writers: int = 4, *, gzip: bool = False
+) -> float:
+    """Raw write rate of pre-encoded bodies (from :func:`ceiling_bodies`): points per second."""
+    influx_query(url, f'CREATE DATABASE "{database}"')
+    headers = {"Content-Encoding": "gzip"} if gzip else {}
     with httpx.Client(base_url=url, timeout=60) as http, ThreadPoolExecutor(writers) as pool:
         params = {"db": database, "precision": "ms"}
 
@@ -121,7 +128,7 @@ def ceiling(url: str, database: str, points: int, writers: int = 4, *, gzip: boo
         started = time.perf_counter()
         list(pool.map(post, bodies))
         elapsed = time.perf_counter() - started
-    return points / elapsed
+    return accepted(url, database) / elapsed
 
 
 def count(url: str, database: str, http: httpx.Client | None = None) -> int:
@@ -277,10 +284,100 @@ def _pids(supervisor: Supervisor) -> list[int]:
     return [child.proc.pid for child in supervisor.children if child.proc is not None]
 
 
-def _run_phases(
-    config_dir: Path, work: Path, binary: str, *, seconds: float, replicas: int
+@dataclass(frozen=True)
+class _Stack:
+    """The broker and influxd of a run, and what an ingest phase needs to start its processes."""
+
+    port: int
+    url: str
+    influxd_pid: int
+    broker: Supervisor
+    env: dict[str, str]
+    work: Path
+    replicas: int
+    drain_timeout: float
+
+
+def _ingest_phase(stack: _Stack, database: str, messages: list[tuple[str, bytes, int]]) -> dict[str, Any]:
+    """Start ``stack.replicas`` ingest processes writing to a fresh ``database``, drive ``messages``
+    through them, stop them; the drive's figures plus the messages they dead-lettered."""
+    url = stack.url
+    influx_query(url, f'CREATE DATABASE "{database}"')
+    # One group per phase: a stopped replica's persistent session stays a member and keeps receiving
+    # its share (REFERENCES.md), which would strand the next phase's data.
+    group = f"ingest-{database}" if stack.replicas > 1 else None
+    children = []
+    for replica in range(stack.replicas):
+        client_id = f"bench-ingest-{database}-{replica}"
+        subscribe_session(stack.port, client_id, group)
+        child_env = {
+            **stack.env,
+            "YIWANG_SERIES_URL": f"influxdb://{url.split('//')[1]}/{database}",
+            "YIWANG_INGEST_CLIENT_ID": client_id,
+            **({"YIWANG_INGEST_SHARE_GROUP": group} if group else {}),
+        }
+        children.append(Supervisor(child_env, log_path=stack.work / f"ingest-{database}.log"))
+        children[-1].start(Child(f"ingest-{replica}", self_command("ingest")))
+    time.sleep(3)  # the ingest processes import, connect and resume their sessions
+    processes = {
+        "influxd": [stack.influxd_pid],
+        "broker": _pids(stack.broker),
+        "ingest": [pid for child in children for pid in _pids(child)],
+        "publisher": [os.getpid()],  # the bench itself: publisher and polling
+    }
+    dead_before = _dead_letters(stack.work)
+    try:
+        result = drive(
+            stack.port, url, database, messages, drain_timeout=stack.drain_timeout, processes=processes
+        )
+        # Where a reading that is not in the database went, if anywhere: the dead letters.
+        result["dead_letters"] = _dead_letters(stack.work) - dead_before
+        return result
+    finally:
+        for child in children:
+            child.stop_all()
+
+
+def _naive_phase(
+    stack: _Stack, database: str, messages: list[tuple[str, bytes, int]], cap: float
 ) -> dict[str, Any]:
-    """The ceiling and the four workloads, each on its own database of one influxd."""
+    influx_query(stack.url, f'CREATE DATABASE "{database}"')
+    stop = naive_consumer(stack.port, stack.url, database, f"bench-naive-{database}")
+    try:
+        processes = {
+            "influxd": [stack.influxd_pid],
+            "broker": _pids(stack.broker),
+            "publisher": [os.getpid()],  # the naive subscriber runs in the bench too
+        }
+        # The naive script may never finish: cap its drain, report what it stored.
+        naive = drive(stack.port, stack.url, database, messages, drain_timeout=cap, processes=processes)
+        # Not "lost": it had not finished within the cap (auto-ack loses only on a crash).
+        naive["unfinished_after_cap"] = naive.pop("lost")
+        return naive
+    finally:
+        stop()
+
+
+def _batched_rounds(
+    stack: _Stack, messages: list[tuple[str, bytes, int]], bodies: list[bytes], rounds: int
+) -> tuple[list[dict[str, Any]], list[float]]:
+    """``rounds`` batched phases, each between two ceiling measurements: the machine's speed drifts by
+    tens of percent over minutes, so each round's ratio uses the mean of the ceilings around it."""
+    ceilings = [ceiling(stack.url, "ceiling_0", bodies)]
+    phases = []
+    for n in range(rounds):
+        phase = _ingest_phase(stack, f"batched_{n}", messages)
+        ceilings.append(ceiling(stack.url, f"ceiling_{n + 1}", bodies))
+        phase["ceiling_points_per_s"] = round((ceilings[n] + ceilings[n + 1]) / 2)
+        phase["ratio"] = round(phase["readings_per_s"] / phase["ceiling_points_per_s"], 3)
+        phases.append(phase)
+    return phases, ceilings
+
+
+def _run_phases(
+    config_dir: Path, work: Path, binary: str, *, seconds: float, replicas: int, rounds: int
+) -> dict[str, Any]:
+    """The ceilings and the workloads, each on its own database of one influxd."""
     write_config(config_dir, work / "config")
     port = free_port()
     conf = MosquittoConfig(
@@ -298,101 +395,51 @@ def _run_phases(
     )
     supervisor = Supervisor(env, log_path=work / "stack.log")
     result: dict[str, Any] = {"area": "ingest", "broker": "mosquitto", "store": "influxdb 1.x"}
-    drain = 10 * seconds + 60
     try:
         supervisor.start(Child("broker", [binary, "-c", str(conf)], port))
         with running_influxd(work / "influxd") as influxd:
-            url = influxd.url
+            stack = _Stack(port, influxd.url, influxd.pid, supervisor, env, work, replicas, 10 * seconds + 60)
             # Sized to take about ``seconds`` at the rates we aim for (300k readings/s, 12k msgs/s).
-            batched_messages = int(3000 * seconds)
-            # As many points as the batched phase stores: InfluxDB snapshots its cache every ~25 MB
-            # written, so a shorter ceiling would skip work the batched phase pays for. A first write
-            # warms the fresh server up (its first seconds are slower), off the clock.
-            points = 100 * batched_messages
-            ceiling(url, "warm_up", min(points, 300_000))
-            # Ingest's store (gzip=auto) writes uncompressed to a database on this machine: so does the
-            # ceiling. Uncompressed is also the higher of the two here, the stricter yardstick.
-            # The machine's speed drifts by tens of percent over minutes, so the ceiling is measured
-            # just before and just after the batched phase, and the ratio uses their mean.
-            ceilings = [ceiling(url, "ceiling_before", points)]
-            result["ceiling_gzip_points_per_s"] = round(ceiling(url, "ceiling_gzip", points, gzip=True))
-            workloads = {
-                "batched": list(itertools.islice(payloads(100), batched_messages)),
-                "single": list(itertools.islice(payloads(1), int(12_000 * seconds))),
-            }
-            for name in ("batched", "single"):
-                influx_query(url, f'CREATE DATABASE "{name}"')
-                # One group per phase: a stopped replica's persistent session stays a member and
-                # keeps receiving its share (REFERENCES.md), which would strand the next phase's data.
-                group = f"ingest-{name}" if replicas > 1 else None
-                children = []
-                for replica in range(replicas):
-                    client_id = f"bench-ingest-{name}-{replica}"
-                    subscribe_session(port, client_id, group)
-                    child_env = {
-                        **env,
-                        "YIWANG_SERIES_URL": f"influxdb://{url.split('//')[1]}/{name}",
-                        "YIWANG_INGEST_CLIENT_ID": client_id,
-                        **({"YIWANG_INGEST_SHARE_GROUP": group} if group else {}),
-                    }
-                    children.append(Supervisor(child_env, log_path=work / f"ingest-{name}.log"))
-                    children[-1].start(Child(f"ingest-{replica}", self_command("ingest")))
-                time.sleep(3)  # the ingest processes import, connect and resume their sessions
-                processes = {
-                    "influxd": [influxd.pid],
-                    "broker": _pids(supervisor),
-                    "ingest": [pid for child in children for pid in _pids(child)],
-                    "publisher": [os.getpid()],  # the bench itself: publisher and polling
-                }
-                dead_before = _dead_letters(work)
-                try:
-                    result[name] = drive(
-                        port, url, name, workloads[name], drain_timeout=drain, processes=processes
-                    )
-                    # Where a reading that is not in the database went, if anywhere: the dead letters.
-                    result[name]["dead_letters"] = _dead_letters(work) - dead_before
-                finally:
-                    for child in children:
-                        child.stop_all()
-                if name == "batched":
-                    ceilings.append(ceiling(url, "ceiling_after", points))
+            batched = list(itertools.islice(payloads(100), int(3000 * seconds)))
+            single = list(itertools.islice(payloads(1), int(12_000 * seconds)))
+            # The ceiling writes as many points as a batched phase stores: InfluxDB snapshots its
+            # cache every ~25 MB written, so a shorter ceiling would skip work the batched phase pays
+            # for. Ingest's store (gzip=auto) writes uncompressed to a database on this machine: so
+            # does the ceiling (also the higher of the two here, the stricter yardstick).
+            points = 100 * len(batched)
+            bodies = ceiling_bodies(points)
+            ceiling(stack.url, "warm_up", bodies[:60])  # a fresh server's first writes are slower
+            result["ceiling_gzip_points_per_s"] = round(
+                ceiling(stack.url, "ceiling_gzip", ceiling_bodies(points, gzip=True), gzip=True)
+            )
+            phases, ceilings = _batched_rounds(stack, batched, bodies, rounds)
             result["ceiling_runs_points_per_s"] = [round(c) for c in ceilings]
-            result["ceiling_points_per_s"] = round(sum(ceilings) / len(ceilings))
-            for name, load in (("naive_batched", "batched"), ("naive_single", "single")):
-                influx_query(url, f'CREATE DATABASE "{name}"')
-                stop = naive_consumer(port, url, name, f"bench-naive-{name}")
-                try:
-                    # The naive script may never finish: cap its drain, report what it stored.
-                    processes = {
-                        "influxd": [influxd.pid],
-                        "broker": _pids(supervisor),
-                        "publisher": [os.getpid()],  # the naive subscriber runs in the bench too
-                    }
-                    naive = drive(
-                        port, url, name, workloads[load], drain_timeout=3 * seconds, processes=processes
-                    )
-                    # Not "lost": it had not finished within the cap (auto-ack loses only on a crash).
-                    naive["unfinished_after_cap"] = naive.pop("lost")
-                    result[name] = naive
-                finally:
-                    stop()
+            result["batched_rounds"] = [
+                {key: phase[key] for key in ("readings_per_s", "ceiling_points_per_s", "ratio", "lost")}
+                for phase in phases
+            ]
+            # The round with the median ratio (the upper one of an even count) speaks for the run.
+            result["batched"] = sorted(phases, key=lambda phase: phase["ratio"])[len(phases) // 2]
+            result["single"] = _ingest_phase(stack, "single", single)
+            result["naive_batched"] = _naive_phase(stack, "naive_batched", batched, 3 * seconds)
+            result["naive_single"] = _naive_phase(stack, "naive_single", single, 3 * seconds)
     finally:
         supervisor.stop_all()
     return result
 
 
-def run(config_dir: Path, *, seconds: float = 15.0, replicas: int = 1) -> dict[str, Any]:
+def run(config_dir: Path, *, seconds: float = 15.0, replicas: int = 1, rounds: int = 3) -> dict[str, Any]:
     binary = mosquitto_binary()
     if binary is None:
         raise RuntimeError("mosquitto not found: install Debian's mosquitto package")
     work = Path(tempfile.mkdtemp(prefix="yiwang-bench-ingest-"))
     try:
-        result = _run_phases(config_dir, work, binary, seconds=seconds, replicas=replicas)
+        result = _run_phases(config_dir, work, binary, seconds=seconds, replicas=replicas, rounds=rounds)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
     batched, single = result["batched"], result["single"]
-    lost = batched["lost"] + single["lost"]
+    lost = sum(phase["lost"] for phase in result["batched_rounds"]) + single["lost"]
     if lost:
         # Keep the logs, spools and dead letters of a run that lost readings: they say where.
         result["kept_for_inspection"] = str(work)
@@ -401,12 +448,14 @@ def run(config_dir: Path, *, seconds: float = 15.0, replicas: int = 1) -> dict[s
     result.update(
         readings_per_s=batched["readings_per_s"],
         msgs_per_s=batched["msgs_per_s"],
-        ratio=round(batched["readings_per_s"] / result["ceiling_points_per_s"], 3),
+        ceiling_points_per_s=batched["ceiling_points_per_s"],
+        ratio=batched["ratio"],
         lost=lost,
         single_reading_msgs_per_s=single["msgs_per_s"],
         naive_readings_per_s=result["naive_batched"]["readings_per_s"],
         naive_single_msgs_per_s=result["naive_single"]["msgs_per_s"],
         seconds=seconds,
         replicas=replicas,
+        rounds=rounds,
     )
     return result
