@@ -35,8 +35,9 @@ def test_case_latency_bench_prints_one_json_object() -> None:
     )
 
 
-def test_ingest_bench_counts_every_reading_back_and_says_where_the_cpu_went() -> None:
-    result = bench("ingest", "--seconds", "1", "--rounds", "2", timeout=300)
+@pytest.mark.parametrize("replicas", ["1", "2"])  # 2: a shared subscription per phase
+def test_ingest_bench_counts_every_reading_back_and_says_where_the_cpu_went(replicas: str) -> None:
+    result = bench("ingest", "--seconds", "1", "--rounds", "2", "--replicas", replicas, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout)
     assert report["area"] == "ingest" and report["lost"] == 0

@@ -305,7 +305,7 @@ def _ingest_phase(stack: _Stack, database: str, messages: list[tuple[str, bytes,
     influx_query(url, f'CREATE DATABASE "{database}"')
     # One group per phase: a stopped replica's persistent session stays a member and keeps receiving
     # its share (REFERENCES.md), which would strand the next phase's data.
-    group = f"ingest-{database}" if stack.replicas > 1 else None
+    group = f"ingest-{database.replace('_', '-')}" if stack.replicas > 1 else None  # [a-z0-9-]
     children = []
     for replica in range(stack.replicas):
         client_id = f"bench-ingest-{database}-{replica}"
