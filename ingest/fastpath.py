@@ -134,13 +134,13 @@ class _Profile(NamedTuple):
 
 def _profile_checks(profile: SensorTypeProfile) -> _Profile:
     coercers = {name: _coercer(spec) for name, spec in profile.fields.items()}
-    floats = [(name, spec) for name, spec in profile.fields.items() if spec.type == "float"]
-    if len(profile.fields) == 1 and floats:
-        ((name, spec),) = floats
-        return _Profile(
-            coercers, _field_formatter(coercers), name, field_key_text(name) + "=", *_bounds(spec)
-        )
-    return _Profile(coercers, _field_formatter(coercers), None, "", 0.0, 0.0)
+    checks = _Profile(coercers, _field_formatter(coercers), None, "", 0.0, 0.0)
+    if len(profile.fields) == 1:
+        ((name, spec),) = profile.fields.items()
+        if spec.type == "float":
+            lo, hi = _bounds(spec)
+            return checks._replace(float_field=name, float_key=field_key_text(name) + "=", lo=lo, hi=hi)
+    return checks
 
 
 class FastDecoder:

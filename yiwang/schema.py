@@ -20,6 +20,7 @@ from api import accounts, audit
 from ingest.deadletters import metadata as dead_letter_metadata
 from yiwang import migrations
 from yiwang.common.db import create_tables, make_engine
+from yiwang.common.heartbeat import create_schema as create_heartbeat_schema
 from yiwang.common.heartbeat import metadata as heartbeat_metadata
 
 METADATA: tuple[MetaData, ...] = (
@@ -66,7 +67,7 @@ def _create_missing(engine: Engine) -> None:
     accounts.create_schema(engine)
     audit.create_schema(engine)
     create_tables(engine, dead_letter_metadata)
-    create_tables(engine, heartbeat_metadata)
+    create_heartbeat_schema(engine)
 
 
 def table_names() -> set[str]:

@@ -303,14 +303,20 @@ def mock_store(handler: Handler, **kw: object) -> InfluxStore:
     return InfluxStore("http://influx.test:8086", "db", transport=httpx.MockTransport(handler), **kw)  # type: ignore[arg-type]
 
 
-def test_influx_write_request_shape() -> None:
+def recording_store(**kw: object) -> tuple[InfluxStore, list[httpx.Request]]:
+    """A store whose server accepts every write (204) and keeps the requests."""
     seen: list[httpx.Request] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(request)
         return httpx.Response(204)
 
-    with mock_store(handler, rp="week", token="s3cret") as store:
+    return mock_store(handler, **kw), seen
+
+
+def test_influx_write_request_shape() -> None:
+    store, seen = recording_store(rp="week", token="s3cret")
+    with store:
         store.write([pt(T0 + i) for i in range(12_001)])
 
     assert len(seen) == 2  # ~5,000 lines per request, all alike: 6,001 + 6,000
@@ -344,13 +350,8 @@ def test_request_sizes_are_about_batch_lines_and_even(total: int, sizes: list[in
 
 
 def test_influx_write_uncompressed() -> None:
-    seen: list[httpx.Request] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        return httpx.Response(204)
-
-    with mock_store(handler, gzip=False) as store:
+    store, seen = recording_store(gzip=False)
+    with store:
         store.write([pt(T0 + i) for i in range(3)])
 
     (request,) = seen

@@ -106,17 +106,17 @@ def _lines(count: int) -> list[str]:
     return out
 
 
-def ceiling_bodies(points: int, *, gzip: bool = False) -> list[bytes]:
-    """The ceiling's request bodies: the same data as 5,000-line batches (gzipped as ingest would)."""
+def ceiling_bodies(points: int) -> list[bytes]:
+    """The ceiling's request bodies: the same data as 5,000-line batches."""
     lines = _lines(points)
-    bodies = ["\n".join(lines[i : i + BATCH_LINES]).encode() for i in range(0, len(lines), BATCH_LINES)]
-    return [gzip_compress(body, compresslevel=1) for body in bodies] if gzip else bodies
+    return ["\n".join(lines[i : i + BATCH_LINES]).encode() for i in range(0, len(lines), BATCH_LINES)]
 
 
 def ceiling(
     url: str, database: str, bodies: Sequence[bytes], writers: int = 4, *, gzip: bool = False
 ) -> float:
-    """Raw write rate of pre-encoded bodies (from :func:`ceiling_bodies`): points per second."""
+    """Raw write rate of pre-encoded bodies (from :func:`ceiling_bodies`, gzipped if ``gzip``): points
+    per second."""
     influx_query(url, f'CREATE DATABASE "{database}"')
     headers = {"Content-Encoding": "gzip"} if gzip else {}
     with httpx.Client(base_url=url, timeout=60) as http, ThreadPoolExecutor(writers) as pool:
@@ -297,6 +297,11 @@ class _Stack:
     replicas: int
     drain_timeout: float
 
+    def processes(self, ingest: list[int] | None = None) -> dict[str, list[int]]:
+        """The processes whose CPU a phase reports (the bench itself publishes and polls)."""
+        found = {"influxd": [self.influxd_pid], "broker": _pids(self.broker), "publisher": [os.getpid()]}
+        return found if ingest is None else {**found, "ingest": ingest}
+
 
 def _ingest_phase(stack: _Stack, database: str, messages: list[tuple[str, bytes, int]]) -> dict[str, Any]:
     """Start ``stack.replicas`` ingest processes writing to a fresh ``database``, drive ``messages``
@@ -319,12 +324,7 @@ def _ingest_phase(stack: _Stack, database: str, messages: list[tuple[str, bytes,
         children.append(Supervisor(child_env, log_path=stack.work / f"ingest-{database}.log"))
         children[-1].start(Child(f"ingest-{replica}", self_command("ingest")))
     time.sleep(3)  # the ingest processes import, connect and resume their sessions
-    processes = {
-        "influxd": [stack.influxd_pid],
-        "broker": _pids(stack.broker),
-        "ingest": [pid for child in children for pid in _pids(child)],
-        "publisher": [os.getpid()],  # the bench itself: publisher and polling
-    }
+    processes = stack.processes(ingest=[pid for child in children for pid in _pids(child)])
     dead_before = _dead_letters(stack.work)
     try:
         result = drive(
@@ -344,13 +344,11 @@ def _naive_phase(
     influx_query(stack.url, f'CREATE DATABASE "{database}"')
     stop = naive_consumer(stack.port, stack.url, database, f"bench-naive-{database}")
     try:
-        processes = {
-            "influxd": [stack.influxd_pid],
-            "broker": _pids(stack.broker),
-            "publisher": [os.getpid()],  # the naive subscriber runs in the bench too
-        }
-        # The naive script may never finish: cap its drain, report what it stored.
-        naive = drive(stack.port, stack.url, database, messages, drain_timeout=cap, processes=processes)
+        # The naive script may never finish: cap its drain, report what it stored. It runs in the bench
+        # process, so its CPU shows as the publisher's.
+        naive = drive(
+            stack.port, stack.url, database, messages, drain_timeout=cap, processes=stack.processes()
+        )
         # Not "lost": it had not finished within the cap (auto-ack loses only on a crash).
         naive["unfinished_after_cap"] = naive.pop("lost")
         return naive
@@ -409,8 +407,9 @@ def _run_phases(
             points = 100 * len(batched)
             bodies = ceiling_bodies(points)
             ceiling(stack.url, "warm_up", bodies[:60])  # a fresh server's first writes are slower
+            gzipped = [gzip_compress(body, compresslevel=1) for body in bodies]  # as ingest would
             result["ceiling_gzip_points_per_s"] = round(
-                ceiling(stack.url, "ceiling_gzip", ceiling_bodies(points, gzip=True), gzip=True)
+                ceiling(stack.url, "ceiling_gzip", gzipped, gzip=True)
             )
             phases, ceilings = _batched_rounds(stack, batched, bodies, rounds)
             result["ceiling_runs_points_per_s"] = [round(c) for c in ceilings]
