@@ -268,7 +268,7 @@ def bench(
     replicas: Annotated[int, typer.Option(min=1, help="Ingest processes (ingest; >1: shared sub).")] = 1,
     rounds: Annotated[
         int, typer.Option(min=1, help="Batched rounds between ceilings; the median ratio counts (ingest).")
-    ] = 3,
+    ] = 5,
     minutes: Annotated[float, typer.Option(min=0.1, help="Soak duration at half capacity (soak).")] = 30.0,
     plot_dir: Annotated[Path | None, typer.Option(help="Write the soak's PNG curves here (soak).")] = None,
 ) -> None:

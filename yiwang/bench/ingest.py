@@ -427,7 +427,7 @@ def _run_phases(
     return result
 
 
-def run(config_dir: Path, *, seconds: float = 15.0, replicas: int = 1, rounds: int = 3) -> dict[str, Any]:
+def run(config_dir: Path, *, seconds: float = 15.0, replicas: int = 1, rounds: int = 5) -> dict[str, Any]:
     binary = mosquitto_binary()
     if binary is None:
         raise RuntimeError("mosquitto not found: install Debian's mosquitto package")
