@@ -14,7 +14,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from tests.servers import MosquittoServer, unique_name
 from yiwang.bench.mqttload import RawPublisher
 from yiwang.common.bufferedmqtt import BufferedClient, BufferedSocket
-from yiwang.common.mqtt import SESSION_EXPIRY_S, v5_connect_properties
+from yiwang.common.mqtt import SESSION_EXPIRY_S, consumer_client, v5_connect_properties
+from yiwang.common.settings import MqttSettings
 
 
 @pytest.fixture
@@ -92,11 +93,11 @@ def test_every_message_arrives_intact_and_in_order(mosquitto: MosquittoServer, p
 def _session_client(
     mosquitto: MosquittoServer, client_id: str, protocol: int, on_message: Callable[..., None]
 ) -> BufferedClient:
-    """A persistent-session QoS 1 subscriber with manual acks, connected and subscribed."""
+    """A persistent-session QoS 1 subscriber with manual acks (the consumers' own), connected and
+    subscribed."""
+    settings = MqttSettings(mqtt_host=mosquitto.host, mqtt_port=mosquitto.port)
+    client = consumer_client(client_id, settings, mqtt5=protocol == mqtt.MQTTv5)
     if protocol == mqtt.MQTTv5:
-        client = BufferedClient(
-            CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol, manual_ack=True
-        )
         client.connect(
             mosquitto.host,
             mosquitto.port,
@@ -104,9 +105,6 @@ def _session_client(
             properties=v5_connect_properties(SESSION_EXPIRY_S),
         )
     else:
-        client = BufferedClient(
-            CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False, manual_ack=True
-        )
         client.connect(mosquitto.host, mosquitto.port)
     subscribed = threading.Event()
     client.on_subscribe = lambda *_a: subscribed.set()
