@@ -1,4 +1,4 @@
-"""Alert rules and case categories as data (``config/rules/*.yaml``, ``config/categories.yaml``).
+"""Alert rules as data (``config/rules/*.yaml``).
 
 A rule watches the devices its scope selects with exactly one condition; severity and the case
 category it opens travel with every alert it raises.
@@ -11,13 +11,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from cases.categories import Category, CategoryCode
 from contract.catalog import DeviceInfo, load_model
 from contract.errors import ContractError
 from contract.ids import FieldName, Id, SensorTypeRef
 
 Scalar = bool | int | float | str
 Operator = Literal[">=", ">", "<=", "<", "==", "!="]
-CategoryCode = FieldName  # e.g. flooding, fire_lane_blocked
 
 
 class _Model(BaseModel):
@@ -201,29 +201,6 @@ class Rule(_Model):
 
 class RuleFile(_Model):
     rules: list[Rule]
-
-
-class Category(_Model):
-    code: CategoryCode
-    name_zh: str
-    name_en: str
-    sla_hours: float = Field(gt=0, description="Opened → completed.")
-    accept_minutes: float = Field(default=30, gt=0, description="NEW → accepted (受理).")
-    sign_minutes: float = Field(default=60, gt=0, description="ASSIGNED → signed for (签收).")
-    urgent_factor: float = Field(
-        default=0.5, gt=0, le=1, description="An urgent case gets this share of every time limit."
-    )
-    clock: Literal["continuous", "working"] = Field(
-        default="working", description="Urgent categories count every hour; others only working time."
-    )
-
-
-class CategoryFile(_Model):
-    categories: list[Category]
-
-
-def load_categories(config_dir: Path) -> dict[str, Category]:
-    return {c.code: c for c in load_model(CategoryFile, config_dir / "categories.yaml").categories}
 
 
 def load_rules(config_dir: Path, categories: dict[str, Category]) -> list[Rule]:

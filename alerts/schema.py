@@ -1,22 +1,24 @@
-"""The alert service's tables, all of them: each module that declares some is imported here first."""
+"""The alert service's tables (and the case tables they point to): each declaring module is imported here."""
 
 from __future__ import annotations
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, Table
 
-from alerts import notify, rosters, silences, status
-from alerts.models import Base
-from yiwang.common.db import create_tables
+from alerts import fleet, models, silences
+from cases.schema import create_schema as create_case_schema
+from common.db import Base, create_tables
 
-_REGISTERED = (
-    notify.OutboxRow,
-    notify.Watermark,
+_MODELS = (
+    models.Alert,
+    models.AlertHistory,
+    models.EngineCheckpoint,
     silences.SilenceRow,
-    status.GatewayStatus,
-    status.DeviceStatus,
-    rosters.RosterOverride,
-)  # tables outside alerts.models
+    fleet.GatewayStatus,
+    fleet.DeviceStatus,
+)
+TABLES: tuple[Table, ...] = tuple(Base.metadata.tables[m.__tablename__] for m in _MODELS)
 
 
-def create_schema(engine: Engine) -> None:
-    create_tables(engine, Base.metadata)
+def create_schema(db: Engine) -> None:
+    create_case_schema(db)  # alerts point at their cases
+    create_tables(db, Base.metadata, TABLES)

@@ -23,17 +23,22 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from alerts.casebook import CaseBook
 from alerts.engine import AlertEngine, Transition
+from alerts.fleet import record_devices, record_gateway
+from alerts.intake import CaseBook, alerts_clear
 from alerts.lifecycle import AlertState
 from alerts.models import Alert
-from alerts.notify import Outbox
-from alerts.policy import CasePolicy
 from alerts.rules import load_rules
 from alerts.schema import create_schema
 from alerts.silences import SilenceStore
-from alerts.sla import AutoCheck, SlaMonitor
-from alerts.status import record_devices, record_gateway
+from cases.autocheck import AutoCheck
+from cases.notify import Outbox
+from cases.policy import CasePolicy
+from cases.sla import SlaMonitor
+from common.consumer import AckingConsumer, Inbound, retry_until_stopped
+from common.db import make_engine
+from common.heartbeat import HeartbeatThread
+from common.settings import ServiceSettings
 from contract import (
     ContractError,
     EventMessage,
@@ -45,10 +50,6 @@ from contract import (
     subscription,
 )
 from contract.catalog import load_catalog
-from yiwang.common.consumer import AckingConsumer, Inbound, retry_until_stopped
-from yiwang.common.db import make_engine
-from yiwang.common.heartbeat import HeartbeatThread
-from yiwang.common.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 RETRYABLE = (SQLAlchemyError,)
@@ -138,7 +139,7 @@ class AlertProcessor:
         states, self._gateway_states = self._gateway_states, {}
         for (community, gateway), state in states.items():
             try:
-                record_gateway(self._book.engine, community, gateway, state)
+                record_gateway(self._book.db, community, gateway, state)
             except SQLAlchemyError as err:
                 log.warning("state of gateway %s/%s not recorded (%s)", community, gateway, err)
         self.counters.messages += len(batch)
@@ -162,7 +163,7 @@ class AlertProcessor:
             self._last_sla = now
             try:
                 reported, self._engine.reported = self._engine.reported, {}
-                record_devices(self._book.engine, reported)
+                record_devices(self._book.db, reported)
                 self._sla.scan()
                 if self._autocheck is not None:
                     self._autocheck.scan()
@@ -244,7 +245,9 @@ def build_processor(settings: AlertSettings, stop: threading.Event) -> tuple[Ale
         SilenceStore(db),
         stop,
         sla=SlaMonitor(db, policy, communities),
-        autocheck=AutoCheck(db, policy, timedelta(minutes=settings.autocheck_settle_minutes), communities),
+        autocheck=AutoCheck(
+            db, policy, alerts_clear, timedelta(minutes=settings.autocheck_settle_minutes), communities
+        ),
         outbox=Outbox.from_config(db, settings.config_dir, policy),
         partition=partition,
         checkpoint_interval_s=settings.checkpoint_interval_s,

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import JSON, Engine, Integer, String, Text, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from alerts.models import Base, UtcDateTime
+from common.db import Base, UtcDateTime
 from contract.ids import FieldName, Id
 
 SilenceKind = Literal["silence", "maintenance"]
@@ -118,8 +118,8 @@ def _from_row(row: SilenceRow) -> Silence:
 
 
 class SilenceStore:
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
+    def __init__(self, db: Engine) -> None:
+        self._db = db
 
     def add(self, silence: SilenceIn, author: str) -> Silence:
         now = datetime.now(UTC)
@@ -132,7 +132,7 @@ class SilenceStore:
             comment=silence.comment,
             created_at=now,
         )
-        with Session(self._engine) as session, session.begin():
+        with Session(self._db) as session, session.begin():
             session.add(row)
             session.flush()
             return _from_row(row)
@@ -140,21 +140,21 @@ class SilenceStore:
     def current(self, now: datetime | None = None) -> list[Silence]:
         """Silences not yet ended (active or scheduled), soonest-ending first."""
         now = now or datetime.now(UTC)
-        with Session(self._engine) as session:
+        with Session(self._db) as session:
             rows = session.scalars(
                 select(SilenceRow).where(SilenceRow.ends_at > now).order_by(SilenceRow.ends_at)
             )
             return [_from_row(r) for r in rows]
 
     def get(self, silence_id: int) -> Silence | None:
-        with Session(self._engine) as session:
+        with Session(self._db) as session:
             row = session.get(SilenceRow, silence_id)
             return _from_row(row) if row else None
 
     def expire(self, silence_id: int, now: datetime | None = None) -> bool:
         """End a silence now; False when there is no such silence still running."""
         now = now or datetime.now(UTC)
-        with Session(self._engine) as session, session.begin():
+        with Session(self._db) as session, session.begin():
             result = session.execute(
                 update(SilenceRow)
                 .where(SilenceRow.id == silence_id, SilenceRow.ends_at > now)

@@ -26,7 +26,7 @@ from sqlalchemy import (
     update,
 )
 
-from yiwang.common.db import create_tables
+from common.db import create_tables
 
 metadata = MetaData()
 _hasher = PasswordHasher()
@@ -73,8 +73,8 @@ class User:
     department: str | None = None
 
 
-def create_schema(engine: Engine) -> None:
-    create_tables(engine, metadata)
+def create_schema(db: Engine) -> None:
+    create_tables(db, metadata)
 
 
 def _digest(token: str) -> str:
@@ -99,7 +99,7 @@ def _from_row(row: Any) -> User:
 
 
 def create_user(
-    engine: Engine,
+    db: Engine,
     username: str,
     password: str,
     role: str,
@@ -125,26 +125,26 @@ def create_user(
         "password_hash": _hasher.hash(password),
         "created_at": datetime.now(UTC),
     }
-    with engine.begin() as conn:
+    with db.begin() as conn:
         user_id = conn.execute(insert(users).values(**values).returning(users.c.id)).scalar_one()
     return User(int(user_id), username, display_name, role, town, community, grid, department)
 
 
-def set_password(engine: Engine, username: str, password: str) -> None:
-    with engine.begin() as conn:
+def set_password(db: Engine, username: str, password: str) -> None:
+    with db.begin() as conn:
         conn.execute(
             update(users).where(users.c.username == username).values(password_hash=_hasher.hash(password))
         )
 
 
-def find_user(engine: Engine, username: str) -> User | None:
-    with engine.connect() as conn:
+def find_user(db: Engine, username: str) -> User | None:
+    with db.connect() as conn:
         row = conn.execute(select(users).where(users.c.username == username)).first()
     return _from_row(row) if row else None
 
 
-def authenticate(engine: Engine, username: str, password: str) -> User | None:
-    with engine.connect() as conn:
+def authenticate(db: Engine, username: str, password: str) -> User | None:
+    with db.connect() as conn:
         row = conn.execute(select(users).where(users.c.username == username)).first()
     if row is None:
         _hasher.hash(password)  # spend the same time as a real check: no user enumeration by timing
@@ -156,9 +156,9 @@ def authenticate(engine: Engine, username: str, password: str) -> User | None:
     return _from_row(row)
 
 
-def issue_token(engine: Engine, user: User, label: str = "") -> str:
+def issue_token(db: Engine, user: User, label: str = "") -> str:
     token = "yw_" + secrets.token_urlsafe(32)
-    with engine.begin() as conn:
+    with db.begin() as conn:
         conn.execute(
             insert(api_tokens).values(
                 user_id=user.id, token_sha256=_digest(token), label=label, created_at=datetime.now(UTC)
@@ -178,12 +178,12 @@ class TokenInfo:
     revoked_at: datetime | None
 
 
-def list_tokens(engine: Engine, username: str | None = None) -> list[TokenInfo]:
+def list_tokens(db: Engine, username: str | None = None) -> list[TokenInfo]:
     """Tokens of one account (or of every account when ``username`` is None), oldest first."""
     query = select(api_tokens, users.c.username).join(users, api_tokens.c.user_id == users.c.id)
     if username is not None:
         query = query.where(users.c.username == username)
-    with engine.connect() as conn:
+    with db.connect() as conn:
         rows = conn.execute(query.order_by(api_tokens.c.id)).all()
     return [TokenInfo(r.id, r.username, r.label, _utc(r.created_at), _utc(r.revoked_at)) for r in rows]
 
@@ -193,12 +193,12 @@ def _utc(value: Any) -> Any:
     return value.replace(tzinfo=UTC) if isinstance(value, datetime) and value.tzinfo is None else value
 
 
-def revoke_token(engine: Engine, token_id: int) -> bool:
+def revoke_token(db: Engine, token_id: int) -> bool:
     """Revoke a token from now on; False when there is no such token. Revoking twice keeps the first time.
 
     Every request looks its token up in the database (no cache), so the next request is already refused.
     """
-    with engine.begin() as conn:
+    with db.begin() as conn:
         found = conn.execute(select(api_tokens.c.id).where(api_tokens.c.id == token_id)).first()
         conn.execute(
             update(api_tokens)
@@ -208,8 +208,8 @@ def revoke_token(engine: Engine, token_id: int) -> bool:
     return found is not None
 
 
-def user_for_token(engine: Engine, token: str) -> User | None:
-    with engine.connect() as conn:
+def user_for_token(db: Engine, token: str) -> User | None:
+    with db.connect() as conn:
         row = conn.execute(
             select(users)
             .join(api_tokens, api_tokens.c.user_id == users.c.id)
@@ -218,21 +218,19 @@ def user_for_token(engine: Engine, token: str) -> User | None:
     return _from_row(row) if row else None
 
 
-def ensure_demo_operator(engine: Engine, credentials_path: Path) -> dict[str, str]:
+def ensure_demo_operator(db: Engine, credentials_path: Path) -> dict[str, str]:
     """Demo mode only: a district operator with a fresh password and token, written for the user to read."""
-    create_schema(engine)
+    create_schema(db)
     password = secrets.token_urlsafe(12)
-    user = find_user(engine, DEMO_USERNAME)
+    user = find_user(db, DEMO_USERNAME)
     if user is None:
-        user = create_user(
-            engine, DEMO_USERNAME, password, role="district_operator", display_name="演示操作员"
-        )
+        user = create_user(db, DEMO_USERNAME, password, role="district_operator", display_name="演示操作员")
     else:
-        set_password(engine, DEMO_USERNAME, password)
+        set_password(db, DEMO_USERNAME, password)
     credentials = {
         "username": DEMO_USERNAME,
         "password": password,
-        "token": issue_token(engine, user, "demo"),
+        "token": issue_token(db, user, "demo"),
     }
     credentials_path.parent.mkdir(parents=True, exist_ok=True)
     credentials_path.write_text(json.dumps(credentials, indent=2) + "\n", encoding="utf-8")

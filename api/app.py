@@ -5,52 +5,43 @@ from __future__ import annotations
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
+from importlib.metadata import version
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 
-import yiwang
-from alerts.policy import CasePolicy
 from alerts.rules import load_rules
-from alerts.schema import create_schema as create_case_schema
+from alerts.schema import create_schema as create_alert_schema
 from api import accounts, audit
+from api.console import alerts as console_alerts
+from api.console import case as console_case
+from api.console import fleet as console_fleet
+from api.console import pages as console
+from api.console.web import STATIC_DIR
 from api.deps import Resources
 from api.metrics import install_metrics
-from api.routes import (
-    alerting,
-    cases,
-    console,
-    console_alerts,
-    console_case,
-    console_fleet,
-    devices,
-    health,
-    kpis,
-    open311,
-    organisation,
-    tokens,
-)
+from api.routes import alerting, cases, devices, health, kpis, open311, organisation, tokens
 from api.security_headers import SecurityHeaders
 from api.settings import ApiSettings
+from cases.policy import CasePolicy
+from common.db import make_engine
+from common.heartbeat import create_schema as create_heartbeat_schema
 from contract.catalog import load_catalog
-from ingest.store.factory import open_store
-from yiwang.common.db import make_engine
-from yiwang.common.heartbeat import create_schema as create_heartbeat_schema
+from series.factory import open_store
 
 
 def create_app(settings: ApiSettings) -> FastAPI:
-    engine = make_engine(settings.database_url)
-    create_case_schema(engine)
-    accounts.create_schema(engine)
-    audit.create_schema(engine)
-    create_heartbeat_schema(engine)
-    policy = CasePolicy.load(settings.config_dir, engine)  # with the organisation's run-time changes
+    db = make_engine(settings.database_url)
+    create_alert_schema(db)
+    accounts.create_schema(db)
+    audit.create_schema(db)
+    create_heartbeat_schema(db)
+    policy = CasePolicy.load(settings.config_dir, db)  # with the organisation's run-time changes
     categories = policy.categories
     resources = Resources(
         settings=settings,
-        engine=engine,
+        db=db,
         series=open_store(settings.series_url),
         catalog=load_catalog(settings.config_dir),
         categories=categories,
@@ -62,9 +53,9 @@ def create_app(settings: ApiSettings) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
         resources.series.close()
-        engine.dispose()
+        db.dispose()
 
-    app = FastAPI(title="Yiwang API", version=yiwang.__version__, lifespan=lifespan)
+    app = FastAPI(title="Yiwang API", version=version("yiwang"), lifespan=lifespan)
     app.state.resources = resources
     secret = (
         settings.session_secret.get_secret_value() if settings.session_secret else secrets.token_urlsafe(32)
@@ -76,10 +67,10 @@ def create_app(settings: ApiSettings) -> FastAPI:
         https_only=False,
         session_cookie="yiwang_session",
     )
-    app.middleware("http")(audit.audit_middleware(engine))
+    app.middleware("http")(audit.audit_middleware(db))
     install_metrics(app)
     app.add_middleware(SecurityHeaders)  # outermost of ours: every response gets the headers
-    app.mount("/static", StaticFiles(directory=Path(__file__).resolve().parent / "static"), name="static")
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     # Bearer-token routes answer 401 to a missing, unknown or revoked token: documented on each of them.
     for bearer_router in (
         cases.router,

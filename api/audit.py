@@ -9,7 +9,7 @@ from fastapi import Request, Response
 from sqlalchemy import Column, DateTime, Engine, Integer, MetaData, String, Table, insert
 from starlette.concurrency import run_in_threadpool
 
-from yiwang.common.db import create_tables
+from common.db import create_tables
 
 metadata = MetaData()
 audit_log = Table(
@@ -26,12 +26,12 @@ audit_log = Table(
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
-def create_schema(engine: Engine) -> None:
-    create_tables(engine, metadata)
+def create_schema(db: Engine) -> None:
+    create_tables(db, metadata)
 
 
 def audit_middleware(
-    engine: Engine,
+    db: Engine,
 ) -> Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]:
     async def record(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         response = await call_next(request)
@@ -45,12 +45,12 @@ def audit_middleware(
                 "status": response.status_code,
                 "client": request.client.host if request.client else "",
             }
-            await run_in_threadpool(_write, engine, row)
+            await run_in_threadpool(_write, db, row)
         return response
 
     return record
 
 
-def _write(engine: Engine, row: dict[str, object]) -> None:
-    with engine.begin() as conn:
+def _write(db: Engine, row: dict[str, object]) -> None:
+    with db.begin() as conn:
         conn.execute(insert(audit_log).values(**row))

@@ -9,19 +9,20 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 
-from alerts.policy import CasePolicy
-from alerts.rules import Category, Rule
+from alerts.rules import Rule
 from api.accounts import User, user_for_token
 from api.ratelimit import LoginThrottle
 from api.settings import ApiSettings
+from cases.categories import Category
+from cases.policy import CasePolicy
 from contract.catalog import Catalog
-from ingest.store import TimeSeriesStore
+from series.store import TimeSeriesStore
 
 
 @dataclass
 class Resources:
     settings: ApiSettings
-    engine: Engine
+    db: Engine
     series: TimeSeriesStore
     catalog: Catalog
     categories: dict[str, Category]
@@ -44,7 +45,7 @@ def current_user(
     resources: ResourcesDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> User:
-    user = user_for_token(resources.engine, credentials.credentials) if credentials else None
+    user = user_for_token(resources.db, credentials.credentials) if credentials else None
     if user is not None:
         request.state.actor = user.username  # for the audit log
     if user is None:

@@ -12,9 +12,9 @@ from typing import Any
 from fastapi import HTTPException, status
 from sqlalchemy import ColumnElement, and_, false, true
 
-from alerts.models import Case
-from alerts.policy import CasePolicy
 from api.accounts import User
+from cases.models import Case
+from cases.policy import CasePolicy
 
 DISTRICT_ROLES = frozenset({"admin", "district_operator", "supervisor"})
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from yiwang.common.settings import ServiceSettings, refuse_placeholder
+from common.settings import ServiceSettings, refuse_placeholder
 
 
 class ApiSettings(ServiceSettings):

@@ -25,7 +25,7 @@ from sqlalchemy import (
     select,
 )
 
-from yiwang.common.db import create_tables
+from common.db import create_tables
 
 metadata = MetaData()
 
@@ -48,15 +48,15 @@ class DeadLetter:
 
 
 class DeadLetterStore:
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
-        create_tables(engine, metadata)
+    def __init__(self, db: Engine) -> None:
+        self._db = db
+        create_tables(db, metadata)
 
     def add_many(self, letters: Sequence[DeadLetter]) -> None:
         if not letters:
             return
         now = datetime.now(UTC)
-        with self._engine.begin() as conn:
+        with self._db.begin() as conn:
             conn.execute(
                 insert(dead_letters),
                 [
@@ -66,10 +66,10 @@ class DeadLetterStore:
             )
 
     def count(self) -> int:
-        with self._engine.connect() as conn:
+        with self._db.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(dead_letters)).scalar_one())
 
     def latest(self, limit: int = 50) -> list[DeadLetter]:
-        with self._engine.connect() as conn:
+        with self._db.connect() as conn:
             rows = conn.execute(select(dead_letters).order_by(dead_letters.c.id.desc()).limit(limit)).all()
         return [DeadLetter(r.topic, r.reason, r.payload) for r in rows]

@@ -24,9 +24,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from common.consumer import Inbound
 from ingest.metrics import IngestMetrics
 from ingest.spool import MessageSpool, SpoolFull
-from yiwang.common.consumer import Inbound
 
 log = logging.getLogger(__name__)
 

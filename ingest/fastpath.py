@@ -26,9 +26,9 @@ from contract.catalog import Catalog
 from contract.messages import MAX_PAYLOAD_BYTES, MAX_READINGS, MAX_STRING_VALUE, MAX_VALUES
 from contract.profiles import FieldSpec, SensorTypeProfile
 from contract.topics import PREFIX, Topic
-from ingest.store import Point, Scalar, StoreRejected
-from ingest.store.lineprotocol import field_key_text, field_value_text, series_text
 from ingest.validate import Decoded
+from series.lineprotocol import field_key_text, field_value_text, series_text
+from series.store import Point, Scalar, StoreRejected
 
 _SEQ_MAX = 2**63
 _INT64 = 2**63

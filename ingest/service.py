@@ -20,18 +20,18 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from common.consumer import AckingConsumer
+from common.db import make_engine
+from common.heartbeat import HeartbeatThread
+from common.settings import ServiceSettings
 from contract import TopicKind, subscription
 from contract.catalog import load_catalog
 from ingest.deadletters import DeadLetterStore
 from ingest.fairness import Deferral, GatewayBudget
 from ingest.metrics import IngestMetrics, serve
 from ingest.spool import DiskSpool, MessageSpool
-from ingest.store.factory import open_store
 from ingest.writer import RETRYABLE, BatchWriter, Counters
-from yiwang.common.consumer import AckingConsumer
-from yiwang.common.db import make_engine
-from yiwang.common.heartbeat import HeartbeatThread
-from yiwang.common.settings import ServiceSettings
+from series.factory import open_store
 
 __all__ = ["RETRYABLE", "BatchWriter", "Counters", "IngestSettings", "run"]
 
@@ -82,7 +82,7 @@ class IngestSettings(ServiceSettings):
 
 
 def run(settings: IngestSettings, stop: threading.Event) -> None:
-    engine = make_engine(settings.database_url)
+    db = make_engine(settings.database_url)
     store = open_store(settings.series_url)
     metrics = IngestMetrics()
     spool = None
@@ -104,7 +104,7 @@ def run(settings: IngestSettings, stop: threading.Event) -> None:
     writer = BatchWriter(
         catalog=load_catalog(settings.config_dir),
         store=store,
-        dead=DeadLetterStore(engine),
+        dead=DeadLetterStore(db),
         stop=stop,
         spool=spool,
         metrics=metrics,
@@ -146,7 +146,7 @@ def run(settings: IngestSettings, stop: threading.Event) -> None:
         if settings.ingest_metrics_port
         else (lambda: None)
     )
-    HeartbeatThread(engine, "ingest", writer.counters.snapshot, stop).start()
+    HeartbeatThread(db, "ingest", writer.counters.snapshot, stop).start()
     log.info("ingest %s writing to %s", settings.client_id, settings.series_url.split("?")[0])
     try:
         consumer.run()
@@ -156,4 +156,4 @@ def run(settings: IngestSettings, stop: threading.Event) -> None:
         deferred_drainer.join(30)
         stop_metrics()
         store.close()
-        engine.dispose()
+        db.dispose()

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Generic, TypeVar
 
-from ingest.store import Line, Point, Scalar
+from series.store import Line, Point, Scalar
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from contract import ContractError, EventMessage, TelemetryMessage, Topic, TopicKind, decode_message
 from contract.catalog import Catalog, DeviceInfo
-from ingest.store import Line, Point
+from series.store import Line, Point
 
 
 @dataclass(frozen=True, slots=True)

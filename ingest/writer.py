@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from common.consumer import Inbound, retry_until_stopped
 from contract import ContractError
 from contract.catalog import Catalog
 from ingest.deadletters import DeadLetter, DeadLetterStore
@@ -23,9 +24,8 @@ from ingest.fairness import Deferral
 from ingest.fastpath import FastDecoder
 from ingest.metrics import IngestMetrics, reason_class
 from ingest.spool import DiskSpool, SpoolFull
-from ingest.store import Line, Point, StoreRejected, StoreUnavailable, TimeSeriesStore
 from ingest.validate import Decoded, decode_telemetry
-from yiwang.common.consumer import Inbound, retry_until_stopped
+from series.store import Line, Point, StoreRejected, StoreUnavailable, TimeSeriesStore
 
 log = logging.getLogger(__name__)
 RETRYABLE = (StoreUnavailable, SQLAlchemyError)

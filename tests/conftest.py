@@ -6,7 +6,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from sqlalchemy import Engine
 
+from alerts.schema import create_schema
+from common.db import make_engine
 from tests.servers import (
     InfluxDatabase,
     InfluxServer,
@@ -72,3 +75,12 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
         return f"sqlite:///{tmp_path_factory.mktemp('db')}/yiwang.db"
     url: str = request.getfixturevalue("postgres_url")
     return url
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[Engine]:
+    """The case and alert tables on each relational store the suite runs against (``database_url``)."""
+    db = make_engine(database_url)
+    create_schema(db)
+    yield db
+    db.dispose()

@@ -4,27 +4,27 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from alerts.casebook import CaseBook
 from alerts.engine import AlertEngine
-from alerts.policy import CasePolicy
+from alerts.intake import CaseBook
 from alerts.rules import load_rules
+from cases.policy import CasePolicy
+from common.db import make_engine
 from contract import Reading
 from contract.catalog import load_catalog
 from tests.platform import CONFIG_DIR
-from yiwang.common.db import make_engine
 
 
 def open_flooding_cases(
     database_url: str, at: list[datetime], device: str = "wl-01", gateway: str = "gw-01"
 ) -> None:
     """One flooding case per moment in the device's grid: the water rises to 70 cm, then drains."""
-    engine = make_engine(database_url)
+    db = make_engine(database_url)
     policy = CasePolicy.load(CONFIG_DIR)
-    book = CaseBook(engine, policy, timedelta(minutes=1))
+    book = CaseBook(db, policy, timedelta(minutes=1))
     alert_engine = AlertEngine(load_rules(CONFIG_DIR, policy.categories), load_catalog(CONFIG_DIR))
     for moment in at:
         ms = int(moment.timestamp() * 1000)
         for offset, level in ((0, 70), (1, 1)):
             reading = Reading(device=device, ts=ms + offset, values={"level_cm": level})
             book.apply(alert_engine.on_reading("zhuganxiang", gateway, reading), now=moment)
-    engine.dispose()
+    db.dispose()

@@ -35,8 +35,8 @@ DEMO_DIR = Path("var/demo")
 @app.command()
 def ingest() -> None:
     """Consume telemetry from the broker into the time-series store."""
+    from common.runner import run_until_signalled
     from ingest.service import IngestSettings, run
-    from yiwang.common.runner import run_until_signalled
 
     run_until_signalled("ingest", lambda stop: run(IngestSettings(), stop))
 
@@ -45,7 +45,7 @@ def ingest() -> None:
 def alerts() -> None:
     """Evaluate alert rules on the live stream and open grid cases."""
     from alerts.service import AlertSettings, run
-    from yiwang.common.runner import run_until_signalled
+    from common.runner import run_until_signalled
 
     run_until_signalled("alerts", lambda stop: run(AlertSettings(), stop))
 
@@ -57,7 +57,7 @@ def api() -> None:
 
     from api.app import create_app
     from api.settings import ApiSettings
-    from yiwang.common.logs import setup_logging
+    from common.logs import setup_logging
 
     setup_logging("api")
     settings = ApiSettings()
@@ -79,10 +79,10 @@ def edge_run(
     config: Annotated[Path, typer.Option("--config", help="Gateway config (config/gateways/*.yaml).")],
 ) -> None:
     """Read the gateway's real devices (Modbus RTU/TCP, serial lines, 5G modem) and publish them."""
+    from common.runner import run_until_signalled
     from contract.errors import ContractError
     from edge.agent import run_agent
     from edge.sources.base import ConfigError
-    from yiwang.common.runner import run_until_signalled
 
     try:
         run_until_signalled("edge", lambda stop: run_agent(config, stop))
@@ -108,8 +108,9 @@ def edge_doctor(
 @edge_app.command("simulate")
 def edge_simulate() -> None:
     """Publish the simulated pilot community's devices (one publisher per gateway)."""
-    from edge.service import EdgeSettings, run_simulated_community
-    from yiwang.common.runner import run_until_signalled
+    from common.runner import run_until_signalled
+    from edge.settings import EdgeSettings
+    from edge.simulate import run_simulated_community
 
     run_until_signalled("edge", lambda stop: run_simulated_community(EdgeSettings(), stop))
 
@@ -119,10 +120,10 @@ def edge_camera(
     config: Annotated[Path, typer.Option("--config", help="Camera config (config/cameras/*.yaml).")],
 ) -> None:
     """Analyse the gateway's cameras on the box and publish anonymous events (frames never leave)."""
+    from common.runner import run_until_signalled
     from edge.camera.config import CameraConfigError, load_config
     from edge.camera.runtime import run_cameras
-    from edge.service import EdgeSettings
-    from yiwang.common.runner import run_until_signalled
+    from edge.settings import EdgeSettings
 
     try:
         cameras = load_config(config)
@@ -219,8 +220,8 @@ def broker(
     from broker.accounts import AccountStore
     from broker.embedded import run_embedded
     from broker.mosquitto import MosquittoConfig, mosquitto_binary
-    from yiwang.common.runner import run_until_signalled
-    from yiwang.common.settings import MqttSettings
+    from common.runner import run_until_signalled
+    from common.settings import MqttSettings
 
     settings = MqttSettings()
     store = None if allow_anonymous else AccountStore((accounts_dir or data_dir / "accounts").resolve())
@@ -275,8 +276,8 @@ def bench(
     """Benchmark against real components on this machine, with a ceiling measured in the same run."""
     import json
 
+    from common.settings import ServiceSettings
     from yiwang.bench import case_latency
-    from yiwang.common.settings import ServiceSettings
 
     if area not in BENCH_AREAS:
         raise typer.BadParameter(f"unknown area {area!r}; one of {', '.join(BENCH_AREAS)}")
@@ -335,8 +336,8 @@ def silence_add(
     from pydantic import ValidationError
 
     from alerts.silences import Matchers, SilenceIn, SilenceStore
-    from yiwang.common.db import make_engine
-    from yiwang.common.settings import ServiceSettings
+    from common.db import make_engine
+    from common.settings import ServiceSettings
     from yiwang.schema import create_all
 
     try:
@@ -355,9 +356,9 @@ def silence_add(
         ) from err
     url = ServiceSettings().database_url
     create_all(url)
-    engine = make_engine(url)
-    silence = SilenceStore(engine).add(request, author=author)
-    engine.dispose()
+    db = make_engine(url)
+    silence = SilenceStore(db).add(request, author=author)
+    db.dispose()
     typer.echo(f"silence {silence.id} ({silence.kind}) until {silence.ends_at.isoformat()}")
 
 
@@ -365,27 +366,27 @@ def silence_add(
 def silence_list() -> None:
     """Silences that have not ended yet."""
     from alerts.silences import SilenceStore
-    from yiwang.common.db import make_engine
-    from yiwang.common.settings import ServiceSettings
+    from common.db import make_engine
+    from common.settings import ServiceSettings
 
-    engine = make_engine(ServiceSettings().database_url)
-    for s in SilenceStore(engine).current():
+    db = make_engine(ServiceSettings().database_url)
+    for s in SilenceStore(db).current():
         matchers = ", ".join(f"{k}={v}" for k, v in s.matchers.model_dump(exclude_none=True).items())
         period = f"{s.starts_at.isoformat()} → {s.ends_at.isoformat()}"
         typer.echo(f"{s.id}\t{s.kind}\t{matchers}\t{period}\t{s.author}\t{s.comment}")
-    engine.dispose()
+    db.dispose()
 
 
 @silence_app.command("expire")
 def silence_expire(silence_id: int) -> None:
     """End a silence now."""
     from alerts.silences import SilenceStore
-    from yiwang.common.db import make_engine
-    from yiwang.common.settings import ServiceSettings
+    from common.db import make_engine
+    from common.settings import ServiceSettings
 
-    engine = make_engine(ServiceSettings().database_url)
-    ended = SilenceStore(engine).expire(silence_id)
-    engine.dispose()
+    db = make_engine(ServiceSettings().database_url)
+    ended = SilenceStore(db).expire(silence_id)
+    db.dispose()
     if not ended:
         typer.echo(f"no running silence {silence_id}", err=True)
         raise typer.Exit(1)
@@ -395,7 +396,7 @@ def silence_expire(silence_id: int) -> None:
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Bring the database to the newest schema: create it, adopt one made by create_all, or migrate."""
-    from yiwang.common.settings import ServiceSettings
+    from common.settings import ServiceSettings
     from yiwang.schema import ensure_schema
 
     typer.echo(f"db: {ensure_schema(ServiceSettings().database_url)}")
@@ -410,15 +411,15 @@ def db_init() -> None:
 @db_app.command("current")
 def db_current() -> None:
     """The schema revision the database is at, and the newest this version knows."""
+    from common.db import make_engine
+    from common.settings import ServiceSettings
     from yiwang import migrations
-    from yiwang.common.db import make_engine
-    from yiwang.common.settings import ServiceSettings
 
-    engine = make_engine(ServiceSettings().database_url)
+    db = make_engine(ServiceSettings().database_url)
     try:
-        at = migrations.current(engine)
+        at = migrations.current(db)
     finally:
-        engine.dispose()
+        db.dispose()
     head = migrations.head()
     state = "up to date" if at == head else "run `yiwang db upgrade`"
     typer.echo(f"{at or 'none (not managed by migrations yet)'} (head {head}: {state})")
@@ -438,16 +439,16 @@ def db_revision(
     """
     import tempfile
 
+    from common.db import make_engine
     from yiwang import migrations
-    from yiwang.common.db import make_engine
 
     with tempfile.TemporaryDirectory() as scratch:
-        engine = make_engine(f"sqlite:///{scratch}/head.db")
+        db = make_engine(f"sqlite:///{scratch}/head.db")
         try:
-            migrations.upgrade(engine)
-            path = migrations.revision(engine, message, autogenerate=not empty)
+            migrations.upgrade(db)
+            path = migrations.revision(db, message, autogenerate=not empty)
         finally:
-            engine.dispose()
+            db.dispose()
     typer.echo(f"wrote {path}")
 
 
@@ -465,9 +466,9 @@ def up(
     from api.settings import ApiSettings
     from broker.demo import ensure_demo_accounts
     from broker.mosquitto import MosquittoConfig, mosquitto_binary
-    from edge.service import EdgeSettings
-    from yiwang.common.db import make_engine
-    from yiwang.common.logs import setup_logging
+    from common.db import make_engine
+    from common.logs import setup_logging
+    from edge.settings import EdgeSettings
     from yiwang.schema import ensure_schema, reset_demo_database_if_outdated
     from yiwang.supervisor import Child, Supervisor, env_with, self_command, wait_for_port
 
@@ -497,10 +498,10 @@ def up(
             "the demo database was made by an older version: moved aside (.old), starting fresh", err=True
         )
     ensure_schema(settings.database_url)
-    engine = make_engine(settings.database_url)
+    db = make_engine(settings.database_url)
     credentials_path = DEMO_DIR / "credentials.json"
-    ensure_demo_operator(engine, credentials_path)
-    engine.dispose()
+    ensure_demo_operator(db, credentials_path)
+    db.dispose()
 
     # The demo broker requires credentials like a production one: one account per service, and one
     # that publishes for the simulated community's gateways (also handed to the user, for the README).
@@ -580,8 +581,8 @@ def chaos_run(
     """Real Mosquitto, influxd, PostgreSQL, ingest, alerts and gateways; faults injected; nothing lost."""
     import json
 
+    from common.settings import ServiceSettings
     from yiwang.chaos.run import run as run_chaos
-    from yiwang.common.settings import ServiceSettings
 
     try:
         result = run_chaos(ServiceSettings().config_dir, names=scenario or (), repeats=repeats, scale=scale)

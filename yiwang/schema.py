@@ -14,14 +14,13 @@ from sqlalchemy import Engine, MetaData, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.schema import CreateTable
 
-from alerts.models import Base
-from alerts.schema import create_schema as create_case_schema
+from alerts.schema import create_schema as create_alert_schema
 from api import accounts, audit
+from common.db import Base, create_tables, make_engine
+from common.heartbeat import create_schema as create_heartbeat_schema
+from common.heartbeat import metadata as heartbeat_metadata
 from ingest.deadletters import metadata as dead_letter_metadata
 from yiwang import migrations
-from yiwang.common.db import create_tables, make_engine
-from yiwang.common.heartbeat import create_schema as create_heartbeat_schema
-from yiwang.common.heartbeat import metadata as heartbeat_metadata
 
 METADATA: tuple[MetaData, ...] = (
     Base.metadata,
@@ -55,19 +54,19 @@ def reset_demo_database_if_outdated(database_url: str, marker: Path) -> bool:
 
 def create_all(database_url: str) -> None:
     """Create the missing tables from the models, outside migrations (tests, benchmarks)."""
-    engine = make_engine(database_url)
+    db = make_engine(database_url)
     try:
-        _create_missing(engine)
+        _create_missing(db)
     finally:
-        engine.dispose()
+        db.dispose()
 
 
-def _create_missing(engine: Engine) -> None:
-    create_case_schema(engine)
-    accounts.create_schema(engine)
-    audit.create_schema(engine)
-    create_tables(engine, dead_letter_metadata)
-    create_heartbeat_schema(engine)
+def _create_missing(db: Engine) -> None:
+    create_alert_schema(db)
+    accounts.create_schema(db)
+    audit.create_schema(db)
+    create_tables(db, dead_letter_metadata)
+    create_heartbeat_schema(db)
 
 
 def table_names() -> set[str]:
@@ -85,33 +84,33 @@ def ensure_schema(database_url: str) -> str:
       started before the first `yiwang db upgrade`; the tables it has match the models: stamp head)
       or of an earlier release (stamp the baseline, upgrade). Tables still missing are then created.
     """
-    engine = make_engine(database_url)
+    db = make_engine(database_url)
     try:
-        return _ensure(engine)
+        return _ensure(db)
     finally:
-        engine.dispose()
+        db.dispose()
 
 
-def _ensure(engine: Engine) -> str:
+def _ensure(db: Engine) -> str:
     head = migrations.head()
-    was = migrations.current(engine)
+    was = migrations.current(db)
     if was is not None:
-        migrations.upgrade(engine)
+        migrations.upgrade(db)
         return f"at {head}" if was == head else f"upgraded {was} -> {head}"
     ours = table_names()
-    present = ours & set(inspect(engine).get_table_names())
+    present = ours & set(inspect(db).get_table_names())
     if not present:
-        _create_missing(engine)
-        migrations.stamp(engine, head)
+        _create_missing(db)
+        migrations.stamp(db, head)
         return f"created the schema at {head}"
-    diffs = [d for d in migrations.differences(engine, METADATA) if _concerns_existing(d)]
+    diffs = [d for d in migrations.differences(db, METADATA) if _concerns_existing(d)]
     if not diffs:
-        _create_missing(engine)
-        migrations.stamp(engine, head)
+        _create_missing(db)
+        migrations.stamp(db, head)
         return f"tables made by this version's create_all: stamped {head}"
-    migrations.stamp(engine, migrations.BASELINE)
-    migrations.upgrade(engine)
-    _create_missing(engine)
+    migrations.stamp(db, migrations.BASELINE)
+    migrations.upgrade(db)
+    _create_missing(db)
     return (
         f"tables made by create_all of an earlier release: stamped {migrations.BASELINE}, upgraded to {head}"
     )

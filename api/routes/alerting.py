@@ -12,9 +12,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from alerts.models import Alert
+from alerts.outcomes import RuleOutcome, rule_outcomes
 from alerts.rules import Rule, RuleFile
 from alerts.silences import Silence, SilenceIn, SilenceStore
-from alerts.stats import RuleOutcome, rule_outcomes
 from api.accounts import User
 from api.deps import CurrentUser, ResourcesDep
 from api.errors import problem
@@ -86,7 +86,7 @@ def _rule_out(rule: Rule, outcome: RuleOutcome | None) -> RuleOut:
 @router.get("/rules", response_model=list[RuleOut])
 def list_rules(resources: ResourcesDep, _user: CurrentUser, since: datetime | None = None) -> list[RuleOut]:
     """Every rule with its outcome counts (alerts fired, cases opened, voided, self-recovered, ...)."""
-    outcomes = rule_outcomes(resources.engine, since)
+    outcomes = rule_outcomes(resources.db, since)
     return [_rule_out(r, outcomes.get(r.id)) for r in resources.rules]
 
 
@@ -136,7 +136,7 @@ def get_rule(rule_id: str, resources: ResourcesDep, _user: CurrentUser) -> RuleO
     rule = next((r for r in resources.rules if r.id == rule_id), None)
     if rule is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"rule {rule_id!r} not found")
-    return _rule_out(rule, rule_outcomes(resources.engine).get(rule_id))
+    return _rule_out(rule, rule_outcomes(resources.db).get(rule_id))
 
 
 @router.get("/alerts", response_model=Page[AlertOut])
@@ -152,7 +152,7 @@ def list_alerts(
     query = select(Alert).where(area_filter(user, resources.policy, Alert.community, Alert.grid))
     if alert_status:
         query = query.where(Alert.status.in_(alert_status))
-    with Session(resources.engine) as session:
+    with Session(resources.db) as session:
         total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
         rows = session.scalars(query.order_by(Alert.updated_at.desc()).limit(limit).offset(offset))
         items = [AlertOut.model_validate(a, from_attributes=True) for a in rows]
@@ -182,9 +182,7 @@ def sees_silence(user: User, resources: ResourcesDep, silence: Silence) -> bool:
 @router.get("/silences", response_model=list[SilenceOut])
 def list_silences(resources: ResourcesDep, user: CurrentUser) -> list[SilenceOut]:
     """Silences and maintenance windows that have not ended yet, in your jurisdiction."""
-    return [
-        _silence_out(s) for s in SilenceStore(resources.engine).current() if sees_silence(user, resources, s)
-    ]
+    return [_silence_out(s) for s in SilenceStore(resources.db).current() if sees_silence(user, resources, s)]
 
 
 @router.post(
@@ -202,7 +200,7 @@ def add_silence(body: SilenceIn, resources: ResourcesDep, user: CurrentUser) -> 
             status.HTTP_403_FORBIDDEN,
             "silences are set by district staff, or by a town operator for a community of the town",
         )
-    return _silence_out(SilenceStore(resources.engine).add(body, author=user.username))
+    return _silence_out(SilenceStore(resources.db).add(body, author=user.username))
 
 
 @router.delete(
@@ -214,7 +212,7 @@ def add_silence(body: SilenceIn, resources: ResourcesDep, user: CurrentUser) -> 
     },
 )
 def expire_silence(silence_id: RowId, resources: ResourcesDep, user: CurrentUser) -> None:
-    store = SilenceStore(resources.engine)
+    store = SilenceStore(resources.db)
     silence = store.get(silence_id)
     if silence is None or not sees_silence(user, resources, silence):  # another town's: 404, as for cases
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"silence {silence_id} not found or already ended")

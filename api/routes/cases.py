@@ -10,15 +10,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from alerts.caseflow import CaseFlow, CaseNotFound, Report
-from alerts.models import OPEN_STATES, Case, CaseState
-from alerts.workflow import ACTIONS, IllegalTransition, InvalidAction
 from api.accounts import User
 from api.deps import CurrentUser, ResourcesDep
 from api.errors import problem
 from api.params import Offset, RowId
 from api.schemas import CaseDetail, CaseEventOut, CaseOut, EvidenceOut, Page
 from api.scope import case_filter, require_action, sees_area
+from cases.actions import CaseFlow, CaseNotFound, Report
+from cases.models import OPEN_STATES, Case, CaseState
+from cases.workflow import ACTIONS, IllegalTransition, InvalidAction
 
 router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
 SlaStatus = Literal["overdue", "due_soon"]
@@ -91,7 +91,7 @@ def list_cases(
         query = query.where(Case.category == category)
     if grid:
         query = query.where(Case.grid == grid)
-    with Session(resources.engine) as session:
+    with Session(resources.db) as session:
         total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
         rows = session.scalars(
             query.order_by(Case.opened_at.desc(), Case.id.desc()).limit(limit).offset(offset)
@@ -101,7 +101,7 @@ def list_cases(
 
 
 def load_detail(case_id: int, resources: ResourcesDep, user: User) -> CaseDetail:
-    with Session(resources.engine) as session:
+    with Session(resources.db) as session:
         case = session.scalar(
             select(Case)
             .where(Case.id == case_id, case_filter(user, resources.policy))
@@ -174,9 +174,7 @@ def report_case(body: ReportIn, resources: ResourcesDep, user: CurrentUser) -> R
         body.community, body.grid, body.category, body.description, body.location, body.reporter_phone
     )
     try:
-        case_id, merged_into = CaseFlow(resources.engine, resources.policy).report(
-            report, actor=user.username
-        )
+        case_id, merged_into = CaseFlow(resources.db, resources.policy).report(report, actor=user.username)
     except InvalidAction as err:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(err)) from err
     return ReportOut(id=case_id, merged_into=merged_into)
@@ -200,7 +198,7 @@ def act_on_case(case_id: RowId, body: ActionIn, resources: ResourcesDep, user: C
             f"unknown action {body.action!r}; one of {', '.join(ACTIONS)}",
         )
     require_action(user, body.action)
-    flow = CaseFlow(resources.engine, resources.policy)
+    flow = CaseFlow(resources.db, resources.policy)
     try:
         flow.act(
             case_id,

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from alerts.status import DeviceStatus, GatewayStatus
+from alerts.fleet import DeviceStatus, GatewayStatus
 from api.accounts import User
 from api.deps import CurrentUser, ResourcesDep
 from api.errors import problem
@@ -18,7 +18,7 @@ from api.params import Offset
 from api.schemas import FieldOut, Page, Telemetry, TelemetryPoint
 from api.scope import sees_area
 from contract.catalog import DeviceInfo
-from ingest.store import Aggregate, StoreError
+from series.store import Aggregate, StoreError
 
 router = APIRouter(prefix="/api/v1", tags=["devices"])
 
@@ -46,7 +46,7 @@ class GatewayOut(BaseModel):
 
 def visible_devices(resources: ResourcesDep, user: User) -> list[DeviceOut]:
     """The registry of devices in your jurisdiction, with when each last reported."""
-    with Session(resources.engine) as session:
+    with Session(resources.db) as session:
         seen = {(r.community, r.device): r.last_seen for r in session.scalars(select(DeviceStatus))}
     now = datetime.now(UTC)
     out = []
@@ -73,7 +73,7 @@ def visible_devices(resources: ResourcesDep, user: User) -> list[DeviceOut]:
 
 def visible_gateways(resources: ResourcesDep, user: User) -> list[GatewayOut]:
     """Each gateway's last state: online, spool, 5G signal and cameras."""
-    with Session(resources.engine) as session:
+    with Session(resources.db) as session:
         status = {(r.community, r.gateway): r for r in session.scalars(select(GatewayStatus))}
     out = []
     for community in resources.catalog.communities.values():

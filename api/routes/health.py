@@ -11,8 +11,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from api.deps import ResourcesDep
 from api.schemas import ComponentHealth, Health
-from ingest.store import StoreError
-from yiwang.common.heartbeat import read_heartbeats
+from common.heartbeat import read_heartbeats
+from series.store import StoreError
 
 router = APIRouter(tags=["health"])
 SERVICES = ("ingest", "alerts")
@@ -20,11 +20,11 @@ SERVICES = ("ingest", "alerts")
 
 def _database(resources: ResourcesDep) -> ComponentHealth:
     try:
-        with resources.engine.connect() as conn:
+        with resources.db.connect() as conn:
             conn.execute(text("SELECT 1"))
     except SQLAlchemyError as err:
         return ComponentHealth(ok=False, detail=f"unreachable: {type(err).__name__}")
-    return ComponentHealth(ok=True, detail=resources.engine.dialect.name)
+    return ComponentHealth(ok=True, detail=resources.db.dialect.name)
 
 
 def _series(resources: ResourcesDep) -> ComponentHealth:
@@ -48,7 +48,7 @@ def _broker(resources: ResourcesDep) -> ComponentHealth:
 def _services(resources: ResourcesDep, database_ok: bool) -> dict[str, ComponentHealth]:
     if not database_ok:
         return {s: ComponentHealth(ok=False, detail="unknown: database unreachable") for s in SERVICES}
-    beats = read_heartbeats(resources.engine)
+    beats = read_heartbeats(resources.db)
     now = datetime.now(UTC)
     out = {}
     for service in SERVICES:

@@ -7,12 +7,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, status
 
-from alerts.kpis import Level, compute_kpis
 from api.accounts import User
 from api.deps import CurrentUser, ResourcesDep
 from api.errors import problem
 from api.params import in_utc_range
 from api.scope import DISTRICT_ROLES, sees_area
+from cases.kpis import Level, compute_kpis
 
 router = APIRouter(prefix="/api/v1", tags=["kpis"])
 
@@ -49,7 +49,7 @@ def kpis(
     if not _may_see(user, resources, level, scope):
         raise HTTPException(status.HTTP_403_FORBIDDEN, f"the {level} {scope!r} is outside your jurisdiction")
     return compute_kpis(
-        resources.engine, resources.policy, level=level, scope=scope, start=start, end=end
+        resources.db, resources.policy, level=level, scope=scope, start=start, end=end
     ).as_dict()
 
 

@@ -18,13 +18,13 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from alerts.caseflow import CaseFlow, Report
-from alerts.models import OPEN_STATES, Case
-from alerts.workflow import InvalidAction
 from api.accounts import User, user_for_token
 from api.deps import ResourcesDep
 from api.params import MAX_DB_INT, in_utc_range
 from api.scope import case_filter, sees_area
+from cases.actions import CaseFlow, Report
+from cases.models import OPEN_STATES, Case
+from cases.workflow import InvalidAction
 
 router = APIRouter(prefix="/open311/v2", tags=["open311"])
 Format = Literal["json", "xml"]
@@ -79,7 +79,7 @@ def _error(fmt: Format, err: Open311Error) -> Response:
 
 
 def _caller(resources: ResourcesDep, api_key: str | None) -> User:
-    user = user_for_token(resources.engine, api_key) if api_key else None
+    user = user_for_token(resources.db, api_key) if api_key else None
     if user is None:
         raise Open311Error(403, "a valid api_key is required")
     return user
@@ -207,7 +207,7 @@ def list_requests(
     if request_status:
         states = OPEN if request_status == "open" else set()
         query = query.where(Case.state.in_(states) if states else Case.state.not_in(OPEN))
-    with Session(resources.engine) as session:
+    with Session(resources.db) as session:
         rows = [
             _request_row(c, resources)
             for c in session.scalars(query.order_by(Case.id.desc()).limit(MAX_ROWS))
@@ -224,7 +224,7 @@ def get_request(request_id: int, fmt: str, resources: ResourcesDep, api_key: str
         return _error(form, err)
     if not 1 <= request_id <= MAX_DB_INT:  # could not exist; the database would overflow on it
         return _error(form, Open311Error(404, f"no service request {request_id}"))
-    with Session(resources.engine) as session:
+    with Session(resources.db) as session:
         case = session.scalar(select(Case).where(Case.id == request_id, case_filter(user, resources.policy)))
         if case is None:
             return _error(form, Open311Error(404, f"no service request {request_id}"))
@@ -252,7 +252,7 @@ async def create_request(fmt: str, request: Request, resources: ResourcesDep) ->
             raise Open311Error(400, "description is required")
         location = values.get("address_string") or values.get("attribute[location_detail]", "")
         report = Report(community, grid, code, description, location[:256], values.get("phone") or None)
-        case_id, merged = CaseFlow(resources.engine, resources.policy).report(
+        case_id, merged = CaseFlow(resources.db, resources.policy).report(
             report, actor=f"open311:{user.username}"
         )
     except Open311Error as err:

@@ -1,7 +1,7 @@
 """The organisation through the API: read it, change duty rosters, people and district departments.
 
 Config (``config/organisation.yaml``) is the baseline and changes are stored beside it
-(``alerts.orgstore``); case assignment, escalation and notifications use the result. District staff
+(``cases.orgstore``); case assignment, escalation and notifications use the result. District staff
 change anything; a town operator changes the rosters and people of their own town and its grids.
 Phone numbers are personal data: no listing returns them. Writes are audited by the middleware.
 """
@@ -13,14 +13,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Path, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from alerts.organisation import PHONE_PATTERN, USERNAME_PATTERN, Department, Person, Role, Roster
-from alerts.orgstore import OrganisationConflict, OrganisationStore, UnknownPerson
-from alerts.rosters import current_roster, set_roster
-from alerts.rules import CategoryCode
 from api.accounts import User
 from api.deps import CurrentUser, ResourcesDep
 from api.errors import problem
 from api.scope import DISTRICT_ROLES, sees_area
+from cases.categories import CategoryCode
+from cases.organisation import PHONE_PATTERN, USERNAME_PATTERN, Department, Person, Role, Roster
+from cases.orgstore import OrganisationConflict, OrganisationStore, UnknownPerson
+from cases.rosters import current_roster, set_roster
 from contract.ids import ID_PATTERN, Id
 
 router = APIRouter(prefix="/api/v1/organisation", tags=["organisation"])
@@ -74,7 +74,7 @@ def organisation(resources: ResourcesDep, _user: CurrentUser) -> dict[str, Any]:
     document = org.model_dump()  # phone numbers are excluded by the model
     units = {r.unit for r in org.rosters} | _roster_units(resources)
     document["rosters"] = [
-        r.model_dump() for u in sorted(units) if (r := current_roster(resources.engine, org, u))
+        r.model_dump() for u in sorted(units) if (r := current_roster(resources.db, org, u))
     ]
     return document
 
@@ -105,7 +105,7 @@ def put_roster(unit: str, body: RosterIn, resources: ResourcesDep, user: Current
         raise HTTPException(status.HTTP_403_FORBIDDEN, f"the roster of {unit} is not yours to change")
     roster = Roster(unit=unit, primary=body.primary, backup=body.backup, away=body.away)
     try:
-        set_roster(resources.engine, resources.policy.organisation, roster, author=user.username)
+        set_roster(resources.db, resources.policy.organisation, roster, author=user.username)
     except ValueError as err:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(err)) from err
     if resources.policy.store is not None:

@@ -43,7 +43,7 @@ def tokens(
     if (every or (username is not None and username != user.username)) and user.role != "admin":
         raise HTTPException(status.HTTP_403_FORBIDDEN, "only an admin lists other accounts' tokens")
     owner = None if every else (username or user.username)
-    return [TokenOut.model_validate(t, from_attributes=True) for t in list_tokens(resources.engine, owner)]
+    return [TokenOut.model_validate(t, from_attributes=True) for t in list_tokens(resources.db, owner)]
 
 
 @router.delete(
@@ -53,8 +53,6 @@ def tokens(
 )
 def revoke(token_id: RowId, resources: ResourcesDep, user: CurrentUser) -> None:
     """Revoke a token (your own; an admin any). Revoking an already revoked token changes nothing."""
-    owned = user.role == "admin" or any(
-        t.id == token_id for t in list_tokens(resources.engine, user.username)
-    )
-    if not owned or not revoke_token(resources.engine, token_id):
+    owned = user.role == "admin" or any(t.id == token_id for t in list_tokens(resources.db, user.username))
+    if not owned or not revoke_token(resources.db, token_id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"token {token_id} not found")

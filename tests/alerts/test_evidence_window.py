@@ -8,11 +8,11 @@ import pytest
 from sqlalchemy import Engine, event, select
 from sqlalchemy.orm import Session
 
-from alerts.casebook import CaseBook
 from alerts.engine import WINDOW_MS, WINDOW_READINGS, Transition
-from alerts.models import Case, Evidence, EvidenceImmutable
-from alerts.policy import CasePolicy
+from alerts.intake import CaseBook
 from alerts.rules import Rule
+from cases.models import Case, Evidence, EvidenceImmutable
+from cases.policy import CasePolicy
 from tests.alerts.scenario import CONFIG, T0, Scenario, rule
 
 WATER = {"type": "water.level@1"}

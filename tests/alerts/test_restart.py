@@ -11,11 +11,12 @@ from typing import Any
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from alerts.casebook import CaseBook
-from alerts.models import Alert, CaseEvent, Evidence
-from alerts.policy import CasePolicy
+from alerts.intake import CaseBook
+from alerts.models import Alert
 from alerts.rules import load_rules
 from alerts.service import reconcile
+from cases.models import CaseEvent, Evidence
+from cases.policy import CasePolicy
 from tests.alerts.scenario import CONFIG, T0, Scenario, rule
 
 

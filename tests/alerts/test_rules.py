@@ -2,7 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from alerts.rules import Rule, load_categories, load_rules
+from alerts.rules import Rule, load_rules
+from cases.categories import load_categories
 from contract import ContractError
 from tests.alerts.scenario import CONFIG, Scenario, kinds
 

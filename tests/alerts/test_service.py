@@ -11,11 +11,12 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from alerts.models import Alert, Case, Evidence
-from alerts.status import GatewayStatus
+from alerts.fleet import GatewayStatus
+from alerts.models import Alert
+from cases.models import Case, Evidence
+from common.db import make_engine
 from tests.platform import CONFIG_DIR, Service, now_ms, wait_for
 from tests.servers import MosquittoServer, unique_name
-from yiwang.common.db import make_engine
 
 pytestmark = pytest.mark.integration
 
@@ -37,33 +38,33 @@ def publish(port: int, topic: str, payload: dict[str, object], *, retain: bool =
 
 
 def alert_status(url: str, fingerprint: str) -> str | None:
-    engine = make_engine(url)
+    db = make_engine(url)
     try:
-        with Session(engine) as session:
+        with Session(db) as session:
             alert = session.get(Alert, fingerprint)
             return alert.status if alert else None
     finally:
-        engine.dispose()
+        db.dispose()
 
 
 def gateway_online(url: str, gateway: str) -> bool | None:
-    engine = make_engine(url)
+    db = make_engine(url)
     try:
-        with Session(engine) as session:
+        with Session(db) as session:
             row = session.get(GatewayStatus, ("zhuganxiang", gateway))
             return row.online if row else None
     finally:
-        engine.dispose()
+        db.dispose()
 
 
 def opened_cases(url: str) -> list[tuple[str, str, str]]:
-    engine = make_engine(url)
+    db = make_engine(url)
     try:
-        with Session(engine) as session:
+        with Session(db) as session:
             rows = session.execute(select(Case.category, Case.grid, Evidence.rule_id).join(Evidence)).all()
             return [tuple(r) for r in rows]  # type: ignore[misc]
     finally:
-        engine.dispose()
+        db.dispose()
 
 
 def test_pending_timer_survives_a_restart_and_gateway_will_opens_one_case(

@@ -12,8 +12,8 @@ from api import accounts
 from api.app import create_app
 from api.audit import audit_log
 from api.settings import ApiSettings
+from common.db import make_engine
 from tests.api.two_towns import Seeded, seed
-from yiwang.common.db import make_engine
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 
@@ -36,10 +36,10 @@ def client(settings: ApiSettings) -> Iterator[TestClient]:
 
 @pytest.fixture
 def token(client: TestClient, settings: ApiSettings) -> str:
-    engine = make_engine(settings.database_url)
-    user = accounts.create_user(engine, "op", "correct horse", role="district_operator")
-    token = accounts.issue_token(engine, user)
-    engine.dispose()
+    db = make_engine(settings.database_url)
+    user = accounts.create_user(db, "op", "correct horse", role="district_operator")
+    token = accounts.issue_token(db, user)
+    db.dispose()
     return token
 
 
@@ -49,16 +49,16 @@ def auth(token: str) -> dict[str, str]:
 
 def audited(settings: ApiSettings, path_like: str = "%") -> list[tuple[str, str, str, int]]:
     """The audit log's (actor, method, path, status) rows for paths LIKE ``path_like``."""
-    engine = make_engine(settings.database_url)
+    db = make_engine(settings.database_url)
     try:
-        with engine.connect() as conn:
+        with db.connect() as conn:
             rows = conn.execute(
                 select(audit_log.c.actor, audit_log.c.method, audit_log.c.path, audit_log.c.status).where(
                     audit_log.c.path.like(path_like)
                 )
             ).all()
     finally:
-        engine.dispose()
+        db.dispose()
     return [tuple(row) for row in rows]
 
 

@@ -6,13 +6,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from alerts.casebook import CaseBook
-from alerts.models import Case, CaseState
-from alerts.policy import CasePolicy
+from alerts.intake import CaseBook
 from api.settings import ApiSettings
+from cases.models import Case, CaseState
+from cases.policy import CasePolicy
+from common.db import make_engine
 from tests.alerts.scenario import CONFIG, T0, Scenario
 from tests.api.conftest import auth
-from yiwang.common.db import make_engine
 
 
 def at(seconds: float) -> datetime:
@@ -20,15 +20,15 @@ def at(seconds: float) -> datetime:
 
 
 def test_rules_carry_their_outcomes(client: TestClient, token: str, settings: ApiSettings) -> None:
-    engine = make_engine(settings.database_url)
-    book = CaseBook(engine, CasePolicy.load(CONFIG), timedelta(minutes=1))
+    db = make_engine(settings.database_url)
+    book = CaseBook(db, CasePolicy.load(CONFIG), timedelta(minutes=1))
     scenario = Scenario(client.app.state.resources.rules)  # type: ignore[attr-defined]
     book.apply(scenario.reading(0, "wl-01", level_cm=72), now=at(0))  # case 1, recovers by itself
     book.apply(scenario.reading(5, "wl-01", level_cm=10), now=at(5))
     book.apply(scenario.reading(600, "wl-01", level_cm=72), now=at(600))  # case 2, voided as a false alarm
-    with Session(engine) as session, session.begin():
+    with Session(db) as session, session.begin():
         session.execute(update(Case).where(Case.id == 2).values(state=CaseState.VOID.value))
-    engine.dispose()
+    db.dispose()
 
     rules = {r["id"]: r for r in client.get("/api/v1/rules", headers=auth(token)).json()}
     assert rules["flooding-water-level"]["outcomes"] == {

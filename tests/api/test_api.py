@@ -6,8 +6,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.settings import ApiSettings
-from ingest.store import Point
-from ingest.store.factory import open_store
+from series.factory import open_store
+from series.store import Point
 from tests.api.conftest import auth
 from tests.factories import open_flooding_cases
 

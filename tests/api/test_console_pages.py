@@ -5,12 +5,12 @@ from datetime import timedelta
 
 from fastapi.testclient import TestClient
 
-from alerts.casebook import CaseBook
-from alerts.policy import CasePolicy
+from alerts.intake import CaseBook
 from alerts.rules import load_rules
 from api.settings import ApiSettings
+from cases.policy import CasePolicy
+from common.db import make_engine
 from tests.alerts.scenario import CONFIG, Scenario
-from yiwang.common.db import make_engine
 
 
 def sign_in(client: TestClient) -> str:
@@ -24,11 +24,11 @@ def sign_in(client: TestClient) -> str:
 def test_alerts_page_lists_firing_alerts_and_manages_silences(
     client: TestClient, token: str, settings: ApiSettings
 ) -> None:
-    engine = make_engine(settings.database_url)
+    db = make_engine(settings.database_url)
     policy = CasePolicy.load(CONFIG)
     scenario = Scenario(load_rules(CONFIG, policy.categories))
-    CaseBook(engine, policy, timedelta(minutes=1)).apply(scenario.reading(0, "wl-01", level_cm=80))
-    engine.dispose()
+    CaseBook(db, policy, timedelta(minutes=1)).apply(scenario.reading(0, "wl-01", level_cm=80))
+    db.dispose()
     csrf = sign_in(client)
     page = client.get("/console/alerts")
     assert 'data-status="firing"' in page.text and "flooding-water-level" in page.text
@@ -47,13 +47,13 @@ def test_alerts_page_lists_firing_alerts_and_manages_silences(
 def test_fleet_and_rule_noise_pages(client: TestClient, token: str, settings: ApiSettings) -> None:
     from datetime import UTC, datetime
 
-    from alerts.status import record_devices, record_gateway
+    from alerts.fleet import record_devices, record_gateway
     from contract import StateMessage
 
-    engine = make_engine(settings.database_url)
-    record_devices(engine, {("zhuganxiang", "wl-01"): int(datetime.now(UTC).timestamp() * 1000)})
+    db = make_engine(settings.database_url)
+    record_devices(db, {("zhuganxiang", "wl-01"): int(datetime.now(UTC).timestamp() * 1000)})
     record_gateway(
-        engine,
+        db,
         "zhuganxiang",
         "gw-01",
         StateMessage.model_validate(
@@ -68,10 +68,10 @@ def test_fleet_and_rule_noise_pages(client: TestClient, token: str, settings: Ap
         ),
     )
     policy = CasePolicy.load(CONFIG)
-    CaseBook(engine, policy, timedelta(minutes=1)).apply(
+    CaseBook(db, policy, timedelta(minutes=1)).apply(
         Scenario(load_rules(CONFIG, policy.categories)).reading(0, "wl-01", level_cm=80)
     )
-    engine.dispose()
+    db.dispose()
     sign_in(client)
     fleet = client.get("/console/fleet").text
     assert (
@@ -90,8 +90,8 @@ def test_fleet_and_rule_noise_pages(client: TestClient, token: str, settings: Ap
 def test_case_page_charts_the_triggering_readings_with_the_threshold(
     client: TestClient, token: str, settings: ApiSettings
 ) -> None:
-    from ingest.store import Point
-    from ingest.store.factory import open_store
+    from series.factory import open_store
+    from series.store import Point
     from tests.alerts.scenario import T0
 
     store = open_store(settings.series_url)
@@ -103,12 +103,12 @@ def test_case_page_charts_the_triggering_readings_with_the_threshold(
         ]
     )
     store.close()
-    engine = make_engine(settings.database_url)
+    db = make_engine(settings.database_url)
     policy = CasePolicy.load(CONFIG)
-    CaseBook(engine, policy, timedelta(minutes=1)).apply(
+    CaseBook(db, policy, timedelta(minutes=1)).apply(
         Scenario(load_rules(CONFIG, policy.categories)).reading(0, "wl-01", level_cm=70)
     )
-    engine.dispose()
+    db.dispose()
     sign_in(client)
     page = client.get("/console/cases/1").text
     assert '<svg id="evidence-chart"' in page and 'class="threshold"' in page
@@ -116,7 +116,7 @@ def test_case_page_charts_the_triggering_readings_with_the_threshold(
 
 
 def test_line_chart_scales_into_the_box() -> None:
-    from api.chart import HEIGHT, line_chart
+    from api.console.charts import HEIGHT, line_chart
 
     assert line_chart([(0, 1.0)], "x", "", None) is None
     chart = line_chart([(0, 0.0), (10, 100.0)], "x", "cm", 50.0)

@@ -5,27 +5,27 @@ from datetime import timedelta
 
 from fastapi.testclient import TestClient
 
-from alerts.casebook import CaseBook
-from alerts.policy import CasePolicy
+from alerts.intake import CaseBook
 from alerts.rules import load_rules
 from api.settings import ApiSettings
+from cases.policy import CasePolicy
+from common.db import make_engine
 from tests.alerts.scenario import CONFIG, T0, Scenario
 from tests.api.conftest import auth
 from tests.api.test_console_pages import sign_in
-from yiwang.common.db import make_engine
 
 LEVELS = [(-1800, 20.0), (-1200, 25.0), (-600, 31.5)]
 
 
 def open_case_with_window(settings: ApiSettings) -> None:
     """wl-01 rises slowly for half an hour, then floods; nothing is written to the time-series store."""
-    engine = make_engine(settings.database_url)
+    db = make_engine(settings.database_url)
     policy = CasePolicy.load(CONFIG)
     scenario = Scenario(load_rules(CONFIG, policy.categories))
     for seconds, level in LEVELS:
         assert scenario.reading(seconds, "wl-01", level_cm=level) == []
-    CaseBook(engine, policy, timedelta(minutes=1)).apply(scenario.reading(0, "wl-01", level_cm=72))
-    engine.dispose()
+    CaseBook(db, policy, timedelta(minutes=1)).apply(scenario.reading(0, "wl-01", level_cm=72))
+    db.dispose()
 
 
 def test_case_detail_returns_the_evidence_window(

@@ -7,22 +7,22 @@ from fastapi.testclient import TestClient
 
 from api import accounts
 from api.settings import ApiSettings
+from common.db import make_engine
 from tests.api.conftest import auth
-from yiwang.common.db import make_engine
 
 REPORT = {"community": "zhuganxiang", "category": "fire_lane_blocked", "description": "占用", "location": "x"}
 
 
 @pytest.fixture
 def login(settings: ApiSettings, client: TestClient) -> Callable[..., str]:
-    engine = make_engine(settings.database_url)
+    db = make_engine(settings.database_url)
 
     def make(username: str, role: str, **scope: str) -> str:
-        user = accounts.create_user(engine, username, "pw-" + username, role, **scope)
-        return accounts.issue_token(engine, user)
+        user = accounts.create_user(db, username, "pw-" + username, role, **scope)
+        return accounts.issue_token(db, user)
 
     yield make  # type: ignore[misc]
-    engine.dispose()
+    db.dispose()
 
 
 def test_each_role_sees_its_own_part(client: TestClient, token: str, login: Callable[..., str]) -> None:
@@ -140,12 +140,12 @@ def test_department_sees_only_what_was_called_up_to_it(
 
 
 def test_roles_need_their_jurisdiction(settings: ApiSettings, client: TestClient) -> None:
-    engine = make_engine(settings.database_url)
+    db = make_engine(settings.database_url)
     with pytest.raises(ValueError, match="a town_operator needs town"):
-        accounts.create_user(engine, "x", "pw", "town_operator")
+        accounts.create_user(db, "x", "pw", "town_operator")
     with pytest.raises(ValueError, match="unknown role"):
-        accounts.create_user(engine, "y", "pw", "mayor")
-    engine.dispose()
+        accounts.create_user(db, "y", "pw", "mayor")
+    db.dispose()
 
 
 def test_device_and_gateway_registry_with_status(
@@ -153,20 +153,20 @@ def test_device_and_gateway_registry_with_status(
 ) -> None:
     from datetime import UTC, datetime
 
-    from alerts.status import record_devices, record_gateway
+    from alerts.fleet import record_devices, record_gateway
     from contract import StateMessage
 
-    engine = make_engine(settings.database_url)
-    record_devices(engine, {("zhuganxiang", "wl-01"): int(datetime.now(UTC).timestamp() * 1000)})
+    db = make_engine(settings.database_url)
+    record_devices(db, {("zhuganxiang", "wl-01"): int(datetime.now(UTC).timestamp() * 1000)})
     record_gateway(
-        engine,
+        db,
         "zhuganxiang",
         "gw-01",
         StateMessage.model_validate(
             {"online": True, "spool": {"depth": 3, "oldest_ts": None}, "modem": {"rsrp": -97.0, "sinr": 11.0}}
         ),
     )
-    engine.dispose()
+    db.dispose()
     devices = {d["device"]: d for d in client.get("/api/v1/devices", headers=auth(token)).json()["items"]}
     assert len(devices) == 30
     silent = client.get("/api/v1/devices", params={"silent": True, "limit": 5}, headers=auth(token)).json()

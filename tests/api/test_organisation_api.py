@@ -9,8 +9,8 @@ from fastapi.testclient import TestClient
 
 from api import accounts
 from api.settings import ApiSettings
+from common.db import make_engine
 from tests.api.conftest import audited, auth
-from yiwang.common.db import make_engine
 
 REPORT = {
     "community": "zhuganxiang",
@@ -25,14 +25,14 @@ NEW_WORKER = {"name": "钱多", "role": "grid_worker", "unit": "g-north", "phone
 
 @pytest.fixture
 def login(settings: ApiSettings, client: TestClient) -> Iterator[Callable[..., str]]:
-    engine = make_engine(settings.database_url)
+    db = make_engine(settings.database_url)
 
     def make(username: str, role: str, **scope: str) -> str:
-        user = accounts.create_user(engine, username, "pw-" + username, role, **scope)
-        return accounts.issue_token(engine, user)
+        user = accounts.create_user(db, username, "pw-" + username, role, **scope)
+        return accounts.issue_token(db, user)
 
     yield make
-    engine.dispose()
+    db.dispose()
 
 
 def act(client: TestClient, token: str, case_id: int, action: str, **params: Any) -> Any:

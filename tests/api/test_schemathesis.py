@@ -19,8 +19,8 @@ from schemathesis.core.failures import FailureGroup
 from schemathesis.openapi import from_asgi
 
 from api import accounts
+from common.db import make_engine
 from tests.api.two_towns import ROLE_SCOPES, Seeded
-from yiwang.common.db import make_engine
 
 # The stateless checks. Left out: positive_data_acceptance, since a schema-valid id of a grid, device or
 # category that does not exist is rightly refused (422/404) -- the catalog is data, not schema.
@@ -62,12 +62,12 @@ def _checks(case: Case) -> list[CheckFunction]:
 def test_every_operation_conforms_for_every_role(
     role: str, api_schema: schemathesis.BaseSchema, towns: Seeded
 ) -> None:
-    engine = make_engine(towns.settings.database_url)
-    user = accounts.find_user(engine, role)
+    db = make_engine(towns.settings.database_url)
+    user = accounts.find_user(db, role)
     assert user is not None
     failures: list[str] = []
     operations = 0
-    tokens = [accounts.issue_token(engine, user, "schemathesis")]
+    tokens = [accounts.issue_token(db, user, "schemathesis")]
     for result in api_schema.get_all_operations():
         operation = result.ok()
         operations += 1
@@ -84,12 +84,12 @@ def test_every_operation_conforms_for_every_role(
         def call(case: Case) -> None:
             case.call_and_validate(headers=_with_credentials(case, tokens[-1]), checks=_checks(case))
             if case.method == "DELETE" and case.path.startswith("/api/v1/tokens/"):
-                tokens.append(accounts.issue_token(engine, user, "schemathesis"))  # it may have been ours
+                tokens.append(accounts.issue_token(db, user, "schemathesis"))  # it may have been ours
 
         try:
             call()
         except (Exception, FailureGroup) as err:  # every operation's failure is collected, then reported
             failures.append(f"{role} {operation.label}: {err}")
-    engine.dispose()
+    db.dispose()
     assert operations >= 20
     assert not failures, "\n\n".join(failures)

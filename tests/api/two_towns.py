@@ -18,22 +18,22 @@ import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from alerts.casebook import CaseBook
-from alerts.caseflow import CaseFlow, Report
 from alerts.engine import AlertEngine
-from alerts.models import Case
-from alerts.policy import CasePolicy
+from alerts.fleet import record_devices, record_gateway
+from alerts.intake import CaseBook
 from alerts.rules import load_rules
 from alerts.silences import SilenceIn, SilenceStore
-from alerts.status import record_devices, record_gateway
 from api import accounts
 from api.settings import ApiSettings
+from cases.actions import CaseFlow, Report
+from cases.models import Case
+from cases.policy import CasePolicy
+from common.db import make_engine
 from contract import Reading, StateMessage
 from contract.catalog import load_catalog
-from ingest.store import Point
-from ingest.store.factory import open_store
+from series.factory import open_store
+from series.store import Point
 from tests.platform import CONFIG_DIR
-from yiwang.common.db import make_engine
 from yiwang.schema import create_all
 
 # Town A is the pilot (yuehe: 竹竿巷); town B is its renamed copy.
@@ -96,24 +96,24 @@ def seed(tmp: Path) -> Seeded:
         mqtt_port=1,  # nothing listens there: the broker shows as down
     )
     create_all(settings.database_url)
-    engine = make_engine(settings.database_url)
+    db = make_engine(settings.database_url)
     tokens = {}
     for role, scope in ROLE_SCOPES.items():
-        user = accounts.create_user(engine, role, "pw-" + role, role, **scope)
-        tokens[role] = accounts.issue_token(engine, user, f"{role}'s token")
+        user = accounts.create_user(db, role, "pw-" + role, role, **scope)
+        tokens[role] = accounts.issue_token(db, user, f"{role}'s token")
     # The town-B operator and grid worker, to look across the line from the other side.
     for username, role, scope in (
         ("town_b", "town_operator", {"town": TOWN_B}),
         ("worker_b", "grid_worker", {"community": B, "grid": "xg-north"}),
     ):
-        user = accounts.create_user(engine, username, "pw-" + username, role, **scope)
-        tokens[username] = accounts.issue_token(engine, user)
+        user = accounts.create_user(db, username, "pw-" + username, role, **scope)
+        tokens[username] = accounts.issue_token(db, user)
 
     policy = CasePolicy.load(config)
     catalog = load_catalog(config)
     alert_engine = AlertEngine(load_rules(config, policy.categories), catalog)
-    book = CaseBook(engine, policy, timedelta(minutes=1))
-    flow = CaseFlow(engine, policy)
+    book = CaseBook(db, policy, timedelta(minutes=1))
+    flow = CaseFlow(db, policy)
     now = datetime.now(UTC)
     ms = int(now.timestamp() * 1000)
     store = open_store(settings.series_url)
@@ -143,15 +143,15 @@ def seed(tmp: Path) -> Seeded:
             ("call_up", {"department": "water", "approved_by": "head"}),
         ):
             flow.act(flood, action, actor="seed", params=params)
-        record_devices(engine, {(community, device): ms})
-        record_gateway(engine, community, gateway, StateMessage.model_validate({"online": True}))
+        record_devices(db, {(community, device): ms})
+        record_gateway(db, community, gateway, StateMessage.model_validate({"online": True}))
         silence = SilenceIn.model_validate(
             {"matchers": {"community": community, "device": device}, "ends_at": now + timedelta(days=1)}
         )
-        silences[community] = SilenceStore(engine).add(silence, author="seed").id
+        silences[community] = SilenceStore(db).add(silence, author="seed").id
     store.close()
-    with Session(engine) as session:
+    with Session(db) as session:
         for case in session.scalars(select(Case).order_by(Case.id)):
             cases.setdefault(case.community, []).append(case.id)
-    engine.dispose()
+    db.dispose()
     return Seeded(settings, tokens, cases, silences)

@@ -13,10 +13,10 @@ from playwright.sync_api import Browser, Page, sync_playwright
 
 from api import accounts
 from api.settings import ApiSettings
+from common.db import make_engine
 from tests.factories import open_flooding_cases
 from tests.platform import CONFIG_DIR, Service, wait_for
 from tests.servers import free_port
-from yiwang.common.db import make_engine
 from yiwang.schema import create_all
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
@@ -50,12 +50,12 @@ def console(tmp_path: Path) -> Iterator[tuple[str, str]]:
         http_port=port,
     )
     create_all(settings.database_url)
-    engine = make_engine(settings.database_url)
+    db = make_engine(settings.database_url)
     accounts.create_user(
-        engine, "wang.wei", "s3cret-pass", role="town_operator", display_name="王伟", town="yuehe"
+        db, "wang.wei", "s3cret-pass", role="town_operator", display_name="王伟", town="yuehe"
     )
     accounts.create_user(
-        engine,
+        db,
         "li.na",
         "grid-pass",
         role="grid_worker",
@@ -63,7 +63,7 @@ def console(tmp_path: Path) -> Iterator[tuple[str, str]]:
         community="zhuganxiang",
         grid="g-north",
     )
-    engine.dispose()
+    db.dispose()
     open_flooding_cases(settings.database_url, [datetime.now(UTC)])
     env = {
         "YIWANG_DATABASE_URL": settings.database_url,

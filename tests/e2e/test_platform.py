@@ -17,6 +17,7 @@ import pytest
 
 from api.accounts import ensure_demo_operator
 from broker.accounts import AccountStore, Credentials
+from common.db import make_engine
 from ingest.deadletters import DeadLetter, DeadLetterStore
 from tests.platform import (
     CONFIG_DIR,
@@ -29,7 +30,6 @@ from tests.platform import (
     wait_for,
 )
 from tests.servers import InfluxDatabase, free_port, start_mosquitto
-from yiwang.common.db import make_engine
 
 pytestmark = pytest.mark.e2e
 TOPIC = "yiwang/v1/zhuganxiang/gw-01/telemetry"
@@ -61,11 +61,11 @@ def open_flooding_cases(api: ApiClient) -> list[dict[str, object]]:
 
 
 def dead_letters(database_url: str) -> list[DeadLetter]:
-    engine = make_engine(database_url)
+    db = make_engine(database_url)
     try:
-        return DeadLetterStore(engine).latest()
+        return DeadLetterStore(db).latest()
     finally:
-        engine.dispose()
+        db.dispose()
 
 
 def healthy(base_url: str) -> dict[str, object] | None:
@@ -182,9 +182,9 @@ def test_real_stack_mosquitto_influxdb_postgresql(
         assert health["components"]["series_store"]["detail"] == "InfluxStore"  # type: ignore[index]
 
         # The token comes from the same account tooling `yiwang up` uses, here against PostgreSQL.
-        engine = make_engine(postgres_url)
-        token = ensure_demo_operator(engine, tmp_path / "credentials.json")["token"]
-        engine.dispose()
+        db = make_engine(postgres_url)
+        token = ensure_demo_operator(db, tmp_path / "credentials.json")["token"]
+        db.dispose()
         api = ApiClient(base, token)
         try:
             login = (gateway.username, gateway.password)

@@ -31,12 +31,13 @@ from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from alerts.models import Alert, AlertHistory, Case, CaseEvent, Evidence
+from alerts.models import Alert, AlertHistory
+from cases.models import Case, CaseEvent, Evidence
+from common.db import make_engine
 from ingest.deadletters import DeadLetterStore
 from tests.platform import CONFIG_DIR, REPO, Service, wait_for
 from tests.servers import InfluxDatabase, MosquittoServer, start_mosquitto, unique_name
 from yiwang.bench.influxd import influx_query
-from yiwang.common.db import make_engine
 
 COMMUNITIES = ("scale-a", "scale-b")
 KILLED = "scale-a"  # the alert worker that gets killed; scale-b's worker is the control
@@ -231,12 +232,12 @@ def expected_fingerprints(community: str) -> set[str]:
 
 
 def alert_statuses(database_url: str) -> dict[str, str]:
-    engine = make_engine(database_url)
+    db = make_engine(database_url)
     try:
-        with Session(engine) as session:
+        with Session(db) as session:
             return dict(session.execute(select(Alert.fingerprint, Alert.status)).all())
     finally:
-        engine.dispose()
+        db.dispose()
 
 
 @pytest.fixture
@@ -385,11 +386,11 @@ def test_two_ingest_and_two_alert_workers_survive_a_kill_each(
         )
         check_cases(postgres_url, wanted)
 
-        engine = make_engine(postgres_url)
+        db = make_engine(postgres_url)
         try:
-            letters = {(d.topic, d.payload) for d in DeadLetterStore(engine).latest()}
+            letters = {(d.topic, d.payload) for d in DeadLetterStore(db).latest()}
         finally:
-            engine.dispose()
+            db.dispose()
         assert letters == set(poison)
         for replica in ("ingest-0", "ingest-1"):
             assert "subscribed to $share/ingest/yiwang/v1/+/+/telemetry" in stack.procs[replica].log()
@@ -408,9 +409,9 @@ def test_two_ingest_and_two_alert_workers_survive_a_kill_each(
 
 def check_cases(database_url: str, wanted: set[str]) -> None:
     """Each scripted alert opened exactly one case, nothing else opened one, and nothing joined twice."""
-    engine = make_engine(database_url)
+    db = make_engine(database_url)
     try:
-        with Session(engine) as session:
+        with Session(db) as session:
             per_fingerprint: dict[str, list[int]] = {}
             for fp, case_id in session.execute(select(Evidence.alert_fingerprint, Evidence.case_id)):
                 per_fingerprint.setdefault(fp, []).append(case_id)
@@ -429,4 +430,4 @@ def check_cases(database_url: str, wanted: set[str]) -> None:
             )
             assert opened == len(wanted)
     finally:
-        engine.dispose()
+        db.dispose()

@@ -28,7 +28,8 @@ from contract.messages import (
 )
 from contract.topics import Topic, TopicKind, subscription
 from edge.publisher import GatewayPublisher, MqttOptions
-from edge.service import EdgeSettings, run_simulated_community
+from edge.settings import EdgeSettings
+from edge.simulate import run_simulated_community
 from edge.simulator import simulators_for
 from edge.spool import Spool
 from tests.servers import MosquittoServer, free_port, start_mosquitto

@@ -19,7 +19,8 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from alerts.rules import Category, CategoryFile, Rule, RuleFile, load_categories, load_rules
+from alerts.rules import Rule, RuleFile, load_rules
+from cases.categories import Category, CategoryFile, load_categories
 from contract import ContractError, TopicKind, decode_message
 from contract.messages import ConfigMessage
 from edge.agent import describe

@@ -20,9 +20,9 @@ from contract import ContractError
 from contract.catalog import Catalog, Community
 from contract.profiles import SensorTypeProfile
 from ingest.fastpath import FastDecoder
-from ingest.store import Point, Scalar, StoreRejected
-from ingest.store.lineprotocol import TS_MS_MAX, TS_MS_MIN, encode_point, encode_points, present_tags
 from ingest.validate import decode_telemetry
+from series.lineprotocol import TS_MS_MAX, TS_MS_MIN, encode_point, encode_points, present_tags
+from series.store import Point, Scalar, StoreRejected
 from tests.fuzz.budget import fuzz
 from tests.fuzz.reasons import expect_reason
 from tests.fuzz.strategies import JSON, TS_MS, VALUE, events, mutated

@@ -25,8 +25,8 @@ from hypothesis import strategies as st
 from api import accounts
 from api.app import create_app
 from api.settings import ApiSettings
+from common.db import make_engine
 from tests.fuzz.budget import fuzz
-from yiwang.common.db import make_engine
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 
@@ -47,10 +47,10 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
         mqtt_port=1,
     )
     with TestClient(create_app(settings)) as client:
-        engine = make_engine(settings.database_url)
-        user = accounts.create_user(engine, "fuzz", "correct horse", role="district_operator")
-        token = accounts.issue_token(engine, user)
-        engine.dispose()
+        db = make_engine(settings.database_url)
+        user = accounts.create_user(db, "fuzz", "correct horse", role="district_operator")
+        token = accounts.issue_token(db, user)
+        db.dispose()
         yield Api(client, token)
 
 

@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
+from common.consumer import Inbound
+from common.db import make_engine
 from contract.catalog import Catalog, load_catalog
 from ingest.deadletters import DeadLetterStore
 from ingest.fairness import Deferral, GatewayBudget, gateway_of
 from ingest.metrics import IngestMetrics
 from ingest.service import BatchWriter
 from ingest.spool import MessageSpool
-from ingest.store.sqlite import SQLiteStore
-from yiwang.common.consumer import Inbound
-from yiwang.common.db import make_engine
+from series.sqlite import SQLiteStore
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 TS = 1764183600000
@@ -73,10 +73,10 @@ def catalog() -> Catalog:
 @pytest.fixture
 def parts(tmp_path: Path) -> Iterator[tuple[SQLiteStore, DeadLetterStore]]:
     store = SQLiteStore(tmp_path / "series.db")
-    engine = make_engine(f"sqlite:///{tmp_path}/yiwang.db")
-    yield store, DeadLetterStore(engine)
+    db = make_engine(f"sqlite:///{tmp_path}/yiwang.db")
+    yield store, DeadLetterStore(db)
     store.close()
-    engine.dispose()
+    db.dispose()
 
 
 def reading(topic: str, device: str, seq: int) -> Inbound:

@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 from contract import ContractError
 from contract.catalog import Catalog, load_catalog
 from ingest.fastpath import FastDecoder
-from ingest.store import Point
-from ingest.store.lineprotocol import encode_point
 from ingest.validate import Decoded, decode_telemetry
+from series.lineprotocol import encode_point
+from series.store import Point
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 TOPIC = "yiwang/v1/zhuganxiang/gw-01/telemetry"

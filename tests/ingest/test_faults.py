@@ -28,13 +28,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from common.db import make_engine
 from ingest.deadletters import DeadLetterStore
 from tests.platform import Service, wait_for
 from tests.servers import InfluxServer, MosquittoServer, start_influxd, start_mosquitto, unique_name
 from yiwang.bench.influxd import influx_query
 from yiwang.bench.ingest import FIELD, MEASUREMENT, T0, count, payloads, subscribe_session, write_config
 from yiwang.bench.mqttload import RawPublisher
-from yiwang.common.db import make_engine
 
 pytestmark = pytest.mark.integration
 REPEATS = int(os.environ.get("YIWANG_FAULT_REPEATS", "3"))
@@ -258,12 +258,12 @@ def test_poison_messages_are_dead_lettered_and_never_stall(
         for index in range(0, len(good), 20):
             publish(broker.port, [*good[index : index + 20], poisons[(index // 20) % len(poisons)]])
         wait_all_stored(influx, len(good) * 100, ingest)
-        engine = make_engine(f"sqlite:///{tmp_path}/yiwang.db")
+        db = make_engine(f"sqlite:///{tmp_path}/yiwang.db")
         try:
-            dead = DeadLetterStore(engine)
+            dead = DeadLetterStore(db)
             wait_for(lambda: dead.count() == len(good) // 20, 30, "every poison message dead-lettered")
         finally:
-            engine.dispose()
+            db.dispose()
     finally:
         ingest.close()
 

@@ -13,7 +13,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from ingest.service import IngestSettings, run
-from ingest.store.factory import open_store
+from series.factory import open_store
 from tests.platform import CONFIG_DIR, wait_for
 from tests.servers import InfluxServer, MosquittoServer, start_influxd, unique_name
 

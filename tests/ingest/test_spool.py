@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from ingest.spool import DiskSpool, SpoolFull
-from ingest.store import Point
+from series.store import Point
 
 TS = 1764183600000
 

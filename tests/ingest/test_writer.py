@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
+from common.consumer import Inbound
+from common.db import make_engine
 from contract.catalog import Catalog, load_catalog
 from ingest.deadletters import DeadLetterStore
 from ingest.service import BatchWriter
 from ingest.spool import DiskSpool
-from ingest.store import Point, Row, StoreRejected, StoreUnavailable
-from ingest.store.sqlite import SQLiteStore
+from series.sqlite import SQLiteStore
+from series.store import Point, Row, StoreRejected, StoreUnavailable
 from tests.platform import wait_for
-from yiwang.common.consumer import Inbound
-from yiwang.common.db import make_engine
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 TOPIC = "yiwang/v1/zhuganxiang/gw-01/telemetry"
@@ -31,9 +31,9 @@ def catalog() -> Catalog:
 
 @pytest.fixture
 def dead(tmp_path: Path) -> Iterator[DeadLetterStore]:
-    engine = make_engine(f"sqlite:///{tmp_path}/yiwang.db")
-    yield DeadLetterStore(engine)
-    engine.dispose()
+    db = make_engine(f"sqlite:///{tmp_path}/yiwang.db")
+    yield DeadLetterStore(db)
+    db.dispose()
 
 
 @pytest.fixture

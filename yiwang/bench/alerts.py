@@ -25,11 +25,12 @@ from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from alerts.models import AlertHistory, Case, Evidence
+from alerts.models import AlertHistory
+from cases.models import Case, Evidence
+from common.db import make_engine
+from common.heartbeat import read_heartbeats
 from contract import Topic, TopicKind
 from yiwang.bench.stack import running_stack
-from yiwang.common.db import make_engine
-from yiwang.common.heartbeat import read_heartbeats
 
 GATEWAYS, DEVICES_PER_GATEWAY, GRIDS = 10, 100, 10
 THRESHOLD_RULE = "bench-flooding"
@@ -160,13 +161,13 @@ def _pct(samples: list[float]) -> dict[str, float]:
     }
 
 
-def _wait_processed(engine: Any, published: int, timeout: float = 15.0) -> int:
+def _wait_processed(db: Any, published: int, timeout: float = 15.0) -> int:
     """Messages the alert service had processed once it caught up (from its heartbeat counters)."""
     deadline = time.time() + timeout
     processed = 0
     while time.time() < deadline:
         processed = sum(
-            int(b.detail.get("messages", 0)) for b in read_heartbeats(engine) if b.service == "alerts"
+            int(b.detail.get("messages", 0)) for b in read_heartbeats(db) if b.service == "alerts"
         )
         if processed >= published:
             break
@@ -186,7 +187,7 @@ def run(
             stop = threading.Event()
             load = Load(stack.mqtt_port, hz, stop)
             load.start()
-            engine = make_engine(stack.database_url)
+            db = make_engine(stack.database_url)
             seen_cases: dict[str, float] = {}
             rng = random.Random(11)
             targets = rng.sample(
@@ -199,7 +200,7 @@ def run(
                     load.inject(device)
                     deadline = time.time() + 2.0
                     while time.time() < deadline:
-                        with Session(engine) as session:
+                        with Session(db) as session:
                             rows = session.execute(
                                 select(Case.id, Evidence.device).join(Evidence).where(Case.id > last_id)
                             ).all()
@@ -211,8 +212,8 @@ def run(
                 stop.set()
                 load.join(10)
             published = load.messages
-            processed = _wait_processed(engine, published)
-            with Session(engine) as session:
+            processed = _wait_processed(db, published)
+            with Session(db) as session:
                 history = session.execute(
                     select(
                         AlertHistory.fingerprint,
@@ -221,7 +222,7 @@ def run(
                         AlertHistory.observed_at,
                     ).where(AlertHistory.kind == "firing")
                 ).all()
-            engine.dispose()
+            db.dispose()
     injected = load.injected
     fired = {
         fp.split("|")[2]: (at.timestamp() - observed.timestamp()) * 1000

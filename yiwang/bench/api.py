@@ -23,12 +23,12 @@ import httpx
 from sqlalchemy import Engine, func, insert, select, text
 from sqlalchemy.orm import Session
 
-from alerts.models import OPEN_STATES, Case, CaseEvent
-from alerts.policy import CasePolicy
 from api.accounts import ensure_demo_operator
+from cases.models import OPEN_STATES, Case, CaseEvent
+from cases.policy import CasePolicy
+from common.db import make_engine
 from yiwang.bench import postgres
 from yiwang.bench.stack import free_port
-from yiwang.common.db import make_engine
 from yiwang.schema import create_all
 from yiwang.supervisor import Child, Supervisor, env_with, self_command
 
@@ -45,12 +45,12 @@ STATES = [
 ]
 
 
-def populate(engine: Engine, policy: CasePolicy, cases: int, events_per_case: int = 10) -> None:
+def populate(db: Engine, policy: CasePolicy, cases: int, events_per_case: int = 10) -> None:
     rng = random.Random(5)
     grids, categories = ["g-north", "g-middle", "g-south"], list(policy.categories)
     start = datetime(2026, 1, 1, tzinfo=UTC)
     batch = 5_000
-    with engine.begin() as conn:
+    with db.begin() as conn:
         for first in range(1, cases + 1, batch):
             rows, events = [], []
             for case_id in range(first, min(first + batch, cases + 1)):
@@ -119,16 +119,16 @@ def run(config_dir: Path, *, cases: int = 100_000, requests: int = 200) -> dict[
     policy = CasePolicy.load(config_dir)
     with _database() as (url, kind), tempfile.TemporaryDirectory() as tmp:
         create_all(url)
-        engine = make_engine(url)
+        db = make_engine(url)
         loaded = time.perf_counter()
-        populate(engine, policy, cases)
+        populate(db, policy, cases)
         load_s = time.perf_counter() - loaded
         if kind == "postgresql":
-            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            with db.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                 conn.execute(text("ANALYZE"))  # as autovacuum would after a bulk load
-        credentials = ensure_demo_operator(engine, Path(tmp) / "credentials.json")
+        credentials = ensure_demo_operator(db, Path(tmp) / "credentials.json")
         token = credentials["token"]
-        with Session(engine) as session:
+        with Session(db) as session:
             event_count = session.scalar(select(func.count()).select_from(CaseEvent)) or 0
         port = free_port()
         env = env_with(
@@ -165,8 +165,8 @@ def run(config_dir: Path, *, cases: int = 100_000, requests: int = 200) -> dict[
             console_ms = _console_ms(f"http://127.0.0.1:{port}", credentials)
         finally:
             supervisor.stop_all()
-        db_ms = _db_queue_ms(engine)
-        engine.dispose()
+        db_ms = _db_queue_ms(db)
+        db.dispose()
     queue_pct = _pct(queue_ms)
     return {
         "area": "api",
@@ -196,12 +196,12 @@ def _console_ms(base_url: str, credentials: dict[str, str], loads: int = 20) -> 
     return samples
 
 
-def _db_queue_ms(engine: Engine) -> list[float]:
+def _db_queue_ms(db: Engine) -> list[float]:
     """The same queue query straight against the database: what the API adds is the rest."""
     states = [s.value for s in OPEN_STATES]
     query = select(Case).where(Case.state.in_(states), Case.grid == "g-north")
     samples = []
-    with Session(engine) as session:
+    with Session(db) as session:
         for _ in range(50):
             started = time.perf_counter()
             session.scalar(select(func.count()).select_from(query.subquery()))

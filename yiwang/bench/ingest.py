@@ -36,13 +36,13 @@ import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
 from broker.mosquitto import MosquittoConfig, mosquitto_binary
+from common.db import make_engine
+from common.mqtt import SESSION_EXPIRY_S, v5_connect_properties
 from contract import Topic, TopicKind, subscription
 from ingest.deadletters import DeadLetterStore
 from yiwang.bench.influxd import influx_query, running_influxd
 from yiwang.bench.mqttload import RawPublisher
 from yiwang.bench.stack import cpu_seconds, free_port
-from yiwang.common.db import make_engine
-from yiwang.common.mqtt import SESSION_EXPIRY_S, v5_connect_properties
 from yiwang.supervisor import Child, Supervisor, env_with, self_command
 
 GATEWAYS, DEVICES = 10, 100
@@ -273,11 +273,11 @@ def naive_consumer(port: int, url: str, database: str, client_id: str) -> Callab
 
 
 def _dead_letters(work: Path) -> int:
-    engine = make_engine(f"sqlite:///{work}/yiwang.db")
+    db = make_engine(f"sqlite:///{work}/yiwang.db")
     try:
-        return DeadLetterStore(engine).count()
+        return DeadLetterStore(db).count()
     finally:
-        engine.dispose()
+        db.dispose()
 
 
 def _pids(supervisor: Supervisor) -> list[int]:

@@ -30,6 +30,7 @@ import yaml
 from sqlalchemy import Engine
 
 from broker.mosquitto import MosquittoConfig, mosquitto_binary
+from common.db import make_engine
 from yiwang.bench.influxd import influx_query, running_influxd
 from yiwang.bench.ingest import FIELD, count, drive
 from yiwang.bench.soakload import DEVICES, GATEWAYS, PER_MSG, Load, PacedPublisher, Pacer, device_id
@@ -45,7 +46,6 @@ from yiwang.bench.soakprobe import (
 )
 from yiwang.bench.stack import free_port
 from yiwang.bench.trend import LATENCY, MEMORY, QUEUE, Criterion, trend
-from yiwang.common.db import make_engine
 from yiwang.schema import create_all
 from yiwang.supervisor import Child, Supervisor, env_with, self_command
 
@@ -165,7 +165,7 @@ def run(config_dir: Path, *, minutes: float = 30.0, plot_dir: Path | None = None
         conf.write_text(mosquitto.render() + "sys_interval 2\n", encoding="utf-8")
         database_url = f"sqlite:///{work}/yiwang.db"
         create_all(database_url)
-        engine = make_engine(database_url)
+        db = make_engine(database_url)
         supervisor = Supervisor(
             env_with(
                 {
@@ -196,7 +196,7 @@ def run(config_dir: Path, *, minutes: float = 30.0, plot_dir: Path | None = None
                     port,
                     url,
                     metrics_port,
-                    engine,
+                    db,
                     soak_s,
                     interval,
                     capacity_s,
@@ -218,7 +218,7 @@ def run(config_dir: Path, *, minutes: float = 30.0, plot_dir: Path | None = None
             raise RuntimeError(f"{err}\n--- stack.log (tail) ---\n{tail}") from err
         finally:
             supervisor.stop_all()
-            engine.dispose()
+            db.dispose()
     result["minutes"] = minutes
     if plot_dir is not None:
         from yiwang.bench.soakplot import plot
@@ -232,7 +232,7 @@ def _soak(
     port: int,
     url: str,
     metrics_port: int,
-    engine: Engine,
+    db: Engine,
     soak_s: float,
     interval: float,
     capacity_s: float,
@@ -242,11 +242,11 @@ def _soak(
     metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
     http = httpx.Client(timeout=10)
     sys_watch = SysWatcher(port)
-    probe = Probe(port, url, "soak", engine)
+    probe = Probe(port, url, "soak", db)
     load = Load(int(time.time() * 1000) - 86_400_000)
     try:
         _wait_until(lambda: _ok(http, metrics_url), 60, "ingest /metrics", children)
-        _wait_until(lambda: alerts_processed(engine)[1] > 0, 60, "the alert service's heartbeat", children)
+        _wait_until(lambda: alerts_processed(db)[1] > 0, 60, "the alert service's heartbeat", children)
         # The path is up once a probe reading went all the way through both services.
         store_ms, case_ms = probe.measure()
         if store_ms is None or case_ms is None:
@@ -254,17 +254,17 @@ def _soak(
 
         # Capacity: as fast as the path takes it, counted in InfluxDB (ingest) and in the alert
         # service's heartbeat (it must keep up too).
-        processed_before, _ = alerts_processed(engine)
+        processed_before, _ = alerts_processed(db)
         messages = list(itertools.islice(load, int(CAPACITY_MSGS_PER_S * capacity_s)))
         started_wall = time.time()
         capacity = drive(port, url, "soak", messages, drain_timeout=10 * capacity_s + 60)
         del messages
         published_msgs = capacity["published_messages"]
         deadline = time.monotonic() + max(60.0, 5 * capacity_s)
-        processed, seen_at = alerts_processed(engine)
+        processed, seen_at = alerts_processed(db)
         while processed - processed_before < published_msgs and time.monotonic() < deadline:
             time.sleep(0.5)
-            processed, seen_at = alerts_processed(engine)
+            processed, seen_at = alerts_processed(db)
         alerts_rate = (processed - processed_before) * PER_MSG / max(1e-3, seen_at - started_wall)
         ingest_rate = float(capacity["readings_per_s"])
         capacity_rate = min(ingest_rate, alerts_rate)
@@ -289,7 +289,7 @@ def _soak(
                         http,
                         metrics_url,
                         sys_watch,
-                        engine,
+                        db,
                         probe,
                         publisher,
                         pids,
@@ -352,7 +352,7 @@ def _sample(
     http: httpx.Client,
     metrics_url: str,
     sys_watch: SysWatcher,
-    engine: Engine,
+    db: Engine,
     probe: Probe,
     publisher: PacedPublisher,
     pids: dict[str, int | None],
@@ -372,7 +372,7 @@ def _sample(
     sample["ingest_spool_points"] = metric(text, "yiwang_ingest_spool_points")
     sample["broker_stored_messages"] = sys_watch.stored
     # The heartbeat is up to 5 s old: subtract what was published since it was written.
-    processed, seen_at = alerts_processed(engine)
+    processed, seen_at = alerts_processed(db)
     published = base_msgs + publisher.acked + probe.readings
     sample["alerts_lag_messages"] = round(
         published - processed - msgs_per_s * max(0.0, time.time() - seen_at)

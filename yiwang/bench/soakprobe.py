@@ -15,11 +15,11 @@ from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import OperationalError
 
-from alerts.models import Evidence
+from cases.models import Evidence
+from common.heartbeat import read_heartbeats
 from contract import Topic, TopicKind
 from yiwang.bench.influxd import influx_query
 from yiwang.bench.ingest import FIELD, MEASUREMENT
-from yiwang.common.heartbeat import read_heartbeats
 
 PROBE_GATEWAY, PROBE_DEVICE = "gw-probe", "wl-probe"
 FIRE, CLEAR = 80.0, 10.0  # the probe's levels; the load stays around 5 cm and never fires
@@ -56,8 +56,8 @@ class Probe:
     """One reading at a time on a gateway of its own: how long until InfluxDB serves it, and until
     the alert it raises is evidence on a case."""
 
-    def __init__(self, port: int, url: str, database: str, engine: Engine) -> None:
-        self._url, self._db, self._engine = url, database, engine
+    def __init__(self, port: int, url: str, database: str, db: Engine) -> None:
+        self._url, self._database, self._db = url, database, db
         self._topic = Topic("bench", PROBE_GATEWAY, TopicKind.TELEMETRY).path
         self._seq = self._last_ts = 0
         self.readings = self.timeouts = 0
@@ -78,11 +78,11 @@ class Probe:
         # Constants and our own integer only in the statement.
         where = f"\"device\"='{PROBE_DEVICE}' AND time = {ts}ms"
         statement = f'SELECT count("{FIELD}") FROM "{MEASUREMENT}" WHERE {where}'  # noqa: S608
-        return bool(influx_query(self._url, statement, self._db)[0].get("series"))
+        return bool(influx_query(self._url, statement, self._database)[0].get("series"))
 
     def _evidence(self) -> int:
         try:
-            with self._engine.connect() as conn:
+            with self._db.connect() as conn:
                 found = conn.execute(
                     select(func.max(Evidence.id)).where(Evidence.device == PROBE_DEVICE)
                 ).scalar()
@@ -147,9 +147,9 @@ def metric(text: str, name: str) -> float | None:
     return None
 
 
-def alerts_processed(engine: Engine) -> tuple[int, float]:
+def alerts_processed(db: Engine) -> tuple[int, float]:
     """Messages the alert service evaluated, and when it said so (its heartbeat, every 5 s)."""
-    beats = [b for b in read_heartbeats(engine) if b.service == "alerts"]
+    beats = [b for b in read_heartbeats(db) if b.service == "alerts"]
     if not beats:
         return 0, 0.0
     return sum(int(b.detail.get("messages", 0)) for b in beats), max(b.last_seen.timestamp() for b in beats)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from api.accounts import ensure_demo_operator
 from broker.mosquitto import MosquittoConfig, mosquitto_binary
-from yiwang.common.db import make_engine
+from common.db import make_engine
 from yiwang.schema import create_all
 from yiwang.supervisor import Child, Supervisor, env_with, self_command
 
@@ -77,9 +77,9 @@ def running_stack(
             }
         )
         create_all(database_url)
-        engine = make_engine(database_url)
-        token = ensure_demo_operator(engine, workdir / "credentials.json")["token"]
-        engine.dispose()
+        db = make_engine(database_url)
+        token = ensure_demo_operator(db, workdir / "credentials.json")["token"]
+        db.dispose()
         binary = None if embedded_broker else mosquitto_binary()
         if binary:
             conf = MosquittoConfig(

@@ -20,9 +20,9 @@ from typing import Any
 import httpx
 from sqlalchemy import text
 
-from ingest.store.influx import quote_identifier
+from common.db import make_engine
+from series.influx import quote_identifier
 from yiwang.chaos.harness import INFLUX_DB, POISON_MARK, Harness
-from yiwang.common.db import make_engine
 
 Key = tuple[str, int]
 
@@ -93,12 +93,12 @@ def dead_letters(h: Harness) -> tuple[set[Key], int]:
     """Keys inside dead-lettered messages, and how many dead letters are our poison."""
     keys: set[Key] = set()
     poison = 0
-    engine = make_engine(h.postgres.url)
+    db = make_engine(h.postgres.url)
     try:
-        with engine.connect() as conn:
+        with db.connect() as conn:
             rows = conn.execute(text("SELECT payload FROM ingest_dead_letters")).all()
     finally:
-        engine.dispose()
+        db.dispose()
     for (payload,) in rows:
         raw = bytes(payload)
         if POISON_MARK.encode() in raw:
@@ -123,9 +123,9 @@ def tally(h: Harness, expected_cases: set[tuple[str, str]]) -> Tally:
     dead, poison_dead = dead_letters(h)
     dead &= sent
     lost = len(sent - stored - dead) + max(0, h.poison_sent - poison_dead)
-    engine = make_engine(h.postgres.url)
+    db = make_engine(h.postgres.url)
     try:
-        with engine.connect() as conn:
+        with db.connect() as conn:
             firing = _scalar(conn, "SELECT count(*) FROM alert_history WHERE kind = 'firing'")
             distinct_firing = _scalar(
                 conn,
@@ -142,7 +142,7 @@ def tally(h: Harness, expected_cases: set[tuple[str, str]]) -> Tally:
                 (str(g), str(c)) for g, c in conn.execute(text("SELECT grid, category FROM cases")).all()
             ]
     finally:
-        engine.dispose()
+        db.dispose()
     opened = set(cases)
     return Tally(
         sent=len(sent),

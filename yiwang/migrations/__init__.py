@@ -37,32 +37,32 @@ def head() -> str:
     return revision
 
 
-def current(engine: Engine) -> str | None:
+def current(db: Engine) -> str | None:
     """The revision the database is at; None when it has no ``alembic_version`` (or it is empty)."""
-    with engine.connect() as conn:
+    with db.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
-    with engine.begin() as conn:
+def upgrade(db: Engine, revision: str = "head") -> None:
+    with db.begin() as conn:
         command.upgrade(config(conn), revision)
 
 
-def downgrade(engine: Engine, revision: str) -> None:
-    with engine.begin() as conn:
+def downgrade(db: Engine, revision: str) -> None:
+    with db.begin() as conn:
         command.downgrade(config(conn), revision)
 
 
-def stamp(engine: Engine, revision: str) -> None:
+def stamp(db: Engine, revision: str) -> None:
     """Record ``revision`` as applied without running anything."""
-    with engine.begin() as conn:
+    with db.begin() as conn:
         command.stamp(config(conn), revision)
 
 
-def revision(engine: Engine, message: str, *, autogenerate: bool = True, rev_id: str | None = None) -> Path:
+def revision(db: Engine, message: str, *, autogenerate: bool = True, rev_id: str | None = None) -> Path:
     """Write a new revision script; with ``autogenerate`` it holds the difference between the database
     (which must be at head) and the models."""
-    with engine.begin() as conn:
+    with db.begin() as conn:
         script = command.revision(
             config(conn), message=message, autogenerate=autogenerate, rev_id=rev_id or _next_id()
         )
@@ -78,9 +78,9 @@ def _next_id() -> str:
     return f"{max(numbers, default=0) + 1:04d}"
 
 
-def differences(engine: Engine, metadata: Sequence[MetaData]) -> list[Any]:
+def differences(db: Engine, metadata: Sequence[MetaData]) -> list[Any]:
     """What autogenerate would change to make the database match ``metadata`` (empty: they match)."""
-    with engine.connect() as conn:
+    with db.connect() as conn:
         context = MigrationContext.configure(
             conn, opts={"compare_type": True, "compare_server_default": True}
         )

@@ -1,0 +1,54 @@
+"""Where operators see the fleet: each gateway's last state (online, 5G signal, spool, cameras) and
+each device's last report, written by the alert service, which already follows the whole stream."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Engine, String
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from common.db import Base, UtcDateTime
+from contract import StateMessage
+
+
+class GatewayStatus(Base):
+    __tablename__ = "gateway_status"
+
+    community: Mapped[str] = mapped_column(String(64), primary_key=True)
+    gateway: Mapped[str] = mapped_column(String(64), primary_key=True)
+    online: Mapped[bool]
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    state: Mapped[dict[str, Any]] = mapped_column(JSON)  # the last state message as the gateway sent it
+
+
+class DeviceStatus(Base):
+    __tablename__ = "device_status"
+
+    community: Mapped[str] = mapped_column(String(64), primary_key=True)
+    device: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last_seen: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+def record_gateway(db: Engine, community: str, gateway: str, state: StateMessage) -> None:
+    with Session(db) as session, session.begin():
+        session.merge(
+            GatewayStatus(
+                community=community,
+                gateway=gateway,
+                online=state.online,
+                updated_at=datetime.now(UTC),
+                state=state.model_dump(mode="json"),
+            )
+        )
+
+
+def record_devices(db: Engine, reported: dict[tuple[str, str], int]) -> None:
+    with Session(db) as session, session.begin():
+        for (community, device), ms in reported.items():
+            session.merge(
+                DeviceStatus(
+                    community=community, device=device, last_seen=datetime.fromtimestamp(ms / 1000, UTC)
+                )
+            )

@@ -1,0 +1,256 @@
+"""Alert transitions → grid cases: open a case, or join the open one of the same grid and category.
+
+This is the hand-off between the alert engine and the case workflow: ``CaseBook.apply`` takes the
+engine's transitions and records, in one transaction, the alert's current state, its history and
+what it means for the case (opened, joined, data missing, resolved, self-recovered, flapping).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session, selectinload
+
+from alerts.engine import Transition
+from alerts.models import Alert, AlertHistory, EngineCheckpoint
+from cases.actions import new_case, open_case_for
+from cases.models import Case, CaseEvent, CaseState, Evidence
+from cases.policy import CasePolicy
+from cases.workflow import apply_action
+
+log = logging.getLogger(__name__)
+ACTOR = "system:alerts"
+CASE_NOTES = {
+    "unknown": ("alert_unknown", "data stopped: {rule} on {subject} cannot be judged (not resolved)"),
+    "flapping": ("alert_flapping", "{rule} on {subject} is flapping: kept firing until it settles"),
+}
+
+
+def _ms_to_dt(ts_ms: int) -> datetime:
+    return datetime.fromtimestamp(ts_ms / 1000, tz=UTC)
+
+
+class CaseBook:
+    def __init__(
+        self,
+        db: Engine,
+        policy: CasePolicy,
+        join_window: timedelta,
+        reopen_within: timedelta = timedelta(days=7),
+    ) -> None:
+        self.db = db
+        self._db, self._policy, self._join_window = db, policy, join_window
+        self._reopen_within = reopen_within
+
+    def apply(self, transitions: list[Transition], now: datetime | None = None) -> list[int]:
+        """Record transitions in one transaction; returns the ids of cases opened or joined."""
+        now = now or datetime.now(UTC)
+        touched: list[int] = []
+        with Session(self._db) as session, session.begin():
+            for tr in transitions:
+                case_id = self._record(session, tr, now)
+                if case_id is not None:
+                    touched.append(case_id)
+        return touched
+
+    def load_checkpoint(self, partition: str) -> dict[str, Any] | None:
+        with Session(self._db) as session:
+            row = session.get(EngineCheckpoint, partition)
+            return row.state if row else None
+
+    def save_checkpoint(self, partition: str, state: dict[str, Any]) -> None:
+        with Session(self._db) as session, session.begin():
+            session.merge(EngineCheckpoint(partition=partition, saved_at=datetime.now(UTC), state=state))
+
+    def _record(self, session: Session, tr: Transition, now: datetime) -> int | None:
+        alert = session.get(Alert, tr.fingerprint)
+        if alert is None:
+            alert = Alert(
+                fingerprint=tr.fingerprint,
+                rule_id=tr.rule.id,
+                community=tr.subject.community.id,
+                grid=tr.subject.grid,
+                subject=tr.subject.key,
+                category=tr.rule.category,
+                severity=tr.rule.severity,
+                status="inactive",
+                started_at=_ms_to_dt(tr.ts_ms),
+                updated_at=now,
+            )
+            session.add(alert)
+        history = AlertHistory(
+            fingerprint=tr.fingerprint,
+            rule_id=tr.rule.id,
+            rule_version=tr.rule.version,
+            kind=tr.kind,
+            at=now,
+            observed_at=_ms_to_dt(tr.ts_ms),
+            silenced=tr.silenced,
+            inhibited=tr.inhibited,
+        )
+        case_id = self._apply_to_case(session, alert, tr, now, history)
+        alert.updated_at, alert.silenced, alert.inhibited = now, tr.silenced, tr.inhibited
+        history.case_id = alert.case_id
+        session.add(history)
+        return case_id
+
+    def _apply_to_case(
+        self, session: Session, alert: Alert, tr: Transition, now: datetime, history: AlertHistory
+    ) -> int | None:
+        if tr.kind == "pending":
+            alert.status, alert.started_at = "pending", _ms_to_dt(tr.ts_ms)
+            return None
+        if tr.kind == "cancelled":
+            alert.status = "inactive"
+            return None
+        if tr.kind == "firing":
+            return self._fire(session, alert, tr, now, history)
+        case = session.get(Case, alert.case_id) if alert.case_id is not None else None
+        if tr.kind == "resolved":
+            if alert.status == "resolved":
+                return None  # redelivered
+            alert.status, alert.resolved_at, alert.flapping = "resolved", _ms_to_dt(tr.ts_ms), False
+            if case is None:
+                return None
+            # The condition cleared, but a person still closes the case: the water may be back tomorrow.
+            self_recovered = case.state == CaseState.NEW
+            history.self_recovered = self_recovered
+            note = f"{tr.rule.id} cleared on {tr.subject.key}" + (
+                " before anyone acted (self-recovered)" if self_recovered else ""
+            )
+            self._note(session, case, now, "alert_resolved", note)
+            return case.id
+        if tr.kind == "unknown":
+            alert.status = "unknown"
+        if tr.kind == "flapping":
+            alert.flapping = True
+        if case is not None and tr.kind in CASE_NOTES:
+            action, template = CASE_NOTES[tr.kind]
+            self._note(session, case, now, action, template.format(rule=tr.rule.id, subject=tr.subject.key))
+            return case.id
+        return None
+
+    def _fire(
+        self, session: Session, alert: Alert, tr: Transition, now: datetime, history: AlertHistory
+    ) -> int | None:
+        was = alert.status
+        if was == "resolved" and alert.resolved_at is not None and _ms_to_dt(tr.ts_ms) < alert.resolved_at:
+            return None  # a breach from before the recorded resolution, redelivered after a crash
+        alert.status, alert.resolved_at = "firing", None
+        if was != "firing":
+            alert.started_at = _ms_to_dt(tr.ts_ms)
+        if not tr.opens_case:
+            return None  # silenced or inhibited: recorded, no case
+        if alert.case_id is not None and was in ("firing", "unknown"):
+            case = session.get(Case, alert.case_id)
+            if case is not None and was == "unknown":
+                self._note(
+                    session, case, now, "alert_data_back", f"data from {tr.subject.key} is back, still firing"
+                )
+            if case is not None and not alert.silenced:
+                return None  # redelivered after a crash, or the same incident going on
+        case = self._recurrence(session, alert, tr, now)
+        if case is not None:
+            action = "alert_recurred"
+        elif (case := self._open_case(session, tr)) is None:
+            case = self._new_case(session, tr, now)
+            action = "opened"
+            history.opened_case = True
+        else:
+            action = "alert_joined"
+            case.updated_at = now
+        self._note(session, case, now, action, f"{tr.rule.id} fired on {tr.subject.key}")
+        session.add(
+            Evidence(
+                case=case,
+                alert_fingerprint=tr.fingerprint,
+                rule_id=tr.rule.id,
+                rule_version=tr.rule.version,
+                device=tr.subject.key,
+                building=tr.subject.building,
+                location=tr.subject.location,
+                observed=dict(tr.observed),
+                observed_at=_ms_to_dt(tr.ts_ms),
+                # Copied now, never updated: the case keeps what the engine saw when it fired.
+                readings=[[ts, value] for ts, value in tr.readings] or None,
+            )
+        )
+        session.flush()
+        alert.case_id = case.id
+        log.info("case %s %s: %s fired on %s", case.id, action, tr.rule.id, tr.subject.key)
+        return case.id
+
+    @staticmethod
+    def _note(session: Session, case: Case, now: datetime, action: str, note: str) -> None:
+        session.add(
+            CaseEvent(
+                case=case, at=now, actor=ACTOR, action=action, from_state=None, to_state=case.state, note=note
+            )
+        )
+
+    def _recurrence(self, session: Session, alert: Alert, tr: Transition, now: datetime) -> Case | None:
+        """The same alert firing again soon after its case was closed reopens that case (返工)."""
+        if alert.case_id is None:
+            return None
+        previous = session.get(Case, alert.case_id, options=[selectinload(Case.events)])
+        closed = previous is not None and previous.state in (
+            CaseState.CLOSED.value,
+            CaseState.RETURN_VISIT.value,
+        )
+        if (
+            not closed
+            or previous is None
+            or previous.closed_at is None
+            or now - previous.closed_at > self._reopen_within
+        ):
+            return None
+        session.add(
+            apply_action(
+                previous,
+                "reopen",
+                actor=ACTOR,
+                now=now,
+                policy=self._policy,
+                note=f"{tr.rule.id} fired again on {tr.subject.key}",
+                params={"reason": "recurrence", "alert": tr.fingerprint},
+            )
+        )
+        return previous
+
+    def _open_case(self, session: Session, tr: Transition) -> Case | None:
+        since = _ms_to_dt(tr.ts_ms) - self._join_window
+        return open_case_for(session, tr.subject.community.id, tr.subject.grid, tr.rule.category, since)
+
+    def _new_case(self, session: Session, tr: Transition, now: datetime) -> Case:
+        category = self._policy.categories[tr.rule.category]
+        subject = tr.subject
+        building = next(
+            (b.name for g in subject.community.grids for b in g.buildings if b.id == subject.building), ""
+        )
+        case = new_case(
+            self._policy,
+            community=subject.community.id,
+            grid=subject.grid,
+            category=category.code,
+            title=f"{category.name_zh}：{building} {subject.location}".strip(),
+            source="sensor",
+            severity=tr.rule.severity,
+            now=now,
+        )
+        session.add(case)
+        return case
+
+
+def alerts_clear(session: Session, case_id: int, now: datetime, settle: timedelta) -> int | None:
+    """How many alerts the case has, when all of them have been resolved for ``settle``; else None.
+
+    The alert service's answer to :class:`cases.autocheck.SignalsClear`.
+    """
+    alerts = session.scalars(select(Alert).where(Alert.case_id == case_id)).all()
+    settled = all(
+        a.status == "resolved" and a.resolved_at is not None and now - a.resolved_at >= settle for a in alerts
+    )
+    return len(alerts) if alerts and settled else None

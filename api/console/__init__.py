@@ -1,0 +1,1 @@
+"""The operator console: server-rendered pages, templates, both languages, charts and static files."""

@@ -1,0 +1,135 @@
+"""The console's case page: timeline, evidence, and the actions this user may take right now."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, HTTPException, Request, status
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from api.accounts import User
+from api.console.charts import Chart, line_chart, numeric
+from api.console.web import check_csrf, page, session_user
+from api.deps import ResourcesDep
+from api.routes.cases import load_detail
+from api.schemas import CaseDetail
+from api.scope import ROLE_ACTIONS
+from cases.actions import CaseFlow, CaseNotFound
+from cases.models import CaseState
+from cases.workflow import ACTIONS, IllegalTransition, InvalidAction
+from contract.catalog import DeviceInfo
+from series.store import StoreError
+
+router = APIRouter(include_in_schema=False)
+NUMERIC = {"hours": float, "rating": int, "into": int}
+
+
+def allowed_actions(user: User, case: CaseDetail) -> list[tuple[str, tuple[str, ...]]]:
+    """(action, the parameters its form asks for) for every action role and state allow."""
+    role = ROLE_ACTIONS.get(user.role, frozenset())
+    state = CaseState(case.state)
+    called = any(e.action == "call_up" for e in case.events)
+    return [
+        (name, action.needs)
+        for name, action in ACTIONS.items()
+        if state in action.sources and ("*" in role or name in role) and (name != "rate_call" or called)
+    ]
+
+
+def _render(
+    request: Request, resources: ResourcesDep, user: User, case_id: int, error: str | None
+) -> Response:
+    try:
+        case = load_detail(case_id, resources, user)
+    except HTTPException:
+        return RedirectResponse("/console", status_code=status.HTTP_303_SEE_OTHER)
+    response = page(
+        request,
+        resources,
+        "case.html",
+        case=case,
+        user=user,
+        error=error,
+        chart=_evidence_chart(resources, case),
+        actions=allowed_actions(user, case),
+        departments=resources.policy.organisation.departments,
+    )
+    if error:
+        response.status_code = status.HTTP_409_CONFLICT
+    return response
+
+
+def _evidence_chart(resources: ResourcesDep, case: CaseDetail) -> Chart | None:
+    """The first evidence's readings: the window the engine stored when it fired, which outlives the
+    series' retention; for evidence without one, the store's from 30 min before to 30 min after."""
+    evidence = next(iter(case.evidence), None)
+    rule = next((r for r in resources.rules if evidence and r.id == evidence.rule_id), None)
+    if evidence is None or rule is None or rule.field is None:
+        return None
+    field = rule.field
+    info = resources.catalog.find_device(evidence.device)
+    samples = numeric(evidence.readings or [])
+    if len(samples) < 2:
+        if info is None:
+            return None
+        samples = _stored_samples(resources, info, field, int(evidence.observed_at.timestamp() * 1000))
+    value = rule.threshold.value if rule.threshold is not None else None
+    threshold = float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+    spec = info.profile.fields.get(field) if info else None
+    return line_chart(samples, field, (spec.unit or "") if spec else "", threshold)
+
+
+def _stored_samples(
+    resources: ResourcesDep, info: DeviceInfo, field: str, moment: int
+) -> list[tuple[int, float]]:
+    try:
+        rows = resources.series.query(
+            measurement=info.profile.measurement,
+            device=info.device.id,
+            since_ms=moment - 1_800_000,
+            until_ms=moment + 1_800_000,
+            limit=2000,
+        )
+    except StoreError:
+        return []  # the chart is a help, not the case: the page still renders
+    return numeric((r.ts_ms, r.fields.get(field)) for r in rows)
+
+
+@router.get("/console/cases/{case_id}", response_class=HTMLResponse, response_model=None)
+def case_page(case_id: int, request: Request, resources: ResourcesDep) -> Response:
+    user = session_user(request, resources)
+    if user is None:
+        return RedirectResponse("/console/login", status_code=status.HTTP_303_SEE_OTHER)
+    return _render(request, resources, user, case_id, None)
+
+
+@router.post("/console/cases/{case_id}/actions", response_model=None)
+async def act(
+    case_id: int,
+    request: Request,
+    resources: ResourcesDep,
+    csrf: Annotated[str, Form()] = "",
+    action: Annotated[str, Form()] = "",
+) -> Response:
+    user = session_user(request, resources)
+    if user is None:
+        return RedirectResponse("/console/login", status_code=status.HTTP_303_SEE_OTHER)
+    check_csrf(request, csrf)
+    request.state.actor = user.username
+    form = await request.form()
+    values = {k: str(v) for k, v in form.items() if k not in ("csrf", "action", "note", "expected_version")}
+    try:
+        params: dict[str, Any] = {k: NUMERIC[k](v) if k in NUMERIC else v for k, v in values.items()}
+        if action not in dict(allowed_actions(user, load_detail(case_id, resources, user))):
+            raise InvalidAction(f"{action} is not available to a {user.role} now")
+        CaseFlow(resources.db, resources.policy).act(
+            case_id,
+            action,
+            actor=user.username,
+            note=str(form.get("note", "")),
+            params=params,
+            expected_version=int(str(form.get("expected_version"))) if form.get("expected_version") else None,
+        )
+    except (ValueError, CaseNotFound, IllegalTransition, InvalidAction, HTTPException) as err:
+        return _render(request, resources, user, case_id, str(getattr(err, "detail", err)))
+    return RedirectResponse(f"/console/cases/{case_id}", status_code=status.HTTP_303_SEE_OTHER)

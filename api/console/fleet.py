@@ -1,0 +1,42 @@
+"""The console's fleet page (gateways and devices, as last heard) and rule noise report."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, status
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from alerts.outcomes import RuleOutcome, rule_outcomes
+from api.console.web import page, session_user
+from api.deps import ResourcesDep
+from api.routes.devices import visible_devices, visible_gateways
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/console/fleet", response_class=HTMLResponse, response_model=None)
+def fleet_page(request: Request, resources: ResourcesDep) -> Response:
+    user = session_user(request, resources)
+    if user is None:
+        return RedirectResponse("/console/login", status_code=status.HTTP_303_SEE_OTHER)
+    devices = visible_devices(resources, user)
+    return page(
+        request,
+        resources,
+        "fleet.html",
+        user=user,
+        gateways=visible_gateways(resources, user),
+        devices=sorted(devices, key=lambda d: (not d.silent, d.gateway, d.device)),
+    )
+
+
+@router.get("/console/rules", response_class=HTMLResponse, response_model=None)
+def rules_page(request: Request, resources: ResourcesDep) -> Response:
+    """Which rules are noisy: fired, silenced, voided as false alarms, recovered before anyone acted."""
+    user = session_user(request, resources)
+    if user is None:
+        return RedirectResponse("/console/login", status_code=status.HTTP_303_SEE_OTHER)
+    outcomes = rule_outcomes(resources.db)
+    rows = [(rule, outcomes.get(rule.id, RuleOutcome(rule.id))) for rule in resources.rules]
+    # Noisiest first: what was voided or recovered by itself, relative to what fired.
+    rows.sort(key=lambda r: -(r[1].cases_voided + r[1].self_recovered + r[1].flapping) / max(r[1].fired, 1))
+    return page(request, resources, "rules.html", user=user, rows=rows)

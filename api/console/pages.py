@@ -1,0 +1,204 @@
+"""The operator console: sign-in, the live case queue and the KPI dashboard (server-rendered)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request, status
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from api.accounts import authenticate
+from api.console.charts import Chart, line_chart
+from api.console.i18n import TEXT
+from api.console.web import language, page, session_user
+from api.deps import ResourcesDep
+from api.routes.cases import case_out
+from api.scope import DISTRICT_ROLES, case_filter
+from cases.kpis import Level, compute_kpis
+from cases.models import OPEN_STATES, Case, CaseEvent
+
+router = APIRouter(include_in_schema=False)
+LOGIN = "/console/login"
+STREAM_SECONDS = 60
+
+
+def _to_login() -> RedirectResponse:
+    return RedirectResponse(LOGIN, status_code=status.HTTP_303_SEE_OTHER)
+
+
+@router.get("/")
+def root() -> RedirectResponse:
+    return RedirectResponse("/console", status_code=status.HTTP_303_SEE_OTHER)
+
+
+@router.get(LOGIN, response_class=HTMLResponse)
+def login_form(request: Request, resources: ResourcesDep) -> HTMLResponse:
+    return page(request, resources, "login.html", error=None)
+
+
+@router.post(LOGIN, response_model=None)
+def login(
+    request: Request,
+    resources: ResourcesDep,
+    username: Annotated[str, Form(max_length=64)],
+    password: Annotated[str, Form(max_length=256)],
+) -> Response:
+    keys = (f"user:{username}", f"client:{request.client.host if request.client else ''}")
+    wait = resources.throttle.retry_after(*keys)
+    if wait > 0:
+        response = page(request, resources, "login.html", error="throttled")
+        response.status_code = status.HTTP_429_TOO_MANY_REQUESTS
+        response.headers["Retry-After"] = str(int(wait) + 1)
+        return response
+    user = authenticate(resources.db, username, password)
+    if user is None:
+        resources.throttle.failed(*keys)
+        response = page(request, resources, "login.html", error="bad_login")
+        response.status_code = status.HTTP_401_UNAUTHORIZED
+        return response
+    resources.throttle.succeeded(keys[0])
+    request.state.actor = user.username
+    request.session.clear()  # a fresh session (and CSRF token) for every sign-in
+    request.session["user"] = user.username
+    return RedirectResponse("/console", status_code=status.HTTP_303_SEE_OTHER)
+
+
+@router.post("/console/logout")
+def logout(request: Request) -> RedirectResponse:
+    request.session.clear()
+    return _to_login()
+
+
+@router.get("/console", response_class=HTMLResponse, response_model=None)
+def console(request: Request, resources: ResourcesDep) -> Response:
+    user = session_user(request, resources)
+    if user is None:
+        return _to_login()
+    with Session(resources.db) as session:
+        rows = session.scalars(
+            select(Case)
+            .where(Case.state.in_([s.value for s in OPEN_STATES]), case_filter(user, resources.policy))
+            .order_by(Case.opened_at.desc(), Case.id.desc())
+            .limit(200)
+        )
+        cases = [case_out(c, resources) for c in rows]
+    lang = language(request)
+    names = {c.code: (c.name_zh if lang == "zh" else c.name_en) for c in resources.categories.values()}
+    grids = {g.id: g.name for community in resources.catalog.communities.values() for g in community.grids}
+    return page(
+        request,
+        resources,
+        "console.html",
+        cases=cases,
+        category_names=names,
+        grid_names=grids,
+        user=user,
+        now=datetime.now(UTC),
+    )
+
+
+def _latest_change(resources: ResourcesDep) -> int:
+    with Session(resources.db) as session:
+        return int(session.scalar(select(func.max(CaseEvent.id))) or 0)
+
+
+@router.get("/console/stream")
+async def stream(request: Request, resources: ResourcesDep) -> Response:
+    """Server-sent events: one ``change`` whenever any case gets a new event; the page then reloads."""
+    if request.session.get("user") is None:
+        return Response(status_code=status.HTTP_401_UNAUTHORIZED)
+
+    async def changes() -> AsyncIterator[str]:
+        seen = await run_in_threadpool(_latest_change, resources)
+        yield "retry: 3000\n\n"
+        # Each stream lives a minute and the browser reconnects: no connection outlives a shutdown long.
+        for _ in range(STREAM_SECONDS):
+            if await request.is_disconnected():
+                return
+            await asyncio.sleep(1.0)
+            latest = await run_in_threadpool(_latest_change, resources)
+            if latest != seen:
+                seen = latest
+                yield f"event: change\ndata: {latest}\n\n"
+
+    return StreamingResponse(changes(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
+
+
+@router.get("/console/kpis", response_class=HTMLResponse, response_model=None)
+def kpis_page(request: Request, resources: ResourcesDep, days: int = 30) -> Response:
+    user = session_user(request, resources)
+    if user is None:
+        return _to_login()
+    end = datetime.now(UTC) + timedelta(minutes=1)
+    start = end - timedelta(days=max(1, min(days, 366)))
+    policy = resources.policy
+    scopes: list[tuple[Level, str, str]]
+    if user.role in DISTRICT_ROLES:
+        scopes = [("district", policy.organisation.district.id, policy.organisation.district.name)]
+        scopes += [("town", t.id, t.name) for t in policy.organisation.towns]
+    elif user.role == "town_operator" and user.town:
+        scopes = [
+            ("town", user.town, next((t.name for t in policy.organisation.towns if t.id == user.town), ""))
+        ]
+    elif user.community and user.grid:
+        scopes = [("grid", user.grid, user.grid)]
+    else:
+        scopes = []
+    reports = [
+        (name, compute_kpis(resources.db, policy, level=level, scope=scope, start=start, end=end))
+        for level, scope, name in scopes
+    ]
+    labels = TEXT[language(request)]
+    trend = _weekly_trend(resources, scopes[0][:2], end, labels) if scopes else []
+    return page(
+        request,
+        resources,
+        "kpis.html",
+        reports=reports,
+        start=start,
+        end=end,
+        user=user,
+        trend=trend,
+        trend_name=scopes[0][2] if scopes else "",
+    )
+
+
+WEEKS = 8
+
+
+def _weekly_trend(
+    resources: ResourcesDep, scope: tuple[Level, str], end: datetime, labels: dict[str, str]
+) -> list[tuple[str, Chart]]:
+    """Cases and on-time completion per week over the last eight weeks, as charts."""
+    level, scope_id = scope
+    weeks = [(end - timedelta(weeks=WEEKS - i), end - timedelta(weeks=WEEKS - i - 1)) for i in range(WEEKS)]
+    reports = [
+        (
+            int(a.timestamp() * 1000),
+            compute_kpis(
+                resources.db,
+                resources.policy,
+                level=level,
+                scope=scope_id,
+                start=a,
+                end=b,
+            ),
+        )
+        for a, b in weeks
+    ]
+    cases = line_chart(
+        [(ts, float(k.all_cases.cases)) for ts, k in reports], labels["cases_per_week"], "", None
+    )
+    on_time = line_chart(
+        [(ts, 100 * k.all_cases.on_time_rate) for ts, k in reports if k.all_cases.on_time_rate is not None],
+        labels["on_time_rate"],
+        "%",
+        None,
+    )
+    return [(key, chart) for key, chart in (("cases", cases), ("on-time", on_time)) if chart is not None]

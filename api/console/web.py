@@ -1,0 +1,61 @@
+"""What every console page shares: templates, language, the signed-in user and CSRF tokens."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from fastapi import HTTPException, Request, status
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+from api.accounts import User, find_user
+from api.console.i18n import LANGUAGES, catalogue
+from api.deps import Resources
+
+HERE = Path(__file__).resolve().parent
+STATIC_DIR = HERE / "static"
+templates = Jinja2Templates(directory=HERE / "templates")
+
+
+def language(request: Request) -> str:
+    lang = request.query_params.get("lang") or request.session.get("lang") or "zh"
+    lang = lang if lang in LANGUAGES else "zh"
+    request.session["lang"] = lang
+    return lang
+
+
+def session_user(request: Request, resources: Resources) -> User | None:
+    return find_user(resources.db, request.session.get("user") or "")
+
+
+def csrf_token(request: Request) -> str:
+    token: str | None = request.session.get("csrf")
+    if token is None:
+        token = request.session["csrf"] = secrets.token_urlsafe(24)
+    return token
+
+
+def check_csrf(request: Request, submitted: str) -> None:
+    """Console forms carry the session's token: a page on another site cannot post for the user."""
+    expected = request.session.get("csrf")
+    if not expected or not secrets.compare_digest(expected, submitted):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "missing or wrong CSRF token; reload the page")
+
+
+def page(request: Request, resources: Resources, name: str, **context: Any) -> HTMLResponse:
+    lang = language(request)
+    return templates.TemplateResponse(
+        request,
+        name,
+        {
+            **catalogue(lang),
+            "lang": lang,
+            "other": "en" if lang == "zh" else "zh",
+            "tz": ZoneInfo(resources.settings.display_timezone),
+            "csrf": csrf_token(request),
+            **context,
+        },
+    )

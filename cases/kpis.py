@@ -1,0 +1,162 @@
+"""KPIs as the seed reports them, recomputed from the case event log.
+
+calls (cases that entered 镇呼区应), completion rate (办结率), on-time completion rate (按时办结率;
+an approved extension moves the deadline, so it counts as on time), satisfaction rate (满意率) — for
+all cases and for calls alone — plus rework, extension and false-alarm rates. Scope: the district, a
+town, a community or a grid; period: cases opened in [start, end).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from cases.models import Case, CaseEvent, CaseState
+from cases.policy import CasePolicy
+
+Level = Literal["district", "town", "community", "grid"]
+COMPLETED = "pass"  # 核查通过·结案
+# The only events a KPI reads; the rest of a case's log stays in the database.
+KPI_ACTIONS = ("call_up", COMPLETED, "extend", "resume", "fail", "reopen", "void", "visit")
+
+
+@dataclass(frozen=True)
+class Rates:
+    cases: int
+    completed: int
+    completion_rate: float | None
+    on_time_rate: float | None
+    satisfaction_rate: float | None
+
+
+@dataclass(frozen=True)
+class Kpis:
+    level: Level
+    scope: str
+    start: datetime
+    end: datetime
+    calls: int
+    all_cases: Rates
+    called_cases: Rates
+    rework_rate: float | None
+    extension_rate: float | None
+    void_rate: float | None
+    false_alarm_rate: float | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _rate(numerator: int, denominator: int) -> float | None:
+    return round(numerator / denominator, 4) if denominator else None
+
+
+class _Event(Protocol):
+    case_id: int
+    action: str
+    at: datetime
+    data: dict[str, Any]
+
+
+@dataclass
+class _Life:
+    """One case's life as its events tell it."""
+
+    deadline: datetime
+    called: bool = False
+    completed_at: datetime | None = None
+    extended: bool = False
+    reworked: bool = False
+    voided: str | None = None
+    visit: str | None = None
+
+    def add(self, event: _Event) -> None:
+        data = event.data or {}
+        if event.action == "call_up":
+            self.called = True
+        elif event.action == COMPLETED and self.completed_at is None:
+            self.completed_at = event.at
+        elif event.action in ("extend", "resume") and "deadline" in data:
+            self.deadline = datetime.fromisoformat(str(data["deadline"]))
+            self.extended = self.extended or event.action == "extend"
+        elif event.action in ("fail", "reopen"):
+            self.reworked = True
+        elif event.action == "void":
+            self.voided = str(data.get("reason", ""))
+        elif event.action == "visit":
+            self.visit = str(data.get("outcome", ""))
+            self.reworked = self.reworked or self.visit == "unsatisfied"
+
+
+def _rates(lives: list[_Life]) -> Rates:
+    counted = [life for life in lives if life.voided is None]
+    completed = [life for life in counted if life.completed_at is not None]
+    on_time = [
+        life for life in completed if life.completed_at is not None and life.completed_at <= life.deadline
+    ]
+    visited = [life for life in counted if life.visit in ("satisfied", "unsatisfied")]
+    return Rates(
+        cases=len(counted),
+        completed=len(completed),
+        completion_rate=_rate(len(completed), len(counted)),
+        on_time_rate=_rate(len(on_time), len(completed)),
+        satisfaction_rate=_rate(sum(life.visit == "satisfied" for life in visited), len(visited)),
+    )
+
+
+def compute_kpis(
+    db: Engine, policy: CasePolicy, *, level: Level, scope: str, start: datetime, end: datetime
+) -> Kpis:
+    query = select(Case.id, Case.deadline, Case.source).where(
+        Case.opened_at >= start, Case.opened_at < end, Case.state != CaseState.MERGED.value
+    )
+    if level == "town":
+        communities = next((t.communities for t in policy.organisation.towns if t.id == scope), [])
+        query = query.where(Case.community.in_(communities))
+    elif level == "community":
+        query = query.where(Case.community == scope)
+    elif level == "grid":
+        query = query.where(Case.grid == scope)
+    # Plain rows, not ORM objects: a month of a district is ~10^5 events.
+    with Session(db) as session:
+        cases = {row.id: row for row in session.execute(query)}
+        events: dict[int, list[_Event]] = defaultdict(list)
+        if cases:
+            for row in session.execute(
+                select(CaseEvent.case_id, CaseEvent.action, CaseEvent.at, CaseEvent.data)
+                .where(
+                    CaseEvent.case_id.in_(select(query.subquery().c.id)), CaseEvent.action.in_(KPI_ACTIONS)
+                )
+                .order_by(CaseEvent.id)
+            ):
+                events[row.case_id].append(row)
+    lives: dict[int, _Life] = {}
+    for case_id, case in cases.items():
+        # The case's deadline as approved extensions and suspensions left it (each also in its event).
+        life = _Life(deadline=case.deadline)
+        for event in events[case_id]:
+            life.add(event)
+        lives[case_id] = life
+    all_lives = list(lives.values())
+    sensor = [lives[i] for i, c in cases.items() if c.source == "sensor"]
+    counted = [life for life in all_lives if life.voided is None]
+    return Kpis(
+        level=level,
+        scope=scope,
+        start=start,
+        end=end,
+        calls=sum(life.called for life in all_lives),
+        all_cases=_rates(all_lives),
+        called_cases=_rates([life for life in all_lives if life.called]),
+        rework_rate=_rate(
+            sum(life.reworked for life in counted), sum(life.completed_at is not None for life in counted)
+        ),
+        extension_rate=_rate(sum(life.extended for life in counted), len(counted)),
+        void_rate=_rate(sum(life.voided is not None for life in all_lives), len(all_lives)),
+        false_alarm_rate=_rate(sum(life.voided == "false_alarm" for life in sensor), len(sensor)),
+    )

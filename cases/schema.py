@@ -1,0 +1,25 @@
+"""The grid-case tables, all of them: each module that declares some is imported here first."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine, Table
+
+from cases import models, notify, rosters
+from common.db import Base, create_tables
+
+_MODELS = (
+    models.Case,
+    models.CaseEvent,
+    models.Evidence,
+    models.SupervisionOrder,
+    models.PersonOverride,
+    models.DepartmentOverride,
+    notify.OutboxRow,
+    notify.Watermark,
+    rosters.RosterOverride,
+)
+TABLES: tuple[Table, ...] = tuple(Base.metadata.tables[m.__tablename__] for m in _MODELS)
+
+
+def create_schema(db: Engine) -> None:
+    create_tables(db, Base.metadata, TABLES)
