@@ -1,5 +1,5 @@
 # Yiwang server image: one image, one CLI; docker-compose.yml picks the service with `command`
-# (ingest, alerts, api, db init). Build: docker build -t yiwang:0.1.0 .
+# (ingest, alerts, cases, api, db init). Build: docker build -t yiwang:0.1.0 .
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
@@ -23,10 +23,13 @@ RUN python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['p
     && pip install --no-cache-dir -r /tmp/requirements.txt
 
 # The packages of [tool.setuptools.packages.find] include; add a line here when a package is added.
+COPY common ./common
 COPY contract ./contract
 COPY edge ./edge
 COPY broker ./broker
+COPY series ./series
 COPY ingest ./ingest
+COPY cases ./cases
 COPY alerts ./alerts
 COPY api ./api
 COPY yiwang ./yiwang

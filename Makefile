@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint install install-dev clean
+.PHONY: run test test-fast lint install install-dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,11 @@ lint: install-dev
 
 test: lint
 	$(BIN)/pytest
+
+# The unit tests, in under a minute: no server starts (a test that needs one is marked integration, e2e
+# or browser) and the long property-based and schema-driven runs (slow) wait for `make test`.
+test-fast: install-dev
+	$(BIN)/pytest -q -m "not integration and not e2e and not browser and not slow"
 
 clean:
 	rm -rf var/demo

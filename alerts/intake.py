@@ -3,6 +3,7 @@
 This is the hand-off between the alert engine and the case workflow: ``CaseBook.apply`` takes the
 engine's transitions and records, in one transaction, the alert's current state, its history and
 what it means for the case (opened, joined, data missing, resolved, self-recovered, flapping).
+It decides which case an alert concerns and what happened to it; :mod:`cases.actions` makes the change.
 """
 
 from __future__ import annotations
@@ -16,10 +17,9 @@ from sqlalchemy.orm import Session, selectinload
 
 from alerts.engine import Transition
 from alerts.models import Alert, AlertHistory, EngineCheckpoint
-from cases.actions import new_case, open_case_for
-from cases.models import Case, CaseEvent, CaseState, Evidence
+from cases import actions
+from cases.models import Case, CaseState
 from cases.policy import CasePolicy
-from cases.workflow import apply_action
 
 log = logging.getLogger(__name__)
 ACTOR = "system:alerts"
@@ -121,7 +121,7 @@ class CaseBook:
             note = f"{tr.rule.id} cleared on {tr.subject.key}" + (
                 " before anyone acted (self-recovered)" if self_recovered else ""
             )
-            self._note(session, case, now, "alert_resolved", note)
+            actions.record(session, case, action="alert_resolved", note=note, actor=ACTOR, now=now)
             return case.id
         if tr.kind == "unknown":
             alert.status = "unknown"
@@ -129,7 +129,8 @@ class CaseBook:
             alert.flapping = True
         if case is not None and tr.kind in CASE_NOTES:
             action, template = CASE_NOTES[tr.kind]
-            self._note(session, case, now, action, template.format(rule=tr.rule.id, subject=tr.subject.key))
+            note = template.format(rule=tr.rule.id, subject=tr.subject.key)
+            actions.record(session, case, action=action, note=note, actor=ACTOR, now=now)
             return case.id
         return None
 
@@ -147,49 +148,38 @@ class CaseBook:
         if alert.case_id is not None and was in ("firing", "unknown"):
             case = session.get(Case, alert.case_id)
             if case is not None and was == "unknown":
-                self._note(
-                    session, case, now, "alert_data_back", f"data from {tr.subject.key} is back, still firing"
-                )
+                note = f"data from {tr.subject.key} is back, still firing"
+                actions.record(session, case, action="alert_data_back", note=note, actor=ACTOR, now=now)
             if case is not None and not alert.silenced:
                 return None  # redelivered after a crash, or the same incident going on
-        case = self._recurrence(session, alert, tr, now)
-        if case is not None:
+        fired = f"{tr.rule.id} fired on {tr.subject.key}"
+        if (case := self._recurrence(session, alert, tr, now)) is not None:
             action = "alert_recurred"
-        elif (case := self._open_case(session, tr)) is None:
-            case = self._new_case(session, tr, now)
-            action = "opened"
-            history.opened_case = True
-        else:
+            actions.record(session, case, action=action, note=fired, actor=ACTOR, now=now)
+        elif (case := self._open_case(session, tr)) is not None:
             action = "alert_joined"
-            case.updated_at = now
-        self._note(session, case, now, action, f"{tr.rule.id} fired on {tr.subject.key}")
-        session.add(
-            Evidence(
-                case=case,
-                alert_fingerprint=tr.fingerprint,
-                rule_id=tr.rule.id,
-                rule_version=tr.rule.version,
-                device=tr.subject.key,
-                building=tr.subject.building,
-                location=tr.subject.location,
-                observed=dict(tr.observed),
-                observed_at=_ms_to_dt(tr.ts_ms),
-                # Copied now, never updated: the case keeps what the engine saw when it fired.
-                readings=[[ts, value] for ts, value in tr.readings] or None,
-            )
+            actions.join(session, case, action=action, note=fired, actor=ACTOR, now=now)
+        else:
+            action = "opened"
+            case = self._new_case(session, tr, fired, now)
+            history.opened_case = True
+        actions.add_evidence(
+            session,
+            case,
+            alert_fingerprint=tr.fingerprint,
+            rule_id=tr.rule.id,
+            rule_version=tr.rule.version,
+            device=tr.subject.key,
+            building=tr.subject.building,
+            location=tr.subject.location,
+            observed=tr.observed,
+            observed_at=_ms_to_dt(tr.ts_ms),
+            readings=tr.readings,
         )
         session.flush()
         alert.case_id = case.id
         log.info("case %s %s: %s fired on %s", case.id, action, tr.rule.id, tr.subject.key)
         return case.id
-
-    @staticmethod
-    def _note(session: Session, case: Case, now: datetime, action: str, note: str) -> None:
-        session.add(
-            CaseEvent(
-                case=case, at=now, actor=ACTOR, action=action, from_state=None, to_state=case.state, note=note
-            )
-        )
 
     def _recurrence(self, session: Session, alert: Alert, tr: Transition, now: datetime) -> Case | None:
         """The same alert firing again soon after its case was closed reopens that case (返工)."""
@@ -207,30 +197,31 @@ class CaseBook:
             or now - previous.closed_at > self._reopen_within
         ):
             return None
-        session.add(
-            apply_action(
-                previous,
-                "reopen",
-                actor=ACTOR,
-                now=now,
-                policy=self._policy,
-                note=f"{tr.rule.id} fired again on {tr.subject.key}",
-                params={"reason": "recurrence", "alert": tr.fingerprint},
-            )
+        actions.reopen_on_recurrence(
+            session,
+            self._policy,
+            previous,
+            alert=tr.fingerprint,
+            actor=ACTOR,
+            note=f"{tr.rule.id} fired again on {tr.subject.key}",
+            now=now,
         )
         return previous
 
     def _open_case(self, session: Session, tr: Transition) -> Case | None:
         since = _ms_to_dt(tr.ts_ms) - self._join_window
-        return open_case_for(session, tr.subject.community.id, tr.subject.grid, tr.rule.category, since)
+        return actions.open_case_for(
+            session, tr.subject.community.id, tr.subject.grid, tr.rule.category, since
+        )
 
-    def _new_case(self, session: Session, tr: Transition, now: datetime) -> Case:
+    def _new_case(self, session: Session, tr: Transition, note: str, now: datetime) -> Case:
         category = self._policy.categories[tr.rule.category]
         subject = tr.subject
         building = next(
             (b.name for g in subject.community.grids for b in g.buildings if b.id == subject.building), ""
         )
-        case = new_case(
+        return actions.open_case(
+            session,
             self._policy,
             community=subject.community.id,
             grid=subject.grid,
@@ -238,10 +229,11 @@ class CaseBook:
             title=f"{category.name_zh}：{building} {subject.location}".strip(),
             source="sensor",
             severity=tr.rule.severity,
+            actor=ACTOR,
+            action="opened",
+            note=note,
             now=now,
         )
-        session.add(case)
-        return case
 
 
 def alerts_clear(session: Session, case_id: int, now: datetime, settle: timedelta) -> int | None:

@@ -3,7 +3,8 @@
 Transitions are committed before the messages that caused them are acknowledged. The engine's
 state (pending timers, windows, baselines) is checkpointed every few seconds and at a clean stop;
 firing alerts and their cases are in the database at every commit. Workers scale out by community:
-each takes the communities of ``YIWANG_ALERTS_COMMUNITIES``.
+each takes the communities of ``YIWANG_ALERTS_COMMUNITIES``. The cases' own clocks (SLA, auto-check,
+notifications) are not run here but by `yiwang cases` (``cases.service``).
 """
 
 from __future__ import annotations
@@ -25,16 +26,13 @@ from sqlalchemy.orm import Session
 
 from alerts.engine import AlertEngine, Transition
 from alerts.fleet import record_devices, record_gateway
-from alerts.intake import CaseBook, alerts_clear
+from alerts.intake import CaseBook
 from alerts.lifecycle import AlertState
 from alerts.models import Alert
 from alerts.rules import load_rules
 from alerts.schema import create_schema
 from alerts.silences import SilenceStore
-from cases.autocheck import AutoCheck
-from cases.notify import Outbox
 from cases.policy import CasePolicy
-from cases.sla import SlaMonitor
 from common.consumer import AckingConsumer, Inbound, retry_until_stopped
 from common.db import make_engine
 from common.heartbeat import HeartbeatThread
@@ -53,7 +51,7 @@ from contract.catalog import load_catalog
 
 log = logging.getLogger(__name__)
 RETRYABLE = (SQLAlchemyError,)
-SLA_SCAN_S = 15.0  # SLA stages are minutes long at the shortest
+DEVICES_RECORD_S = 15.0  # how fresh the devices' last-seen times are in the registry
 
 
 class AlertSettings(ServiceSettings):
@@ -64,7 +62,6 @@ class AlertSettings(ServiceSettings):
     alerts_communities: Annotated[list[str] | None, NoDecode] = None
     case_join_window_minutes: float = 60
     checkpoint_interval_s: float = 30.0
-    autocheck_settle_minutes: float = 30.0
 
     @field_validator("alerts_communities", mode="before")
     @classmethod
@@ -92,15 +89,12 @@ class AlertProcessor:
         silences: SilenceStore,
         stop: threading.Event,
         *,
-        sla: SlaMonitor | None = None,
-        autocheck: AutoCheck | None = None,
-        outbox: Outbox | None = None,
         partition: str,
         checkpoint_interval_s: float = 30.0,
     ) -> None:
         self._engine, self._book, self._silences, self._stop = engine, book, silences, stop
         self._partition, self._checkpoint_interval_s = partition, checkpoint_interval_s
-        self._sla, self._autocheck, self._outbox, self._last_sla = sla, autocheck, outbox, 0.0
+        self._last_devices_record = 0.0
         self._gateway_states: dict[tuple[str, str], StateMessage] = {}
         self._last_tick = self._last_checkpoint = time.monotonic()
         self._writer: threading.Thread | None = None
@@ -147,7 +141,7 @@ class AlertProcessor:
         return True
 
     def tick(self) -> None:
-        """Once a second: silences, timers, and now and then a checkpoint."""
+        """Once a second: silences, timers; now and then the devices seen and a checkpoint."""
         now = time.monotonic()
         if now - self._last_tick < 1.0:
             return
@@ -159,19 +153,15 @@ class AlertProcessor:
         transitions = self._engine.tick()
         if self._commit(transitions):
             self.counters.transitions += len(transitions)
-        if self._sla is not None and now - self._last_sla >= SLA_SCAN_S:
-            self._last_sla = now
+        if now - self._last_devices_record >= DEVICES_RECORD_S:
+            self._last_devices_record = now
+            reported, self._engine.reported = self._engine.reported, {}
             try:
-                reported, self._engine.reported = self._engine.reported, {}
                 record_devices(self._book.db, reported)
-                self._sla.scan()
-                if self._autocheck is not None:
-                    self._autocheck.scan()
-                if self._outbox is not None:
-                    self._outbox.sweep()
-                    self._outbox.deliver()
             except SQLAlchemyError as err:
-                log.warning("SLA scan failed (%s); the next one retries", err)
+                # Put back, so the next attempt records them (newer sightings of a device win).
+                self._engine.reported = reported | self._engine.reported
+                log.warning("devices seen not recorded (%s); the next attempt retries", err)
         writing = self._writer is not None and self._writer.is_alive()
         if now - self._last_checkpoint >= self._checkpoint_interval_s and not writing:
             # The snapshot is taken here, between batches; encoding and writing megabytes of windows
@@ -244,11 +234,6 @@ def build_processor(settings: AlertSettings, stop: threading.Event) -> tuple[Ale
         book,
         SilenceStore(db),
         stop,
-        sla=SlaMonitor(db, policy, communities),
-        autocheck=AutoCheck(
-            db, policy, alerts_clear, timedelta(minutes=settings.autocheck_settle_minutes), communities
-        ),
-        outbox=Outbox.from_config(db, settings.config_dir, policy),
         partition=partition,
         checkpoint_interval_s=settings.checkpoint_interval_s,
     )

@@ -18,7 +18,7 @@ from api.console import alerts as console_alerts
 from api.console import case as console_case
 from api.console import fleet as console_fleet
 from api.console import pages as console
-from api.console.web import STATIC_DIR
+from api.console.web import STATIC_DIR, SignInRequired, sign_in_first
 from api.deps import Resources
 from api.metrics import install_metrics
 from api.routes import alerting, cases, devices, health, kpis, open311, organisation, tokens
@@ -57,6 +57,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
 
     app = FastAPI(title="Yiwang API", version=version("yiwang"), lifespan=lifespan)
     app.state.resources = resources
+    app.add_exception_handler(SignInRequired, sign_in_first)  # console pages: nobody signed in
     secret = (
         settings.session_secret.get_secret_value() if settings.session_secret else secrets.token_urlsafe(32)
     )

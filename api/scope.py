@@ -13,10 +13,15 @@ from fastapi import HTTPException, status
 from sqlalchemy import ColumnElement, and_, false, true
 
 from api.accounts import User
+from cases.kpis import Level
 from cases.models import Case
+from cases.organisation import Person
 from cases.policy import CasePolicy
+from contract.catalog import Catalog
 
 DISTRICT_ROLES = frozenset({"admin", "district_operator", "supervisor"})
+# Whom a town operator may add, change or remove (within the town): never district or department staff.
+TOWN_MAY_MANAGE = frozenset({"grid_worker", "building_head", "town_operator"})
 
 # Which case actions each role may take (the workflow decides whether the state allows them).
 _MANAGE = frozenset(
@@ -79,7 +84,107 @@ def area_filter(user: User, policy: CasePolicy, community: Any, grid: Any) -> Co
     return false()
 
 
-def require_action(user: User, action: str) -> None:
+def sees_district(user: User) -> bool:
+    """District staff: the whole district is theirs to see and to manage."""
+    return user.role in DISTRICT_ROLES
+
+
+def may_take(user: User, action: str) -> bool:
+    """Whether the role may take a case action at all (the workflow decides whether the state allows it)."""
     allowed = ROLE_ACTIONS.get(user.role, frozenset())
-    if "*" not in allowed and action not in allowed:
+    return "*" in allowed or action in allowed
+
+
+def require_action(user: User, action: str) -> None:
+    if not may_take(user, action):
         raise HTTPException(status.HTTP_403_FORBIDDEN, f"a {user.role} may not {action} a case")
+
+
+def grid_community(catalog: Catalog, grid: str) -> str | None:
+    """The community a grid lies in; None for an id that is no grid."""
+    return next((c.id for c in catalog.communities.values() if any(g.id == grid for g in c.grids)), None)
+
+
+def _district_or_town_of(user: User, policy: CasePolicy, community: str | None) -> bool:
+    """District staff, or the operator of the town the community belongs to."""
+    return sees_district(user) or (
+        user.role == "town_operator" and community is not None and sees_area(user, policy, community)
+    )
+
+
+def may_see_kpis(user: User, policy: CasePolicy, catalog: Catalog, level: Level, scope: str) -> bool:
+    """KPIs of a scope in the jurisdiction (as ``sees_area`` judges it); a town's only for its operator."""
+    if sees_district(user):
+        return True
+    if level == "town":
+        return user.role == "town_operator" and user.town == scope
+    if level == "community":
+        return sees_area(user, policy, scope)
+    if level == "grid":
+        return sees_area(user, policy, grid_community(catalog, scope) or "", scope)
+    return False
+
+
+def kpi_scopes(user: User, policy: CasePolicy) -> list[tuple[Level, str, str]]:
+    """(level, id, name) of the scopes whose KPIs the console shows the user, the widest first."""
+    org = policy.organisation
+    if sees_district(user):
+        towns: list[tuple[Level, str, str]] = [("town", t.id, t.name) for t in org.towns]
+        return [("district", org.district.id, org.district.name), *towns]
+    if user.role == "town_operator" and user.town:
+        return [("town", user.town, next((t.name for t in org.towns if t.id == user.town), ""))]
+    if user.community and user.grid:
+        return [("grid", user.grid, user.grid)]
+    return []
+
+
+def sees_silence(user: User, policy: CasePolicy, community: str | None) -> bool:
+    """District staff see every silence; others those of a community in their jurisdiction."""
+    return sees_district(user) or (community is not None and sees_area(user, policy, community))
+
+
+def may_manage_silences(user: User) -> bool:
+    """The roles that set and end silences at all (where: ``may_silence``)."""
+    return sees_district(user) or user.role == "town_operator"
+
+
+def may_silence(user: User, policy: CasePolicy, community: str | None) -> bool:
+    """Set or end a silence of a community: district staff anywhere, a town operator in the town.
+
+    A silence without a community (a rule district-wide) is district staff's alone.
+    """
+    return _district_or_town_of(user, policy, community)
+
+
+def may_change_roster(user: User, policy: CasePolicy, community: str | None) -> bool:
+    """A grid's duty roster (``community``: the grid's) is district staff's or the town operator's."""
+    return _district_or_town_of(user, policy, community)
+
+
+def may_manage_person(user: User, policy: CasePolicy, catalog: Catalog, role: str, unit: str) -> bool:
+    """District staff manage anyone; a town operator the grid staff and operators of their own town."""
+    if sees_district(user):
+        return True
+    if user.role != "town_operator" or role not in TOWN_MAY_MANAGE:
+        return False
+    if unit == user.town:
+        return True
+    community = grid_community(catalog, unit)
+    return community is not None and sees_area(user, policy, community)
+
+
+def sees_phone_of(user: User, policy: CasePolicy, catalog: Catalog, person: Person) -> bool:
+    """A phone number is personal data: for the person themselves and whoever may manage them."""
+    return user.username == person.username or may_manage_person(
+        user, policy, catalog, person.role, person.unit
+    )
+
+
+def may_change_departments(user: User) -> bool:
+    """Departments serve the whole district: only district staff change them."""
+    return sees_district(user)
+
+
+def may_manage_tokens_of(user: User, username: str | None) -> bool:
+    """Everyone manages their own API tokens; an admin anyone's (``username`` None: everyone's)."""
+    return user.role == "admin" or (username is not None and username == user.username)

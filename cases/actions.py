@@ -1,12 +1,19 @@
-"""Cases as people work them: actions with optimistic locking, and cases reported by people.
+"""Every change to a case, in one place: opening, events, evidence, workflow actions, SLA orders.
 
-Two operators acting on the same case at once: the first commit wins, the second gets
-VersionConflict (HTTP 409) and re-reads — nothing is silently overwritten. A reported case about the
-same grid and category as an open case merges into it, whichever came first.
+Callers decide *what* happened and *when* — the alert intake which alert means which case, the SLA
+monitor and the auto check by their clocks, people through the API — and call these functions for the
+change itself, inside a session they own. So a case's append-only log (``CaseEvent``), its evidence
+and its supervision orders are written here and nowhere else.
+
+People act through :class:`CaseFlow`, which adds optimistic locking: two operators acting on the
+same case at once, the first commit wins, the second gets VersionConflict (HTTP 409) and re-reads —
+nothing is silently overwritten. A reported case about the same grid and category as an open case
+merges into it, whichever came first.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,7 +22,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
-from cases.models import OPEN_STATES, Case, CaseEvent, CaseState
+from cases.models import OPEN_STATES, Case, CaseEvent, CaseState, Evidence, SupervisionOrder
 from cases.policy import CasePolicy
 from cases.rosters import current_roster
 from cases.workflow import IllegalTransition, InvalidAction, WorkflowError, apply_action
@@ -68,6 +75,7 @@ def new_case(
     severity: str,
     now: datetime,
 ) -> Case:
+    """A NEW case with its deadlines and owning town, not yet in any session."""
     # A critical alert starts urgent; a person can change that when verifying the case.
     urgency = "urgent" if severity == "critical" else "normal"
     return Case(
@@ -89,7 +97,239 @@ def new_case(
     )
 
 
+def open_case(
+    session: Session,
+    policy: CasePolicy,
+    *,
+    community: str,
+    grid: str,
+    category: str,
+    title: str,
+    source: str,
+    severity: str,
+    actor: str,
+    action: str,
+    note: str,
+    now: datetime,
+    description: str = "",
+    reporter_phone: str | None = None,
+) -> Case:
+    """Add a new case to ``session`` and log how it came (``action``: opened, reported) as its first event.
+
+    The case has no id until the session flushes.
+    """
+    case = new_case(
+        policy,
+        community=community,
+        grid=grid,
+        category=category,
+        title=title,
+        source=source,
+        severity=severity,
+        now=now,
+    )
+    case.description, case.reporter_phone = description, reporter_phone
+    session.add(case)
+    record(session, case, action=action, note=note, actor=actor, now=now)
+    return case
+
+
+def record(
+    session: Session,
+    case: Case,
+    *,
+    action: str,
+    note: str,
+    actor: str,
+    now: datetime,
+    data: Mapping[str, Any] | None = None,
+) -> CaseEvent:
+    """Log something that happened to ``case`` without moving it (an alert cleared, data stopped ...).
+
+    The event has no ``from_state``: it is not a transition. The case's state, clocks and
+    ``updated_at`` stay as they are, so a note never keeps a case open for joining (see :func:`join`).
+    """
+    event = CaseEvent(
+        case=case,
+        at=now,
+        actor=actor,
+        action=action,
+        from_state=None,
+        to_state=case.state,
+        note=note,
+        data=dict(data or {}),
+    )
+    session.add(event)
+    return event
+
+
+def join(
+    session: Session,
+    case: Case,
+    *,
+    action: str,
+    note: str,
+    actor: str,
+    now: datetime,
+    data: Mapping[str, Any] | None = None,
+) -> CaseEvent:
+    """Log that another alert or report joined ``case``, and touch it: the join window runs from now."""
+    case.updated_at = now
+    return record(session, case, action=action, note=note, actor=actor, now=now, data=data)
+
+
+def add_evidence(
+    session: Session,
+    case: Case,
+    *,
+    alert_fingerprint: str,
+    rule_id: str,
+    rule_version: int,
+    device: str,
+    building: str | None,
+    location: str,
+    observed: Mapping[str, Any],
+    observed_at: datetime,
+    readings: Iterable[tuple[int, Any]] = (),
+) -> Evidence:
+    """Keep what an alert saw when it opened or joined ``case``; the row is never changed afterwards.
+
+    ``readings`` are (ts_ms, value) oldest first; none is stored as NULL, not as an empty window.
+    """
+    evidence = Evidence(
+        case=case,
+        alert_fingerprint=alert_fingerprint,
+        rule_id=rule_id,
+        rule_version=rule_version,
+        device=device,
+        building=building,
+        location=location,
+        observed=dict(observed),
+        observed_at=observed_at,
+        # Copied now, never updated: the case keeps what the engine saw when it fired.
+        readings=[[ts, value] for ts, value in readings] or None,
+    )
+    session.add(evidence)
+    return evidence
+
+
+def act(
+    session: Session,
+    policy: CasePolicy,
+    case: Case,
+    action: str,
+    *,
+    actor: str,
+    now: datetime,
+    note: str = "",
+    params: dict[str, Any] | None = None,
+) -> CaseEvent:
+    """Move ``case`` by one workflow action (see :data:`cases.workflow.ACTIONS`) and log it.
+
+    Raises IllegalTransition or InvalidAction and changes nothing when the action does not apply.
+    No locking: :meth:`CaseFlow.act` adds it for people; system actors hold the row they act on.
+    """
+    event = apply_action(case, action, actor=actor, now=now, policy=policy, note=note, params=params)
+    session.add(event)
+    return event
+
+
+def reopen_on_recurrence(
+    session: Session, policy: CasePolicy, case: Case, *, alert: str, actor: str, note: str, now: datetime
+) -> CaseEvent:
+    """Reopen a closed ``case`` because ``alert`` (its fingerprint) fired again (返工).
+
+    The case must be CLOSED or RETURN_VISIT (else IllegalTransition) and have its events loaded.
+    """
+    return act(
+        session,
+        policy,
+        case,
+        "reopen",
+        actor=actor,
+        now=now,
+        note=note,
+        params={"reason": "recurrence", "alert": alert},
+    )
+
+
+def supervise(
+    session: Session,
+    case: Case,
+    *,
+    level: int,
+    addressed_to: str,
+    unit: str,
+    actor: str,
+    now: datetime,
+) -> SupervisionOrder:
+    """Issue a supervision order (督办) on the stage of ``case`` that is overdue, and log it.
+
+    Counts the breach against the case and stops the stage's clock: one order per stage, the next
+    stage starts its own. ``unit`` is the unit the breach counts against.
+    """
+    case.breaches += 1
+    order = SupervisionOrder(
+        case_id=case.id,
+        issued_at=now,
+        stage=case.stage,
+        level=level,
+        addressed_to=addressed_to,
+        unit=unit,
+    )
+    session.add(order)
+    session.add(
+        CaseEvent(
+            case=case,
+            at=now,
+            actor=actor,
+            action="supervise",
+            from_state=case.state,
+            to_state=case.state,
+            note=f"{case.stage} overdue: 督办 level {level} to {addressed_to}",
+            data={"stage": case.stage, "level": level, "unit": unit},
+        )
+    )
+    case.stage_due = None
+    return order
+
+
+def warn_stage(session: Session, case: Case, *, note: str, actor: str, now: datetime) -> CaseEvent:
+    """Warn whoever holds ``case`` that its stage is running out of time; once per stage.
+
+    Entering the next stage re-arms the warning (see :func:`cases.workflow.apply_action`).
+    """
+    case.stage_warned = True
+    event = CaseEvent(
+        case=case,
+        at=now,
+        actor=actor,
+        action="sla_warning",
+        from_state=case.state,
+        to_state=case.state,
+        note=note,
+        data={"stage": case.stage, "assignee": case.assignee or ""},
+    )
+    session.add(event)
+    return event
+
+
+def pass_check(
+    session: Session, policy: CasePolicy, case: Case, *, note: str, actor: str, now: datetime
+) -> list[CaseEvent]:
+    """Check and pass a case in FEEDBACK without a person (核查 by the system), marked ``auto``.
+
+    Raises IllegalTransition when the case is not in FEEDBACK.
+    """
+    return [
+        act(session, policy, case, action, actor=actor, now=now, note=note, params={"auto": True})
+        for action in ("check", "pass")
+    ]
+
+
 class CaseFlow:
+    """Cases as people work them: actions with optimistic locking, and cases reported by people."""
+
     def __init__(self, db: Engine, policy: CasePolicy, join_window: timedelta = timedelta(hours=1)) -> None:
         self._db, self._policy, self._join_window = db, policy, join_window
 
@@ -119,11 +359,7 @@ class CaseFlow:
                     self._check_merge_target(session, case, (params or {}).get("into"))
                 if action == "assign" and not (params or {}).get("assignee"):
                     params = self._from_roster(case, params)
-                session.add(
-                    apply_action(
-                        case, action, actor=actor, now=now, policy=self._policy, note=note, params=params
-                    )
-                )
+                act(session, self._policy, case, action, actor=actor, now=now, note=note, params=params)
                 session.flush()
                 return case.version
         except StaleDataError as err:
@@ -154,7 +390,8 @@ class CaseFlow:
             existing = open_case_for(
                 session, report.community, report.grid, report.category, now - self._join_window
             )
-            case = new_case(
+            case = open_case(
+                session,
                 self._policy,
                 community=report.community,
                 grid=report.grid,
@@ -162,47 +399,33 @@ class CaseFlow:
                 title=f"{category.name_zh}：{report.location}".rstrip("："),
                 source="report",
                 severity="warning",
+                actor=actor,
+                action="reported",
+                note=report.description[:500],
                 now=now,
-            )
-            case.description, case.reporter_phone = report.description, report.reporter_phone
-            session.add(case)
-            session.add(
-                CaseEvent(
-                    case=case,
-                    at=now,
-                    actor=actor,
-                    action="reported",
-                    from_state=None,
-                    to_state=case.state,
-                    note=report.description[:500],
-                    data={},
-                )
+                description=report.description,
+                reporter_phone=report.reporter_phone,
             )
             session.flush()
             if existing is None:
                 return case.id, None
-            session.add(
-                apply_action(
-                    case,
-                    "merge",
-                    actor="system:intake",
-                    now=now,
-                    policy=self._policy,
-                    note=f"same grid and category as case {existing.id}",
-                    params={"into": existing.id},
-                )
+            act(
+                session,
+                self._policy,
+                case,
+                "merge",
+                actor="system:intake",
+                now=now,
+                note=f"same grid and category as case {existing.id}",
+                params={"into": existing.id},
             )
-            existing.updated_at = now
-            session.add(
-                CaseEvent(
-                    case=existing,
-                    at=now,
-                    actor="system:intake",
-                    action="report_merged",
-                    from_state=None,
-                    to_state=existing.state,
-                    note=f"case {case.id} reported by a resident merged here",
-                    data={"case": case.id},
-                )
+            join(
+                session,
+                existing,
+                action="report_merged",
+                note=f"case {case.id} reported by a resident merged here",
+                actor="system:intake",
+                now=now,
+                data={"case": case.id},
             )
             return case.id, existing.id

@@ -1,7 +1,8 @@
 """核查 without a visit: a sensor case whose alerts all stayed clear passes its check by itself.
 
 Whether a case's signals are clear is the alert engine's knowledge, not the case domain's: the alert
-service hands its judgement in as a :class:`SignalsClear` (``alerts.intake.alerts_clear``).
+service hands its judgement in as a :class:`SignalsClear` (``alerts.intake.alerts_clear``). This
+module decides when a case is checked; :func:`cases.actions.pass_check` checks and passes it.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ from typing import Protocol
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, selectinload
 
+from cases.actions import pass_check
 from cases.models import Case, CaseState
 from cases.policy import CasePolicy
-from cases.workflow import apply_action
 
 
 class SignalsClear(Protocol):
@@ -51,17 +52,6 @@ class AutoCheck:
                 if not clear:
                     continue
                 note = f"all {clear} alert(s) clear for {self._settle} — auto check"
-                for action in ("check", "pass"):
-                    session.add(
-                        apply_action(
-                            case,
-                            action,
-                            actor="system:autocheck",
-                            now=now,
-                            policy=self._policy,
-                            note=note,
-                            params={"auto": True},
-                        )
-                    )
+                pass_check(session, self._policy, case, note=note, actor="system:autocheck", now=now)
                 passed.append(case.id)
         return passed

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import Engine, Table
 
-from cases import models, notify, rosters
+from cases import lease, models, notify, rosters
 from common.db import Base, create_tables
 
 _MODELS = (
@@ -17,6 +17,7 @@ _MODELS = (
     notify.OutboxRow,
     notify.Watermark,
     rosters.RosterOverride,
+    lease.LeaseRow,
 )
 TABLES: tuple[Table, ...] = tuple(Base.metadata.tables[m.__tablename__] for m in _MODELS)
 

@@ -2,7 +2,8 @@
 
 The first breach of a case addresses the unit that holds it; any later breach escalates to that
 unit's leader (level 2). Breaches count against the unit: the department while a district
-department holds a called-up case, otherwise the owning town.
+department holds a called-up case, otherwise the owning town. This module decides when and to whom;
+:mod:`cases.actions` issues the order and the warning.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from datetime import UTC, datetime
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from cases.models import Case, CaseEvent, CaseState, SupervisionOrder
+from cases.actions import supervise, warn_stage
+from cases.models import Case, CaseState
 from cases.policy import CasePolicy
 
 log = logging.getLogger(__name__)
@@ -53,51 +55,16 @@ class SlaMonitor:
         allowed = clock.between(started, case.stage_due).total_seconds()
         used = clock.between(started, now).total_seconds()
         if now >= case.stage_due:
-            case.breaches += 1
-            level = 1 if case.breaches == 1 else 2
+            level = 1 if case.breaches == 0 else 2  # supervise() counts this breach
             unit = _unit(case)
             leader = self._policy.organisation.leader_of(unit) or f"leader of {unit}"
             addressed = (case.assignee or unit) if level == 1 else leader
-            session.add(
-                SupervisionOrder(
-                    case_id=case.id,
-                    issued_at=now,
-                    stage=case.stage,
-                    level=level,
-                    addressed_to=addressed,
-                    unit=unit,
-                )
-            )
-            session.add(
-                CaseEvent(
-                    case=case,
-                    at=now,
-                    actor=ACTOR,
-                    action="supervise",
-                    from_state=case.state,
-                    to_state=case.state,
-                    note=f"{case.stage} overdue: 督办 level {level} to {addressed}",
-                    data={"stage": case.stage, "level": level, "unit": unit},
-                )
-            )
-            case.stage_due = None  # one order per stage; the next stage starts its own clock
+            supervise(session, case, level=level, addressed_to=addressed, unit=unit, actor=ACTOR, now=now)
             log.warning(
                 "case %s: %s overdue, supervision order level %d to %s", case.id, case.stage, level, addressed
             )
             return 1
         if not case.stage_warned and allowed > 0 and used >= WARN_AT * allowed:
-            case.stage_warned = True
-            session.add(
-                CaseEvent(
-                    case=case,
-                    at=now,
-                    actor=ACTOR,
-                    action="sla_warning",
-                    from_state=case.state,
-                    to_state=case.state,
-                    note=f"{case.stage}: 80 % of the time used",
-                    data={"stage": case.stage, "assignee": case.assignee or ""},
-                )
-            )
+            warn_stage(session, case, note=f"{case.stage}: 80 % of the time used", actor=ACTOR, now=now)
             return 1
         return 0

@@ -1,9 +1,14 @@
-"""paho-mqtt client construction shared by the server-side consumers (ingest, alerts)."""
+"""The one paho-mqtt client builder: gateways (edge) and server consumers (ingest, alerts) alike.
+
+Every client has a fixed id and a persistent session, so the broker keeps what it has not delivered
+across a network cut or a restart; TLS (a CA bundle, optionally a client certificate) and a
+username/password are set the same way for a gateway in a pump room and for a service in the rack.
+"""
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, cast
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -11,12 +16,53 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from common.bufferedmqtt import BufferedClient
-from common.settings import MqttSettings
+from common.settings import MqttSettings, TlsFiles
 
 log = logging.getLogger(__name__)
 
 # MQTT 5 persistent session: the broker keeps an offline consumer's messages this long (7 days).
 SESSION_EXPIRY_S = 7 * 24 * 3600
+
+
+def build_client(
+    client_id: str,
+    *,
+    username: str | None,
+    password: str | None,
+    tls: TlsFiles | None = None,
+    max_inflight: int,
+    max_queued: int,
+    reconnect_s: tuple[float, float],
+    mqtt5: bool = False,
+    manual_ack: bool = False,
+    will: tuple[str, bytes] | None = None,
+    client_class: type[mqtt.Client] = mqtt.Client,
+) -> mqtt.Client:
+    """A configured, not yet connected client with a persistent session.
+
+    MQTT 3.1.1 asks for the session with ``clean_session=False``; MQTT 5 at connect time (clean start
+    off plus a session expiry, :func:`v5_connect_properties`). ``will`` is published retained at QoS 1
+    when the connection drops without a DISCONNECT.
+    """
+    if mqtt5:
+        client = client_class(
+            CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5, manual_ack=manual_ack
+        )
+    else:
+        client = client_class(
+            CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False, manual_ack=manual_ack
+        )
+    client.max_inflight_messages_set(max_inflight)
+    client.max_queued_messages_set(max_queued)
+    # paho types the delays as int but computes with them; fractional seconds work (and jitter needs them).
+    cast(Any, client).reconnect_delay_set(*reconnect_s)
+    if username:
+        client.username_pw_set(username, password)
+    if tls is not None and tls.enabled:
+        client.tls_set(ca_certs=tls.ca, certfile=tls.cert, keyfile=tls.key)
+    if will is not None:
+        client.will_set(will[0], will[1], qos=1, retain=True)
+    return client
 
 
 def consumer_client(
@@ -29,24 +75,20 @@ def consumer_client(
     clean start off plus a session expiry, see :func:`v5_connect_properties`) and a fixed client id
     the broker keeps what we have not acknowledged and redelivers it after a crash.
     """
-    if mqtt5:
-        client = BufferedClient(
-            CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5, manual_ack=True
-        )
-    else:
-        client = BufferedClient(
-            CallbackAPIVersion.VERSION2,
-            client_id=client_id,
-            clean_session=False,
-            manual_ack=True,
-        )
-    client.max_inflight_messages_set(100)
-    client.max_queued_messages_set(max_queued)
-    client.reconnect_delay_set(min_delay=1, max_delay=30)
-    if settings.mqtt_username:
-        password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
-        client.username_pw_set(settings.mqtt_username, password)
-    return client
+    password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
+    client = build_client(
+        client_id,
+        username=settings.mqtt_username,
+        password=password,
+        tls=settings.mqtt_tls(),
+        max_inflight=100,
+        max_queued=max_queued,
+        reconnect_s=(1, 30),
+        mqtt5=mqtt5,
+        manual_ack=True,
+        client_class=BufferedClient,
+    )
+    return cast(BufferedClient, client)
 
 
 def v5_connect_properties(session_expiry_s: int, receive_maximum: int | None = None) -> Properties:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -33,6 +34,19 @@ def url_password(url: str) -> str | None:
     return found[-1] if found else None
 
 
+@dataclass(frozen=True, slots=True)
+class TlsFiles:
+    """A CA bundle (TLS is on when given) and, for brokers that ask, a client certificate and its key."""
+
+    ca: str | None = None
+    cert: str | None = None
+    key: str | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.ca is not None or self.cert is not None
+
+
 class MqttSettings(BaseSettings):
     """How a service reaches the broker."""
 
@@ -42,6 +56,21 @@ class MqttSettings(BaseSettings):
     mqtt_port: int = Field(default=1883, ge=1, le=65535)
     mqtt_username: str | None = None
     mqtt_password: SecretStr | None = None
+    mqtt_tls_ca: Path | None = Field(default=None, description="CA bundle; TLS to the broker is on when set.")
+    mqtt_tls_cert: Path | None = Field(
+        default=None, description="Client certificate (PEM), if the broker asks."
+    )
+    mqtt_tls_key: Path | None = Field(default=None, description="Key of the client certificate (PEM).")
+
+    def mqtt_tls(self) -> TlsFiles | None:
+        """The TLS files of the broker connection, or None for plain TCP."""
+        if self.mqtt_tls_ca is None and self.mqtt_tls_cert is None:
+            return None
+        return TlsFiles(
+            ca=str(self.mqtt_tls_ca) if self.mqtt_tls_ca else None,
+            cert=str(self.mqtt_tls_cert) if self.mqtt_tls_cert else None,
+            key=str(self.mqtt_tls_key) if self.mqtt_tls_key else None,
+        )
 
     @model_validator(mode="after")
     def _no_placeholder_mqtt_password(self) -> MqttSettings:

@@ -1,4 +1,4 @@
-"""The gateway's MQTT session: how the paho client is built (issue 4, item 4).
+"""The gateway's MQTT session: its options, its reconnect backoff, and its client from the one builder.
 
 Fixed client id and a persistent session (``clean_session=False``), so the broker keeps the session
 across a network cut; QoS 1 with a bounded in-flight window; last will ``{"online": false}``
@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
+
+from common.mqtt import build_client
+from common.settings import TlsFiles
 
 log = logging.getLogger(__name__)
 
@@ -62,20 +64,20 @@ class Backoff:
 
 
 def make_client(client_id: str, options: MqttOptions, will_topic: str, will_payload: bytes) -> mqtt.Client:
-    """A configured (not yet connected) paho client with a persistent session."""
+    """A configured (not yet connected) paho client with a persistent session and its last will."""
     o = options
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False)
+    client = build_client(
+        client_id,
+        username=o.username,
+        password=o.password,
+        tls=TlsFiles(ca=o.tls_ca, cert=o.tls_cert, key=o.tls_key),
+        max_inflight=o.max_inflight,
+        # Headroom above our own window for the retained state/devices messages of a connect.
+        max_queued=o.max_queued + 8,
+        reconnect_s=(o.reconnect_min_s, o.reconnect_max_s),
+        will=(will_topic, will_payload),
+    )
     client.enable_logger(logging.getLogger(f"{__name__}.paho"))
-    client.max_inflight_messages_set(o.max_inflight)
-    # Headroom above our own window for the retained state/devices messages of a connect.
-    client.max_queued_messages_set(o.max_queued + 8)
-    # paho types the delays as int but computes with them; fractional seconds work (and jitter needs them).
-    cast(Any, client).reconnect_delay_set(o.reconnect_min_s, o.reconnect_max_s)
-    if o.username is not None:
-        client.username_pw_set(o.username, o.password)
-    if o.tls_ca is not None or o.tls_cert is not None:
-        client.tls_set(ca_certs=o.tls_ca, certfile=o.tls_cert, keyfile=o.tls_key)
-    client.will_set(will_topic, will_payload, qos=1, retain=True)
     return client
 
 

@@ -16,7 +16,7 @@ from contract.messages import DeviceEntry
 from edge.metrics import EdgeMetrics
 from edge.publisher import GatewayPublisher
 from edge.settings import EdgeSettings
-from edge.simulator import GatewaySimulator, simulators_for
+from edge.simulated_devices import GatewaySimulator, simulators_for
 from edge.spool import Spool, SpoolFullError
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """Store-and-forward spool of one gateway: compact, bounded, crash-safe SQLite that outlives the process.
 
-Design (issue 4). Readings and events are spooled as **chunks**: one row per source batch (one poll
+Design. Readings and events are spooled as **chunks**: one row per source batch (one poll
 cycle), holding the batch as zlib-compressed contract JSON. Contract messages are built only when they
 are sent (:meth:`Spool.claim`), from many chunks at once, and that is when the message gets its
 ``seq``. Why:

@@ -1,4 +1,4 @@
-"""What a full spool gives up, in order: the documented overflow policy (issue 4).
+"""What a full spool gives up, in order: the documented overflow policy.
 
 A gateway offline for days fills its spool; a bound that simply refused new data (or, like Telegraf,
 dropped the oldest) would lose exactly what an operator needs. So when a chunk does not fit:

@@ -1,1 +1,1 @@
-"""Test suite. A package so that ``from tests.servers import ...`` works under plain ``pytest``."""
+"""Test suite. A package so that ``from tests.platform import ...`` works under plain ``pytest``."""

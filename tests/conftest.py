@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 
 from alerts.schema import create_schema
 from common.db import make_engine
-from tests.servers import (
+from yiwang.servers import (
     InfluxDatabase,
     InfluxServer,
     MosquittoServer,
@@ -20,6 +20,17 @@ from tests.servers import (
     start_postgres,
     unique_name,
 )
+
+SERVER_FIXTURES = frozenset({"mosquitto", "influxdb", "postgres"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that starts a real server is an integration test, whether or not its author said so:
+    `make test-fast` (``-m "not integration ..."``) then never waits for a server."""
+    for item in items:
+        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)
+
 
 # --- real servers (session) -------------------------------------------------------------------------
 

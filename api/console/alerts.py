@@ -13,19 +13,18 @@ from sqlalchemy.orm import Session
 
 from alerts.models import Alert
 from alerts.silences import Matchers, SilenceIn, SilenceStore
-from api.console.web import check_csrf, page, session_user
+from api.console.web import ConsoleUser, check_csrf, page
 from api.deps import ResourcesDep
-from api.scope import DISTRICT_ROLES, area_filter, sees_area
+from api.scope import area_filter, may_manage_silences, may_silence, sees_silence
 
 router = APIRouter(include_in_schema=False)
 ACTIVE = ("firing", "pending", "unknown")
 
 
 @router.get("/console/alerts", response_class=HTMLResponse, response_model=None)
-def alerts_page(request: Request, resources: ResourcesDep, error: str | None = None) -> Response:
-    user = session_user(request, resources)
-    if user is None:
-        return RedirectResponse("/console/login", status_code=status.HTTP_303_SEE_OTHER)
+def alerts_page(
+    request: Request, resources: ResourcesDep, user: ConsoleUser, error: str | None = None
+) -> Response:
     with Session(resources.db) as session:
         alerts = list(
             session.scalars(
@@ -40,9 +39,8 @@ def alerts_page(request: Request, resources: ResourcesDep, error: str | None = N
     silences = [
         s
         for s in SilenceStore(resources.db).current()
-        if user.role in DISTRICT_ROLES or sees_area(user, resources.policy, s.matchers.community or "")
+        if sees_silence(user, resources.policy, s.matchers.community)
     ]
-    may_silence = user.role in DISTRICT_ROLES or user.role == "town_operator"
     return page(
         request,
         resources,
@@ -50,7 +48,7 @@ def alerts_page(request: Request, resources: ResourcesDep, error: str | None = N
         user=user,
         alerts=alerts,
         silences=silences,
-        may_silence=may_silence,
+        may_silence=may_manage_silences(user),
         error=error,
     )
 
@@ -59,25 +57,18 @@ def alerts_page(request: Request, resources: ResourcesDep, error: str | None = N
 def add_silence(
     request: Request,
     resources: ResourcesDep,
+    user: ConsoleUser,
     csrf: Annotated[str, Form()],
     device: Annotated[str, Form()] = "",
     rule: Annotated[str, Form()] = "",
     hours: Annotated[float, Form(gt=0, le=24 * 30)] = 2.0,
     comment: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
-    user = session_user(request, resources)
-    if user is None:
-        return RedirectResponse("/console/login", status_code=status.HTTP_303_SEE_OTHER)
     check_csrf(request, csrf)
     request.state.actor = user.username
     info = resources.catalog.find_device(device) if device else None
-    allowed = user.role in DISTRICT_ROLES or (
-        user.role == "town_operator"
-        and info is not None
-        and sees_area(user, resources.policy, info.community.id)
-    )
     try:
-        if not allowed:
+        if not may_silence(user, resources.policy, info.community.id if info else None):
             raise ValueError(
                 "a district operator, or a town operator for a device of the town, sets silences"
             )
@@ -88,28 +79,23 @@ def add_silence(
             matchers=matchers, ends_at=datetime.now(UTC) + timedelta(hours=hours), comment=comment
         )
     except (ValueError, ValidationError) as err:
-        return alerts_page(request, resources, error=str(err).splitlines()[0])
+        return alerts_page(request, resources, user, error=str(err).splitlines()[0])
     SilenceStore(resources.db).add(silence, author=user.username)
     return RedirectResponse("/console/alerts", status_code=status.HTTP_303_SEE_OTHER)
 
 
 @router.post("/console/silences/{silence_id}/expire", response_model=None)
 def expire_silence(
-    silence_id: int, request: Request, resources: ResourcesDep, csrf: Annotated[str, Form()]
+    silence_id: int,
+    request: Request,
+    resources: ResourcesDep,
+    user: ConsoleUser,
+    csrf: Annotated[str, Form()],
 ) -> Response:
-    user = session_user(request, resources)
-    if user is None:
-        return RedirectResponse("/console/login", status_code=status.HTTP_303_SEE_OTHER)
     check_csrf(request, csrf)
     request.state.actor = user.username
     store = SilenceStore(resources.db)
     silence = store.get(silence_id)
-    if silence is not None and (  # as in the API: district staff, or the town's operator
-        user.role in DISTRICT_ROLES
-        or (
-            user.role == "town_operator"
-            and sees_area(user, resources.policy, silence.matchers.community or "")
-        )
-    ):
+    if silence is not None and may_silence(user, resources.policy, silence.matchers.community):
         store.expire(silence_id)
     return RedirectResponse("/console/alerts", status_code=status.HTTP_303_SEE_OTHER)

@@ -9,11 +9,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from api.accounts import User
 from api.console.charts import Chart, line_chart, numeric
-from api.console.web import check_csrf, page, session_user
+from api.console.web import ConsoleUser, check_csrf, page
 from api.deps import ResourcesDep
 from api.routes.cases import load_detail
 from api.schemas import CaseDetail
-from api.scope import ROLE_ACTIONS
+from api.scope import may_take
 from cases.actions import CaseFlow, CaseNotFound
 from cases.models import CaseState
 from cases.workflow import ACTIONS, IllegalTransition, InvalidAction
@@ -26,13 +26,12 @@ NUMERIC = {"hours": float, "rating": int, "into": int}
 
 def allowed_actions(user: User, case: CaseDetail) -> list[tuple[str, tuple[str, ...]]]:
     """(action, the parameters its form asks for) for every action role and state allow."""
-    role = ROLE_ACTIONS.get(user.role, frozenset())
     state = CaseState(case.state)
     called = any(e.action == "call_up" for e in case.events)
     return [
         (name, action.needs)
         for name, action in ACTIONS.items()
-        if state in action.sources and ("*" in role or name in role) and (name != "rate_call" or called)
+        if state in action.sources and may_take(user, name) and (name != "rate_call" or called)
     ]
 
 
@@ -96,10 +95,7 @@ def _stored_samples(
 
 
 @router.get("/console/cases/{case_id}", response_class=HTMLResponse, response_model=None)
-def case_page(case_id: int, request: Request, resources: ResourcesDep) -> Response:
-    user = session_user(request, resources)
-    if user is None:
-        return RedirectResponse("/console/login", status_code=status.HTTP_303_SEE_OTHER)
+def case_page(case_id: int, request: Request, resources: ResourcesDep, user: ConsoleUser) -> Response:
     return _render(request, resources, user, case_id, None)
 
 
@@ -108,12 +104,10 @@ async def act(
     case_id: int,
     request: Request,
     resources: ResourcesDep,
+    user: ConsoleUser,
     csrf: Annotated[str, Form()] = "",
     action: Annotated[str, Form()] = "",
 ) -> Response:
-    user = session_user(request, resources)
-    if user is None:
-        return RedirectResponse("/console/login", status_code=status.HTTP_303_SEE_OTHER)
     check_csrf(request, csrf)
     request.state.actor = user.username
     form = await request.form()

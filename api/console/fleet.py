@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, status
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
 
 from alerts.outcomes import RuleOutcome, rule_outcomes
-from api.console.web import page, session_user
+from api.console.web import ConsoleUser, page
 from api.deps import ResourcesDep
 from api.routes.devices import visible_devices, visible_gateways
 
@@ -14,10 +14,7 @@ router = APIRouter(include_in_schema=False)
 
 
 @router.get("/console/fleet", response_class=HTMLResponse, response_model=None)
-def fleet_page(request: Request, resources: ResourcesDep) -> Response:
-    user = session_user(request, resources)
-    if user is None:
-        return RedirectResponse("/console/login", status_code=status.HTTP_303_SEE_OTHER)
+def fleet_page(request: Request, resources: ResourcesDep, user: ConsoleUser) -> Response:
     devices = visible_devices(resources, user)
     return page(
         request,
@@ -30,11 +27,8 @@ def fleet_page(request: Request, resources: ResourcesDep) -> Response:
 
 
 @router.get("/console/rules", response_class=HTMLResponse, response_model=None)
-def rules_page(request: Request, resources: ResourcesDep) -> Response:
+def rules_page(request: Request, resources: ResourcesDep, user: ConsoleUser) -> Response:
     """Which rules are noisy: fired, silenced, voided as false alarms, recovered before anyone acted."""
-    user = session_user(request, resources)
-    if user is None:
-        return RedirectResponse("/console/login", status_code=status.HTTP_303_SEE_OTHER)
     outcomes = rule_outcomes(resources.db)
     rows = [(rule, outcomes.get(rule.id, RuleOutcome(rule.id))) for rule in resources.rules]
     # Noisiest first: what was voided or recovered by itself, relative to what fired.

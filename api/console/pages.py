@@ -16,20 +16,16 @@ from starlette.concurrency import run_in_threadpool
 from api.accounts import authenticate
 from api.console.charts import Chart, line_chart
 from api.console.i18n import TEXT
-from api.console.web import language, page, session_user
+from api.console.web import LOGIN, ConsoleUser, language, page, to_login
 from api.deps import ResourcesDep
 from api.routes.cases import case_out
-from api.scope import DISTRICT_ROLES, case_filter
+from api.scope import case_filter, kpi_scopes
 from cases.kpis import Level, compute_kpis
-from cases.models import OPEN_STATES, Case, CaseEvent
+from cases.models import CaseEvent
+from cases.queue import open_queue
 
 router = APIRouter(include_in_schema=False)
-LOGIN = "/console/login"
 STREAM_SECONDS = 60
-
-
-def _to_login() -> RedirectResponse:
-    return RedirectResponse(LOGIN, status_code=status.HTTP_303_SEE_OTHER)
 
 
 @router.get("/")
@@ -72,22 +68,13 @@ def login(
 @router.post("/console/logout")
 def logout(request: Request) -> RedirectResponse:
     request.session.clear()
-    return _to_login()
+    return to_login()
 
 
 @router.get("/console", response_class=HTMLResponse, response_model=None)
-def console(request: Request, resources: ResourcesDep) -> Response:
-    user = session_user(request, resources)
-    if user is None:
-        return _to_login()
+def console(request: Request, resources: ResourcesDep, user: ConsoleUser) -> Response:
     with Session(resources.db) as session:
-        rows = session.scalars(
-            select(Case)
-            .where(Case.state.in_([s.value for s in OPEN_STATES]), case_filter(user, resources.policy))
-            .order_by(Case.opened_at.desc(), Case.id.desc())
-            .limit(200)
-        )
-        cases = [case_out(c, resources) for c in rows]
+        cases = [case_out(c, resources) for c in open_queue(session, case_filter(user, resources.policy))]
     lang = language(request)
     names = {c.code: (c.name_zh if lang == "zh" else c.name_en) for c in resources.categories.values()}
     grids = {g.id: g.name for community in resources.catalog.communities.values() for g in community.grids}
@@ -131,25 +118,11 @@ async def stream(request: Request, resources: ResourcesDep) -> Response:
 
 
 @router.get("/console/kpis", response_class=HTMLResponse, response_model=None)
-def kpis_page(request: Request, resources: ResourcesDep, days: int = 30) -> Response:
-    user = session_user(request, resources)
-    if user is None:
-        return _to_login()
+def kpis_page(request: Request, resources: ResourcesDep, user: ConsoleUser, days: int = 30) -> Response:
     end = datetime.now(UTC) + timedelta(minutes=1)
     start = end - timedelta(days=max(1, min(days, 366)))
     policy = resources.policy
-    scopes: list[tuple[Level, str, str]]
-    if user.role in DISTRICT_ROLES:
-        scopes = [("district", policy.organisation.district.id, policy.organisation.district.name)]
-        scopes += [("town", t.id, t.name) for t in policy.organisation.towns]
-    elif user.role == "town_operator" and user.town:
-        scopes = [
-            ("town", user.town, next((t.name for t in policy.organisation.towns if t.id == user.town), ""))
-        ]
-    elif user.community and user.grid:
-        scopes = [("grid", user.grid, user.grid)]
-    else:
-        scopes = []
+    scopes = kpi_scopes(user, policy)
     reports = [
         (name, compute_kpis(resources.db, policy, level=level, scope=scope, start=start, end=end))
         for level, scope, name in scopes

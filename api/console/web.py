@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from fastapi import HTTPException, Request, status
-from fastapi.responses import HTMLResponse
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from api.accounts import User, find_user
 from api.console.i18n import LANGUAGES, catalogue
-from api.deps import Resources
+from api.deps import Resources, ResourcesDep
 
 HERE = Path(__file__).resolve().parent
 STATIC_DIR = HERE / "static"
 templates = Jinja2Templates(directory=HERE / "templates")
+LOGIN = "/console/login"
 
 
 def language(request: Request) -> str:
@@ -29,6 +30,31 @@ def language(request: Request) -> str:
 
 def session_user(request: Request, resources: Resources) -> User | None:
     return find_user(resources.db, request.session.get("user") or "")
+
+
+class SignInRequired(Exception):
+    """Nobody is signed in to the console session (or the account is gone): the answer is the login page."""
+
+
+def to_login() -> RedirectResponse:
+    """The login page, by a 303 so that a refused form post becomes a GET."""
+    return RedirectResponse(LOGIN, status_code=status.HTTP_303_SEE_OTHER)
+
+
+def sign_in_first(_request: Request, _exc: Exception) -> Response:
+    """The app's handler for SignInRequired: a dependency cannot answer with a redirect itself."""
+    return to_login()
+
+
+def console_user(request: Request, resources: ResourcesDep) -> User:
+    """The signed-in user of a console page; nobody signed in raises SignInRequired."""
+    user = session_user(request, resources)
+    if user is None:
+        raise SignInRequired
+    return user
+
+
+ConsoleUser = Annotated[User, Depends(console_user)]
 
 
 def csrf_token(request: Request) -> str:

@@ -15,12 +15,11 @@ from alerts.models import Alert
 from alerts.outcomes import RuleOutcome, rule_outcomes
 from alerts.rules import Rule, RuleFile
 from alerts.silences import Silence, SilenceIn, SilenceStore
-from api.accounts import User
 from api.deps import CurrentUser, ResourcesDep
 from api.errors import problem
 from api.params import Offset, RowId
 from api.schemas import Page
-from api.scope import DISTRICT_ROLES, area_filter, sees_area
+from api.scope import area_filter, may_manage_silences, may_silence, sees_silence
 
 router = APIRouter(prefix="/api/v1", tags=["alerting"])
 
@@ -171,18 +170,14 @@ def _silence_out(silence: Silence) -> SilenceOut:
     )
 
 
-def sees_silence(user: User, resources: ResourcesDep, silence: Silence) -> bool:
-    """District staff see every silence; others those of a community in their jurisdiction."""
-    community = silence.matchers.community
-    return user.role in DISTRICT_ROLES or (
-        community is not None and sees_area(user, resources.policy, community)
-    )
-
-
 @router.get("/silences", response_model=list[SilenceOut])
 def list_silences(resources: ResourcesDep, user: CurrentUser) -> list[SilenceOut]:
     """Silences and maintenance windows that have not ended yet, in your jurisdiction."""
-    return [_silence_out(s) for s in SilenceStore(resources.db).current() if sees_silence(user, resources, s)]
+    return [
+        _silence_out(s)
+        for s in SilenceStore(resources.db).current()
+        if sees_silence(user, resources.policy, s.matchers.community)
+    ]
 
 
 @router.post(
@@ -192,10 +187,7 @@ def list_silences(resources: ResourcesDep, user: CurrentUser) -> list[SilenceOut
     responses={403: problem("Only district staff, or a town operator for a community of the town")},
 )
 def add_silence(body: SilenceIn, resources: ResourcesDep, user: CurrentUser) -> SilenceOut:
-    town_wide = user.role == "town_operator" and body.matchers.community is not None
-    if user.role not in DISTRICT_ROLES and not (
-        town_wide and sees_area(user, resources.policy, body.matchers.community or "")
-    ):
+    if not may_silence(user, resources.policy, body.matchers.community):
         raise HTTPException(
             status.HTTP_403_FORBIDDEN,
             "silences are set by district staff, or by a town operator for a community of the town",
@@ -214,9 +206,11 @@ def add_silence(body: SilenceIn, resources: ResourcesDep, user: CurrentUser) -> 
 def expire_silence(silence_id: RowId, resources: ResourcesDep, user: CurrentUser) -> None:
     store = SilenceStore(resources.db)
     silence = store.get(silence_id)
-    if silence is None or not sees_silence(user, resources, silence):  # another town's: 404, as for cases
+    if silence is None or not sees_silence(
+        user, resources.policy, silence.matchers.community
+    ):  # another town's: 404, as for cases
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"silence {silence_id} not found or already ended")
-    if user.role not in DISTRICT_ROLES and user.role != "town_operator":
+    if not may_manage_silences(user):
         raise HTTPException(status.HTTP_403_FORBIDDEN, f"a {user.role} may not end a silence")
     if not store.expire(silence_id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"silence {silence_id} not found or already ended")

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import func, or_, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from api.accounts import User
 from api.deps import CurrentUser, ResourcesDep
@@ -16,12 +14,13 @@ from api.errors import problem
 from api.params import Offset, RowId
 from api.schemas import CaseDetail, CaseEventOut, CaseOut, EvidenceOut, Page
 from api.scope import case_filter, require_action, sees_area
+from cases import queue
 from cases.actions import CaseFlow, CaseNotFound, Report
-from cases.models import OPEN_STATES, Case, CaseState
+from cases.models import Case, CaseState
+from cases.queue import CaseFilters, SlaStatus
 from cases.workflow import ACTIONS, IllegalTransition, InvalidAction
 
 router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
-SlaStatus = Literal["overdue", "due_soon"]
 
 
 def case_out(case: Case, resources: ResourcesDep) -> CaseOut:
@@ -70,43 +69,24 @@ def list_cases(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Offset = 0,
 ) -> Page[CaseOut]:
-    query = select(Case).where(case_filter(user, resources.policy))
-    if assignee:
-        query = query.where(Case.assignee == assignee)
-    if sla is not None:
-        now = datetime.now(UTC)
-        still_open = Case.state.in_([s.value for s in OPEN_STATES])
-        if sla == "overdue":  # the completion deadline has passed and the case is still open
-            query = query.where(still_open, Case.deadline < now)
-        else:  # the running stage or the deadline falls due within the hour
-            soon = now + timedelta(hours=1)
-            query = query.where(
-                still_open, or_(Case.stage_due.between(now, soon), Case.deadline.between(now, soon))
-            )
-    if state:
-        query = query.where(Case.state.in_([s.value for s in state]))
-    if open_only:
-        query = query.where(Case.state.in_([s.value for s in OPEN_STATES]))
-    if category:
-        query = query.where(Case.category == category)
-    if grid:
-        query = query.where(Case.grid == grid)
+    filters = CaseFilters(
+        states=state or (),
+        open_only=open_only,
+        category=category,
+        grid=grid,
+        assignee=assignee,
+        sla=sla,
+    )
     with Session(resources.db) as session:
-        total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-        rows = session.scalars(
-            query.order_by(Case.opened_at.desc(), Case.id.desc()).limit(limit).offset(offset)
-        )
-        items = [case_out(c, resources) for c in rows]
+        found = queue.list_cases(session, case_filter(user, resources.policy), filters, limit, offset)
+        items = [case_out(c, resources) for c in found.cases]
+        total = found.total
     return Page[CaseOut](items=items, total=total, limit=limit, offset=offset)
 
 
 def load_detail(case_id: int, resources: ResourcesDep, user: User) -> CaseDetail:
     with Session(resources.db) as session:
-        case = session.scalar(
-            select(Case)
-            .where(Case.id == case_id, case_filter(user, resources.policy))
-            .options(selectinload(Case.events), selectinload(Case.evidence))
-        )
+        case = queue.case_with_history(session, case_filter(user, resources.policy), case_id)
         if case is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"case {case_id} not found")
         return CaseDetail(

@@ -15,7 +15,7 @@ from common.heartbeat import read_heartbeats
 from series.store import StoreError
 
 router = APIRouter(tags=["health"])
-SERVICES = ("ingest", "alerts")
+SERVICES = ("ingest", "alerts", "cases")
 
 
 def _database(resources: ResourcesDep) -> ComponentHealth:

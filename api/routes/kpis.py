@@ -7,11 +7,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, status
 
-from api.accounts import User
 from api.deps import CurrentUser, ResourcesDep
 from api.errors import problem
 from api.params import in_utc_range
-from api.scope import DISTRICT_ROLES, sees_area
+from api.scope import may_see_kpis
 from cases.kpis import Level, compute_kpis
 
 router = APIRouter(prefix="/api/v1", tags=["kpis"])
@@ -46,23 +45,8 @@ def kpis(
     }[level]
     if scope not in known:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no {level} {scope!r}")
-    if not _may_see(user, resources, level, scope):
+    if not may_see_kpis(user, resources.policy, resources.catalog, level, scope):
         raise HTTPException(status.HTTP_403_FORBIDDEN, f"the {level} {scope!r} is outside your jurisdiction")
     return compute_kpis(
         resources.db, resources.policy, level=level, scope=scope, start=start, end=end
     ).as_dict()
-
-
-def _may_see(user: User, resources: ResourcesDep, level: Level, scope: str) -> bool:
-    if user.role in DISTRICT_ROLES:
-        return True
-    if level == "town":
-        return user.role == "town_operator" and user.town == scope
-    if level == "community":
-        return sees_area(user, resources.policy, scope)
-    if level == "grid":
-        community = next(
-            (c.id for c in resources.catalog.communities.values() if any(g.id == scope for g in c.grids)), ""
-        )
-        return sees_area(user, resources.policy, community, scope)
-    return False

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.accounts import User
 from api.deps import CurrentUser, ResourcesDep
 from api.errors import problem
-from api.scope import DISTRICT_ROLES, sees_area
+from api.scope import may_change_departments, may_change_roster, may_manage_person, sees_phone_of
 from cases.categories import CategoryCode
 from cases.organisation import PHONE_PATTERN, USERNAME_PATTERN, Department, Person, Role, Roster
 from cases.orgstore import OrganisationConflict, OrganisationStore, UnknownPerson
@@ -26,7 +26,6 @@ from contract.ids import ID_PATTERN, Id
 router = APIRouter(prefix="/api/v1/organisation", tags=["organisation"])
 Username = Annotated[str, Path(pattern=USERNAME_PATTERN, description="The person's username.")]
 UnitId = Annotated[str, Path(pattern=ID_PATTERN)]
-_TOWN_MAY_MANAGE = frozenset({"grid_worker", "building_head", "town_operator"})
 
 
 class RosterIn(BaseModel):
@@ -95,13 +94,7 @@ def put_roster(unit: str, body: RosterIn, resources: ResourcesDep, user: Current
     """Change who is on duty for a grid or department (e.g. the primary is on leave: put them in ``away``)."""
     if unit not in _roster_units(resources):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no grid or department {unit!r}")
-    grid_community = _grid_community(resources).get(unit)
-    may = user.role in DISTRICT_ROLES or (
-        user.role == "town_operator"
-        and grid_community is not None
-        and sees_area(user, resources.policy, grid_community)
-    )
-    if not may:
+    if not may_change_roster(user, resources.policy, _grid_community(resources).get(unit)):
         raise HTTPException(status.HTTP_403_FORBIDDEN, f"the roster of {unit} is not yours to change")
     roster = Roster(unit=unit, primary=body.primary, backup=body.backup, away=body.away)
     try:
@@ -114,15 +107,7 @@ def put_roster(unit: str, body: RosterIn, resources: ResourcesDep, user: Current
 
 
 def _may_manage(user: User, resources: ResourcesDep, role: str, unit: str) -> bool:
-    """District staff manage anyone; a town operator the grid staff and operators of their own town."""
-    if user.role in DISTRICT_ROLES:
-        return True
-    if user.role != "town_operator" or role not in _TOWN_MAY_MANAGE:
-        return False
-    if unit == user.town:
-        return True
-    community = _grid_community(resources).get(unit)
-    return community is not None and sees_area(user, resources.policy, community)
+    return may_manage_person(user, resources.policy, resources.catalog, role, unit)
 
 
 @router.get(
@@ -135,7 +120,7 @@ def get_person(username: Username, resources: ResourcesDep, user: CurrentUser) -
     if person is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no active person {username!r}")
     document = person.model_dump()
-    if user.username == username or _may_manage(user, resources, person.role, person.unit):
+    if sees_phone_of(user, resources.policy, resources.catalog, person):
         document["phone"] = person.phone
     return document
 
@@ -214,7 +199,7 @@ def put_department(
     department_id: UnitId, body: DepartmentIn, resources: ResourcesDep, user: CurrentUser
 ) -> dict[str, Any]:
     """Create or replace a district department: its name, the categories it accepts, its head."""
-    if user.role not in DISTRICT_ROLES:
+    if not may_change_departments(user):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "only district staff change departments")
     org = resources.policy.organisation
     if department_id in {org.district.id} | {t.id for t in org.towns} | set(_grid_community(resources)):

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from api.accounts import list_tokens, revoke_token
 from api.deps import CurrentUser, ResourcesDep
 from api.params import RowId
+from api.scope import may_manage_tokens_of
 
 router = APIRouter(prefix="/api/v1/tokens", tags=["tokens"])
 
@@ -40,7 +41,8 @@ def tokens(
         bool, Query(alias="all", description="An admin's view of every account's tokens.")
     ] = False,
 ) -> list[TokenOut]:
-    if (every or (username is not None and username != user.username)) and user.role != "admin":
+    whose = None if every else (user.username if username is None else username)
+    if not may_manage_tokens_of(user, whose):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "only an admin lists other accounts' tokens")
     owner = None if every else (username or user.username)
     return [TokenOut.model_validate(t, from_attributes=True) for t in list_tokens(resources.db, owner)]
@@ -53,6 +55,8 @@ def tokens(
 )
 def revoke(token_id: RowId, resources: ResourcesDep, user: CurrentUser) -> None:
     """Revoke a token (your own; an admin any). Revoking an already revoked token changes nothing."""
-    owned = user.role == "admin" or any(t.id == token_id for t in list_tokens(resources.db, user.username))
+    owned = may_manage_tokens_of(user, None) or any(
+        t.id == token_id for t in list_tokens(resources.db, user.username)
+    )
     if not owned or not revoke_token(resources.db, token_id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"token {token_id} not found")

@@ -16,7 +16,7 @@ from alerts.models import Alert
 from cases.models import Case, Evidence
 from common.db import make_engine
 from tests.platform import CONFIG_DIR, Service, now_ms, wait_for
-from tests.servers import MosquittoServer, unique_name
+from yiwang.servers import MosquittoServer, unique_name
 
 pytestmark = pytest.mark.integration
 

@@ -91,9 +91,9 @@ def test_telemetry_of_a_device(client: TestClient, token: str, settings: ApiSett
 
 def test_healthz_names_every_component(client: TestClient) -> None:
     response = client.get("/healthz")
-    assert response.status_code == 503  # no broker, no ingest or alerts heartbeats here
+    assert response.status_code == 503  # no broker, no ingest, alerts or cases heartbeats here
     components = response.json()["components"]
-    assert set(components) == {"database", "series_store", "broker", "ingest", "alerts"}
+    assert set(components) == {"database", "series_store", "broker", "ingest", "alerts", "cases"}
     assert components["database"]["ok"] and components["series_store"]["ok"]
     assert not components["broker"]["ok"] and components["ingest"]["detail"] == "never seen"
 

@@ -122,3 +122,21 @@ def test_line_chart_scales_into_the_box() -> None:
     chart = line_chart([(0, 0.0), (10, 100.0)], "x", "cm", 50.0)
     assert chart is not None and chart.threshold_y is not None
     assert 0 < chart.threshold_y < HEIGHT and chart.points.count(",") == 2
+
+
+def test_every_console_page_sends_a_stranger_to_the_login(client: TestClient, token: str) -> None:
+    pages = [
+        "/console",
+        "/console/kpis",
+        "/console/alerts",
+        "/console/fleet",
+        "/console/rules",
+        "/console/cases/1",
+    ]
+    forms = ["/console/silences", "/console/silences/1/expire", "/console/cases/1/actions"]
+    answers = [client.get(path, follow_redirects=False) for path in pages]
+    answers += [client.post(path, data={"csrf": "x"}, follow_redirects=False) for path in forms]
+    for path, answer in zip(pages + forms, answers, strict=True):
+        assert answer.status_code == 303 and answer.headers["location"] == "/console/login", path
+        assert answer.content == b"", path  # a bare redirect, as a route's own RedirectResponse
+    assert client.get("/console/stream").status_code == 401  # an event stream is refused, not redirected

@@ -58,6 +58,7 @@ def _checks(case: Case) -> list[CheckFunction]:
     return [c for c in CHECKS if not (health and c is checks.not_a_server_error)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("role", sorted(ROLE_SCOPES))
 def test_every_operation_conforms_for_every_role(
     role: str, api_schema: schemathesis.BaseSchema, towns: Seeded

@@ -23,8 +23,9 @@ from contract.messages import Reading
 from edge.gateway_config import GatewayConfig
 from edge.publisher import GatewayPublisher, MqttOptions
 from edge.spool import Spool
-from tests.servers import HOST, MOSQUITTO_BIN, _port_open, free_port
 from yiwang.cli import app
+from yiwang.servers import HOST, MOSQUITTO_BIN, free_port
+from yiwang.servers import port_open as _port_open
 
 T0 = 1_764_183_600_000
 

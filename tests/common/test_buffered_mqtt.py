@@ -14,8 +14,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from common.bufferedmqtt import BufferedClient, BufferedSocket
 from common.mqtt import SESSION_EXPIRY_S, consumer_client, v5_connect_properties
 from common.settings import MqttSettings
-from tests.servers import MosquittoServer, unique_name
 from yiwang.bench.mqttload import RawPublisher
+from yiwang.servers import MosquittoServer, unique_name
 
 
 @pytest.fixture

@@ -16,8 +16,8 @@ from api.settings import ApiSettings
 from common.db import make_engine
 from tests.factories import open_flooding_cases
 from tests.platform import CONFIG_DIR, Service, wait_for
-from tests.servers import free_port
 from yiwang.schema import create_all
+from yiwang.servers import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 CHROMIUM = "/usr/bin/chromium"

@@ -29,7 +29,7 @@ from tests.platform import (
     read_credentials,
     wait_for,
 )
-from tests.servers import InfluxDatabase, free_port, start_mosquitto
+from yiwang.servers import InfluxDatabase, free_port, start_mosquitto
 
 pytestmark = pytest.mark.e2e
 TOPIC = "yiwang/v1/zhuganxiang/gw-01/telemetry"
@@ -99,7 +99,7 @@ def test_embedded_defaults_turn_an_external_reading_into_a_case(
     up, http_port, mqtt_port = platform_up
     base = f"http://127.0.0.1:{http_port}"
     health = wait_for(lambda: healthy(base), 60, f"a healthy platform; log:\n{up.log()}")
-    assert set(health["components"]) == {"database", "series_store", "broker", "ingest", "alerts"}  # type: ignore[call-overload]
+    assert set(health["components"]) == {"database", "series_store", "broker", "ingest", "alerts", "cases"}  # type: ignore[call-overload]
     assert "embedded amqtt" in up.log()
     credentials = read_credentials(tmp_path / "var/demo/credentials.json")
     assert set(credentials) == {"username", "password", "token", "mqtt_username", "mqtt_password"}
@@ -141,7 +141,7 @@ def test_ctrl_c_stops_every_child(platform_up: tuple[Service, int, int]) -> None
     up, http_port, _ = platform_up
     wait_for(lambda: healthy(f"http://127.0.0.1:{http_port}"), 60, "a healthy platform")
     children = child_pids(up.log())
-    assert set(children) == {"broker", "ingest", "alerts", "api"}
+    assert set(children) == {"broker", "ingest", "alerts", "cases", "api"}
     assert up.stop(signal.SIGINT) == 0
     assert [name for name, pid in children.items() if pid_alive(pid)] == []
 
@@ -171,7 +171,7 @@ def test_real_stack_mosquitto_influxdb_postgresql(
     assert init.proc is not None and init.proc.wait(60) == 0, init.log()
     services = [
         Service([name], {**env, **mqtt_login(logins.get(name))}, tmp_path, tmp_path / f"{name}.log").start()
-        for name in ("ingest", "alerts", "api")
+        for name in ("ingest", "alerts", "cases", "api")  # cases needs no broker login
     ]
     edge: Service | None = None
     try:

@@ -36,8 +36,7 @@ from cases.models import Case, CaseEvent, Evidence
 from common.db import make_engine
 from ingest.deadletters import DeadLetterStore
 from tests.platform import CONFIG_DIR, REPO, Service, wait_for
-from tests.servers import InfluxDatabase, MosquittoServer, start_mosquitto, unique_name
-from yiwang.bench.influxd import influx_query
+from yiwang.servers import InfluxDatabase, MosquittoServer, influx_query, start_mosquitto, unique_name
 
 COMMUNITIES = ("scale-a", "scale-b")
 KILLED = "scale-a"  # the alert worker that gets killed; scale-b's worker is the control

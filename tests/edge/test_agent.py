@@ -28,7 +28,7 @@ from edge.sources.registry import load_sources
 from edge.spool import Spool
 from tests.edge.sources.emulators import ModbusEmulator, ModemEmulator, Slave, pty_pair
 from tests.edge.test_publisher import Subscriber
-from tests.servers import MosquittoServer
+from yiwang.servers import MosquittoServer
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 

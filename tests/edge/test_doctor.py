@@ -25,7 +25,7 @@ from edge.doctor import (
 )
 from edge.gateway_config import GatewayConfig
 from tests.edge.sources.emulators import ModemEmulator, pty_pair
-from tests.servers import MosquittoServer, free_port
+from yiwang.servers import MosquittoServer, free_port
 
 pytestmark = pytest.mark.integration
 CONFIG = Path(__file__).resolve().parents[2] / "config"

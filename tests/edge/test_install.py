@@ -22,13 +22,26 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from tests.servers import MosquittoServer
 from yiwang.cli import app
+from yiwang.servers import MosquittoServer
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "edge" / "install" / "install-edge.sh"
 SYSTEM_PYTHON = Path("/usr/bin/python3")
-SOURCES = ("pyproject.toml", "README.md", "yiwang", "contract", "edge", "broker", "ingest", "alerts", "api")
+SOURCES = (
+    "pyproject.toml",
+    "README.md",
+    "yiwang",
+    "common",
+    "contract",
+    "edge",
+    "broker",
+    "series",
+    "ingest",
+    "cases",
+    "alerts",
+    "api",
+)
 
 
 def run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -30,9 +30,9 @@ from contract.topics import Topic, TopicKind, subscription
 from edge.publisher import GatewayPublisher, MqttOptions
 from edge.settings import EdgeSettings
 from edge.simulate import run_simulated_community
-from edge.simulator import simulators_for
+from edge.simulated_devices import simulators_for
 from edge.spool import Spool
-from tests.servers import MosquittoServer, free_port, start_mosquitto
+from yiwang.servers import MosquittoServer, free_port, start_mosquitto
 
 pytestmark = pytest.mark.integration
 
@@ -295,7 +295,8 @@ def test_unacknowledged_messages_are_resent_after_a_broker_crash(
         publisher.start()
         wait_for(lambda: publisher.connected)
         # Freeze the broker so nothing gets a PUBACK, then crash it with records in flight.
-        pid = broker._daemon.proc.pid  # type: ignore[union-attr]  # the handle exposes no pid
+        pid = broker.pid
+        assert pid is not None
         os.kill(pid, signal.SIGSTOP)
         for b in batches:
             publisher.publish_readings(b)

@@ -17,7 +17,7 @@ import pytest
 from contract.messages import StateMessage, decode_message
 from contract.topics import TopicKind
 from tests.edge.test_publisher import Subscriber, wait_for
-from tests.servers import MosquittoServer, free_port
+from yiwang.servers import MosquittoServer, free_port
 
 UNIT = Path(__file__).resolve().parents[2] / "edge" / "systemd" / "yiwang-edge.service"
 CONFIG = Path(__file__).resolve().parents[2] / "config"

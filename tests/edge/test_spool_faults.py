@@ -26,8 +26,8 @@ from contract.topics import TopicKind, subscription
 from edge.publisher import GatewayPublisher, MqttOptions
 from edge.spool import Spool
 from tests.edge.test_publisher import Subscriber, decoded_telemetry, keys, wait_for
-from tests.servers import MosquittoServer, free_port, start_mosquitto
 from yiwang.chaos.proxy import TcpProxy
+from yiwang.servers import MosquittoServer, free_port, start_mosquitto
 
 pytestmark = pytest.mark.integration
 

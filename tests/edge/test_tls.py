@@ -15,7 +15,8 @@ from contract.topics import TopicKind, subscription
 from edge.publisher import GatewayPublisher, MqttOptions
 from edge.spool import Spool
 from tests.edge.test_publisher import Subscriber, decoded_telemetry, wait_for
-from tests.servers import MOSQUITTO_BIN, MosquittoServer, _port_open, free_port, start_mosquitto
+from yiwang.servers import MOSQUITTO_BIN, MosquittoServer, free_port, start_mosquitto
+from yiwang.servers import port_open as _port_open
 
 pytestmark = pytest.mark.integration
 T0 = 1_764_183_600_000

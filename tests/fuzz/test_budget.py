@@ -1,4 +1,4 @@
-"""The fuzz suite's budget holds: a nightly run executes at least 100,000 examples (issue #10)."""
+"""The fuzz suite's budget holds: a nightly run executes at least 100,000 examples."""
 
 from __future__ import annotations
 

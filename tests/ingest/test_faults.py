@@ -31,10 +31,16 @@ import pytest
 from common.db import make_engine
 from ingest.deadletters import DeadLetterStore
 from tests.platform import Service, wait_for
-from tests.servers import InfluxServer, MosquittoServer, start_influxd, start_mosquitto, unique_name
-from yiwang.bench.influxd import influx_query
 from yiwang.bench.ingest import FIELD, MEASUREMENT, T0, count, payloads, subscribe_session, write_config
 from yiwang.bench.mqttload import RawPublisher
+from yiwang.servers import (
+    InfluxServer,
+    MosquittoServer,
+    influx_query,
+    start_influxd,
+    start_mosquitto,
+    unique_name,
+)
 
 pytestmark = pytest.mark.integration
 REPEATS = int(os.environ.get("YIWANG_FAULT_REPEATS", "3"))

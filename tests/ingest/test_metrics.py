@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from ingest.metrics import IngestMetrics, reason_class, serve
-from tests.servers import free_port
+from yiwang.servers import free_port
 
 
 def test_metrics_are_served_and_stop_cleanly() -> None:

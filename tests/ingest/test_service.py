@@ -15,7 +15,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from ingest.service import IngestSettings, run
 from series.factory import open_store
 from tests.platform import CONFIG_DIR, wait_for
-from tests.servers import InfluxServer, MosquittoServer, start_influxd, unique_name
+from yiwang.servers import InfluxServer, MosquittoServer, start_influxd, unique_name
 
 pytestmark = pytest.mark.integration
 TS = 1764183600000

@@ -30,7 +30,7 @@ from series.store import (
     StoreUnavailable,
     TimeSeriesStore,
 )
-from tests.servers import InfluxDatabase, free_port
+from yiwang.servers import InfluxDatabase, free_port
 
 T0 = 1_700_000_000_000  # 2023-11-14, a plain millisecond timestamp
 

@@ -41,6 +41,7 @@ ENV_EXAMPLE = ROOT / ".env.example"
 CHECK_JSONSCHEMA = Path(sys.executable).parent / "check-jsonschema"
 
 RESTART_POLICIES = {"always", "unless-stopped", "on-failure"}
+DATABASE_ONLY = {"cases"}  # Yiwang services that never talk to the broker
 SECRET_NAME = re.compile(r"PASSWORD|TOKEN|SECRET")
 # `$$` is compose's escape for a literal `$`; everything else starting with `$` is interpolated.
 DOLLAR = re.compile(r"\$\$|\$\{(?P<braced>[^}]*)\}|\$(?P<bare>[A-Za-z_][A-Za-z0-9_]*)|\$")
@@ -217,6 +218,10 @@ def test_start_order_waits_for_health_and_for_the_migration() -> None:
         assert deps["migrate"]["condition"] == "service_completed_successfully"
         assert deps["mosquitto"]["condition"] == "service_healthy"
         assert set(deps) - one_shots <= {"mosquitto", "influxdb", "postgres"}
+    # The case clocks need the database alone: a broker outage must not keep them from starting.
+    deps = all_services["cases"]["depends_on"]
+    assert deps["migrate"]["condition"] == "service_completed_successfully"
+    assert set(deps) - one_shots == {"postgres"}
 
 
 # --- ports, replicas, variables -------------------------------------------------------------------------
@@ -274,7 +279,7 @@ def test_yiwang_services_run_real_subcommands() -> None:
     cli: Any = typer.main.get_command(app)
     assert "ingest" in cli.commands
     ours = yiwang_services()
-    assert {"migrate", "ingest", "alerts", "api"} <= set(ours)
+    assert {"migrate", "ingest", "alerts", "cases", "api"} <= set(ours)
     for name, svc in ours.items():
         assert "entrypoint" not in svc, f"{name} must run the image's `yiwang` entrypoint"
         command = svc["command"]
@@ -295,7 +300,10 @@ def test_yiwang_services_reach_their_peers_by_service_name() -> None:
     all_services = services()
     for name, svc in yiwang_services().items():
         env = svc["environment"]
-        assert env["YIWANG_MQTT_HOST"] == "mosquitto", name
+        if name in DATABASE_ONLY:
+            assert not [k for k in env if k.startswith("YIWANG_MQTT_")], f"{name} needs no broker login"
+        else:
+            assert env["YIWANG_MQTT_HOST"] == "mosquitto", name
         assert "@postgres:5432/" in env["YIWANG_DATABASE_URL"], name
         assert env["YIWANG_DATABASE_URL"].startswith("postgresql+psycopg://"), name
         assert svc["build"] == "." and svc["image"] == "yiwang:0.1.0", name
@@ -452,7 +460,7 @@ def python_check(service: str) -> list[str]:
         ("self", 120, False),  # stale
     ],
 )
-@pytest.mark.parametrize("service", ["ingest", "alerts"])
+@pytest.mark.parametrize("service", ["ingest", "alerts", "cases"])
 def test_heartbeat_healthcheck_wants_a_fresh_heartbeat_of_its_own(
     tmp_path: Path, service: str, instance_host: str | None, age_s: float, healthy: bool
 ) -> None:

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from alerts.service import AlertSettings
 from api.settings import ApiSettings
+from cases.service import CaseSettings
 from edge.settings import EdgeSettings
 from ingest.service import IngestSettings
 from tests.platform import REPO
@@ -36,7 +37,7 @@ PLACEHOLDER_ENVS = [
 ]
 
 
-@pytest.mark.parametrize("settings_class", [IngestSettings, AlertSettings, ApiSettings])
+@pytest.mark.parametrize("settings_class", [IngestSettings, AlertSettings, CaseSettings, ApiSettings])
 @pytest.mark.parametrize(("env", "named"), PLACEHOLDER_ENVS)
 def test_every_server_service_refuses_a_placeholder_secret(
     monkeypatch: pytest.MonkeyPatch, settings_class: type, env: dict[str, str], named: str
@@ -69,7 +70,7 @@ def test_real_secrets_are_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.mqtt_password.get_secret_value() == "3f9a0c2e7b1d"
 
 
-@pytest.mark.parametrize("service", ["ingest", "alerts", "api"])
+@pytest.mark.parametrize("service", ["ingest", "alerts", "cases", "api"])
 def test_a_service_process_exits_with_one_clear_line(service: str) -> None:
     env = {**os.environ, "YIWANG_MQTT_PASSWORD": "changethis"}
     done = subprocess.run(

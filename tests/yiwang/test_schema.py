@@ -3,6 +3,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import Engine, inspect
 
 from common.db import make_engine
@@ -36,6 +37,7 @@ def _create_when_released(url: str, start: Any) -> None:
     create_all(url)
 
 
+@pytest.mark.e2e
 def test_services_starting_together_on_a_fresh_database_all_get_their_tables(database_url: str) -> None:
     """Ingest replicas (and `yiwang up`'s services) create their tables at the same moment."""
     context = multiprocessing.get_context("spawn")

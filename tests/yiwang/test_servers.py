@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 from paho.mqtt.enums import CallbackAPIVersion
 
-from tests.servers import (
+from yiwang.servers import (
     InfluxDatabase,
     InfluxServer,
     MosquittoServer,

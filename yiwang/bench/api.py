@@ -27,9 +27,8 @@ from api.accounts import ensure_demo_operator
 from cases.models import OPEN_STATES, Case, CaseEvent
 from cases.policy import CasePolicy
 from common.db import make_engine
-from yiwang.bench import postgres
-from yiwang.bench.stack import free_port
 from yiwang.schema import create_all
+from yiwang.servers import free_port, postgres_available, start_postgres
 from yiwang.supervisor import Child, Supervisor, env_with, self_command
 
 LIFE = ["reported", "accept", "verify", "assign", "sign", "feedback", "check", "pass", "visit", "note"]
@@ -107,9 +106,12 @@ def _pct(samples: list[float]) -> dict[str, float]:
 
 @contextmanager
 def _database() -> Iterator[tuple[str, str]]:
-    if postgres.available():
-        with postgres.throwaway_postgres() as url:
-            yield url, "postgresql"
+    if postgres_available():
+        server = start_postgres("bench")
+        try:
+            yield server.url, "postgresql"
+        finally:
+            server.stop()
     else:
         with tempfile.TemporaryDirectory() as tmp:
             yield f"sqlite:///{tmp}/bench.db", "sqlite"

@@ -33,11 +33,11 @@ from pymodbus.constants import ExcCodes
 from pymodbus.server import ModbusSerialServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
-from broker.mosquitto import MosquittoConfig, mosquitto_binary
 from contract.profiles import SensorTypeProfile
 from edge.gateway_config import BusConfig, DeviceConfig
 from edge.sources.base import BoundDevice
 from edge.sources.modbus import ModbusBus
+from yiwang.servers import MosquittoServer, start_mosquitto
 
 DEVICES = 30
 BAUD = 9600
@@ -199,27 +199,15 @@ def _rss_kb(pid: int) -> int:
 
 
 def agent_memory(config_dir: Path, seconds: float = 10.0) -> dict[str, Any]:
-    binary = mosquitto_binary()
-    if binary is None:
-        raise RuntimeError("agent memory bench needs mosquitto")
     work = Path(tempfile.mkdtemp(prefix="yiwang-bench-edge-"))
     procs: list[subprocess.Popen[bytes]] = []
+    broker: MosquittoServer | None = None
     try:
         types = work / "config" / "sensor-types"
         shutil.copytree(config_dir / "sensor-types", types)
         (types / "bench.env4.yaml").write_text(yaml.safe_dump(ENV4))
-        with contextlib.closing(__import__("socket").socket()) as sock:
-            sock.bind(("127.0.0.1", 0))
-            mqtt_port = sock.getsockname()[1]
-        conf = MosquittoConfig(host="127.0.0.1", port=mqtt_port, data_dir=work / "mq", allow_anonymous=True)
-        (work / "mq").mkdir()
-        procs.append(
-            subprocess.Popen(
-                [binary, "-c", str(conf.write(work / "mosquitto.conf"))],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-        )
+        broker = start_mosquitto(base_dir=work)
+        mqtt_port = broker.port
         with _pty_pair() as (device, gateway), _rtu_slaves(device):
             gw = {
                 "community": "bench",
@@ -282,28 +270,16 @@ def agent_memory(config_dir: Path, seconds: float = 10.0) -> dict[str, Any]:
                 proc.wait(10)
             if proc.stderr:
                 proc.stderr.close()
+        if broker is not None:
+            broker.stop()
         shutil.rmtree(work, ignore_errors=True)
 
 
 def spool_figures(readings: int = 2_000_000) -> dict[str, Any]:
     """The spool's figures (:mod:`yiwang.bench.edge_spool`), in a child process against a real Mosquitto."""
-    binary = mosquitto_binary()
-    if binary is None:
-        raise RuntimeError("spool bench needs mosquitto")
-    work = Path(tempfile.mkdtemp(prefix="yiwang-bench-spool-mq-"))
-    with contextlib.closing(__import__("socket").socket()) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    conf = MosquittoConfig(host="127.0.0.1", port=port, data_dir=work / "mq", allow_anonymous=True)
-    broker = subprocess.Popen(
-        [binary, "-c", str(conf.write(work / "mosquitto.conf"))],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        time.sleep(0.3)
+    with start_mosquitto() as broker:
         child = subprocess.run(
-            [sys.executable, "-m", "yiwang.bench.edge_spool", str(port), str(readings)],
+            [sys.executable, "-m", "yiwang.bench.edge_spool", str(broker.port), str(readings)],
             capture_output=True,
             check=False,
             timeout=600,
@@ -312,10 +288,6 @@ def spool_figures(readings: int = 2_000_000) -> dict[str, Any]:
             raise RuntimeError(f"spool bench failed: {child.stderr.decode()[-2000:]}")
         figures: dict[str, Any] = json.loads(child.stdout)
         return figures
-    finally:
-        broker.terminate()
-        broker.wait(10)
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def run(config_dir: Path) -> dict[str, Any]:

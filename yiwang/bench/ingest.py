@@ -40,9 +40,9 @@ from common.db import make_engine
 from common.mqtt import SESSION_EXPIRY_S, v5_connect_properties
 from contract import Topic, TopicKind, subscription
 from ingest.deadletters import DeadLetterStore
-from yiwang.bench.influxd import influx_query, running_influxd
 from yiwang.bench.mqttload import RawPublisher
-from yiwang.bench.stack import cpu_seconds, free_port
+from yiwang.bench.stack import cpu_seconds
+from yiwang.servers import free_port, influx_query, start_influxd
 from yiwang.supervisor import Child, Supervisor, env_with, self_command
 
 GATEWAYS, DEVICES = 10, 100
@@ -395,7 +395,8 @@ def _run_phases(
     result: dict[str, Any] = {"area": "ingest", "broker": "mosquitto", "store": "influxdb 1.x"}
     try:
         supervisor.start(Child("broker", [binary, "-c", str(conf)], port))
-        with running_influxd(work / "influxd") as influxd:
+        with start_influxd(base_dir=work) as influxd:
+            assert influxd.pid is not None  # started: it answered its ping
             stack = _Stack(port, influxd.url, influxd.pid, supervisor, env, work, replicas, 10 * seconds + 60)
             # Sized to take about ``seconds`` at the rates we aim for (300k readings/s, 12k msgs/s).
             batched = list(itertools.islice(payloads(100), int(3000 * seconds)))

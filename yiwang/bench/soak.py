@@ -31,7 +31,6 @@ from sqlalchemy import Engine
 
 from broker.mosquitto import MosquittoConfig, mosquitto_binary
 from common.db import make_engine
-from yiwang.bench.influxd import influx_query, running_influxd
 from yiwang.bench.ingest import FIELD, count, drive
 from yiwang.bench.soakload import DEVICES, GATEWAYS, PER_MSG, Load, PacedPublisher, Pacer, device_id
 from yiwang.bench.soakprobe import (
@@ -41,12 +40,11 @@ from yiwang.bench.soakprobe import (
     SysWatcher,
     alerts_processed,
     metric,
-    pid_with_arg,
     rss_mb,
 )
-from yiwang.bench.stack import free_port
 from yiwang.bench.trend import LATENCY, MEMORY, QUEUE, Criterion, trend
 from yiwang.schema import create_all
+from yiwang.servers import free_port, start_influxd
 from yiwang.supervisor import Child, Supervisor, env_with, self_command
 
 RULE = {"field": FIELD, "op": ">=", "value": 50, "clear": 40}  # the probe's FIRE crosses it, CLEAR resolves
@@ -184,9 +182,8 @@ def run(config_dir: Path, *, minutes: float = 30.0, plot_dir: Path | None = None
         broker = Child("broker", [binary, "-c", str(conf)], port)
         try:
             supervisor.start(broker)
-            with running_influxd(work / "influxd") as influxd:
+            with start_influxd("soak", base_dir=work) as influxd:
                 url = influxd.url
-                influx_query(url, 'CREATE DATABASE "soak"')
                 series = {"YIWANG_SERIES_URL": f"influxdb://{url.split('//')[1]}/soak"}
                 ingest = Child("ingest", self_command("ingest"), env=series)
                 alerts = Child("alerts", self_command("alerts"), env=series)
@@ -204,7 +201,7 @@ def run(config_dir: Path, *, minutes: float = 30.0, plot_dir: Path | None = None
                         "broker": broker.proc.pid if broker.proc else None,
                         "ingest": ingest.proc.pid if ingest.proc else None,
                         "alerts": alerts.proc.pid if alerts.proc else None,
-                        "influxd": pid_with_arg(str(work / "influxd" / "influxd.conf")),
+                        "influxd": influxd.pid,
                     },
                     children=[broker, ingest, alerts],
                 )

@@ -18,8 +18,8 @@ from sqlalchemy.exc import OperationalError
 from cases.models import Evidence
 from common.heartbeat import read_heartbeats
 from contract import Topic, TopicKind
-from yiwang.bench.influxd import influx_query
 from yiwang.bench.ingest import FIELD, MEASUREMENT
+from yiwang.servers import influx_query
 
 PROBE_GATEWAY, PROBE_DEVICE = "gw-probe", "wl-probe"
 FIRE, CLEAR = 80.0, 10.0  # the probe's levels; the load stays around 5 cm and never fires
@@ -126,16 +126,6 @@ def rss_mb(pid: int | None) -> float | None:
     for line in status.splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
-    return None
-
-
-def pid_with_arg(argument: str) -> int | None:
-    """The process whose command line holds ``argument`` (our influxd, by its config path)."""
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError):
-                if argument.encode() in (entry / "cmdline").read_bytes().split(b"\0"):
-                    return int(entry.name)
     return None
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from api.accounts import ensure_demo_operator
 from broker.mosquitto import MosquittoConfig, mosquitto_binary
 from common.db import make_engine
 from yiwang.schema import create_all
+from yiwang.servers import free_port
 from yiwang.supervisor import Child, Supervisor, env_with, self_command
 
 
@@ -25,13 +25,6 @@ def cpu_seconds(pid: int) -> float:
         return 0.0
     fields = stat.rsplit(")", 1)[1].split()  # after "pid (comm)": comm may contain spaces
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +46,7 @@ def running_stack(
     config_dir: Path,
     *,
     embedded_broker: bool = False,
-    services: tuple[str, ...] = ("ingest", "alerts", "api"),
+    services: tuple[str, ...] = ("ingest", "alerts", "cases", "api"),
     extra_env: dict[str, str] | None = None,
 ) -> Iterator[Stack]:
     """Mosquitto when installed (else, or when asked, the embedded broker) and the services, on SQLite."""

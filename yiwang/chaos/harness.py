@@ -21,16 +21,23 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from broker.mosquitto import MosquittoConfig, mosquitto_binary
 from contract import Topic, TopicKind
 from contract.catalog import Catalog, load_catalog
 from contract.profiles import Scalar, SensorTypeProfile
-from yiwang.bench.influxd import influx_query
-from yiwang.bench.stack import free_port
 from yiwang.chaos.gateway import Anomaly, Plan
-from yiwang.chaos.processes import HOST, Postgres, Proc, influxd, port_open, wait_until
+from yiwang.chaos.processes import wait_until
 from yiwang.chaos.proxy import TcpProxy
 from yiwang.schema import create_all
+from yiwang.servers import (
+    HOST,
+    InfluxServer,
+    MosquittoServer,
+    PostgresServer,
+    Process,
+    start_influxd,
+    start_mosquitto,
+    start_postgres,
+)
 from yiwang.supervisor import env_with, self_command
 
 COMMUNITY = "zhuganxiang"
@@ -62,7 +69,7 @@ def quiet_values(profile: SensorTypeProfile) -> dict[str, Scalar]:
 @dataclass
 class GatewayRun:
     plan: Plan
-    proc: Proc
+    proc: Process
     plan_path: Path
 
     def drained(self) -> bool:
@@ -75,28 +82,28 @@ class Harness:
     workdir: Path
     catalog: Catalog
     config_dir: Path
-    postgres: Postgres
-    influx: Proc
+    postgres: PostgresServer
+    influx: InfluxServer
     influx_url: str
-    broker: Proc
+    broker: MosquittoServer
     mqtt_port: int
     proxy: TcpProxy
-    ingest: Proc
-    alerts: Proc
+    ingest: Process
+    alerts: Process
     gateways: dict[str, GatewayRun] = field(default_factory=dict)
     poison_sent: int = 0
     started: float = field(default_factory=time.monotonic)
 
     # -- services -----------------------------------------------------------------------------------
 
-    def restart_service(self, service: Proc) -> None:
+    def restart_service(self, service: Process) -> None:
         """Start ingest or alerts again and wait until it has subscribed."""
         before = _subscribed(service.log_path)
         service.start()
         wait_until(lambda: _subscribed(service.log_path) > before, 60, f"{service.name} to subscribe")
 
     def kill_gateway(self, gateway: str) -> None:
-        self.gateways[gateway].proc.kill()
+        self.gateways[gateway].proc.halt(kill=True)
 
     def start_gateway(self, gateway: str) -> None:
         self.gateways[gateway].proc.start()
@@ -184,7 +191,7 @@ def _plan_gateways(
         plan_path = gdir / "plan.json"
         plan_path.write_text(plan.to_json(), encoding="utf-8")
         argv = [sys.executable, "-m", "yiwang.chaos.gateway", str(plan_path)]
-        h.gateways[gw.id] = GatewayRun(plan, Proc(gw.id, argv, gdir / "gateway.log"), plan_path)
+        h.gateways[gw.id] = GatewayRun(plan, Process(gw.id, argv, gdir / "gateway.log"), plan_path)
 
 
 @contextmanager
@@ -198,33 +205,23 @@ def running_harness(
     keep: bool = False,
 ) -> Iterator[Harness]:
     """The stack, with gateways producing from the moment this yields; torn down afterwards."""
-    binary = mosquitto_binary()
-    if binary is None:
-        raise RuntimeError("mosquitto not found: install Debian's mosquitto package")
     workdir = Path(tempfile.mkdtemp(prefix="yiwang-chaos-"))
     catalog = load_catalog(config_dir)
-    postgres = Postgres()
-    started: list[Proc] = []
+    postgres: PostgresServer | None = None
+    servers: list[InfluxServer | MosquittoServer] = []
+    started: list[Process] = []
     proxy: TcpProxy | None = None
     try:
-        postgres.create()
+        # Its own temp dir, not workdir: as root, the postgres user must be able to reach the cluster.
+        postgres = start_postgres("chaos", fsync=True)  # fsync: a killed server must keep what it acked
         create_all(postgres.url)
-        influx, influx_url = influxd(workdir / "influxd")
-        influx.start()
-        started.append(influx)
-        influx_query(influx_url, f'CREATE DATABASE "{INFLUX_DB}"')
-        mqtt_port = free_port()
-        conf = MosquittoConfig(
-            host=HOST, port=mqtt_port, data_dir=workdir / "mosquitto", allow_anonymous=True
-        ).write(workdir / "mosquitto.conf")
-        broker = Proc(
-            "mosquitto",
-            [binary, "-c", str(conf)],
-            workdir / "mosquitto.log",
-            ready=lambda: port_open(mqtt_port),
-        )
-        broker.start()
-        started.append(broker)
+        # Restarts after a kill replay the WAL or the persistence file: allow as long as the services.
+        influx = start_influxd(INFLUX_DB, base_dir=workdir, timeout=60)
+        servers.append(influx)
+        influx_url = influx.url
+        broker = start_mosquitto(base_dir=workdir, timeout=60)
+        servers.append(broker)
+        mqtt_port = broker.port
         proxy = TcpProxy(mqtt_port)
         env = env_with(
             {
@@ -237,8 +234,8 @@ def running_harness(
                 "YIWANG_INGEST_METRICS_PORT": "0",
             }
         )
-        ingest = Proc("ingest", self_command("ingest"), workdir / "ingest.log", env=env)
-        alerts = Proc("alerts", self_command("alerts"), workdir / "alerts.log", env=env)
+        ingest = Process("ingest", self_command("ingest"), workdir / "ingest.log", env=env)
+        alerts = Process("alerts", self_command("alerts"), workdir / "alerts.log", env=env)
         h = Harness(
             workdir,
             catalog,
@@ -263,12 +260,13 @@ def running_harness(
         yield h
     finally:
         for proc in reversed(started):
-            if proc.name.startswith("gw-"):
-                proc.kill()  # a clean stop would publish the offline state: the run is over anyway
-            else:
-                proc.stop()
+            # A gateway's clean stop would publish the offline state: the run is over anyway.
+            proc.halt(kill=proc.name.startswith("gw-"))
         if proxy is not None:
             proxy.cut()
-        postgres.destroy()
+        for server in reversed(servers):
+            server.stop(keep=keep)
+        if postgres is not None:
+            postgres.stop()
         if not keep:
             shutil.rmtree(workdir, ignore_errors=True)

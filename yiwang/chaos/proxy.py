@@ -11,7 +11,7 @@ import contextlib
 import socket
 import threading
 
-from yiwang.bench.stack import free_port
+from yiwang.servers import free_port
 
 HOST = "127.0.0.1"
 

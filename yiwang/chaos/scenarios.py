@@ -21,7 +21,7 @@ def _hold(seconds: float) -> None:
 
 
 def broker_kill(h: Harness, scale: float) -> None:
-    h.broker.kill()
+    h.broker.halt(kill=True)
     _hold(5 * scale)
     h.broker.start()
 
@@ -33,26 +33,26 @@ def ingest_kill(h: Harness, scale: float) -> None:
     _hold(5 * scale)
     h.ingest.signal(signal.SIGCONT)
     time.sleep(0.2)
-    h.ingest.kill()
+    h.ingest.halt(kill=True)
     _hold(2 * scale)
     h.restart_service(h.ingest)
 
 
 def alerts_kill(h: Harness, scale: float) -> None:
     time.sleep(20)  # the device.unavailable alert is pending (for: 60 s) when the worker dies
-    h.alerts.kill()
+    h.alerts.halt(kill=True)
     _hold(5 * scale)
     h.restart_service(h.alerts)
 
 
 def influx_down(h: Harness, scale: float) -> None:
-    h.influx.kill()
+    h.influx.halt(kill=True)
     _hold(60 * scale)
     h.influx.start()
 
 
 def postgres_restart(h: Harness, scale: float) -> None:
-    h.postgres.stop("immediate")
+    h.postgres.halt(kill=True)
     _hold(5 * scale)
     h.postgres.start()
 

@@ -1,4 +1,4 @@
-"""The server services, one process each: `yiwang ingest`, `alerts`, `api`, `broker`.
+"""The server services, one process each: `yiwang ingest`, `alerts`, `cases`, `api`, `broker`.
 
 Service modules are imported inside their commands so a gateway with only `yiwang[edge]` installed can
 run `yiwang edge` without FastAPI, SQLAlchemy or the rest of the server stack.
@@ -32,6 +32,17 @@ def alerts() -> None:
     from common.runner import run_until_signalled
 
     run_until_signalled("alerts", lambda stop: run(AlertSettings(), stop))
+
+
+@app.command()
+def cases() -> None:
+    """Run the case clocks: SLA stages and supervision (督办), auto-check, notifications."""
+    from alerts.intake import alerts_clear
+    from cases.service import CaseSettings, run
+    from common.runner import run_until_signalled
+
+    # The roof composes: whether a case's signals stayed clear is the alert engine's judgement.
+    run_until_signalled("cases", lambda stop: run(CaseSettings(), stop, alerts_clear))
 
 
 @app.command()

@@ -17,7 +17,7 @@ from typing import Any
 import cv2
 
 from edge.camera.masks import Image
-from tests.servers import HOST, free_port
+from yiwang.servers import HOST, free_port
 
 BOUNDARY = b"yiwangframe"
 

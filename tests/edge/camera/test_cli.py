@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 from edge.camera.synthetic import FIRE_LANE, Scenario, walk_in
 from tests.edge.camera.subscriber import EventSubscriber
 from tests.edge.camera.test_source import wait_for
-from tests.servers import MosquittoServer
 from yiwang.cli import app
+from yiwang.servers import MosquittoServer
 
 ROOT = Path(__file__).resolve().parents[3]
 

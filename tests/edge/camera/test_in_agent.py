@@ -14,7 +14,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from contract import StateMessage, TopicKind, decode_message
 from edge.agent import run_agent
 from tests.platform import wait_for
-from tests.servers import MosquittoServer, free_port, unique_name
+from yiwang.servers import MosquittoServer, free_port, unique_name
 
 pytestmark = pytest.mark.integration
 CONFIG_DIR = Path(__file__).resolve().parents[3] / "config"

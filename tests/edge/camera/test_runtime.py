@@ -22,7 +22,7 @@ from edge.spool import Spool
 from tests.edge.camera.mjpeg import MjpegServer
 from tests.edge.camera.subscriber import EventSubscriber
 from tests.edge.camera.test_source import wait_for
-from tests.servers import MosquittoServer, free_port
+from yiwang.servers import MosquittoServer, free_port
 
 pytestmark = pytest.mark.integration
 

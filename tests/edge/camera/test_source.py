@@ -19,7 +19,7 @@ from edge.camera.runtime import CameraWorker
 from edge.camera.source import FrameSource
 from edge.camera.synthetic import background
 from tests.edge.camera.mjpeg import MjpegServer
-from tests.servers import free_port
+from yiwang.servers import free_port
 
 pytestmark = pytest.mark.integration
 

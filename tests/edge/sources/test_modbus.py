@@ -14,7 +14,7 @@ from edge.gateway_config import BusConfig, DeviceConfig
 from edge.sources.base import BoundDevice, SourceBatch
 from edge.sources.modbus import ModbusBus, ModbusTcpBus
 from tests.edge.sources.emulators import ModbusEmulator, Slave, pty_pair
-from tests.servers import free_port
+from yiwang.servers import free_port
 
 CONFIG = Path(__file__).resolve().parents[3] / "config" / "sensor-types"
 

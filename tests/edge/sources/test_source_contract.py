@@ -14,7 +14,7 @@ from edge.sources.base import SOURCE_API_VERSION, BoundDevice, ConfigError
 from edge.sources.registry import BUILTIN, check_factory, load_sources
 from tests.edge.sources.emulators import ModbusEmulator, Slave, pty_pair, run_line_emitter
 from tests.edge.sources.source_contract import check_failing_channel, check_source
-from tests.servers import free_port
+from yiwang.servers import free_port
 
 TYPES = Path(__file__).resolve().parents[3] / "config" / "sensor-types"
 CAMERA = load_model(SensorTypeProfile, TYPES / "camera.events.yaml")

@@ -12,7 +12,7 @@ import pytest
 
 from contract.catalog import Catalog, load_catalog
 from contract.messages import Event, Reading
-from edge.simulator import GatewaySimulator, simulators_for
+from edge.simulated_devices import GatewaySimulator, simulators_for
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 COMMUNITY = "zhuganxiang"
