@@ -4,6 +4,11 @@ Pure (no I/O): the service feeds it the live MQTT stream and a wall clock, and h
 to the case book. Per-sample conditions run in event time (the readings' own timestamps, so a backlog
 drained after an outage is judged as it happened); staleness, `for` timers and silences run on the
 wall clock in ``tick``.
+
+A gateway is offline only in fact: its last state says offline and nothing from it has arrived
+since. A reading or event from it proves it online at once: its devices' alerts are no longer
+inhibited and its gateway-offline alert resolves (flapping or not). A planned stop
+(``reason: stopped``) is maintenance: its devices are inhibited, but no gateway alert fires.
 """
 
 from __future__ import annotations
@@ -77,6 +82,8 @@ class Transition:
     # Firing transitions of reading rules: the readings of the rule's field the engine had seen when
     # the alert fired, oldest first, the triggering one included (empty for other transitions).
     readings: tuple[Sample, ...] = ()
+    # The alert's flap mark after this transition: a flapping alert's re-fire stays in its case.
+    flapping: bool = False
 
     @property
     def opens_case(self) -> bool:
@@ -96,6 +103,22 @@ class _Series:
     alert: AlertState = field(default_factory=AlertState)
 
 
+@dataclass(slots=True)
+class GatewayFact:
+    """What is known of a gateway: online, or offline since a state said so (and why)."""
+
+    online: bool
+    planned: bool = False  # offline by a clean stop (maintenance), not by a lost link or power
+    said_ms: int = 0  # the offline state's own time: readings measured before it prove nothing
+
+    @property
+    def down(self) -> bool:
+        return not self.online
+
+    def dump(self) -> list[Any]:
+        return [self.online, self.planned, self.said_ms]
+
+
 class AlertEngine:
     def __init__(
         self,
@@ -110,7 +133,11 @@ class AlertEngine:
         self._communities = set(communities) if communities else set(catalog.communities)
         self._series: dict[str, _Series] = {}
         self._silences: list[Silence] = []
-        self._gateway_online: dict[tuple[str, str], bool] = {}
+        self._gateways: dict[tuple[str, str], GatewayFact] = {}
+        self._gateway_rules = [r for r in self._rules if r.gateway_offline is not None]
+        # Gateways whose data proved them online after an offline state: the service updates the
+        # fleet page with them (at most one entry per gateway, so bounded by the catalog).
+        self.revived: set[tuple[str, str]] = set()
         start = clock()
         self._devices = [d for d in catalog.devices() if d.community.id in self._communities]
         self._last_seen = {(d.community.id, d.device.id): start for d in self._devices}
@@ -156,11 +183,11 @@ class AlertEngine:
         if info is None:
             return []  # ingest dead-letters unknown devices; the engine has nothing to say about them
         now = self._clock()
+        out = self._heard_from(community, gateway, reading.ts, now)
         self._last_seen[(community, info.device.id)] = self.reported[(community, info.device.id)] = now
         for name, ring in self._rings[(community, info.device.id)]:
             if (value := reading.values.get(name)) is not None:
                 ring.append((reading.ts, value))
-        out: list[Transition] = []
         for rule in self._rules_by_device[(community, info.device.id)]:
             if rule.stale is not None:
                 out += self._judge(rule, _subject(info), Verdict.CLEAR, reading.ts, now, {})
@@ -176,8 +203,8 @@ class AlertEngine:
         if info is None:
             return []
         now = self._clock()
+        out = self._heard_from(community, gateway, event.ts, now)
         self._last_seen[(community, info.device.id)] = self.reported[(community, info.device.id)] = now
-        out: list[Transition] = []
         for rule in self._rules_by_device[(community, info.device.id)]:
             match = rule.event
             if match is None:
@@ -194,31 +221,38 @@ class AlertEngine:
         return out + self._composite(out, now)
 
     def on_state(self, community: str, gateway: str, state: StateMessage) -> list[Transition]:
-        """A gateway's retained state or last will: offline inhibits its devices' alerts."""
-        if community not in self._communities:
-            return []
-        home = self._gateway_home(community, gateway)
-        if home is None:
+        """A gateway's retained state or last will.
+
+        Online resolves its gateway alert. A last will (offline, no reason) fires it; a planned stop
+        (``reason: stopped``) fires nothing. Either way its devices' data stops: their alerts become
+        unknown and stay inhibited until the gateway is heard from again.
+        """
+        if community not in self._communities or self._gateway_home(community, gateway) is None:
             return []
         now = self._clock()
-        if state.online and self._gateway_online.get((community, gateway)) is False:
-            # Back online: its spooled backlog follows this state. Silence counts from now, not from the
-            # cut, or a tick in between would call every one of its devices stale (a false case).
-            for d in self._devices:
-                if d.community.id == community and d.gateway.id == gateway:
-                    self._last_seen[(community, d.device.id)] = now
-        self._gateway_online[(community, gateway)] = state.online
         ts = state.ts or now
-        out: list[Transition] = []
-        for rule in self._rules:
-            if rule.gateway_offline is not None and (rule.scope.community in (None, community)):
-                verdict = Verdict.CLEAR if state.online else Verdict.BREACH
-                out += self._judge(rule, home, verdict, ts, now, {"online": state.online})
-        if not state.online:  # its devices' data stops now: unknown, not resolved
-            for series in self._series.values():
-                if series.subject.gateway == gateway and series.subject.device is not None:
-                    out += self._emit(series, lose_data(series.alert), ts, {})
+        if state.online:
+            return self._gateway_up(community, gateway, ts, now, {"online": True})
+        self._gateways[(community, gateway)] = GatewayFact(False, state.planned_stop, state.ts or 0)
+        observed: dict[str, Scalar] = {"online": False}
+        if state.reason is not None:
+            observed["reason"] = state.reason
+        verdict = Verdict.CLEAR if state.planned_stop else Verdict.BREACH
+        out = self._judge_gateway(community, gateway, verdict, ts, now, observed)
+        for series in self._series.values():
+            subject = series.subject
+            if subject.gateway == gateway and subject.community.id == community and subject.device:
+                out += self._emit(series, lose_data(series.alert), ts, {})
         return out
+
+    def gateway_down(self, community: str, gateway: str) -> bool:
+        """Offline in fact: its last state said offline and nothing from it arrived since."""
+        fact = self._gateways.get((community, gateway))
+        return fact is not None and fact.down
+
+    def stopped_gateways(self) -> frozenset[tuple[str, str]]:
+        """Gateways offline by a planned stop (maintenance)."""
+        return frozenset(key for key, fact in self._gateways.items() if fact.down and fact.planned)
 
     def tick(self) -> list[Transition]:
         """Timers: `for` durations, stale devices, silences that ended."""
@@ -250,13 +284,14 @@ class AlertEngine:
                 }
                 for fp, s in self._series.items()
             },
-            "gateways": [[c, g, online] for (c, g), online in self._gateway_online.items()],
+            "gateways": [[c, g, *fact.dump()] for (c, g), fact in self._gateways.items()],
         }
 
     def restore(self, snapshot: dict[str, Any]) -> None:
         rules = {r.id: r for r in self._rules}
-        for c, g, online in snapshot.get("gateways", []):
-            self._gateway_online[(c, g)] = bool(online)
+        for c, g, online, *rest in snapshot.get("gateways", []):
+            planned, said_ms = (bool(rest[0]), int(rest[1])) if len(rest) == 2 else (False, 0)
+            self._gateways[(c, g)] = GatewayFact(bool(online), planned, said_ms)
         for fp, saved in snapshot.get("series", {}).items():
             rule = rules.get(saved["rule"])
             subject = self._subject_of(fp)
@@ -266,12 +301,56 @@ class AlertEngine:
             if series.condition is not None and saved.get("condition") and saved["version"] == rule.version:
                 series.condition.load(saved["condition"])  # a changed rule starts its window afresh
             self._series[fp] = series
+            if rule.gateway_offline is not None and series.alert.status == "firing" and subject.gateway:
+                # A gateway alert fired after the last checkpoint: offline until the gateway is heard.
+                self._gateways.setdefault((subject.community.id, subject.gateway), GatewayFact(False))
             if rule.id in self._component_ids and series.alert.status == "firing":
                 self._component_firing.setdefault((subject.community.id, subject.grid, rule.id), set()).add(
                     fp
                 )
 
     # -- internals --------------------------------------------------------------------------------
+
+    def _heard_from(self, community: str, gateway: str, ts_ms: int, now: int) -> list[Transition]:
+        """A reading or event from the gateway: proof that it is online (unless measured before it
+        said it went offline, e.g. a message redelivered to a restarted service)."""
+        fact = self._gateways.get((community, gateway))
+        if fact is not None and (fact.online or ts_ms < fact.said_ms):
+            return []
+        if fact is not None:
+            self.revived.add((community, gateway))
+        return self._gateway_up(community, gateway, ts_ms, now, {"online": True, "heard": "data"})
+
+    def _gateway_up(
+        self, community: str, gateway: str, ts_ms: int, now: int, observed: dict[str, Scalar]
+    ) -> list[Transition]:
+        if self.gateway_down(community, gateway):
+            # Back online: its spooled backlog follows. Silence counts from now, not from the cut, or
+            # a tick in between would call every one of its devices stale (a false case).
+            for d in self._devices:
+                if d.community.id == community and d.gateway.id == gateway:
+                    self._last_seen[(community, d.device.id)] = now
+        self._gateways[(community, gateway)] = GatewayFact(True)
+        return self._judge_gateway(community, gateway, Verdict.CLEAR, ts_ms, now, observed)
+
+    def _judge_gateway(
+        self,
+        community: str,
+        gateway: str,
+        verdict: Verdict,
+        ts_ms: int,
+        now: int,
+        observed: dict[str, Scalar],
+    ) -> list[Transition]:
+        home = self._gateway_home(community, gateway)
+        if home is None:
+            return []
+        out: list[Transition] = []
+        for rule in self._gateway_rules:
+            if rule.scope.community in (None, community):
+                # Online (or stopped on purpose) is a fact: it resolves the alert even while flapping.
+                out += self._judge(rule, home, verdict, ts_ms, now, observed, fact=verdict is Verdict.CLEAR)
+        return out
 
     def _info(self, community: str, gateway: str, device: str) -> DeviceInfo | None:
         if community not in self._communities:
@@ -319,6 +398,8 @@ class AlertEngine:
         now: int,
         observed: dict[str, Scalar],
         value: Scalar | None = None,
+        *,
+        fact: bool = False,
     ) -> list[Transition]:
         fp = fingerprint(rule, subject)
         series = self._series.get(fp)
@@ -328,7 +409,13 @@ class AlertEngine:
             assert series.condition is not None
             assert value is not None
             verdict = series.condition.update(ts_ms, value)
-        return self._emit(series, step(series.alert, verdict, rule, ts_ms, now), ts_ms, observed)
+        kinds = step(series.alert, verdict, rule, ts_ms, now, fact=fact)
+        silenced_firing = series.alert.status == "firing" and series.alert.silenced
+        if not kinds and verdict is Verdict.BREACH and silenced_firing and not any(self._muted(series)):
+            # Fired while muted (e.g. its gateway seemed offline): a breach once unmuted opens the case
+            # now, with this reading as evidence, rather than at the next tick.
+            kinds = ["firing"]
+        return self._emit(series, kinds, ts_ms, observed)
 
     def _muted(self, series: _Series) -> tuple[bool, bool]:
         """(silenced, inhibited) for the alert right now."""
@@ -343,9 +430,8 @@ class AlertEngine:
             rule.category,
         )
         active = [s for s in self._silences if s.active(now) and s.matches(labels)]
-        gateway_down = (
-            subject.device is not None
-            and self._gateway_online.get((subject.community.id, subject.gateway or "")) is False
+        gateway_down = subject.device is not None and self.gateway_down(
+            subject.community.id, subject.gateway or ""
         )
         inhibited = gateway_down or any(s.kind == "maintenance" for s in active)
         return any(s.kind == "silence" for s in active), inhibited
@@ -371,6 +457,7 @@ class AlertEngine:
                 silenced,
                 inhibited,
                 readings=window if k == "firing" else (),
+                flapping=series.alert.flapping,
             )
             for k in kinds
         ]
@@ -386,7 +473,7 @@ class AlertEngine:
                 # Only alerts judged on the device's data lose their footing; event alerts do not.
                 if series is not None and rule.field is not None:
                     out += self._emit(series, lose_data(series.alert), now, {})
-        gateway_down = self._gateway_online.get((info.community.id, info.gateway.id)) is False
+        gateway_down = self.gateway_down(info.community.id, info.gateway.id)
         for rule in self._rules_by_device[key]:
             if rule.stale is None or gateway_down:
                 continue  # an offline gateway raises its own alert instead of one per device

@@ -44,6 +44,20 @@ def record_gateway(db: Engine, community: str, gateway: str, state: StateMessage
         )
 
 
+def record_heard(db: Engine, community: str, gateway: str) -> None:
+    """Data from a gateway whose last state said offline: it is online in fact.
+
+    The row keeps the last state's details (spool, signal) and says online, without a stop reason,
+    until the gateway's next state message replaces it.
+    """
+    with Session(db) as session, session.begin():
+        row = session.get(GatewayStatus, (community, gateway))
+        if row is None or row.online:
+            return
+        row.online, row.updated_at = True, datetime.now(UTC)
+        row.state = {k: v for k, v in row.state.items() if k != "reason"} | {"online": True}
+
+
 def record_devices(db: Engine, reported: dict[tuple[str, str], int]) -> None:
     with Session(db) as session, session.begin():
         for (community, device), ms in reported.items():

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, selectinload
 from alerts.engine import Transition
 from alerts.models import Alert, AlertHistory, EngineCheckpoint
 from cases import actions
-from cases.models import Case, CaseState
+from cases.models import OPEN_STATES, Case, CaseState
 from cases.policy import CasePolicy
 
 log = logging.getLogger(__name__)
@@ -27,6 +27,8 @@ CASE_NOTES = {
     "unknown": ("alert_unknown", "data stopped: {rule} on {subject} cannot be judged (not resolved)"),
     "flapping": ("alert_flapping", "{rule} on {subject} is flapping: kept firing until it settles"),
 }
+# A gateway alert resolves whenever the gateway is online in fact; flapping keeps its re-fires quiet.
+GATEWAY_FLAPPING_NOTE = "{rule} on {subject} is flapping: until it settles, it goes on in this case quietly"
 
 
 def _ms_to_dt(ts_ms: int) -> datetime:
@@ -112,7 +114,7 @@ class CaseBook:
         if tr.kind == "resolved":
             if alert.status == "resolved":
                 return None  # redelivered
-            alert.status, alert.resolved_at, alert.flapping = "resolved", _ms_to_dt(tr.ts_ms), False
+            alert.status, alert.resolved_at, alert.flapping = "resolved", _ms_to_dt(tr.ts_ms), tr.flapping
             if case is None:
                 return None
             # The condition cleared, but a person still closes the case: the water may be back tomorrow.
@@ -129,6 +131,8 @@ class CaseBook:
             alert.flapping = True
         if case is not None and tr.kind in CASE_NOTES:
             action, template = CASE_NOTES[tr.kind]
+            if tr.kind == "flapping" and tr.rule.gateway_offline is not None:
+                template = GATEWAY_FLAPPING_NOTE
             note = template.format(rule=tr.rule.id, subject=tr.subject.key)
             actions.record(session, case, action=action, note=note, actor=ACTOR, now=now)
             return case.id
@@ -145,13 +149,18 @@ class CaseBook:
             alert.started_at = _ms_to_dt(tr.ts_ms)
         if not tr.opens_case:
             return None  # silenced or inhibited: recorded, no case
-        if alert.case_id is not None and was in ("firing", "unknown"):
-            case = session.get(Case, alert.case_id)
-            if case is not None and was == "unknown":
-                note = f"data from {tr.subject.key} is back, still firing"
-                actions.record(session, case, action="alert_data_back", note=note, actor=ACTOR, now=now)
-            if case is not None and not alert.silenced:
-                return None  # redelivered after a crash, or the same incident going on
+        case = session.get(Case, alert.case_id) if alert.case_id is not None else None
+        still_open = case is not None and case.state in {s.value for s in OPEN_STATES}
+        if case is not None and was == "firing" and not alert.silenced:
+            return None  # redelivered after a crash, or the same incident going on
+        if case is not None and still_open and was == "resolved" and tr.flapping:
+            return None  # a flapping alert firing again: the same incident, already in its case
+        if case is not None and still_open and was == "unknown" and not alert.silenced:
+            # Its data is back and still breaching: the reading goes into the case as evidence.
+            note = f"data from {tr.subject.key} is back, still firing"
+            actions.record(session, case, action="alert_data_back", note=note, actor=ACTOR, now=now)
+            self._evidence(session, case, tr)
+            return case.id
         fired = f"{tr.rule.id} fired on {tr.subject.key}"
         if (case := self._recurrence(session, alert, tr, now)) is not None:
             action = "alert_recurred"
@@ -163,6 +172,14 @@ class CaseBook:
             action = "opened"
             case = self._new_case(session, tr, fired, now)
             history.opened_case = True
+        self._evidence(session, case, tr)
+        session.flush()
+        alert.case_id = case.id
+        log.info("case %s %s: %s fired on %s", case.id, action, tr.rule.id, tr.subject.key)
+        return case.id
+
+    def _evidence(self, session: Session, case: Case, tr: Transition) -> None:
+        """What the alert saw when it fired: its observation and the readings window before it."""
         actions.add_evidence(
             session,
             case,
@@ -176,10 +193,6 @@ class CaseBook:
             observed_at=_ms_to_dt(tr.ts_ms),
             readings=tr.readings,
         )
-        session.flush()
-        alert.case_id = case.id
-        log.info("case %s %s: %s fired on %s", case.id, action, tr.rule.id, tr.subject.key)
-        return case.id
 
     def _recurrence(self, session: Session, alert: Alert, tr: Transition, now: datetime) -> Case | None:
         """The same alert firing again soon after its case was closed reopens that case (返工)."""

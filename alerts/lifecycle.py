@@ -3,6 +3,11 @@
 Verdicts come from conditions (per sample) or timers (per tick); the lifecycle turns them into the
 transitions the case book records. Flapping — too many firing/resolved changes within a window —
 keeps the alert firing and marks it unstable instead of opening and closing it again and again.
+
+A clear that is a fact rather than a measurement (a gateway proved online) resolves at once even
+while flapping: damping may change how often people hear about an alert, never keep it firing
+against the facts. Its flapping mark stays until a calm window has passed, so the case book keeps
+the re-fires in the case the alert already has.
 """
 
 from __future__ import annotations
@@ -53,12 +58,19 @@ def _changed(state: AlertState, rule: Rule, wall_ms: int) -> bool:
 
 def _fire(state: AlertState, rule: Rule, ts_ms: int, wall_ms: int) -> list[Kind]:
     state.status, state.since_ms, state.clear_since_wall_ms = "firing", ts_ms, None
+    if state.flapping and all(wall_ms - t > rule.flapping.window_s * 1000 for t in state.changes):
+        state.flapping = False  # resolved by a fact and calm for a whole window since: settled
     _changed(state, rule, wall_ms)
     return ["firing"]
 
 
-def step(state: AlertState, verdict: Verdict, rule: Rule, ts_ms: int, wall_ms: int) -> list[Kind]:
-    """Apply one verdict; returns the transitions it causes (usually none)."""
+def step(
+    state: AlertState, verdict: Verdict, rule: Rule, ts_ms: int, wall_ms: int, *, fact: bool = False
+) -> list[Kind]:
+    """Apply one verdict; returns the transitions it causes (usually none).
+
+    ``fact``: a CLEAR that is a known fact, not a sample that may swing back; it resolves at once.
+    """
     if verdict is Verdict.UNKNOWN:
         return []
     if verdict is Verdict.BREACH:
@@ -83,6 +95,13 @@ def step(state: AlertState, verdict: Verdict, rule: Rule, ts_ms: int, wall_ms: i
         return ["cancelled"]
     if state.status not in ("firing", "unknown"):
         return []
+    if fact:
+        kinds: list[Kind] = []
+        if state.status == "firing" and _changed(state, rule, wall_ms) and not state.flapping:
+            state.flapping = True
+            kinds.append("flapping")
+        state.status, state.since_ms, state.clear_since_wall_ms = "inactive", ts_ms, None
+        return [*kinds, "resolved"]
     if state.flapping:
         if state.clear_since_wall_ms is None:
             state.clear_since_wall_ms = wall_ms

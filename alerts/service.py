@@ -25,7 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from alerts.engine import AlertEngine, Transition
-from alerts.fleet import record_devices, record_gateway
+from alerts.fleet import record_devices, record_gateway, record_heard
 from alerts.intake import CaseBook
 from alerts.lifecycle import AlertState
 from alerts.models import Alert
@@ -131,11 +131,17 @@ class AlertProcessor:
         if not self._commit(transitions):
             return False
         states, self._gateway_states = self._gateway_states, {}
+        revived, self._engine.revived = self._engine.revived, set()
         for (community, gateway), state in states.items():
             try:
                 record_gateway(self._book.db, community, gateway, state)
             except SQLAlchemyError as err:
                 log.warning("state of gateway %s/%s not recorded (%s)", community, gateway, err)
+        for community, gateway in revived - states.keys():
+            try:
+                record_heard(self._book.db, community, gateway)
+            except SQLAlchemyError as err:
+                log.warning("gateway %s/%s heard from, not recorded (%s)", community, gateway, err)
         self.counters.messages += len(batch)
         self.counters.transitions += len(transitions)
         return True

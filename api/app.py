@@ -14,6 +14,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from alerts.rules import load_rules
 from alerts.schema import create_schema as create_alert_schema
 from api import accounts, audit
+from api.body_limit import BodyLimit
 from api.console import alerts as console_alerts
 from api.console import case as console_case
 from api.console import fleet as console_fleet
@@ -61,6 +62,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
     secret = (
         settings.session_secret.get_secret_value() if settings.session_secret else secrets.token_urlsafe(32)
     )
+    # Innermost of ours: an oversized body is refused before any route parses it, and still audited.
+    app.add_middleware(BodyLimit, path_limits={alerting.VALIDATE_PATH: alerting.RULE_FILE_MAX_BYTES})
     app.add_middleware(
         SessionMiddleware,
         secret_key=secret,

@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import HTTPException, status
 from sqlalchemy import ColumnElement, and_, false, true
 
+from alerts.silences import Matchers
 from api.accounts import User
 from cases.kpis import Level
 from cases.models import Case
@@ -154,6 +155,16 @@ def may_silence(user: User, policy: CasePolicy, community: str | None) -> bool:
     A silence without a community (a rule district-wide) is district staff's alone.
     """
     return _district_or_town_of(user, policy, community)
+
+
+# What a silence below the district must name: a whole community's or grid's alarms (fire and gas
+# among them) are not a town's to silence.
+NARROW_MATCHERS = ("rule", "category", "device")
+
+
+def silence_too_broad(user: User, matchers: Matchers) -> bool:
+    """District staff may silence any matchers; anyone else must name a rule, a category or a device."""
+    return not sees_district(user) and not any(getattr(matchers, m) for m in NARROW_MATCHERS)
 
 
 def may_change_roster(user: User, policy: CasePolicy, community: str | None) -> bool:

@@ -12,6 +12,9 @@ form says the role (ids are ``[a-z0-9-]``, so the dots cannot be ambiguous):
 - ``svc.<name>``: a server service (ingest, alerts): reads ``yiwang/v1/#``, publishes nothing.
 - ``admin.<name>``: reads everything and publishes desired ``config`` messages (the API/operator).
 
+The broker keys each session by the user name (broker/mosquitto.py), so an account is one
+connection at a time: each service replica needs its own (``svc.ingest-1``, ``svc.ingest-2``).
+
 Hashes are Mosquitto 2's ``$7$`` format (PBKDF2-HMAC-SHA512, 101 iterations, 12-byte salt), written
 here so provisioning needs no ``mosquitto_passwd`` on the server; a test checks a real Mosquitto
 accepts them. After a change, Mosquitto rereads both files on SIGHUP (``systemctl reload mosquitto``).

@@ -5,7 +5,10 @@ pilot community, not for production. It keeps no state across restarts; Mosquitt
 
 It enforces the same accounts as Mosquitto: the password file and the per-role ACL of
 ``broker/accounts.py`` (read through two small amqtt plugins below, so one account store serves both
-brokers and an account added while it runs takes effect at the next connect).
+brokers and an account added while it runs takes effect at the next connect), and binds client ids
+to accounts as Mosquitto's ``use_username_as_clientid`` does (broker/mosquitto.py says why):
+:class:`AccountBroker` checks the login before it touches any session, keys the session by the user
+name, and refuses a last will the account may not publish.
 """
 
 from __future__ import annotations
@@ -17,7 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from amqtt.adapters import ReaderAdapter, WriterAdapter
+from amqtt.broker import Broker
 from amqtt.contexts import Action
+from amqtt.errors import AMQTTError, MQTTError, NoDataError
+from amqtt.mqtt.connack import NOT_AUTHORIZED, ConnackPacket
+from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 from amqtt.session import Session
 
@@ -108,11 +116,57 @@ class AccountAclPlugin(BaseTopicPlugin):  # type: ignore[misc]
         return ok
 
 
-def run_embedded(host: str, port: int, stop: threading.Event, accounts_dir: Path | None = None) -> None:
-    from amqtt.broker import Broker
+class LoginRefused(AMQTTError):  # type: ignore[misc]
+    """A CONNECT refused before any session was looked at."""
 
+
+class AccountBroker(Broker):  # type: ignore[misc]
+    """amqtt with sessions bound to accounts.
+
+    amqtt itself keys sessions by the client id the client sends and, with clean session, deletes the
+    stored one before it checks the login; a connected client is taken over before the login too.
+    Here the login comes first, and the session is the user name's, so no account can reach another's.
+    """
+
+    async def _initialize_client_session(
+        self, reader: ReaderAdapter, writer: WriterAdapter, remote_address: str, remote_port: int
+    ) -> tuple[BrokerProtocolHandler, Session]:
+        try:
+            connect = BrokerProtocolHandler.init_from_connect(reader, writer, self.plugins_manager)
+            handler, session = await connect
+        except (AMQTTError, MQTTError, NoDataError) as err:
+            log.warning("unreadable CONNECT from %s:%d: %s", remote_address, remote_port, err)
+            await writer.close()
+            raise AMQTTError(err) from err
+        if not await self._authenticate(session, None):
+            await self._refuse(writer, f"login of user {session.username!r} from {remote_address}")
+        if session.will_flag and not allowed(session.username, session.will_topic or "", Action.PUBLISH):
+            await self._refuse(writer, f"last will on {session.will_topic} of user {session.username!r}")
+        session.client_id = session.username
+        if session.clean_session:
+            await self._delete_session(session.client_id)
+            session.parent = 0
+        elif session.client_id in self._sessions:
+            kept, _ = self._sessions[session.client_id]
+            for attr in ("will_flag", "will_message", "will_topic", "will_qos", "will_retain"):
+                setattr(kept, attr, getattr(session, attr))
+            kept.keep_alive, kept.password = session.keep_alive, session.password
+            session, kept.parent = kept, 1
+        else:
+            session.parent = 0
+        return handler, session
+
+    async def _refuse(self, writer: WriterAdapter, what: str) -> None:
+        log.warning("refused MQTT connect: %s", what)
+        await ConnackPacket.build(0, NOT_AUTHORIZED).to_stream(writer)
+        await writer.close()
+        raise LoginRefused(what)
+
+
+def run_embedded(host: str, port: int, stop: threading.Event, accounts_dir: Path | None = None) -> None:
     async def serve() -> None:
-        broker = Broker(amqtt_config(host, port, accounts_dir=accounts_dir))
+        config = amqtt_config(host, port, accounts_dir=accounts_dir)
+        broker = Broker(config) if accounts_dir is None else AccountBroker(config)
         await broker.start()
         log.info(
             "embedded broker (amqtt) listening on %s:%d, %s",

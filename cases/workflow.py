@@ -8,9 +8,10 @@ given and returns the event; persistence, locking and permissions live in the ca
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from cases.models import OPEN_STATES, Case, CaseEvent, CaseState
 from cases.policy import CasePolicy
@@ -33,22 +34,91 @@ class InvalidAction(WorkflowError):
 
 
 @dataclass(frozen=True)
+class Param:
+    """A parameter an action takes, with its type and bounds. ``system``: set by the platform (the
+    roster, the auto-check, the alert intake), never given by a person."""
+
+    kind: Literal["text", "choice", "number", "integer", "flag"]
+    max_length: int = 0  # text
+    choices: frozenset[str] = frozenset()  # choice
+    low: float = 0  # number (exclusive) and integer (inclusive)
+    high: float = 0  # number and integer (inclusive)
+    system: bool = False
+
+    def refusal(self, value: object) -> str | None:
+        """Why ``value`` does not fit, or None."""
+        if self.kind == "text":
+            if not isinstance(value, str):
+                return "must be text"
+            return f"is longer than {self.max_length} characters" if len(value) > self.max_length else None
+        if self.kind == "choice":
+            fits = isinstance(value, str) and value in self.choices
+            return None if fits else f"must be one of {', '.join(sorted(self.choices))}"
+        if self.kind == "flag":
+            return None if isinstance(value, bool) else "must be true or false"
+        if self.kind == "integer":
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            fits = isinstance(value, int) and not isinstance(value, bool) and self.low <= value <= self.high
+            return None if fits else f"must be a whole number from {self.low:.0f} to {self.high:.0f}"
+        fits = (
+            isinstance(value, int | float) and not isinstance(value, bool) and self.low < value <= self.high
+        )
+        return None if fits else f"must be a number above {self.low:g} and at most {self.high:g}"
+
+
+def text(max_length: int) -> Param:
+    return Param("text", max_length=max_length)
+
+
+def choice(*values: str) -> Param:
+    return Param("choice", choices=frozenset(values))
+
+
+REASON = text(500)
+APPROVER = text(128)
+PERSON = text(128)
+SET_BY_SYSTEM = Param("flag", system=True)
+
+
+@dataclass(frozen=True)
 class Action:
     label_zh: str
     sources: frozenset[CaseState]
     target: CaseState | None  # None: the state stays
     needs: tuple[str, ...] = ()
     stage: str | None = None  # the SLA stage the case enters
+    params: Mapping[str, Param] = field(default_factory=dict)  # every parameter it takes, needs included
 
 
 ACTIONS: dict[str, Action] = {
     "accept": Action("受理", frozenset({S.NEW}), S.VERIFYING, stage="handle"),
-    "verify": Action("核实立案", frozenset({S.VERIFYING}), S.FILED),
-    "void": Action("作废", frozenset({S.NEW, S.VERIFYING, S.FILED}), S.VOID, needs=("reason",)),
-    "assign": Action("交办", frozenset({S.FILED, S.REOPENED}), S.ASSIGNED, needs=("assignee",), stage="sign"),
+    "verify": Action(
+        "核实立案", frozenset({S.VERIFYING}), S.FILED, params={"urgency": choice("normal", "urgent")}
+    ),
+    "void": Action(
+        "作废",
+        frozenset({S.NEW, S.VERIFYING, S.FILED}),
+        S.VOID,
+        needs=("reason",),
+        params={"reason": choice(*VOID_REASONS)},
+    ),
+    "assign": Action(
+        "交办",
+        frozenset({S.FILED, S.REOPENED}),
+        S.ASSIGNED,
+        needs=("assignee",),
+        stage="sign",
+        params={"assignee": PERSON, "from_roster": SET_BY_SYSTEM},
+    ),
     "sign": Action("签收", frozenset({S.ASSIGNED}), S.HANDLING, stage="handle"),
     "return": Action(
-        "回退", frozenset({S.ASSIGNED, S.HANDLING}), S.FILED, needs=("reason", "approved_by"), stage="handle"
+        "回退",
+        frozenset({S.ASSIGNED, S.HANDLING}),
+        S.FILED,
+        needs=("reason", "approved_by"),
+        stage="handle",
+        params={"reason": REASON, "approved_by": APPROVER},
     ),
     "call_up": Action(
         "镇呼区应·呼叫",
@@ -56,10 +126,16 @@ ACTIONS: dict[str, Action] = {
         S.CALLED_UP,
         needs=("department", "approved_by"),
         stage="respond",
+        params={"department": text(64), "approved_by": APPROVER, "assignee": PERSON},
     ),
     "respond": Action("区直部门响应", frozenset({S.CALLED_UP}), None, stage="resolve_call"),
     "call_return": Action(
-        "区直部门退回", frozenset({S.CALLED_UP}), S.HANDLING, needs=("reason",), stage="handle"
+        "区直部门退回",
+        frozenset({S.CALLED_UP}),
+        S.HANDLING,
+        needs=("reason",),
+        stage="handle",
+        params={"reason": REASON},
     ),
     "call_resolve": Action("区直部门办结", frozenset({S.CALLED_UP}), S.FEEDBACK, stage="handle"),
     "rate_call": Action(
@@ -67,36 +143,77 @@ ACTIONS: dict[str, Action] = {
         frozenset({S.HANDLING, S.FEEDBACK, S.CHECKING, S.CLOSED, S.RETURN_VISIT}),
         None,
         needs=("rating",),
+        params={"rating": Param("integer", low=1, high=5)},
     ),
     "feedback": Action("反馈", frozenset({S.HANDLING}), S.FEEDBACK),
-    "check": Action("核查", frozenset({S.FEEDBACK}), S.CHECKING),
-    "pass": Action("核查通过·结案", frozenset({S.CHECKING}), S.CLOSED),
-    "fail": Action("核查未通过", frozenset({S.CHECKING}), S.REOPENED, needs=("reason",), stage="handle"),
-    "visit": Action("回访", frozenset({S.CLOSED}), S.RETURN_VISIT, needs=("outcome",)),
-    "suspend": Action("挂起", frozenset({S.HANDLING}), S.SUSPENDED, needs=("reason", "approved_by")),
+    "check": Action("核查", frozenset({S.FEEDBACK}), S.CHECKING, params={"auto": SET_BY_SYSTEM}),
+    "pass": Action("核查通过·结案", frozenset({S.CHECKING}), S.CLOSED, params={"auto": SET_BY_SYSTEM}),
+    "fail": Action(
+        "核查未通过",
+        frozenset({S.CHECKING}),
+        S.REOPENED,
+        needs=("reason",),
+        stage="handle",
+        params={"reason": REASON},
+    ),
+    "visit": Action(
+        "回访",
+        frozenset({S.CLOSED}),
+        S.RETURN_VISIT,
+        needs=("outcome",),
+        params={"outcome": choice(*VISIT_OUTCOMES)},
+    ),
+    "suspend": Action(
+        "挂起",
+        frozenset({S.HANDLING}),
+        S.SUSPENDED,
+        needs=("reason", "approved_by"),
+        params={"reason": REASON, "approved_by": APPROVER},
+    ),
     "resume": Action("恢复办理", frozenset({S.SUSPENDED}), S.HANDLING, stage="handle"),
     "extend": Action(
-        "延期", frozenset({S.FILED, S.ASSIGNED, S.HANDLING}), None, needs=("hours", "approved_by")
+        "延期",
+        frozenset({S.FILED, S.ASSIGNED, S.HANDLING}),
+        None,
+        needs=("hours", "approved_by"),
+        params={"hours": Param("number", low=0, high=24 * 30), "approved_by": APPROVER},
     ),
-    "merge": Action("合并", frozenset(OPEN_STATES), S.MERGED, needs=("into",)),
+    "merge": Action(
+        "合并",
+        frozenset(OPEN_STATES),
+        S.MERGED,
+        needs=("into",),
+        params={"into": Param("integer", low=1, high=2**31 - 1)},  # a case id (SQL INTEGER)
+    ),
     "reopen": Action(
-        "重新办理", frozenset({S.CLOSED, S.RETURN_VISIT}), S.REOPENED, needs=("reason",), stage="handle"
+        "重新办理",
+        frozenset({S.CLOSED, S.RETURN_VISIT}),
+        S.REOPENED,
+        needs=("reason",),
+        stage="handle",
+        params={"reason": REASON, "alert": Param("text", max_length=256, system=True)},
     ),
 }
 
 
-def _check_params(name: str, action: Action, params: dict[str, Any]) -> None:
-    missing = [p for p in action.needs if params.get(p) in (None, "")]
-    if missing:
-        raise InvalidAction(f"{name} needs {', '.join(missing)}")
-    if name == "void" and params["reason"] not in VOID_REASONS:
-        raise InvalidAction(f"void reason must be one of {', '.join(sorted(VOID_REASONS))}")
-    if name == "visit" and params["outcome"] not in VISIT_OUTCOMES:
-        raise InvalidAction(f"visit outcome must be one of {', '.join(sorted(VISIT_OUTCOMES))}")
-    if name == "rate_call" and params["rating"] not in (1, 2, 3, 4, 5):
-        raise InvalidAction("rating must be 1 to 5")
-    if name == "extend" and not (isinstance(params["hours"], int | float) and 0 < params["hours"] <= 24 * 30):
-        raise InvalidAction("hours must be between 0 and 720")
+def check_params(name: str, params: Mapping[str, Any], *, by_person: bool = True) -> None:
+    """InvalidAction naming the first parameter ``name`` does not take, or whose value does not fit.
+
+    ``by_person``: parameters only the platform sets are refused too. Whether the needed ones are all
+    there is the workflow's to judge when the action is applied (the roster may fill in an assignee).
+    """
+    action = ACTIONS.get(name)
+    if action is None:
+        raise InvalidAction(f"unknown action {name!r}; one of {', '.join(ACTIONS)}")
+    for key, value in params.items():
+        spec = action.params.get(key)
+        if spec is None or (by_person and spec.system):
+            takes = ", ".join(k for k, p in action.params.items() if not p.system) or "none"
+            raise InvalidAction(f"{name} takes no parameter {key!r}; it takes: {takes}")
+        if value is None or value == "":
+            continue  # not given: ``needs`` decides whether it had to be
+        if (problem := spec.refusal(value)) is not None:
+            raise InvalidAction(f"{name}: {key} {problem}")
 
 
 def apply_action(
@@ -116,7 +233,10 @@ def apply_action(
         raise InvalidAction(f"unknown action {name!r}; one of {', '.join(ACTIONS)}")
     if CaseState(case.state) not in action.sources:
         raise IllegalTransition(f"case {case.id} is {case.state}: {name} ({action.label_zh}) is not allowed")
-    _check_params(name, action, params)
+    check_params(name, params, by_person=False)
+    missing = [p for p in action.needs if params.get(p) in (None, "")]
+    if missing:
+        raise InvalidAction(f"{name} needs {', '.join(missing)}")
     before = case.state
     target = action.target
     clock = policy.clock(case.category)
@@ -137,8 +257,6 @@ def apply_action(
         case.deadline, case.suspended_at = clock.add(now, remaining), None
         params["deadline"] = case.deadline.isoformat()
     if name == "verify" and params.get("urgency") not in (None, "", case.urgency):
-        if params["urgency"] not in ("normal", "urgent"):
-            raise InvalidAction("urgency is normal or urgent")
         case.urgency = str(params["urgency"])
         case.deadline = policy.completion_deadline(case.category, case.opened_at, case.urgency)
         params["deadline"] = case.deadline.isoformat()

@@ -38,6 +38,8 @@ class Inbound:
     # Which connection delivered it. A packet id means something only on its own connection: after a
     # reconnect the broker resends unacknowledged messages itself and may reuse ids for new ones.
     connection: int = 0
+    # Delivered with the retain flag: the broker replayed a stored message because we subscribed.
+    retained: bool = False
 
 
 def retry_until_stopped(
@@ -125,7 +127,7 @@ class AckingConsumer:
         log.info("%s subscribed to %s", self._name, ", ".join(self._topics))
 
     def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
-        inbound = Inbound(msg.mid, msg.qos, msg.topic, bytes(msg.payload), self._connection)
+        inbound = Inbound(msg.mid, msg.qos, msg.topic, bytes(msg.payload), self._connection, msg.retain)
         try:
             self._queue.put_nowait(inbound)  # the common case, without put()'s timed wait
             return

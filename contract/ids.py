@@ -7,6 +7,8 @@ from typing import Annotated
 
 from pydantic import StringConstraints
 
+MAX_ID_LENGTH = 64
+"""Longest community, gateway, grid or device id: a cheap check before any pattern or lookup."""
 ID_PATTERN = r"^[a-z0-9-]{1,64}$"
 ID_RE = re.compile(ID_PATTERN)
 FIELD_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"

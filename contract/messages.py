@@ -15,6 +15,7 @@ from pydantic import (
     StrictInt,
     StringConstraints,
     ValidationError,
+    model_validator,
 )
 
 from contract.errors import ContractError
@@ -111,7 +112,11 @@ class CameraState(_Message):
 
 
 class StateMessage(_Message):
-    """Retained gateway state; the last will is just ``{"online": false}``."""
+    """Retained gateway state; the last will is just ``{"online": false}``.
+
+    ``reason`` (added in v1.2) tells a planned stop from an outage: an agent that stops cleanly says
+    ``{"online": false, "reason": "stopped"}``; without a reason, offline means power or link lost.
+    """
 
     online: StrictBool
     ts: TIMESTAMP_MS | None = None
@@ -119,6 +124,18 @@ class StateMessage(_Message):
     spool: SpoolState | None = None
     modem: ModemState | None = None
     cameras: dict[Id, CameraState] | None = Field(default=None, max_length=64)
+    reason: Literal["stopped"] | None = None
+
+    @model_validator(mode="after")
+    def _reason_only_when_offline(self) -> StateMessage:
+        if self.online and self.reason is not None:
+            raise ValueError("reason is given only with online false (why the gateway is offline)")
+        return self
+
+    @property
+    def planned_stop(self) -> bool:
+        """Offline because the agent was stopped on purpose, not because power or link failed."""
+        return not self.online and self.reason == "stopped"
 
 
 class DeviceEntry(_Message):

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from contract.errors import ContractError
-from contract.ids import ID_RE
+from contract.ids import ID_RE, MAX_ID_LENGTH
 
 PREFIX = "yiwang/v1"
 
@@ -29,6 +29,10 @@ class TopicKind(StrEnum):
     @property
     def upstream(self) -> bool:
         return self is not TopicKind.CONFIG
+
+
+MAX_TOPIC_LENGTH = len(PREFIX) + 2 * (1 + MAX_ID_LENGTH) + 1 + max(len(k.value) for k in TopicKind)
+"""Longest valid topic: a longer one is refused by its length alone, before it is split or parsed."""
 
 
 def _check_id(what: str, value: str) -> None:

@@ -269,7 +269,8 @@ def run_agent(config_path: Path, stop: threading.Event) -> None:
 
     Under systemd (``edge/systemd/yiwang-edge.service``) it reports READY once running and pets the
     watchdog from its main loop; SIGTERM sets ``stop``: sources stop, the publisher sends a retained
-    offline state and disconnects. Nothing is deleted that the broker did not acknowledge.
+    planned-stop state (``reason: stopped``) and disconnects; a crash sends a plain offline state.
+    Nothing is deleted that the broker did not acknowledge.
     """
     config = load_gateway_config(config_path)
     profiles = load_profiles(config.config_dir)
@@ -295,7 +296,7 @@ def run_agent(config_path: Path, stop: threading.Event) -> None:
             notify("STOPPING=1")
             if cameras is not None:
                 cameras.stop()
-            publisher.stop()
+            publisher.stop(planned=stop.is_set())
     finally:
         metrics.close()
         spool.close()

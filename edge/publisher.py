@@ -10,7 +10,8 @@ same seq and sent first. Duplicates are possible and harmless: ingest drops a re
 
 Retained ``state`` (birth, with spool depth, age and drop counts) and ``devices`` are republished on
 every connect, because a broker that restarted without persistence forgets retained messages; the
-last will is ``{"online": false}``. Session details: :mod:`edge.mqtt_session`.
+last will is ``{"online": false}``, a clean stop says ``{"online": false, "reason": "stopped"}``.
+Session details: :mod:`edge.mqtt_session`.
 """
 
 from __future__ import annotations
@@ -120,11 +121,16 @@ class GatewayPublisher:
         self._client.connect_async(self.options.host, self.options.port, keepalive=self.options.keepalive_s)
         self._client.loop_start()
 
-    def stop(self, timeout_s: float = 5.0) -> None:
-        """Publish a retained offline state (when connected), then disconnect cleanly."""
+    def stop(self, timeout_s: float = 5.0, *, planned: bool = True) -> None:
+        """Publish a retained offline state (when connected), then disconnect cleanly.
+
+        A planned stop says ``"reason": "stopped"``, so the alert service treats it as maintenance,
+        not as an outage. A stop forced by a failure (``planned=False``) says no reason, like the last
+        will the broker sends when power or link is lost: people should look at it.
+        """
         self._stopping = True
         if self.connected:
-            info = self._send(TopicKind.STATE, self._state_payload(online=False), None)
+            info = self._send(TopicKind.STATE, self._state_payload(online=False, stopped=planned), None)
             if info is not None and info.rc == mqtt.MQTT_ERR_SUCCESS:
                 try:
                     # Mosquitto acks in order, so this also lets earlier in-flight records get their PUBACK.
@@ -224,7 +230,7 @@ class GatewayPublisher:
         devices = DevicesMessage(ts=self._clock(), devices=self._devices)
         self._send(TopicKind.DEVICES, devices.model_dump_json().encode(), None)
 
-    def _state_payload(self, *, online: bool) -> bytes:
+    def _state_payload(self, *, online: bool, stopped: bool = False) -> bytes:
         stats = self.spool.stats()
         # Only what is known goes in: exclude_unset below keeps absent parts absent, not null.
         optional: dict[str, Any] = {}
@@ -232,6 +238,8 @@ class GatewayPublisher:
             optional["modem"] = self._modem
         if online and self._camera_health is not None:
             optional["cameras"] = self._cameras()
+        if stopped:
+            optional["reason"] = "stopped"
         state = StateMessage(
             online=online,
             ts=self._clock(),

@@ -14,7 +14,7 @@ import time
 from contract.catalog import load_catalog
 from contract.messages import DeviceEntry
 from edge.metrics import EdgeMetrics
-from edge.publisher import GatewayPublisher
+from edge.publisher import GatewayPublisher, MqttOptions
 from edge.settings import EdgeSettings
 from edge.simulated_devices import GatewaySimulator, simulators_for
 from edge.spool import Spool, SpoolFullError
@@ -26,14 +26,16 @@ class _Gateway:
     """One simulated gateway: what it measures, where it spools, how it publishes."""
 
     def __init__(
-        self, settings: EdgeSettings, simulator: GatewaySimulator, devices: list[DeviceEntry]
+        self,
+        settings: EdgeSettings,
+        simulator: GatewaySimulator,
+        devices: list[DeviceEntry],
+        options: MqttOptions,
     ) -> None:
         self.simulator = simulator
         path = settings.spool_dir / settings.community / f"{simulator.gateway}.sqlite3"
         self.spool = Spool(path, max_bytes=settings.spool_max_bytes, max_age_s=settings.spool_max_age_s)
-        self.publisher = GatewayPublisher(
-            settings.community, simulator.gateway, self.spool, devices, settings.mqtt_options()
-        )
+        self.publisher = GatewayPublisher(settings.community, simulator.gateway, self.spool, devices, options)
         self.refused = 0
 
     def tick(self, now_ms: int) -> None:
@@ -62,11 +64,14 @@ def run_simulated_community(settings: EdgeSettings, stop_event: threading.Event)
     entries = {
         gw.id: [DeviceEntry(device=d.id, type=d.type) for d in gw.devices] for gw in community.gateways
     }
+    # Each gateway logs in as itself: the broker keys a session by the account, so a shared login
+    # would have the gateways disconnect each other. Read before any spool opens: a bad file fails fast.
+    options = settings.simulated_gateway_options(simulators)
     gateways: list[_Gateway] = []
     metrics = EdgeMetrics()
     try:
         for gateway_id, simulator in simulators.items():
-            gw = _Gateway(settings, simulator, entries[gateway_id])
+            gw = _Gateway(settings, simulator, entries[gateway_id], options[gateway_id])
             gateways.append(gw)
             metrics.add(gw.publisher)
         if settings.metrics_port is not None:
@@ -87,7 +92,8 @@ def run_simulated_community(settings: EdgeSettings, stop_event: threading.Event)
         metrics.close()
         for gw in gateways:
             try:
-                gw.publisher.stop()
+                # Stopped on request: maintenance. Stopped by a failure: an outage people should see.
+                gw.publisher.stop(planned=stop_event.is_set())
             except Exception:
                 log.exception("gateway %s: clean stop failed", gw.simulator.gateway)
             finally:

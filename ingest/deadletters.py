@@ -1,7 +1,12 @@
-"""The dead-letter store: every payload ingest could not accept, with its reason.
+"""The dead-letter store: every payload ingest could not accept, with its reason, within a size budget.
 
 Nothing is dropped silently: a message is acknowledged to the broker only after it is either in the
-time-series store or here.
+time-series store or here — or, when a gateway exceeds its dead-letter rate (ingest/deadletter_gate.py)
+or old letters leave the budget, counted as discarded in /metrics.
+
+Every row is bounded — payload cut to ``keep_payload_bytes``, reason to ``MAX_REASON_BYTES``, topic to
+``MAX_TOPIC_BYTES`` — so keeping at most ``max_bytes // row_bytes`` rows (the newest) bounds the store's
+size without measuring it.
 """
 
 from __future__ import annotations
@@ -20,12 +25,21 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    delete,
     func,
     insert,
     select,
 )
 
 from common.db import create_tables
+
+MAX_TOPIC_BYTES = 256
+MAX_REASON_BYTES = 1024
+KEEP_PAYLOAD_BYTES = 16 * 1024
+"""Default payload kept per letter: a whole contract-sized message of ~150 readings, and the start of
+anything larger (enough to see what a gateway sent)."""
+MAX_BYTES = 256 * 1024**2
+"""Default budget of the store: ~14,000 letters of the largest size, far more of the usual ones."""
 
 metadata = MetaData()
 
@@ -47,23 +61,79 @@ class DeadLetter:
     payload: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class Added:
+    """What ``add_many`` did beyond storing: letters cut short, and old letters expired for room."""
+
+    truncated: int = 0
+    expired: int = 0
+
+
+def _clip(text: str, limit: int) -> str:
+    """``text`` in at most ``limit`` UTF-8 bytes (the cut never splits a character)."""
+    if len(text) * 4 <= limit:  # cheap: no encoding for the short texts almost every letter has
+        return text
+    return text.encode()[:limit].decode(errors="ignore")
+
+
 class DeadLetterStore:
-    def __init__(self, db: Engine) -> None:
+    def __init__(
+        self, db: Engine, *, max_bytes: int = MAX_BYTES, keep_payload_bytes: int = KEEP_PAYLOAD_BYTES
+    ) -> None:
+        if keep_payload_bytes < 1 or max_bytes < self.row_bytes_for(keep_payload_bytes):
+            raise ValueError("the dead-letter budget must hold at least one letter")
         self._db = db
+        self.keep_payload_bytes = keep_payload_bytes
+        self.max_bytes = max_bytes
+        self.max_rows = max_bytes // self.row_bytes_for(keep_payload_bytes)
         create_tables(db, metadata)
 
-    def add_many(self, letters: Sequence[DeadLetter]) -> None:
+    @staticmethod
+    def row_bytes_for(keep_payload_bytes: int) -> int:
+        """The most one letter occupies: its payload, reason and topic at their limits."""
+        return keep_payload_bytes + MAX_REASON_BYTES + MAX_TOPIC_BYTES
+
+    def _row(self, letter: DeadLetter, now: datetime) -> dict[str, object]:
+        payload, reason = letter.payload, letter.reason
+        if len(payload) > self.keep_payload_bytes:
+            note = f" [payload of {len(payload)} bytes, first {self.keep_payload_bytes} kept]"
+            reason = _clip(reason, MAX_REASON_BYTES - len(note)) + note
+            payload = payload[: self.keep_payload_bytes]
+        return {
+            "received_at": now,
+            "topic": _clip(letter.topic, MAX_TOPIC_BYTES),
+            "reason": _clip(reason, MAX_REASON_BYTES),
+            "payload": payload,
+        }
+
+    def add_many(self, letters: Sequence[DeadLetter]) -> Added:
+        """Store the letters (each within its bounds), then expire the oldest beyond ``max_rows``."""
         if not letters:
-            return
+            return Added()
         now = datetime.now(UTC)
+        rows = [self._row(d, now) for d in letters]
         with self._db.begin() as conn:
-            conn.execute(
-                insert(dead_letters),
-                [
-                    {"received_at": now, "topic": d.topic, "reason": d.reason, "payload": d.payload}
-                    for d in letters
-                ],
-            )
+            conn.execute(insert(dead_letters), rows)
+            oldest_kept = conn.execute(
+                select(dead_letters.c.id)
+                .order_by(dead_letters.c.id.desc())
+                .offset(self.max_rows - 1)
+                .limit(1)
+            ).scalar_one_or_none()
+            expired = 0
+            if oldest_kept is not None:
+                expired = conn.execute(delete(dead_letters).where(dead_letters.c.id < oldest_kept)).rowcount
+        truncated = sum(len(d.payload) > self.keep_payload_bytes for d in letters)
+        return Added(truncated=truncated, expired=expired)
+
+    def size_bytes(self) -> int:
+        """Bytes of payload, reason and topic kept (what the budget bounds)."""
+        c = dead_letters.c
+        with self._db.connect() as conn:
+            total = conn.execute(
+                select(func.sum(func.length(c.payload) + func.length(c.reason) + func.length(c.topic)))
+            ).scalar_one()
+        return int(total or 0)
 
     def count(self) -> int:
         with self._db.connect() as conn:

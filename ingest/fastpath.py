@@ -23,9 +23,10 @@ import msgspec
 
 from contract import TopicKind
 from contract.catalog import Catalog
+from contract.ids import MAX_ID_LENGTH
 from contract.messages import MAX_PAYLOAD_BYTES, MAX_READINGS, MAX_STRING_VALUE, MAX_VALUES
 from contract.profiles import FieldSpec, SensorTypeProfile
-from contract.topics import PREFIX, Topic
+from contract.topics import MAX_TOPIC_LENGTH, PREFIX, Topic
 from ingest.validate import Decoded
 from series.lineprotocol import field_key_text, field_value_text, series_text
 from series.store import Point, Scalar, StoreRejected
@@ -33,6 +34,7 @@ from series.store import Point, Scalar, StoreRejected
 _SEQ_MAX = 2**63
 _INT64 = 2**63
 _MISS = object()
+_TOPIC_CACHE = 100_000  # valid topics are gateways: far more than a deployment has
 # Bounds stand in for "no bound": comparisons with them also refuse inf and NaN.
 _FLOAT_MAX = sys.float_info.max
 
@@ -143,63 +145,70 @@ def _profile_checks(profile: SensorTypeProfile) -> _Profile:
     return checks
 
 
+# The device cache of a gateway with no catalog device yet: shared, read-only, never filled.
+_NO_DEVICES: dict[str, _Device] = {}
+
+
 class FastDecoder:
     def __init__(self, catalog: Catalog, *, lines: bool = False) -> None:
         """``lines``: give each reading as its line-protocol text instead of a ``Point``."""
         self._catalog = catalog
         self._lines = lines
-        self._topics: dict[str, Topic | None] = {}
-        self._devices: dict[tuple[str, str], dict[str, _Device | None]] = {}
+        self._topics: dict[str, Topic] = {}
+        self._devices: dict[tuple[str, str], dict[str, _Device]] = {}
         self._profiles: dict[int, _Profile] = {}
 
     def _topic(self, path: str) -> Topic | None:
-        topic = self._topics.get(path, _MISS)
-        if topic is _MISS:
+        topic = self._topics.get(path)
+        if topic is None:
+            if len(path) > MAX_TOPIC_LENGTH:  # refused by length: never split, parsed or kept
+                return None
             parts = path.split("/")
-            topic = None
             if len(parts) == 5 and "/".join(parts[:2]) == PREFIX and parts[4] == TopicKind.TELEMETRY.value:
                 try:
                     topic = Topic.parse(path)
                 except ValueError:  # ContractError is a ValueError: bad ids
-                    topic = None
-            if len(self._topics) < 100_000:  # bounded: topics are gateways, a garbage flood is not
-                self._topics[path] = topic
-        return topic  # type: ignore[return-value]
+                    return None
+                # Only valid topics are kept: a garbage flood costs a parse each, never memory.
+                if len(self._topics) < _TOPIC_CACHE:
+                    self._topics[path] = topic
+        return topic
 
     def _device(self, community: str, gateway: str, device: str) -> _Device | None:
-        devices = self._devices.setdefault((community, gateway), {})
-        entry = devices.get(device, _MISS)
-        if entry is _MISS:
-            info = self._catalog.device(community, gateway, device)
-            entry = None
-            if info is not None:
-                tags = {
-                    "community": community,
-                    "gateway": gateway,
-                    "device": device,
-                    "grid": info.device.grid,
-                }
-                profile = info.profile
-                try:
-                    checks = self._profiles.get(id(profile))
-                    if checks is None:
-                        checks = self._profiles[id(profile)] = _profile_checks(profile)
-                    prefix = series_text(profile.measurement, tags) + " "
-                    entry = _Device(
-                        profile.measurement,
-                        tags,
-                        prefix,
-                        checks.coercers,
-                        checks.format_fields,
-                        checks.float_field,
-                        prefix + checks.float_key,
-                        checks.lo,
-                        checks.hi,
-                    )
-                except StoreRejected:
-                    entry = None  # the store would refuse it; the slow path reports the refusal
-            devices[device] = entry  # only catalog devices: bounded by the catalog
-        return entry  # type: ignore[return-value]
+        """The device's checks, cached for catalog devices only: an unknown id costs a lookup each
+        time it is sent, never memory (the cache is bounded by the catalog)."""
+        if len(device) > MAX_ID_LENGTH:  # before the lookup: hashing a 100 kB id is itself the cost
+            return None
+        info = self._catalog.device(community, gateway, device)
+        if info is None:
+            return None
+        tags = {
+            "community": community,
+            "gateway": gateway,
+            "device": device,
+            "grid": info.device.grid,
+        }
+        profile = info.profile
+        try:
+            checks = self._profiles.get(id(profile))
+            if checks is None:
+                checks = self._profiles[id(profile)] = _profile_checks(profile)
+            prefix = series_text(profile.measurement, tags) + " "
+        except StoreRejected:
+            return None  # the store would refuse it; the slow path reports the refusal
+        entry = _Device(
+            profile.measurement,
+            tags,
+            prefix,
+            checks.coercers,
+            checks.format_fields,
+            checks.float_field,
+            prefix + checks.float_key,
+            checks.lo,
+            checks.hi,
+        )
+        self._devices.setdefault((community, gateway), {})[device] = entry
+        return entry
 
     def decode(self, topic_path: str, payload: bytes) -> Decoded | None:
         """The message's points, or None: "ask ``decode_telemetry``" (invalid or unusual input)."""
@@ -213,7 +222,7 @@ class FastDecoder:
         if message.seq >= _SEQ_MAX:
             return None
         key = (topic.community, topic.gateway)
-        devices = self._devices.get(key) or self._devices.setdefault(key, {})
+        devices = self._devices.get(key, _NO_DEVICES)
         points: list[Point] | list[str]
         if self._lines:
             points = self._lines_of(topic, message.readings, devices)
@@ -223,9 +232,7 @@ class FastDecoder:
             return None
         return Decoded(topic=topic, seq=message.seq, points=points)
 
-    def _lines_of(
-        self, topic: Topic, readings: list[_Reading], devices: dict[str, _Device | None]
-    ) -> list[str]:
+    def _lines_of(self, topic: Topic, readings: list[_Reading], devices: dict[str, _Device]) -> list[str]:
         """The readings' lines; empty when any reading needs the contract's judgement."""
         lines: list[str] = []
         append = lines.append
@@ -248,9 +255,7 @@ class FastDecoder:
             append(f"{device.prefix}{fields} {reading.ts}")
         return lines
 
-    def _points_of(
-        self, topic: Topic, readings: list[_Reading], devices: dict[str, _Device | None]
-    ) -> list[Point]:
+    def _points_of(self, topic: Topic, readings: list[_Reading], devices: dict[str, _Device]) -> list[Point]:
         points = []
         for reading in readings:
             device = devices.get(reading.device) or self._device(

@@ -42,6 +42,18 @@ class IngestMetrics:
         self.dead_letters = Counter(
             "yiwang_ingest_dead_letters", "Dead-lettered messages by reason", ["reason"], registry=r
         )
+        self.dead_letters_discarded = Counter(
+            "yiwang_ingest_dead_letters_discarded",
+            "Dead letters not kept: over their gateway's rate cap (rate_limited) or the oldest, expired "
+            "to keep the store within its size budget (retention)",
+            ["cause"],
+            registry=r,
+        )
+        self.dead_letters_truncated = Counter(
+            "yiwang_ingest_dead_letters_truncated",
+            "Dead letters whose payload was kept only in part (longer than the store keeps)",
+            registry=r,
+        )
         self.duplicates = Counter(
             "yiwang_ingest_duplicate_messages",
             "Redelivered messages (seq seen before)",
@@ -68,6 +80,10 @@ class IngestMetrics:
 
 def reason_class(reason: str) -> str:
     """A bounded label for a dead-letter reason (the full text goes to the dead-letter store)."""
+    if reason.startswith("retained message"):
+        return "retained"
+    if "unknown event kind" in reason:
+        return "unknown_event_kind"
     if "unknown device" in reason:
         return "unknown_device"
     if "rejected by the time-series store" in reason:

@@ -26,6 +26,8 @@ from common.heartbeat import HeartbeatThread
 from common.settings import ServiceSettings
 from contract import TopicKind, subscription
 from contract.catalog import load_catalog
+from ingest import deadletter_gate, deadletters
+from ingest.deadletter_gate import DeadLetterGate
 from ingest.deadletters import DeadLetterStore
 from ingest.fairness import Deferral, GatewayBudget
 from ingest.metrics import IngestMetrics, serve
@@ -71,6 +73,17 @@ class IngestSettings(ServiceSettings):
         default=16_000_000, gt=0, description="Bucket size (a larger message is always deferred)."
     )
     ingest_deferral_max_bytes: int = Field(default=1024**3, ge=1)
+    # Dead letters (ingest/deadletters.py, ingest/deadletter_gate.py): what is not kept is counted.
+    ingest_dead_letters_per_s: float = Field(
+        default=deadletter_gate.PER_S, gt=0, description="Dead letters kept per gateway per second."
+    )
+    ingest_dead_letters_burst: float = Field(default=deadletter_gate.BURST, ge=1)
+    ingest_dead_letter_payload_bytes: int = Field(
+        default=deadletters.KEEP_PAYLOAD_BYTES, ge=1, description="Payload kept per dead letter."
+    )
+    ingest_dead_letter_max_bytes: int = Field(
+        default=deadletters.MAX_BYTES, ge=1, description="Size budget of the dead-letter store."
+    )
     ingest_metrics_host: str = "127.0.0.1"
     ingest_metrics_port: int = Field(default=9464, ge=0, le=65535, description="0 = no /metrics.")
 
@@ -104,7 +117,12 @@ def run(settings: IngestSettings, stop: threading.Event) -> None:
     writer = BatchWriter(
         catalog=load_catalog(settings.config_dir),
         store=store,
-        dead=DeadLetterStore(db),
+        dead=DeadLetterStore(
+            db,
+            max_bytes=settings.ingest_dead_letter_max_bytes,
+            keep_payload_bytes=settings.ingest_dead_letter_payload_bytes,
+        ),
+        gate=DeadLetterGate(settings.ingest_dead_letters_per_s, settings.ingest_dead_letters_burst),
         stop=stop,
         spool=spool,
         metrics=metrics,

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from contract import ContractError, EventMessage, TelemetryMessage, Topic, TopicKind, decode_message
 from contract.catalog import Catalog, DeviceInfo
+from contract.events import allowed_event_kinds, event_kind_allowed
 from series.store import Line, Point
 
 
@@ -70,15 +71,22 @@ def decode_events(topic: Topic, payload: bytes, catalog: Catalog) -> Decoded:
     (a gateway numbers both) and an invalid event is dead-lettered instead of silently ignored.
 
     ``attrs`` is kept as one JSON string: attribute types differ between event kinds, and one field per
-    attribute would let one kind's string collide with another's number in the store.
+    attribute would let one kind's string collide with another's number in the store. The kind is a
+    tag, so only the kinds of the device's sensor type (and the agent's own) are accepted: free text
+    there would create series without bound.
     """
     message = decode_message(TopicKind.EVENT, payload)
     assert isinstance(message, EventMessage)
     points = []
     for index, event in enumerate(message.events):
-        tags = _tags(topic, _registered(catalog, topic, event.device, f"events.{index}")) | {
-            "kind": event.kind
-        }
+        info = _registered(catalog, topic, event.device, f"events.{index}")
+        if not event_kind_allowed(info.profile, event.kind):
+            known = ", ".join(sorted(allowed_event_kinds(info.profile)))
+            raise ContractError(
+                f"events.{index}.kind: unknown event kind {event.kind[:64]!r} for {info.profile.id} "
+                f"({event.device}; kinds: {known})"
+            )
+        tags = _tags(topic, info) | {"kind": event.kind}
         fields: dict[str, bool | int | float | str] = {
             "phase": event.phase,
             "event_id": str(event.id),

@@ -19,7 +19,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from common.consumer import Inbound, retry_until_stopped
 from contract import ContractError
 from contract.catalog import Catalog
-from ingest.deadletters import DeadLetter, DeadLetterStore
+from ingest.deadletter_gate import DeadLetterGate
+from ingest.deadletters import Added, DeadLetter, DeadLetterStore
 from ingest.fairness import Deferral
 from ingest.fastpath import FastDecoder
 from ingest.metrics import IngestMetrics, reason_class
@@ -30,6 +31,11 @@ from series.store import Line, Point, StoreRejected, StoreUnavailable, TimeSerie
 log = logging.getLogger(__name__)
 RETRYABLE = (StoreUnavailable, SQLAlchemyError)
 _MISSING_CAP = 100_000  # seqs remembered per gateway to tell a late message from a duplicate
+
+# The wire contract never retains telemetry or events: the broker would replay a retained one to every
+# new subscriber. The flag shows only on a message replayed because we subscribed (MQTT 3.1.1
+# §3.3.1.3); refusing it at publish time is the broker's job (ingest/README.md, "Hostile input").
+RETAINED_REASON = "retained message: telemetry and events are never retained (the broker would replay it)"
 
 
 @dataclass
@@ -60,10 +66,12 @@ class BatchWriter:
         spool: DiskSpool | None = None,
         metrics: IngestMetrics | None = None,
         deferral: Deferral | None = None,
+        gate: DeadLetterGate | None = None,
     ) -> None:
         self._catalog, self._store, self._dead, self._stop = catalog, store, dead, stop
         self._spool = spool
         self._deferral = deferral
+        self._gate = gate or DeadLetterGate()
         self._fast = FastDecoder(catalog, lines=store.takes_lines)
         self.metrics = metrics or IngestMetrics()
         self.counters = Counters()
@@ -73,6 +81,11 @@ class BatchWriter:
         """True when every message of the batch is stored, spooled, deferred or dead-lettered, and may
         therefore be acknowledged."""
         if self._deferral is not None:
+            # A retained message is refused now: set aside, it would lose the mark that refuses it.
+            retained = [m for m in batch if m.retained]
+            if retained:
+                live = [m for m in batch if not m.retained]
+                return self._handle(retained + self._deferral.split(live))
             batch = self._deferral.split(batch)
         return self._handle(batch)
 
@@ -81,6 +94,9 @@ class BatchWriter:
         letters: list[DeadLetter] = []
         fast = self._fast.decode
         for msg in batch:
+            if msg.retained:
+                letters.append(DeadLetter(msg.topic, RETAINED_REASON, msg.payload))
+                continue
             quick = fast(msg.topic, msg.payload)
             if quick is not None:
                 decoded.append((msg, quick))
@@ -88,16 +104,22 @@ class BatchWriter:
             try:
                 decoded.append((msg, decode_telemetry(msg.topic, msg.payload, self._catalog)))
             except ContractError as err:
-                log.info("dead letter from %s: %s", msg.topic, err.reason)
                 letters.append(DeadLetter(msg.topic, err.reason, msg.payload))
         refused = self._write_points(decoded)
         if refused is None:
             return False
         letters += refused
+        kept, over_cap = self._gate.admit(letters)
+        for letter in kept:
+            log.info("dead letter from %.160s: %.300s", letter.topic, letter.reason)
+        if over_cap:
+            log.warning("%d dead letters over their gateway's rate cap: counted, not kept", over_cap)
+        added: list[Added] = []
         if not retry_until_stopped(
-            lambda: self._dead.add_many(letters), "dead-letter store", self._stop, RETRYABLE
+            lambda: added.append(self._dead.add_many(kept)), "dead-letter store", self._stop, RETRYABLE
         ):
             return False
+        self._count_kept(added[-1], over_cap)
         self._count(decoded, letters)
         return True
 
@@ -199,16 +221,19 @@ class BatchWriter:
                 delay = min(delay * 2, 10.0)
                 continue
             except StoreRejected as err:
-                # The whole segment goes to the dead letters (its points as JSON): nothing silently lost.
+                # The segment goes to the dead letters (its points as JSON, as much as a letter keeps;
+                # a cut is counted): nothing silently lost.
                 reason = f"rejected by the time-series store: {err}"
                 letters = [DeadLetter(f"spool:{path.name}", reason, path.read_bytes())]
+                added: list[Added] = []
                 if not retry_until_stopped(
-                    lambda ls=letters: self._dead.add_many(ls),  # type: ignore[misc]
+                    lambda ls=letters, out=added: out.append(self._dead.add_many(ls)),  # type: ignore[misc]
                     "dead-letter store",
                     self._stop,
                     RETRYABLE,
                 ):
                     return
+                self._count_kept(added[-1], 0)
                 self.metrics.dead_letters.labels(reason="store_rejected").inc()
             delay = 0.5
             self._spool.remove(path)
@@ -238,6 +263,15 @@ class BatchWriter:
             self.metrics.deferred_depth.set(spool.depth_points)
 
     # -- accounting ----------------------------------------------------------------------------------
+
+    def _count_kept(self, added: Added, over_cap: int) -> None:
+        m = self.metrics
+        if over_cap:
+            m.dead_letters_discarded.labels(cause="rate_limited").inc(over_cap)
+        if added.expired:
+            m.dead_letters_discarded.labels(cause="retention").inc(added.expired)
+        if added.truncated:
+            m.dead_letters_truncated.inc(added.truncated)
 
     def _count(self, decoded: list[tuple[Inbound, Decoded]], letters: list[DeadLetter]) -> None:
         m = self.metrics

@@ -20,12 +20,14 @@ from broker.accounts import Credentials, write_private
 from broker.demo import DemoAccounts, ensure_demo_accounts
 from broker.mosquitto import MosquittoConfig, mosquitto_binary
 from common.db import make_engine
+from contract.catalog import load_catalog
 from edge.settings import EdgeSettings
 from yiwang.schema import ensure_schema, reset_demo_database_if_outdated
 from yiwang.supervisor import Child, env_with, self_command, wait_for_port
 
 DEMO_DIR = Path("var/demo")
 CREDENTIALS = DEMO_DIR / "credentials.json"
+SIMULATOR_ACCOUNTS = DEMO_DIR / "simulator-accounts.json"
 
 
 def environment() -> dict[str, str]:
@@ -74,10 +76,13 @@ def prepare_database(database_url: str) -> bool:
 
 
 def broker_accounts() -> DemoAccounts:
-    """One account per service that reads the stream, and one publishing for the simulated community's
-    gateways, whose login is added to the credentials handed to the user (the README uses it)."""
-    community = EdgeSettings().community
-    accounts = ensure_demo_accounts((DEMO_DIR / "broker").resolve(), [community])
+    """One account per service that reads the stream, one per simulated gateway, and one publishing
+    for the whole simulated community, whose login is added to the credentials handed to the user (the
+    README uses it). The broker keys a session by the account, so no two of these may share one."""
+    edge = EdgeSettings()
+    community = edge.community
+    gateways = [(community, gw.id) for gw in load_catalog(edge.config_dir).communities[community].gateways]
+    accounts = ensure_demo_accounts((DEMO_DIR / "broker").resolve(), [community], gateways)
     fleet = accounts.fleets[community]
     credentials = json.loads(CREDENTIALS.read_text(encoding="utf-8"))
     credentials |= {"mqtt_username": fleet.username, "mqtt_password": fleet.password}
@@ -107,8 +112,17 @@ def mqtt_login(credentials: Credentials) -> dict[str, str]:
 
 
 def simulator_login(accounts: DemoAccounts) -> dict[str, str]:
-    """The simulated community's gateways publish with their fleet's account."""
-    return mqtt_login(accounts.fleets[EdgeSettings().community])
+    """Each simulated gateway publishes with its own account, handed over in a file (mode 0600) so the
+    passwords stay out of the process list and environment dumps; the fleet login stays free for the
+    person following the README."""
+    community = EdgeSettings().community
+    logins = {
+        gateway: {"username": login.username, "password": login.password}
+        for (of, gateway), login in accounts.gateways.items()
+        if of == community
+    }
+    write_private(SIMULATOR_ACCOUNTS, json.dumps(logins, indent=2, sort_keys=True) + "\n")
+    return {"YIWANG_SIM_ACCOUNTS_FILE": str(SIMULATOR_ACCOUNTS.resolve())}
 
 
 def banner(settings: ApiSettings, broker_kind: str) -> str:

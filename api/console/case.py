@@ -16,7 +16,7 @@ from api.schemas import CaseDetail
 from api.scope import may_take
 from cases.actions import CaseFlow, CaseNotFound
 from cases.models import CaseState
-from cases.workflow import ACTIONS, IllegalTransition, InvalidAction
+from cases.workflow import ACTIONS, IllegalTransition, InvalidAction, check_params
 from contract.catalog import DeviceInfo
 from series.store import StoreError
 
@@ -116,6 +116,7 @@ async def act(
         params: dict[str, Any] = {k: NUMERIC[k](v) if k in NUMERIC else v for k, v in values.items()}
         if action not in dict(allowed_actions(user, load_detail(case_id, resources, user))):
             raise InvalidAction(f"{action} is not available to a {user.role} now")
+        check_params(action, params)
         CaseFlow(resources.db, resources.policy).act(
             case_id,
             action,

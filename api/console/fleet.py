@@ -16,12 +16,21 @@ router = APIRouter(include_in_schema=False)
 @router.get("/console/fleet", response_class=HTMLResponse, response_model=None)
 def fleet_page(request: Request, resources: ResourcesDep, user: ConsoleUser) -> Response:
     devices = visible_devices(resources, user)
+    gateways = visible_gateways(resources, user)
+    # A gateway stopped on purpose (its last state says ``reason: stopped``) is maintenance: its
+    # devices are silent by design, noted as such rather than shown as failures.
+    stopped = {
+        (g.community, g.gateway)
+        for g in gateways
+        if g.online is False and (g.state or {}).get("reason") == "stopped"
+    }
     return page(
         request,
         resources,
         "fleet.html",
         user=user,
-        gateways=visible_gateways(resources, user),
+        gateways=gateways,
+        stopped=stopped,
         devices=sorted(devices, key=lambda d: (not d.silent, d.gateway, d.device)),
     )
 

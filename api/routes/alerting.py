@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import yaml
@@ -10,18 +10,29 @@ from fastapi import APIRouter, HTTPException, Query, Request, status
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from alerts.models import Alert
 from alerts.outcomes import RuleOutcome, rule_outcomes
 from alerts.rules import Rule, RuleFile
 from alerts.silences import Silence, SilenceIn, SilenceStore
-from api.deps import CurrentUser, ResourcesDep
+from api.deps import CurrentUser, Resources, ResourcesDep
 from api.errors import problem
 from api.params import Offset, RowId
 from api.schemas import Page
-from api.scope import area_filter, may_manage_silences, may_silence, sees_silence
+from api.scope import (
+    NARROW_MATCHERS,
+    area_filter,
+    may_manage_silences,
+    may_silence,
+    sees_silence,
+    silence_too_broad,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["alerting"])
+VALIDATE_PATH = "/api/v1/rules/validate"
+# A rule file is a few kB (config/rules/); this is a hundred times more, and parses well under a second.
+RULE_FILE_MAX_BYTES = 256 * 1024
 
 
 class RuleOut(BaseModel):
@@ -94,17 +105,11 @@ class RuleCheck(BaseModel):
     rules: list[str]
 
 
-@router.post(
-    "/rules/validate",
-    response_model=RuleCheck,
-    responses={422: {"description": "The rule file is invalid; the reason names the rule and field"}},
-    openapi_extra={
-        "requestBody": {"content": {"application/yaml": {"schema": {"type": "string"}}}, "required": True}
-    },
-)
-async def validate_rules(request: Request, resources: ResourcesDep, _user: CurrentUser) -> RuleCheck:
-    """Check a rule file (YAML, as under config/rules/) before deploying it: nothing is changed."""
-    body = await request.body()
+def check_rule_file(body: bytes, resources: Resources) -> list[str]:
+    """The ids of the rules in a rule file; HTTPException 422 naming the rule and field when invalid.
+
+    CPU-bound on a large document: the route runs it in a worker thread, off the event loop.
+    """
     try:
         document = yaml.safe_load(body.decode("utf-8"))
         rules = RuleFile.model_validate(document).rules
@@ -127,7 +132,24 @@ async def validate_rules(request: Request, resources: ResourcesDep, _user: Curre
                     status.HTTP_422_UNPROCESSABLE_CONTENT,
                     f"rules.{index}.composite.rules: unknown rule {ref!r}",
                 )
-    return RuleCheck(ok=True, rules=[r.id for r in rules])
+    return [r.id for r in rules]
+
+
+@router.post(
+    "/rules/validate",
+    response_model=RuleCheck,
+    responses={
+        413: problem(f"The rule file is larger than {RULE_FILE_MAX_BYTES:,} bytes"),
+        422: {"description": "The rule file is invalid; the reason names the rule and field"},
+    },
+    openapi_extra={
+        "requestBody": {"content": {"application/yaml": {"schema": {"type": "string"}}}, "required": True}
+    },
+)
+async def validate_rules(request: Request, resources: ResourcesDep, _user: CurrentUser) -> RuleCheck:
+    """Check a rule file (YAML, as under config/rules/) before deploying it: nothing is changed."""
+    body = await request.body()  # at most RULE_FILE_MAX_BYTES: api.body_limit refuses more
+    return RuleCheck(ok=True, rules=await run_in_threadpool(check_rule_file, body, resources))
 
 
 @router.get("/rules/{rule_id}", response_model=RuleOut, responses={404: {"description": "No such rule"}})
@@ -180,17 +202,37 @@ def list_silences(resources: ResourcesDep, user: CurrentUser) -> list[SilenceOut
     ]
 
 
+# As long as the console's silence form allows: longer is a rule to change, not a silence.
+MAX_SILENCE = timedelta(days=30)
+
+
 @router.post(
     "/silences",
     response_model=SilenceOut,
     status_code=status.HTTP_201_CREATED,
-    responses={403: problem("Only district staff, or a town operator for a community of the town")},
+    responses={
+        403: problem(
+            "Only district staff, or a town operator for a community of the town naming a rule, "
+            "category or device"
+        ),
+        422: problem("Bad matchers or times, or longer than 30 days"),
+    },
 )
 def add_silence(body: SilenceIn, resources: ResourcesDep, user: CurrentUser) -> SilenceOut:
     if not may_silence(user, resources.policy, body.matchers.community):
         raise HTTPException(
             status.HTTP_403_FORBIDDEN,
             "silences are set by district staff, or by a town operator for a community of the town",
+        )
+    if silence_too_broad(user, body.matchers):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            f"a {user.role}'s silence names what it silences: one of {', '.join(NARROW_MATCHERS)}",
+        )
+    if body.ends_at - (body.starts_at or datetime.now(UTC)) > MAX_SILENCE:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            f"a silence lasts at most {MAX_SILENCE.days} days: end it sooner, or change the rule",
         )
     return _silence_out(SilenceStore(resources.db).add(body, author=user.username))
 

@@ -18,7 +18,7 @@ from cases import queue
 from cases.actions import CaseFlow, CaseNotFound, Report
 from cases.models import Case, CaseState
 from cases.queue import CaseFilters, SlaStatus
-from cases.workflow import ACTIONS, IllegalTransition, InvalidAction
+from cases.workflow import ACTIONS, IllegalTransition, InvalidAction, check_params
 
 router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
 
@@ -167,7 +167,7 @@ def report_case(body: ReportIn, resources: ResourcesDep, user: CurrentUser) -> R
         403: problem("Your role may not take this action"),
         404: problem("No such case"),
         409: problem("Illegal transition or stale version"),
-        422: problem("Unknown action or missing parameters"),
+        422: problem("Unknown action, or a parameter missing, unknown to the action, or out of bounds"),
     },
 )
 def act_on_case(case_id: RowId, body: ActionIn, resources: ResourcesDep, user: CurrentUser) -> CaseDetail:
@@ -180,6 +180,7 @@ def act_on_case(case_id: RowId, body: ActionIn, resources: ResourcesDep, user: C
     require_action(user, body.action)
     flow = CaseFlow(resources.db, resources.policy)
     try:
+        check_params(body.action, body.params)  # a person's parameters: known keys, types and lengths
         flow.act(
             case_id,
             body.action,

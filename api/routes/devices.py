@@ -120,6 +120,22 @@ def check_window(since: datetime, until: datetime | None) -> None:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "until must be later than since")
 
 
+# A chart needs hundreds of windows; more than this is a request to make the store work for nothing.
+MAX_BUCKETS = 10_000
+
+
+def check_buckets(since: datetime, until: datetime, window_s: int) -> None:
+    """Refuse, before the store is asked, a span that would cut into more than MAX_BUCKETS windows."""
+    span_ms = _to_ms(until) - _to_ms(since)
+    buckets = -(-span_ms // (window_s * 1000))
+    if buckets > MAX_BUCKETS:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            f"{buckets:,} windows of {window_s} s from since to until; at most {MAX_BUCKETS:,}: "
+            f"widen window_s to at least {-(-span_ms // (MAX_BUCKETS * 1000))} s or shorten the span",
+        )
+
+
 @router.get(
     "/devices/{device}/telemetry",
     response_model=Telemetry,
@@ -211,7 +227,9 @@ class Aggregated(BaseModel):
     response_model=Aggregated,
     responses={
         404: problem("Unknown device"),
-        422: problem("Not a numeric field, bad parameters, or until not after since"),
+        422: problem(
+            "Not a numeric field, bad parameters, until not after since, or more than 10,000 windows"
+        ),
         503: problem("Time-series store unavailable"),
     },
 )
@@ -235,6 +253,7 @@ def aggregate(
     until = until or datetime.now(UTC)
     since = since or until - timedelta(days=1)
     check_window(since, until)
+    check_buckets(since, until, window_s)
     try:
         buckets = resources.series.aggregate(
             measurement=info.profile.measurement,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from alerts.engine import AlertEngine, Transition
 from alerts.rules import Rule
@@ -84,9 +84,18 @@ class Scenario:
         )
         return self.engine.on_event("zhuganxiang", GATEWAY_OF[device], event)
 
-    def state(self, seconds: float, gateway: str, online: bool) -> list[Transition]:
+    def state(
+        self, seconds: float, gateway: str, online: bool, reason: Literal["stopped"] | None = None
+    ) -> list[Transition]:
+        """A state message as a gateway sends it: a last will has neither ``ts`` nor ``reason``."""
         self.at(seconds)
-        return self.engine.on_state("zhuganxiang", gateway, StateMessage(online=online))
+        if online:
+            message = StateMessage(online=True, ts=self.clock.now_ms)
+        elif reason is not None:
+            message = StateMessage(online=False, ts=self.clock.now_ms, reason=reason)
+        else:
+            message = StateMessage(online=False)
+        return self.engine.on_state("zhuganxiang", gateway, message)
 
     def tick(self, seconds: float) -> list[Transition]:
         return self.at(seconds).engine.tick()
@@ -100,7 +109,7 @@ def series_of(
     scenario: Scenario, steps: list[tuple[float, float]], field_name: str = "level_cm", device: str = "wl-01"
 ) -> list[tuple[float, str]]:
     """Feed (seconds, value) readings; return (seconds, kind) for every transition."""
-    out = []
+    out: list[tuple[float, str]] = []
     for seconds, value in steps:
         for t in scenario.reading(seconds, device, **{field_name: value}):
             out.append((seconds, t.kind))

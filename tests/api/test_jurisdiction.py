@@ -1,6 +1,7 @@
 """Jurisdiction is enforced in one place: another grid's case does not exist, others' actions are 403."""
 
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
@@ -97,6 +98,15 @@ def test_each_role_sees_its_own_part(client: TestClient, token: str, login: Call
             "/api/v1/silences",
             headers=auth(town),
             json={"matchers": {"community": "zhuganxiang"}, "ends_at": ends},
+        ).status_code
+        == 403  # below the district, a silence names a rule, category or device
+    )
+    soon = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
+    assert (
+        client.post(
+            "/api/v1/silences",
+            headers=auth(town),
+            json={"matchers": {"community": "zhuganxiang", "category": "flooding"}, "ends_at": soon},
         ).status_code
         == 201
     )

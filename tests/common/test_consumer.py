@@ -16,6 +16,7 @@ class Msg:
     qos: int = 1
     topic: str = "yiwang/v1/c/g/telemetry"
     payload: bytes = b"x" * 100
+    retain: bool = False
 
 
 class Recorder:

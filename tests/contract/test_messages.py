@@ -78,6 +78,29 @@ def test_state_messages(doc: dict[str, Any]) -> None:
     assert isinstance(decode_message(TopicKind.STATE, encode(doc)), StateMessage)
 
 
+def test_a_planned_stop_says_so_and_a_last_will_does_not() -> None:
+    stopped = decode_message(TopicKind.STATE, encode({"online": False, "ts": TS, "reason": "stopped"}))
+    assert isinstance(stopped, StateMessage)
+    assert (stopped.reason, stopped.planned_stop) == ("stopped", True)
+    will = decode_message(TopicKind.STATE, encode({"online": False}))
+    assert isinstance(will, StateMessage)
+    assert (will.reason, will.planned_stop) == (None, False)
+    # Additive: a v1.0 state without the field still decodes, and its encoding leaves it out.
+    assert "reason" not in will.model_dump_json(exclude_unset=True)
+
+
+@pytest.mark.parametrize(
+    ("doc", "error"),
+    [
+        ({"online": False, "reason": "rebooting"}, "reason: Input should be 'stopped'"),
+        ({"online": True, "reason": "stopped"}, "reason is given only with online false"),
+    ],
+)
+def test_a_state_reason_is_checked(doc: dict[str, Any], error: str) -> None:
+    with pytest.raises(ContractError, match=error):
+        decode_message(TopicKind.STATE, encode(doc))
+
+
 BAD_TELEMETRY: list[tuple[str, bytes, str]] = [
     ("not json", b"{seq: 1}", "not valid JSON"),
     ("json array", b"[1, 2]", "payload: Input should be an object"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import pytest
 
 from api.accounts import ensure_demo_operator
 from broker.accounts import AccountStore, Credentials
+from broker.mosquitto import mosquitto_binary
 from common.db import make_engine
 from ingest.deadletters import DeadLetter, DeadLetterStore
 from tests.platform import (
@@ -137,6 +139,53 @@ def test_embedded_defaults_turn_an_external_reading_into_a_case(
     )  # type: ignore[index]
 
 
+def connections(log: str, gateway: str) -> int:
+    """How often the simulator's ``gateway`` connected, from the publisher's log lines."""
+    return log.count(f"gateway zhuganxiang/{gateway}: connected to ")
+
+
+def test_mosquitto_demo_keeps_every_simulated_gateway_connected(tmp_path: Path) -> None:
+    """The demo broker keys a session by its account: the simulator's gateways must not share one,
+    or each connection would kick the other's and the gateways would flap between online and offline.
+    The README's fleet login publishes beside them."""
+    assert mosquitto_binary() is not None, "the e2e tests need Debian's mosquitto"
+    http_port, mqtt_port = free_port(), free_port()
+    env = {
+        "YIWANG_HTTP_PORT": str(http_port),
+        "YIWANG_MQTT_PORT": str(mqtt_port),
+        "YIWANG_CONFIG_DIR": str(CONFIG_DIR),
+    }
+    up = Service(["up"], env, tmp_path, tmp_path / "up.log").start()
+    base = f"http://127.0.0.1:{http_port}"
+    try:
+        wait_for(lambda: healthy(base), 60, f"a healthy platform; log:\n{up.log()}")
+        credentials = read_credentials(tmp_path / "var/demo/credentials.json")
+        api = ApiClient(base, credentials["token"])
+        try:
+
+            def online() -> list[str] | None:
+                gateways = api.get("/api/v1/gateways")["items"]
+                return sorted(g["gateway"] for g in gateways) if all(g["online"] for g in gateways) else None
+
+            assert wait_for(online, 30, f"every gateway online; log:\n{up.log()}") == ["gw-01", "gw-02"]
+            # The README's login, used by a person while the simulator runs.
+            login = (credentials["mqtt_username"], credentials["mqtt_password"])
+            assert mosquitto_pub(mqtt_port, flooding_payload(seq=1), login, check=False) == 0
+            wait_for(lambda: api.get("/api/v1/devices/th-0101/telemetry")["points"], 20, "simulated readings")
+            time.sleep(5)  # several reconnect periods of the publisher (1 s at first)
+            log = up.log()
+            assert "Mosquitto (" in log
+            assert [connections(log, gw) for gw in ("gw-01", "gw-02")] == [1, 1], (
+                f"a gateway reconnected:\n{log}"
+            )
+            assert online() == ["gw-01", "gw-02"]
+        finally:
+            api.close()
+    finally:
+        assert up.stop(signal.SIGINT) == 0, up.log()
+    assert "already connected" not in up.log()
+
+
 def test_ctrl_c_stops_every_child(platform_up: tuple[Service, int, int]) -> None:
     up, http_port, _ = platform_up
     wait_for(lambda: healthy(f"http://127.0.0.1:{http_port}"), 60, "a healthy platform")
@@ -153,8 +202,13 @@ def test_real_stack_mosquitto_influxdb_postgresql(
     # Production-like: Mosquitto with no anonymous access, each process logging in with its own account.
     store = AccountStore(tmp_path / "accounts")
     logins = {name: store.add_service(name) for name in ("ingest", "alerts")}
-    logins["edge"] = store.add_fleet("zhuganxiang")
     gateway = store.add_gateway("zhuganxiang", "gw-01")
+    # The simulator logs each gateway in as itself: the broker keys a session by the account.
+    simulated = {"gw-01": gateway, "gw-02": store.add_gateway("zhuganxiang", "gw-02")}
+    sim_accounts = tmp_path / "sim-accounts.json"
+    sim_accounts.write_text(
+        json.dumps({gw: {"username": c.username, "password": c.password} for gw, c in simulated.items()})
+    )
     mosquitto = start_mosquitto(base_dir=tmp_path / "broker", accounts_dir=store.directory)
     http_port = free_port()
     env = {
@@ -206,7 +260,7 @@ def test_real_stack_mosquitto_influxdb_postgresql(
             assert letter.reason == "readings.0.device: unknown device 'ghost-9' on gateway zhuganxiang/gw-01"
 
             # The simulated community feeds the same stack: its readings reach InfluxDB through ingest.
-            edge_env = {**env, **mqtt_login(logins["edge"])}
+            edge_env = {**env, "YIWANG_SIM_ACCOUNTS_FILE": str(sim_accounts)}
             edge = Service(["edge", "simulate"], edge_env, tmp_path, tmp_path / "edge.log").start()
             wait_for(
                 lambda: api.get("/api/v1/devices/th-0101/telemetry")["points"],

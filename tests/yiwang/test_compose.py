@@ -26,12 +26,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import paho.mqtt.client as mqtt
 import pytest
 import typer
 import yaml
+from paho.mqtt.enums import CallbackAPIVersion
 from setuptools import find_namespace_packages
 
-from broker.accounts import AccountStore
+from broker.accounts import AccountStore, Credentials
 from broker.mosquitto import MosquittoConfig, mosquitto_binary
 from yiwang.cli import app
 
@@ -41,7 +43,14 @@ ENV_EXAMPLE = ROOT / ".env.example"
 CHECK_JSONSCHEMA = Path(sys.executable).parent / "check-jsonschema"
 
 RESTART_POLICIES = {"always", "unless-stopped", "on-failure"}
-DATABASE_ONLY = {"cases"}  # Yiwang services that never talk to the broker
+DATABASE_ONLY = {"cases", "migrate"}  # Yiwang services that never talk to the broker
+# The broker keys a session by its account: every MQTT client of the stack needs one of its own.
+MQTT_ACCOUNTS = {
+    "ingest": ("svc.ingest-1", "YIWANG_INGEST_1_MQTT_PASSWORD"),
+    "ingest-2": ("svc.ingest-2", "YIWANG_INGEST_2_MQTT_PASSWORD"),
+    "alerts": ("svc.alerts", "YIWANG_ALERTS_MQTT_PASSWORD"),
+    "mosquitto": ("svc.healthcheck", "YIWANG_HEALTHCHECK_MQTT_PASSWORD"),  # its healthcheck
+}
 SECRET_NAME = re.compile(r"PASSWORD|TOKEN|SECRET")
 # `$$` is compose's escape for a literal `$`; everything else starting with `$` is interpolated.
 DOLLAR = re.compile(r"\$\$|\$\{(?P<braced>[^}]*)\}|\$(?P<bare>[A-Za-z_][A-Za-z0-9_]*)|\$")
@@ -253,7 +262,24 @@ def test_secrets_are_required_and_nothing_is_silently_empty() -> None:
         if SECRET_NAME.search(name):
             assert op == ":?" and arg.strip(), f"secret {name} must be required: ${{{name}:?message}}"
     secrets = {name for name, _, _ in found if SECRET_NAME.search(name)}
-    assert {"POSTGRES_PASSWORD", "INFLUXDB_TOKEN", "YIWANG_MQTT_PASSWORD", "YIWANG_SESSION_SECRET"} <= secrets
+    mqtt_passwords = {variable for _, variable in MQTT_ACCOUNTS.values()}
+    assert {"POSTGRES_PASSWORD", "INFLUXDB_TOKEN", "YIWANG_SESSION_SECRET"} | mqtt_passwords <= secrets
+
+
+def test_every_mqtt_client_logs_in_with_an_account_of_its_own() -> None:
+    logins = {
+        name: (svc["environment"]["YIWANG_MQTT_USERNAME"], svc["environment"]["YIWANG_MQTT_PASSWORD"])
+        for name, svc in services().items()
+        if "YIWANG_MQTT_USERNAME" in (svc.get("environment") or {})
+    }
+    assert set(logins) == set(MQTT_ACCOUNTS), "an MQTT client without its own account, or one too many"
+    for name, (username, password) in logins.items():
+        expected_user, variable = MQTT_ACCOUNTS[name]
+        assert username == expected_user, name
+        assert interpolations(password) == [(variable, ":?", f"set {variable} in .env")], name
+    # The api only checks that the broker's port answers: no login it could share.
+    assert not [k for k in services()["api"]["environment"] if k.startswith("YIWANG_MQTT_USER")]
+    assert not [k for k in services()["api"]["environment"] if k.startswith("YIWANG_MQTT_PASS")]
 
 
 def test_env_example_names_every_variable_with_placeholder_secrets() -> None:
@@ -348,10 +374,22 @@ def test_mosquitto_config_keeps_its_promises() -> None:
     assert mounted_source(services()["mosquitto"], "/mosquitto/data") == "mosquitto-data"
 
 
+def test_every_listener_binds_sessions_to_accounts_the_commented_tls_one_too() -> None:
+    lines = [line.strip() for line in mosquitto_conf_path().read_text(encoding="utf-8").splitlines()]
+    listeners = [i for i, line in enumerate(lines) if line.removeprefix("# ").startswith("listener ")]
+    assert len(listeners) == 2, "the plain listener and the commented TLS one"
+    for i in listeners:
+        commented = lines[i].startswith("#")
+        following = lines[i + 1].removeprefix("# ") if commented else lines[i + 1]
+        assert following == "use_username_as_clientid true", f"{lines[i]!r} does not bind sessions"
+
+
 def test_mosquitto_limits_match_the_generated_config() -> None:
     """The compose config and broker/mosquitto.py must not drift apart."""
-    rendered = config_options(MosquittoConfig(host="127.0.0.1", port=1883, data_dir=Path("/d")).render())
+    generated = MosquittoConfig(host="127.0.0.1", port=1883, data_dir=Path("/d"), password_file=Path("/p"))
+    rendered = config_options(generated.render())
     ours = config_options(mosquitto_conf_path().read_text(encoding="utf-8"))
+    assert rendered["use_username_as_clientid"] == ["true"]
     local_only = {
         "user",
         "listener",
@@ -367,17 +405,21 @@ def test_mosquitto_limits_match_the_generated_config() -> None:
 
 
 @pytest.fixture
-def compose_mosquitto(tmp_path: Path) -> Iterator[tuple[int, dict[str, str]]]:
-    """Mosquitto on the compose config (paths and port moved into tmp_path) with one user."""
+def compose_mosquitto(tmp_path: Path) -> Iterator[tuple[int, dict[str, Credentials]]]:
+    """Mosquitto on the compose config (paths and port moved into tmp_path) with the compose accounts
+    and one gateway, by compose service name (and ``gateway``)."""
     binary = mosquitto_binary()
     # Like the other integration tests: Debian's mosquitto package is a test requirement (.ci/run).
     assert binary is not None and shutil.which("mosquitto_sub") is not None, (
         "the integration tests need mosquitto and mosquitto_sub"
     )
-    # The account the compose services use, made the way broker/mosquitto.compose.conf says.
+    # The accounts the compose services use, made the way broker/mosquitto.compose.conf says.
     store = AccountStore(tmp_path / "accounts")
-    account = store.add_service("yiwang")
-    credentials = {"YIWANG_MQTT_USERNAME": account.username, "YIWANG_MQTT_PASSWORD": account.password}
+    logins = {
+        service: store.add_service(username.removeprefix("svc."))
+        for service, (username, _) in MQTT_ACCOUNTS.items()
+    }
+    logins["gateway"] = store.add_gateway("zhuganxiang", "gw-01")
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -404,31 +446,37 @@ def compose_mosquitto(tmp_path: Path) -> Iterator[tuple[int, dict[str, str]]]:
                 if proc.poll() is not None or time.monotonic() > deadline:
                     pytest.fail(f"mosquitto did not start:\n{(tmp_path / 'mosquitto.log').read_text()}")
                 time.sleep(0.05)
-        yield port, credentials
+        yield port, logins
     finally:
         proc.terminate()
         proc.wait(timeout=10)
         log.close()
 
 
-@pytest.mark.integration
-def test_mosquitto_healthcheck_logs_in_and_anonymous_clients_are_refused(
-    compose_mosquitto: tuple[int, dict[str, str]],
-) -> None:
-    port, credentials = compose_mosquitto
-    test = services()["mosquitto"]["healthcheck"]["test"]
+def run_healthcheck(port: int, password: str) -> subprocess.CompletedProcess[str]:
+    """The mosquitto service's healthcheck as its container's shell runs it, against ``port``."""
+    mosquitto = services()["mosquitto"]
+    test = mosquitto["healthcheck"]["test"]
     assert test[0] == "CMD-SHELL"
     assert test[1].count("-p 1883") == 1
     command = test[1].replace("$$", "$").replace("-p 1883", f"-p {port}")
+    env = {
+        "YIWANG_MQTT_USERNAME": mosquitto["environment"]["YIWANG_MQTT_USERNAME"],
+        "YIWANG_MQTT_PASSWORD": password,
+    }
+    return subprocess.run(
+        ["sh", "-c", command], env={**os.environ, **env}, capture_output=True, text=True, timeout=30
+    )
 
-    def run_check(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            ["sh", "-c", command], env={**os.environ, **env}, capture_output=True, text=True, timeout=30
-        )
 
-    ok = run_check(credentials)
+@pytest.mark.integration
+def test_mosquitto_healthcheck_logs_in_and_anonymous_clients_are_refused(
+    compose_mosquitto: tuple[int, dict[str, Credentials]],
+) -> None:
+    port, logins = compose_mosquitto
+    ok = run_healthcheck(port, logins["mosquitto"].password)
     assert ok.returncode == 0, f"healthcheck failed:\n{ok.stdout}\n{ok.stderr}"
-    wrong = run_check({**credentials, "YIWANG_MQTT_PASSWORD": "wrong"})
+    wrong = run_healthcheck(port, "wrong")
     assert wrong.returncode != 0, "healthcheck passed with a wrong password"
     anonymous = subprocess.run(
         ["mosquitto_sub", "-h", "127.0.0.1", "-p", str(port), "-t", "x", "-E", "-W", "3"],
@@ -438,6 +486,53 @@ def test_mosquitto_healthcheck_logs_in_and_anonymous_clients_are_refused(
         check=False,
     )
     assert anonymous.returncode != 0, "an anonymous client was accepted"
+
+
+def connect(port: int, login: Credentials, client_id: str, *, clean: bool) -> mqtt.Client:
+    """A connected MQTT 3.1.1 client that does not reconnect on its own (a kick must show)."""
+    connected = threading.Event()
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean)
+    client.username_pw_set(login.username, login.password)
+    client.on_connect = lambda _c, _u, _f, reason, _p: None if reason.is_failure else connected.set()
+    client.reconnect_delay_set(60, 60)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    assert connected.wait(10), f"{login.username} was not accepted"
+    return client
+
+
+@pytest.mark.integration
+def test_the_healthcheck_and_a_stolen_gateway_key_leave_an_ingest_session_alone(
+    compose_mosquitto: tuple[int, dict[str, Credentials]],
+) -> None:
+    """Clean-start connections that name an ingest replica's client id must not kick it or drop its
+    persistent session: the healthcheck's (every 30 s) and an attacker's with a gateway's key."""
+    port, logins = compose_mosquitto
+    topic = "yiwang/v1/zhuganxiang/gw-01/telemetry"
+    received: list[bytes] = []
+    dropped = threading.Event()
+    ingest = connect(port, logins["ingest"], "yiwang-ingest-1", clean=False)
+    ingest.on_disconnect = lambda *_: dropped.set()
+    ingest.on_message = lambda _c, _u, msg: received.append(bytes(msg.payload))
+    ingest.subscribe(topic, qos=1)
+    gateway: mqtt.Client | None = None
+    try:
+        ok = run_healthcheck(port, logins["mosquitto"].password)
+        assert ok.returncode == 0, f"healthcheck failed:\n{ok.stdout}\n{ok.stderr}"
+        for client_id in ("yiwang-ingest-1", "svc.ingest-1"):
+            connect(port, logins["gateway"], client_id, clean=True).disconnect()
+        gateway = connect(port, logins["gateway"], "yiwang-edge-zhuganxiang-gw-01", clean=True)
+        gateway.publish(topic, b"after", qos=1).wait_for_publish(10)
+        deadline = time.monotonic() + 10
+        while b"after" not in received and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not dropped.is_set(), "a clean-start connection kicked the ingest replica"
+        assert b"after" in received, "the ingest replica lost its subscription"
+    finally:
+        for client in (ingest, gateway):
+            if client is not None:
+                client.disconnect()
+                client.loop_stop()
 
 
 # --- the Yiwang services' health checks ---------------------------------------------------------------

@@ -14,6 +14,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,8 +25,12 @@ from sqlalchemy import text
 from common.db import make_engine
 from series.influx import quote_identifier
 from yiwang.chaos.harness import INFLUX_DB, POISON_MARK, Harness
+from yiwang.chaos.processes import wait_until
 
+log = logging.getLogger(__name__)
 Key = tuple[str, int]
+TAIL_S = 6.0
+SETTLE_S = 150.0  # long enough for a 60 s `for` timer restarted late
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,3 +170,17 @@ def settled(h: Harness, expected_cases: set[tuple[str, str]]) -> bool:
     """Everything sent is stored or dead-lettered and the expected cases are open."""
     t = tally(h, expected_cases)
     return t.lost == 0 and not t.missing_cases
+
+
+def wind_down(h: Harness, expected_cases: set[tuple[str, str]], name: str) -> Tally:
+    """The end of a run: the gateways stop producing and drain, the stack settles, then count."""
+    time.sleep(TAIL_S)
+    for run in h.gateways.values():
+        run.plan.stop_file.touch()
+    wait_until(lambda: all(r.drained() for r in h.gateways.values()), 600, "gateways to drain", 0.5)
+    try:
+        wait_until(lambda: settled(h, expected_cases), SETTLE_S, "the stack to settle", 2.0)
+    except TimeoutError:
+        log.warning("%s: not settled after %.0fs; counting what is there", name, SETTLE_S)
+    time.sleep(3)  # late duplicates, if any, get their chance to be counted
+    return tally(h, expected_cases)

@@ -7,6 +7,8 @@ that tick. A tick is logged only after ``append`` returned, so the log lists exa
 took responsibility for: a SIGKILL between append and log makes the store hold *more* than the log,
 never less. Restarted after a kill, the gateway resumes after its last logged tick; its seq lives in
 the spool. When the stop file appears it stops producing, drains the spool and logs ``drained``.
+SIGTERM is a planned stop, as for the edge agent: it stops producing and the publisher's ``stop``
+says so on the retained state topic (what the edge publishes on a clean stop), then disconnects.
 
 Usage: ``python -m yiwang.chaos.gateway PLAN.json``
 """
@@ -14,7 +16,9 @@ Usage: ``python -m yiwang.chaos.gateway PLAN.json``
 from __future__ import annotations
 
 import json
+import signal
 import sys
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -91,7 +95,8 @@ def _fields(anomaly: Anomaly) -> dict[str, Any]:
     return {name: getattr(anomaly, name) for name in Anomaly.__slots__}
 
 
-def _last_tick(log: Path) -> int:
+def last_tick(log: Path) -> int:
+    """The last tick the gateway logged (-1 before its first)."""
     last = -1
     if log.exists():
         for line in log.read_text(encoding="utf-8").splitlines():
@@ -101,7 +106,9 @@ def _last_tick(log: Path) -> int:
     return last
 
 
-def run(plan: Plan) -> None:
+def run(plan: Plan, stop: threading.Event) -> None:
+    """Produce until the stop file appears, drain, stay connected; return on ``stop`` (a clean stop)."""
+
     def clock() -> int:
         return time.time_ns() // 1_000_000 + plan.skew_ms
 
@@ -111,32 +118,44 @@ def run(plan: Plan) -> None:
     options = MqttOptions(host="127.0.0.1", port=plan.port, reconnect_min_s=0.2, reconnect_max_s=2)
     publisher = GatewayPublisher(plan.community, plan.gateway, spool, [], options, clock=clock)
     publisher.start()
-    tick = _last_tick(plan.log) + 1
-    with plan.log.open("a", encoding="utf-8") as log:
-        next_at = time.monotonic()
-        while not plan.stop_file.exists():
-            ts = clock()
-            for at, device, kind in plan.events:
-                if at == tick:
-                    event = Event(device=device, ts=ts, id=uuid.uuid4(), kind=kind, phase="start", attrs={})
-                    publisher.publish_events([event])
-                    log.write(f"E {device} {ts}\n")
-            readings = [Reading(device=d, ts=ts, values=plan.values(d, tick)) for d in plan.devices]
-            publisher.publish_readings(readings)
-            log.write(f"T {tick} {ts}\n")
-            log.flush()
-            tick += 1
-            next_at += plan.tick_s
-            time.sleep(max(0.0, next_at - time.monotonic()))
-        while spool.depth() > 0 or publisher.outstanding:
+    tick = last_tick(plan.log) + 1
+    try:
+        with plan.log.open("a", encoding="utf-8") as log:
+            next_at = time.monotonic()
+            while not plan.stop_file.exists() and not stop.is_set():
+                ts = clock()
+                for at, device, kind in plan.events:
+                    if at == tick:
+                        event_id = uuid.uuid4()
+                        event = Event(device=device, ts=ts, id=event_id, kind=kind, phase="start", attrs={})
+                        publisher.publish_events([event])
+                        log.write(f"E {device} {ts}\n")
+                readings = [Reading(device=d, ts=ts, values=plan.values(d, tick)) for d in plan.devices]
+                publisher.publish_readings(readings)
+                log.write(f"T {tick} {ts}\n")
+                log.flush()
+                tick += 1
+                next_at += plan.tick_s
+                stop.wait(max(0.0, next_at - time.monotonic()))
+            while (spool.depth() > 0 or publisher.outstanding) and not stop.is_set():
+                publisher.pump()
+                stop.wait(0.05)
+            if not stop.is_set():
+                log.write("drained\n")
+                log.flush()
+        # Stay connected until stopped: a dropped connection would publish the last will and open a case.
+        while not stop.wait(0.5):
             publisher.pump()
-            time.sleep(0.05)
-        log.write("drained\n")
-        log.flush()
-    while True:  # stay connected: a disconnect would publish the offline state and open a case
-        publisher.pump()
-        time.sleep(0.5)
+    finally:
+        publisher.stop()
+        spool.close()
+
+
+def main(plan_path: Path) -> None:
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
+    run(Plan.from_json(plan_path.read_text(encoding="utf-8")), stop)
 
 
 if __name__ == "__main__":
-    run(Plan.from_json(Path(sys.argv[1]).read_text(encoding="utf-8")))
+    main(Path(sys.argv[1]))

@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -91,6 +91,8 @@ class Harness:
     ingest: Process
     alerts: Process
     gateways: dict[str, GatewayRun] = field(default_factory=dict)
+    # Gateways with a link of their own (cut one, the others stay up); the rest share ``proxy``.
+    links: dict[str, TcpProxy] = field(default_factory=dict)
     poison_sent: int = 0
     started: float = field(default_factory=time.monotonic)
 
@@ -107,6 +109,32 @@ class Harness:
 
     def start_gateway(self, gateway: str) -> None:
         self.gateways[gateway].proc.start()
+
+    def plan_anomaly(self, gateway: str, anomaly: Anomaly) -> None:
+        """Add ``anomaly`` to a gateway's plan; a gateway reads its plan when it starts."""
+        run = self.gateways[gateway]
+        run.plan = replace(run.plan, anomalies=[*run.plan.anomalies, anomaly])
+        run.plan_path.write_text(run.plan.to_json(), encoding="utf-8")
+
+    def stop_stack(self) -> None:
+        """A planned stop of everything, in the reverse of the start order (as `yiwang up` stops):
+        the gateways cleanly (each says so on its retained state), then the services, then the servers."""
+        for run in self.gateways.values():
+            run.proc.halt()
+        for service in (self.alerts, self.ingest):
+            service.halt()
+        self.broker.halt()
+        self.influx.halt()
+        self.postgres.halt()
+
+    def start_stack(self) -> None:
+        self.postgres.start()
+        self.influx.start()
+        self.broker.start()
+        for service in (self.ingest, self.alerts):
+            self.restart_service(service)
+        for run in self.gateways.values():
+            run.proc.start()
 
     def tick_at(self, seconds_from_now: float) -> int:
         """The tick the gateways produce ``seconds_from_now`` later (they started with the harness)."""
@@ -159,6 +187,7 @@ def _plan_gateways(
     events: list[tuple[str, str, str, float]],
     floods: dict[str, str],
     flood_at_s: float,
+    extra: dict[str, list[Anomaly]],
 ) -> None:
     community = h.catalog.communities[COMMUNITY]
     for gw in community.gateways:
@@ -172,13 +201,13 @@ def _plan_gateways(
             [Anomaly(floods[gw.id], "level_cm", FLOOD_LEVEL_CM, first, first + int(12 / TICK_S))]
             if gw.id in floods
             else []
-        )
+        ) + extra.get(gw.id, [])
         gdir = h.workdir / "gateways" / gw.id
         gdir.mkdir(parents=True)
         plan = Plan(
             community=COMMUNITY,
             gateway=gw.id,
-            port=h.proxy.port,
+            port=h.links[gw.id].port if gw.id in h.links else h.proxy.port,
             spool=gdir / "spool.sqlite3",
             log=gdir / "produced.log",
             stop_file=gdir / "stop",
@@ -202,15 +231,22 @@ def running_harness(
     events: list[tuple[str, str, str, float]] | None = None,
     floods: dict[str, str] | None = None,
     flood_at_s: float = 10.0,
+    anomalies: dict[str, list[Anomaly]] | None = None,
+    own_links: tuple[str, ...] = (),
     keep: bool = False,
 ) -> Iterator[Harness]:
-    """The stack, with gateways producing from the moment this yields; torn down afterwards."""
+    """The stack, with gateways producing from the moment this yields; torn down afterwards.
+
+    ``anomalies``: per gateway, planned values beyond the floods (ticks count from this yield).
+    ``own_links``: gateways that reach the broker through a proxy of their own (``h.links``).
+    """
     workdir = Path(tempfile.mkdtemp(prefix="yiwang-chaos-"))
     catalog = load_catalog(config_dir)
     postgres: PostgresServer | None = None
     servers: list[InfluxServer | MosquittoServer] = []
     started: list[Process] = []
     proxy: TcpProxy | None = None
+    h: Harness | None = None
     try:
         # Its own temp dir, not workdir: as root, the postgres user must be able to reach the cluster.
         postgres = start_postgres("chaos", fsync=True)  # fsync: a killed server must keep what it acked
@@ -252,7 +288,8 @@ def running_harness(
         for service in (ingest, alerts):
             h.restart_service(service)
             started.append(service)
-        _plan_gateways(h, skew_ms or {}, events or [], floods or {}, flood_at_s)
+        h.links = {gw: TcpProxy(mqtt_port) for gw in own_links}
+        _plan_gateways(h, skew_ms or {}, events or [], floods or {}, flood_at_s, anomalies or {})
         h.started = time.monotonic()
         for run in h.gateways.values():
             run.proc.start()
@@ -264,6 +301,8 @@ def running_harness(
             proc.halt(kill=proc.name.startswith("gw-"))
         if proxy is not None:
             proxy.cut()
+        for link in h.links.values() if h is not None else ():
+            link.cut()
         for server in reversed(servers):
             server.stop(keep=keep)
         if postgres is not None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import signal
 import time
 from collections.abc import Sequence
@@ -11,14 +10,24 @@ from types import FrameType
 from typing import Any
 
 from contract.catalog import Catalog, load_catalog
-from yiwang.chaos.accounting import Tally, settled, tally
+from yiwang.chaos.accounting import Tally, wind_down
+from yiwang.chaos.alarm_scenarios import ALARM_SCENARIOS, AlarmRun, seed_for_run
+from yiwang.chaos.alarm_timing import percentiles
 from yiwang.chaos.harness import COMMUNITY, running_harness
-from yiwang.chaos.processes import wait_until
 from yiwang.chaos.scenarios import SCENARIOS, WARMUP_S, Scenario
 
-log = logging.getLogger(__name__)
-TAIL_S = 6.0
-SETTLE_S = 150.0  # long enough for a 60 s `for` timer restarted late
+COUNTS = (
+    "sent",
+    "stored",
+    "lost",
+    "duplicates_counted",
+    "cases_expected",
+    "cases_opened",
+    "dead_lettered",
+    "poison_sent",
+    "poison_dead_lettered",
+    "duplicate_cases",
+)
 
 
 def flood_devices(catalog: Catalog) -> dict[str, tuple[str, str]]:
@@ -45,16 +54,7 @@ def run_once(scenario: Scenario, config_dir: Path, scale: float) -> Tally:
     ) as h:
         time.sleep(WARMUP_S)
         scenario.inject(h, scale)
-        time.sleep(TAIL_S)
-        for run in h.gateways.values():
-            run.plan.stop_file.touch()
-        wait_until(lambda: all(r.drained() for r in h.gateways.values()), 600, "gateways to drain", 0.5)
-        try:
-            wait_until(lambda: settled(h, expected), SETTLE_S, "the stack to settle", 2.0)
-        except TimeoutError:
-            log.warning("%s: not settled after %.0fs; counting what is there", scenario.name, SETTLE_S)
-        time.sleep(3)  # late duplicates, if any, get their chance to be counted
-        return tally(h, expected)
+        return wind_down(h, expected, scenario.name)
 
 
 def _terminate(signum: int, _frame: FrameType | None) -> None:
@@ -64,38 +64,48 @@ def _terminate(signum: int, _frame: FrameType | None) -> None:
 def run(
     config_dir: Path, *, names: Sequence[str] = (), repeats: int = 2, scale: float = 1.0
 ) -> dict[str, Any]:
-    unknown = [n for n in names if n not in SCENARIOS]
+    known = [*SCENARIOS, *ALARM_SCENARIOS]
+    unknown = [n for n in names if n not in known]
     if unknown:
-        raise ValueError(f"unknown scenario(s) {', '.join(unknown)}; one of {', '.join(SCENARIOS)}")
+        raise ValueError(f"unknown scenario(s) {', '.join(unknown)}; one of {', '.join(known)}")
     if repeats < 1 or scale <= 0:
         raise ValueError("repeats must be >= 1 and scale > 0")
     # SIGTERM (a CI timeout, `kill`) unwinds like Ctrl-C, so every stack is torn down, none orphaned.
     signal.signal(signal.SIGTERM, _terminate)
     out = []
-    for name in names or list(SCENARIOS):
-        tallies = [run_once(SCENARIOS[name], config_dir, scale) for _ in range(repeats)]
-        out.append(
-            {
-                "name": name,
-                "repeats": repeats,
-                **{
-                    k: sum(getattr(t, k) for t in tallies)
-                    for k in (
-                        "sent",
-                        "stored",
-                        "lost",
-                        "duplicates_counted",
-                        "cases_expected",
-                        "cases_opened",
-                        "dead_lettered",
-                        "poison_sent",
-                        "poison_dead_lettered",
-                        "duplicate_cases",
-                    )
-                },
-                "missing_cases": sorted({c for t in tallies for c in t.missing_cases}),
-                "unexpected_cases": sorted({c for t in tallies for c in t.unexpected_cases}),
-                "ok": all(t.ok() for t in tallies),
-            }
-        )
+    for name in names or known:
+        if name in ALARM_SCENARIOS:
+            runs = [ALARM_SCENARIOS[name](config_dir, scale, seed_for_run()) for _ in range(repeats)]
+            out.append(_report(name, repeats, [r.tally for r in runs], _alarms(runs)))
+        else:
+            tallies = [run_once(SCENARIOS[name], config_dir, scale) for _ in range(repeats)]
+            out.append(_report(name, repeats, tallies, {}))
     return {"scale": scale, "scenarios": out}
+
+
+def _report(name: str, repeats: int, tallies: list[Tally], extra: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": name,
+        "repeats": repeats,
+        **{k: sum(getattr(t, k) for t in tallies) for k in COUNTS},
+        "missing_cases": sorted({c for t in tallies for c in t.missing_cases}),
+        "unexpected_cases": sorted({c for t in tallies for c in t.unexpected_cases}),
+        **extra,
+        "ok": all(t.ok() for t in tallies) and extra.get("checks_ok", True),
+    }
+
+
+def _alarms(runs: list[AlarmRun]) -> dict[str, Any]:
+    """The alarm scenarios' own figures, over all repeats; a check holds when it held in every run."""
+    extra: dict[str, Any] = {
+        "seeds": [r.seed for r in runs],
+        "flood_latency_ms": percentiles([v for r in runs for v in r.flood_latency_ms]),
+        "checks": {k: all(r.checks[k] for r in runs) for k in runs[0].checks},
+        "runs": [{"seed": r.seed, **r.details, "flood_latency_ms": r.flood_latency_ms} for r in runs],
+        "checks_ok": all(r.ok() for r in runs),
+    }
+    if any(r.inhibition_end_ms for r in runs):
+        extra["inhibition_end_ms"] = percentiles([v for r in runs for v in r.inhibition_end_ms])
+        for entry, r in zip(extra["runs"], runs, strict=True):
+            entry["inhibition_end_ms"] = r.inhibition_end_ms
+    return extra
