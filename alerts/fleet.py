@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Engine, String
+from sqlalchemy import JSON, Engine, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from common.db import Base, UtcDateTime
@@ -66,3 +66,15 @@ def record_devices(db: Engine, reported: dict[tuple[str, str], int]) -> None:
                     community=community, device=device, last_seen=datetime.fromtimestamp(ms / 1000, UTC)
                 )
             )
+
+
+def device_last_seen(db: Engine) -> dict[tuple[str, str], datetime]:
+    """When each device last reported, by (community, device)."""
+    with Session(db) as session:
+        return {(r.community, r.device): r.last_seen for r in session.scalars(select(DeviceStatus))}
+
+
+def gateway_states(db: Engine) -> dict[tuple[str, str], GatewayStatus]:
+    """Each gateway's last recorded state, by (community, gateway)."""
+    with Session(db) as session:
+        return {(r.community, r.gateway): r for r in session.scalars(select(GatewayStatus))}

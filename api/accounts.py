@@ -1,12 +1,14 @@
-"""Operator accounts and API tokens: argon2 password hashes, tokens stored only as SHA-256 digests."""
+"""Operator accounts, console sessions and API tokens: argon2 password hashes; session ids and tokens
+stored only as SHA-256 digests, so a copy of the database signs nobody in."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import secrets
+import threading
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,15 +23,22 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    delete,
     insert,
+    or_,
     select,
     update,
 )
 
 from common.db import create_tables
+from common.private_files import write_private
 
 metadata = MetaData()
 _hasher = PasswordHasher()
+MAX_CONCURRENT_HASHES = 4
+"""Each argon2 hash takes ~64 MiB and a core for a while: a burst of logins waits instead of exhausting
+the box."""
+_hashing = threading.BoundedSemaphore(MAX_CONCURRENT_HASHES)
 
 users = Table(
     "users",
@@ -56,7 +65,23 @@ api_tokens = Table(
     Column("label", String(64), nullable=False, default=""),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("revoked_at", DateTime(timezone=True)),
+    Column("expires_at", DateTime(timezone=True)),
+    # None: every route the account may use; else one of SCOPES.
+    Column("scope", String(32)),
 )
+
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("id_sha256", String(64), primary_key=True),
+    Column("user_id", ForeignKey("users.id"), nullable=False, index=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("last_seen_at", DateTime(timezone=True), nullable=False),
+)
+
+TOKEN_LIFETIME = timedelta(days=90)
+SCOPES = {"open311": "/open311/"}
+"""A scoped token's name → the path prefix it is good for; it is refused (403) everywhere else."""
 
 DEMO_USERNAME = "demo-operator"
 
@@ -131,10 +156,13 @@ def create_user(
 
 
 def set_password(db: Engine, username: str, password: str) -> None:
+    """A new password; every console session of the account ends with the old one."""
+    with _hashing:
+        password_hash = _hasher.hash(password)
     with db.begin() as conn:
-        conn.execute(
-            update(users).where(users.c.username == username).values(password_hash=_hasher.hash(password))
-        )
+        conn.execute(update(users).where(users.c.username == username).values(password_hash=password_hash))
+        user_ids = select(users.c.id).where(users.c.username == username).scalar_subquery()
+        conn.execute(delete(console_sessions).where(console_sessions.c.user_id == user_ids))
 
 
 def find_user(db: Engine, username: str) -> User | None:
@@ -146,22 +174,106 @@ def find_user(db: Engine, username: str) -> User | None:
 def authenticate(db: Engine, username: str, password: str) -> User | None:
     with db.connect() as conn:
         row = conn.execute(select(users).where(users.c.username == username)).first()
-    if row is None:
-        _hasher.hash(password)  # spend the same time as a real check: no user enumeration by timing
-        return None
-    try:
-        _hasher.verify(row.password_hash, password)
-    except VerificationError:
-        return None
+    with _hashing:
+        if row is None:
+            _hasher.hash(password)  # spend the same time as a real check: no user enumeration by timing
+            return None
+        try:
+            _hasher.verify(row.password_hash, password)
+        except VerificationError:
+            return None
     return _from_row(row)
 
 
-def issue_token(db: Engine, user: User, label: str = "") -> str:
+@dataclass(frozen=True, slots=True)
+class SessionLifetime:
+    idle: timedelta
+    absolute: timedelta
+
+
+def start_session(db: Engine, user: User, lifetime: SessionLifetime) -> str:
+    """A new console session of ``user``: its id goes into the (signed) cookie, its digest into the table.
+
+    Sessions past their lifetime are swept here, so the table holds only live ones.
+    """
+    session_id = secrets.token_urlsafe(32)
+    now = datetime.now(UTC)
+    with db.begin() as conn:
+        conn.execute(
+            delete(console_sessions).where(
+                or_(
+                    console_sessions.c.last_seen_at < now - lifetime.idle,
+                    console_sessions.c.created_at < now - lifetime.absolute,
+                )
+            )
+        )
+        conn.execute(
+            insert(console_sessions).values(
+                id_sha256=_digest(session_id), user_id=user.id, created_at=now, last_seen_at=now
+            )
+        )
+    return session_id
+
+
+def session_owner(db: Engine, session_id: str, lifetime: SessionLifetime) -> User | None:
+    """The user of a live console session; None when it ended (signed out, password changed, expired).
+
+    Its idle clock restarts; the write is skipped while the last one is recent, so pages stay reads.
+    """
+    now = datetime.now(UTC)
+    with db.connect() as conn:
+        row = conn.execute(
+            select(
+                users,
+                console_sessions.c.created_at.label("session_created_at"),
+                console_sessions.c.last_seen_at,
+            )
+            .join(console_sessions, console_sessions.c.user_id == users.c.id)
+            .where(console_sessions.c.id_sha256 == _digest(session_id))
+        ).first()
+    if row is None:
+        return None
+    last_seen = _utc(row.last_seen_at)
+    if now - last_seen > lifetime.idle or now - _utc(row.session_created_at) > lifetime.absolute:
+        end_session(db, session_id)
+        return None
+    if now - last_seen > min(lifetime.idle / 8, timedelta(minutes=1)):
+        with db.begin() as conn:
+            conn.execute(
+                update(console_sessions)
+                .where(console_sessions.c.id_sha256 == _digest(session_id))
+                .values(last_seen_at=now)
+            )
+    return _from_row(row)
+
+
+def end_session(db: Engine, session_id: str) -> None:
+    with db.begin() as conn:
+        conn.execute(delete(console_sessions).where(console_sessions.c.id_sha256 == _digest(session_id)))
+
+
+def issue_token(
+    db: Engine,
+    user: User,
+    label: str = "",
+    *,
+    lifetime: timedelta = TOKEN_LIFETIME,
+    scope: str | None = None,
+) -> str:
+    """A new API token of ``user``, good for ``lifetime`` and, with a ``scope``, only for what it names."""
+    if scope is not None and scope not in SCOPES:
+        raise ValueError(f"unknown token scope {scope!r}; one of {', '.join(SCOPES)}")
     token = "yw_" + secrets.token_urlsafe(32)
+    now = datetime.now(UTC)
     with db.begin() as conn:
         conn.execute(
             insert(api_tokens).values(
-                user_id=user.id, token_sha256=_digest(token), label=label, created_at=datetime.now(UTC)
+                user_id=user.id,
+                token_sha256=_digest(token),
+                label=label,
+                created_at=now,
+                expires_at=now + lifetime,
+                scope=scope,
             )
         )
     return token
@@ -176,6 +288,8 @@ class TokenInfo:
     label: str
     created_at: datetime
     revoked_at: datetime | None
+    expires_at: datetime | None
+    scope: str | None
 
 
 def list_tokens(db: Engine, username: str | None = None) -> list[TokenInfo]:
@@ -185,7 +299,12 @@ def list_tokens(db: Engine, username: str | None = None) -> list[TokenInfo]:
         query = query.where(users.c.username == username)
     with db.connect() as conn:
         rows = conn.execute(query.order_by(api_tokens.c.id)).all()
-    return [TokenInfo(r.id, r.username, r.label, _utc(r.created_at), _utc(r.revoked_at)) for r in rows]
+    return [
+        TokenInfo(
+            r.id, r.username, r.label, _utc(r.created_at), _utc(r.revoked_at), _utc(r.expires_at), r.scope
+        )
+        for r in rows
+    ]
 
 
 def _utc(value: Any) -> Any:
@@ -208,18 +327,56 @@ def revoke_token(db: Engine, token_id: int) -> bool:
     return found is not None
 
 
-def user_for_token(db: Engine, token: str) -> User | None:
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """What a presented token grants: its account, and the scope it is limited to (None: none)."""
+
+    user: User
+    scope: str | None
+
+    def allows(self, path: str) -> bool:
+        return self.scope is None or path.startswith(SCOPES[self.scope])
+
+
+def grant_for_token(db: Engine, token: str) -> Grant | None:
+    """The grant of a live token; None for an unknown, revoked or expired one."""
     with db.connect() as conn:
         row = conn.execute(
-            select(users)
+            select(users, api_tokens.c.scope.label("token_scope"))
             .join(api_tokens, api_tokens.c.user_id == users.c.id)
-            .where(api_tokens.c.token_sha256 == _digest(token), api_tokens.c.revoked_at.is_(None))
+            .where(
+                api_tokens.c.token_sha256 == _digest(token),
+                api_tokens.c.revoked_at.is_(None),
+                or_(api_tokens.c.expires_at.is_(None), api_tokens.c.expires_at > datetime.now(UTC)),
+            )
         ).first()
-    return _from_row(row) if row else None
+    return Grant(_from_row(row), row.token_scope) if row else None
+
+
+def user_for_token(db: Engine, token: str) -> User | None:
+    """The account of a live token that is good for every route (unscoped)."""
+    grant = grant_for_token(db, token)
+    return grant.user if grant is not None and grant.scope is None else None
+
+
+def _revoke_tokens_labelled(db: Engine, user: User, label: str) -> None:
+    with db.begin() as conn:
+        conn.execute(
+            update(api_tokens)
+            .where(
+                api_tokens.c.user_id == user.id,
+                api_tokens.c.label == label,
+                api_tokens.c.revoked_at.is_(None),
+            )
+            .values(revoked_at=datetime.now(UTC))
+        )
 
 
 def ensure_demo_operator(db: Engine, credentials_path: Path) -> dict[str, str]:
-    """Demo mode only: a district operator with a fresh password and token, written for the user to read."""
+    """Demo mode only: a district operator with a fresh password and token, written for the user to read.
+
+    The previous demo token is revoked: only the one in the credentials file works.
+    """
     create_schema(db)
     password = secrets.token_urlsafe(12)
     user = find_user(db, DEMO_USERNAME)
@@ -227,12 +384,12 @@ def ensure_demo_operator(db: Engine, credentials_path: Path) -> dict[str, str]:
         user = create_user(db, DEMO_USERNAME, password, role="district_operator", display_name="演示操作员")
     else:
         set_password(db, DEMO_USERNAME, password)
+        _revoke_tokens_labelled(db, user, "demo")
     credentials = {
         "username": DEMO_USERNAME,
         "password": password,
         "token": issue_token(db, user, "demo"),
     }
     credentials_path.parent.mkdir(parents=True, exist_ok=True)
-    credentials_path.write_text(json.dumps(credentials, indent=2) + "\n", encoding="utf-8")
-    credentials_path.chmod(0o600)
+    write_private(credentials_path, json.dumps(credentials, indent=2) + "\n")
     return credentials

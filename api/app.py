@@ -70,6 +70,9 @@ def create_app(settings: ApiSettings) -> FastAPI:
         same_site="strict",
         https_only=False,
         session_cookie="yiwang_session",
+        # The cookie carries a server-side session id (checked on every request); the browser may
+        # forget it with the session's absolute lifetime.
+        max_age=max(1, int(settings.session_absolute_s)),
     )
     app.middleware("http")(audit.audit_middleware(db))
     install_metrics(app)

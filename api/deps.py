@@ -10,8 +10,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 
 from alerts.rules import Rule
-from api.accounts import User, user_for_token
-from api.ratelimit import LoginThrottle
+from api.accounts import User, grant_for_token
+from api.ratelimit import LoginThrottle, StreamSlots
 from api.settings import ApiSettings
 from cases.categories import Category
 from cases.policy import CasePolicy
@@ -28,7 +28,15 @@ class Resources:
     categories: dict[str, Category]
     rules: list[Rule]
     policy: CasePolicy
-    throttle: LoginThrottle = field(default_factory=LoginThrottle)
+    throttle: LoginThrottle = field(init=False)
+    streams: StreamSlots = field(default_factory=StreamSlots)
+
+    def __post_init__(self) -> None:
+        self.throttle = LoginThrottle(
+            free_failures=self.settings.login_free_failures,
+            backoff_s=self.settings.login_backoff_s,
+            backoff_max_s=self.settings.login_backoff_max_s,
+        )
 
 
 def get_resources(request: Request) -> Resources:
@@ -45,16 +53,17 @@ def current_user(
     resources: ResourcesDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> User:
-    user = user_for_token(resources.db, credentials.credentials) if credentials else None
-    if user is not None:
-        request.state.actor = user.username  # for the audit log
-    if user is None:
+    grant = grant_for_token(resources.db, credentials.credentials) if credentials else None
+    if grant is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
-            "a valid bearer token is required",
+            "a valid bearer token is required (this one is missing, unknown, revoked or expired)",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    return user
+    request.state.actor = grant.user.username  # for the audit log
+    if not grant.allows(request.url.path):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"this token is limited to the {grant.scope} scope")
+    return grant.user
 
 
 CurrentUser = Annotated[User, Depends(current_user)]

@@ -30,6 +30,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from common.private_files import write_private
 from contract.ids import ID_RE
 from contract.topics import PREFIX, Topic, TopicKind
 
@@ -153,15 +154,3 @@ class AccountStore:
         for username in sorted(users):
             acl += [f"user {username}", *acl_for(username), ""]
         write_private(self.acl_file, "\n".join(acl))
-
-
-def write_private(path: Path, text: str) -> None:
-    """Replace ``path`` atomically with ``text``, readable by its owner only (mode 0600)."""
-    # A half-written password file would lock every gateway out at Mosquitto's next reload.
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        out.write(text)
-        out.flush()
-        os.fsync(out.fileno())
-    tmp.replace(path)

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from broker.accounts import AccountStore, Credentials, gateway_username, write_private
+from broker.accounts import AccountStore, Credentials, gateway_username
+from common.private_files import write_private
 
 SECRETS_FILE = "demo-secrets.json"
 SERVICES = ("ingest", "alerts")

@@ -8,7 +8,8 @@ It enforces the same accounts as Mosquitto: the password file and the per-role A
 brokers and an account added while it runs takes effect at the next connect), and binds client ids
 to accounts as Mosquitto's ``use_username_as_clientid`` does (broker/mosquitto.py says why):
 :class:`AccountBroker` checks the login before it touches any session, keys the session by the user
-name, and refuses a last will the account may not publish.
+name, and refuses a last will the account may not publish. Both brokers disconnect a client that
+sends a packet larger than Mosquitto's ``max_packet_size`` (:class:`PacketSizeLimit`).
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from amqtt.adapters import ReaderAdapter, WriterAdapter
+from amqtt.adapters import ReaderAdapter, StreamReaderAdapter, StreamWriterAdapter, WriterAdapter
 from amqtt.broker import Broker
 from amqtt.contexts import Action
 from amqtt.errors import AMQTTError, MQTTError, NoDataError
@@ -30,9 +31,22 @@ from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 from amqtt.session import Session
 
 from broker.accounts import AccountStore, permissions
+from broker.mosquitto import MosquittoConfig
 
 log = logging.getLogger(__name__)
 SHARED_PREFIX = "$share/"
+
+
+def _mosquitto_max_packet_size() -> int:
+    """Mosquitto's own limit, read from its configuration's default so the two brokers cannot drift."""
+    default = next(f.default for f in fields(MosquittoConfig) if f.name == "max_packet_size")
+    if not isinstance(default, int):
+        raise TypeError("MosquittoConfig.max_packet_size has no integer default")
+    return default
+
+
+MAX_PACKET_BYTES = _mosquitto_max_packet_size()
+MAX_FIXED_HEADER_BYTES = 5  # the packet type byte and at most four bytes of remaining length
 
 
 def amqtt_config(host: str, port: int, *, accounts_dir: Path | None) -> dict[str, Any]:
@@ -116,11 +130,76 @@ class AccountAclPlugin(BaseTopicPlugin):  # type: ignore[misc]
         return ok
 
 
+class OversizePacket(AMQTTError):  # type: ignore[misc]
+    """A packet over the size limit, or a remaining length no packet can have: the client is dropped."""
+
+
+class PacketSizeLimit(ReaderAdapter):  # type: ignore[misc]
+    """A client's byte stream that refuses a packet over ``limit`` bytes once its fixed header is read.
+
+    amqtt reads each packet's body with exact-size reads, which buffer it whole before anything looks at
+    its size: a 5 MB PUBLISH costs 5 MB of memory, a hundred of them half a gigabyte. Following the
+    MQTT framing here raises as soon as the remaining length is known, before a byte of the body is read;
+    amqtt then closes the connection, as Mosquitto disconnects a client over its ``max_packet_size``.
+    """
+
+    def __init__(self, inner: ReaderAdapter, limit: int, peer: str) -> None:
+        self._inner, self._limit, self._peer = inner, limit, peer
+        self._header = bytearray()  # the current packet's fixed header while it is being read
+        self._body_left = 0
+
+    async def read(self, n: int = -1) -> bytes:
+        data: bytes = await self._inner.read(n)
+        self._follow(data)
+        return data
+
+    def feed_eof(self) -> None:
+        self._inner.feed_eof()
+
+    def _follow(self, data: bytes) -> None:
+        at = 0
+        while at < len(data):
+            if self._body_left:
+                step = min(self._body_left, len(data) - at)
+                self._body_left, at = self._body_left - step, at + step
+                continue
+            self._header.append(data[at])
+            at += 1
+            if len(self._header) >= 2 and not self._header[-1] & 0x80:
+                self._body_left = self._check_size()
+            elif len(self._header) == MAX_FIXED_HEADER_BYTES:
+                self._refuse(f"a remaining length longer than four bytes ({self._header.hex()})")
+
+    def _check_size(self) -> int:
+        """The body length of the packet whose fixed header is complete; raises if it is too large."""
+        remaining = sum((byte & 0x7F) << (7 * i) for i, byte in enumerate(self._header[1:]))
+        size = len(self._header) + remaining
+        self._header.clear()
+        if size > self._limit:
+            self._refuse(f"a packet of {size} bytes (the limit is {self._limit})")
+        return remaining
+
+    def _refuse(self, what: str) -> None:
+        log.warning("disconnected MQTT client %s: %s", self._peer, what)
+        raise OversizePacket(what)
+
+
+class SizeLimitedBroker(Broker):  # type: ignore[misc]
+    """amqtt reading every TCP client through :class:`PacketSizeLimit`."""
+
+    async def stream_connected(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, listener_name: str
+    ) -> None:
+        host, port, *_ = writer.get_extra_info("peername") or ("?", 0)
+        limited = PacketSizeLimit(StreamReaderAdapter(reader), MAX_PACKET_BYTES, f"{host}:{port}")
+        await self._client_connected(listener_name, limited, StreamWriterAdapter(writer))
+
+
 class LoginRefused(AMQTTError):  # type: ignore[misc]
     """A CONNECT refused before any session was looked at."""
 
 
-class AccountBroker(Broker):  # type: ignore[misc]
+class AccountBroker(SizeLimitedBroker):
     """amqtt with sessions bound to accounts.
 
     amqtt itself keys sessions by the client id the client sends and, with clean session, deletes the
@@ -166,7 +245,7 @@ class AccountBroker(Broker):  # type: ignore[misc]
 def run_embedded(host: str, port: int, stop: threading.Event, accounts_dir: Path | None = None) -> None:
     async def serve() -> None:
         config = amqtt_config(host, port, accounts_dir=accounts_dir)
-        broker = Broker(config) if accounts_dir is None else AccountBroker(config)
+        broker = SizeLimitedBroker(config) if accounts_dir is None else AccountBroker(config)
         await broker.start()
         log.info(
             "embedded broker (amqtt) listening on %s:%d, %s",

@@ -8,6 +8,7 @@ from pathlib import Path
 import yaml
 
 from broker.accounts import AccountStore, Credentials
+from common.private_files import write_private
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,8 +67,6 @@ def add_gateway(
     credentials = store.add_gateway(community, gateway, rotate=rotate)
     secret = store.directory / "credentials" / f"{community}.{gateway}.password"
     secret.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    secret.touch(mode=0o600)
-    secret.chmod(0o600)
-    secret.write_text(credentials.password + "\n", encoding="utf-8")
+    write_private(secret, credentials.password + "\n")
     config = gateway_config(community, gateway, credentials.username, broker, gateway_password_file)
     return Provisioned(credentials, config, secret)

@@ -3,7 +3,10 @@
 A sweeper turns new case events into outbox rows (one per channel that wants them), in the same
 database, so nothing is lost between "the case changed" and "someone was told"; a sender delivers
 due rows and retries failures with backoff. Receivers deduplicate on the ``Idempotency-Key`` header.
-Formats: a generic JSON webhook, WeCom (企业微信) and DingTalk (钉钉) group robots.
+Formats: a generic JSON webhook, WeCom (企业微信) and DingTalk (钉钉) group robots. A group chat is
+read by everyone in it, so its messages carry the case number, category, grid and deadline, never what
+a resident wrote (title, location, description) nor their phone; every text from configuration is
+escaped, so nothing in it can format the message or @-mention anyone.
 
 What is sent and when is configurable per role: ``roles`` in ``notifications.yaml`` lists the actions
 each role hears about, for the cases that concern its people (see ``concerned``); a channel with
@@ -25,10 +28,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import JSON, Engine, Integer, String, Text, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from cases.categories import Category
 from cases.models import Case, CaseEvent
 from cases.organisation import DISTRICT_STAFF, Organisation, Person, Role
 from cases.policy import CasePolicy
 from common.db import Base, UtcDateTime
+from common.redact import redact
 from contract.catalog import load_model
 
 log = logging.getLogger(__name__)
@@ -36,11 +41,16 @@ MAX_ATTEMPTS = 12
 
 
 class Channel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # A robot's URL is its credential (WeCom ?key=, DingTalk ?access_token=): kept out of reprs and of
+    # validation errors, which are logged.
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
     id: str
     kind: Literal["webhook", "wecom", "dingtalk"]
-    url: str
+    url: str = Field(repr=False)
+    console_url: str | None = Field(
+        default=None, description="The console's address (https://host): messages link to the case there."
+    )
     actions: list[str] = Field(
         default_factory=list, description="Case event actions to send, e.g. opened, supervise, sla_warning."
     )
@@ -54,7 +64,7 @@ class Channel(BaseModel):
 
 
 class NotificationConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)  # channel URLs
 
     channels: list[Channel] = Field(default_factory=list)
     roles: dict[Role, list[str]] = Field(
@@ -127,10 +137,54 @@ class Watermark(Base):
     last_event_id: Mapped[int] = mapped_column(Integer)
 
 
+# Characters that format Markdown or HTML, link (scheme://) or mention someone (@13900000000, <@all>)
+# in WeCom's and DingTalk's renderers, mapped to their full-width forms: they read the same in Chinese
+# text and do nothing. Line-start markers (-, +, >, #) cannot act: an escaped text never starts a line.
+_INERT = str.maketrans(
+    {
+        **{c: chr(ord(c) + 0xFEE0) for c in "*_`[]()<>#@!|~\\:&"},
+        "\r": " ",
+        "\n": " ",
+        "\t": " ",
+    }
+)
+
+
+def inert(text: str) -> str:
+    """``text`` for a group-chat message: one line that cannot format, link or @-mention."""
+    printable = "".join(c for c in text if c.isprintable() or c in "\r\n\t")
+    return " ".join(printable.translate(_INERT).split())
+
+
+def chat_text(
+    channel: Channel,
+    event: CaseEvent,
+    case: Case,
+    recipients: Sequence[Person] = (),
+    category: Category | None = None,
+) -> str:
+    """A group-chat message: case number, category, grid, deadline and who is concerned, nothing else."""
+    name = f"{category.name_zh} {category.name_en}" if category else case.category
+    deadline = case.deadline if case.deadline.tzinfo else case.deadline.replace(tzinfo=UTC)
+    lines = [
+        f"【{inert(name)} #{case.id}】{event.action} · {case.state}",  # both from the workflow table
+        f"网格 Grid: {inert(case.grid)}",
+        f"期限 Deadline: {deadline.astimezone(UTC):%Y-%m-%d %H:%M} UTC",
+    ]
+    if channel.console_url:
+        lines.append(f"{channel.console_url.rstrip('/')}/console/cases/{case.id}")
+    if recipients:
+        lines.append("→ " + "、".join(inert(p.name) for p in recipients))
+    return "\n".join(lines)
+
+
 def render(
-    channel: Channel, event: CaseEvent, case: Case, recipients: Sequence[Person] = ()
+    channel: Channel,
+    event: CaseEvent,
+    case: Case,
+    recipients: Sequence[Person] = (),
+    category: Category | None = None,
 ) -> dict[str, Any]:
-    text = f"【{case.title}】{event.action} · {case.state}" + (f"\n{event.note}" if event.note else "")
     phones = [p.phone for p in recipients if p.phone]
     facts = {
         "case_id": case.id,
@@ -144,8 +198,7 @@ def render(
         "at": event.at.isoformat(),
         "deadline": case.deadline.isoformat(),
     }
-    if recipients:
-        text += "\n→ " + "、".join(p.name for p in recipients)
+    text = chat_text(channel, event, case, recipients, category)
     if channel.kind == "wecom":
         if phones:  # only a text message @-mentions (by mobile) on a WeCom robot
             return {"msgtype": "text", "text": {"content": text, "mentioned_mobile_list": phones}}
@@ -155,7 +208,7 @@ def render(
         mentions = "".join(f" @{phone}" for phone in phones)
         body: dict[str, Any] = {
             "msgtype": "markdown",
-            "markdown": {"title": case.title, "text": text + mentions},
+            "markdown": {"title": f"#{case.id}", "text": text + mentions},
         }
         return body | ({"at": {"atMobiles": phones, "isAtAll": False}} if phones else {})
     if recipients:  # our own JSON: who, never their phone numbers
@@ -172,10 +225,13 @@ class Outbox:
         *,
         subscriptions: Mapping[Role, Sequence[str]] | None = None,
         organisation: Callable[[], Organisation] | None = None,
+        categories: Mapping[str, Category] | None = None,
     ) -> None:
         """``subscriptions``: per role, the actions it is told about; ``organisation``: the one as it
-        stands now (e.g. ``lambda: policy.organisation``), needed to find who an event concerns."""
+        stands now (e.g. ``lambda: policy.organisation``), needed to find who an event concerns;
+        ``categories``: by code, to name a case's category in group chats (else its code)."""
         self._db, self._channels = db, channels
+        self._categories = dict(categories or {})
         self._subscriptions = {role: frozenset(actions) for role, actions in (subscriptions or {}).items()}
         self._organisation = organisation
         self._client = client or httpx.Client(timeout=10)
@@ -186,7 +242,13 @@ class Outbox:
         config = load_notifications(config_dir)
         if not config.channels:
             return None
-        return cls(db, config.channels, subscriptions=config.roles, organisation=lambda: policy.organisation)
+        return cls(
+            db,
+            config.channels,
+            subscriptions=config.roles,
+            organisation=lambda: policy.organisation,
+            categories=policy.categories,
+        )
 
     def _recipients(self, event: CaseEvent, case: Case) -> list[Person]:
         """Who the event concerns among the roles that subscribe to its action."""
@@ -226,7 +288,9 @@ class Outbox:
                         OutboxRow(
                             key=f"{channel.id}:{event.id}",
                             channel=channel.id,
-                            payload=render(channel, event, case, recipients),
+                            payload=render(
+                                channel, event, case, recipients, self._categories.get(case.category)
+                            ),
                             created_at=now,
                             next_attempt_at=now,
                         )
@@ -259,14 +323,16 @@ class Outbox:
                     )
                     response.raise_for_status()
                 except (httpx.HTTPError, KeyError) as err:
-                    row.last_error = str(err)[:500]
+                    # httpx quotes the URL, and a robot's URL is its key: stored and logged redacted.
+                    reason = redact(str(err))
+                    row.last_error = reason[:500]
                     row.next_attempt_at = now + timedelta(seconds=min(2**row.attempts * 5, 3600))
                     log.warning(
                         "notification %s to %s failed (attempt %d): %s",
                         row.key,
                         row.channel,
                         row.attempts,
-                        err,
+                        reason,
                     )
                 else:
                     row.sent_at = now

@@ -51,7 +51,12 @@ def read_gateway_logins(path: Path) -> dict[str, GatewayLogin]:
             f'{path}: expected {{"<gateway>": {{"username": ..., "password": ...}}}}: {problems}'
         ) from err
     for gateway, login in logins.items():
-        refuse_placeholder(f"the password of gateway {gateway} in {path}", login.password.get_secret_value())
+        try:
+            refuse_placeholder(
+                f"the password of gateway {gateway} in {path}", login.password.get_secret_value()
+            )
+        except ValueError as err:
+            raise SimAccountsError(str(err)) from err
     return logins
 
 

@@ -23,6 +23,7 @@ from pydantic_settings import SettingsConfigDict
 from common.consumer import AckingConsumer
 from common.db import make_engine
 from common.heartbeat import HeartbeatThread
+from common.redact import redact
 from common.settings import ServiceSettings
 from contract import TopicKind, subscription
 from contract.catalog import load_catalog
@@ -165,7 +166,7 @@ def run(settings: IngestSettings, stop: threading.Event) -> None:
         else (lambda: None)
     )
     HeartbeatThread(db, "ingest", writer.counters.snapshot, stop).start()
-    log.info("ingest %s writing to %s", settings.client_id, settings.series_url.split("?")[0])
+    log.info("ingest %s writing to %s", settings.client_id, redact(settings.series_url))
     try:
         consumer.run()
     finally:

@@ -16,6 +16,7 @@ import logging
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from common.redact import redact
 from series.influx import InfluxStore
 from series.sqlite import SQLiteStore
 from series.store import TimeSeriesStore
@@ -34,13 +35,13 @@ def open_store(url: str) -> TimeSeriesStore:
         return _open_sqlite(url)
     if scheme in ("influxdb", "influxdbs"):
         return _open_influx(url, https=scheme == "influxdbs")
-    raise ValueError(f"unsupported time-series store URL {_redact(url)!r}: expected {_SCHEMES}")
+    raise ValueError(f"unsupported time-series store URL {redact(url)!r}: expected {_SCHEMES}")
 
 
 def _open_sqlite(url: str) -> SQLiteStore:
     prefix = "sqlite:///"
     if not url.startswith(prefix) or url == prefix:
-        raise ValueError(f"SQLite store URL must look like sqlite:///path/to/file.db, got {url!r}")
+        raise ValueError(f"SQLite store URL must look like sqlite:///path/to/file.db, got {redact(url)!r}")
     path = unquote(url[len(prefix) :].partition("?")[0])
     if path == ":memory:":
         return SQLiteStore(path)
@@ -54,7 +55,7 @@ def _open_influx(url: str, *, https: bool) -> InfluxStore:
     database = unquote(parts.path.strip("/"))
     if not parts.hostname or not database or "/" in database:
         raise ValueError(
-            f"InfluxDB store URL must look like influxdb://host:port/database, got {_redact(url)!r}"
+            f"InfluxDB store URL must look like influxdb://host:port/database, got {redact(url)!r}"
         )
     params = parse_qs(parts.query, keep_blank_values=True)
     unknown = set(params) - _INFLUX_PARAMS
@@ -69,7 +70,7 @@ def _open_influx(url: str, *, https: bool) -> InfluxStore:
     try:
         port = parts.port or 8086
     except ValueError as exc:  # a port that is not a number
-        raise ValueError(f"bad port in InfluxDB store URL {_redact(url)!r}") from exc
+        raise ValueError(f"bad port in InfluxDB store URL {redact(url)!r}") from exc
     host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
     base_url = f"{'https' if https else 'http'}://{host}:{port}"
     gzip = gzip_choice == "on" or (gzip_choice == "auto" and not is_loopback(parts.hostname))
@@ -95,15 +96,3 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:  # a host name: assume it is across a network
         return False
-
-
-def _redact(url: str) -> str:
-    """The URL without password or token, for error messages and logs."""
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if parts.password is not None:
-        netloc = netloc.replace(f":{parts.password}@", ":***@")
-    query = "&".join(
-        "token=***" if item.startswith("token=") else item for item in parts.query.split("&") if item
-    )
-    return parts._replace(netloc=netloc, query=query).geturl()

@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 
+from common.redact import redact
 from series.lineprotocol import encode_points
 from series.store import (
     Aggregate,
@@ -67,6 +68,11 @@ def quote_string(text: str) -> str:
 
 
 def _error_text(response: httpx.Response) -> str:
+    """The server's reason, redacted: a proxy in front of InfluxDB may echo the request URL."""
+    return redact(_server_reason(response))
+
+
+def _server_reason(response: httpx.Response) -> str:
     # 1.x answers {"error": ...}, 2.x {"code": ..., "message": ...}; fall back to the raw body.
     try:
         body = response.json()
@@ -114,6 +120,8 @@ class InfluxStore:
         if not database:
             raise ValueError("an InfluxDB database name is required")
         self.base_url = base_url.rstrip("/")
+        # What messages and logs name: a base URL may carry userinfo, which httpx sends as Basic auth.
+        self.display_url = redact(self.base_url)
         self.database = database
         self.rp = rp or None
         self.batch_lines = batch_lines
@@ -137,7 +145,7 @@ class InfluxStore:
         )
 
     def __repr__(self) -> str:
-        return f"InfluxStore({self.base_url!r}, {self.database!r}, rp={self.rp!r}, gzip={self.gzip})"
+        return f"InfluxStore({self.display_url!r}, {self.database!r}, rp={self.rp!r}, gzip={self.gzip})"
 
     def __enter__(self) -> InfluxStore:
         return self
@@ -153,14 +161,16 @@ class InfluxStore:
         try:
             return self._client.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
-            raise StoreUnavailable(f"InfluxDB at {self.base_url} unreachable: {exc!r}") from exc
+            # httpx names the request URL in some errors: redacted with the rest of the message.
+            raise StoreUnavailable(redact(f"InfluxDB at {self.display_url} unreachable: {exc!r}")) from exc
         except RuntimeError as exc:  # httpx raises this once the client is closed
-            raise StoreUnavailable(f"InfluxDB client closed: {exc}") from exc
+            raise StoreUnavailable(redact(f"InfluxDB client closed: {exc}")) from exc
 
     def _raise_unavailable(self, response: httpx.Response) -> None:
         if response.status_code >= 500 or response.status_code in _RETRYABLE_4XX:
+            reason = _error_text(response)
             raise StoreUnavailable(
-                f"InfluxDB at {self.base_url} answered HTTP {response.status_code}: {_error_text(response)}"
+                f"InfluxDB at {self.display_url} answered HTTP {response.status_code}: {reason}"
             )
 
     def write(self, points: Sequence[Point | Line]) -> None:

@@ -16,10 +16,12 @@ from sqlalchemy.engine import make_url
 
 from api.accounts import ensure_demo_operator
 from api.settings import ApiSettings
-from broker.accounts import Credentials, write_private
+from broker.accounts import Credentials
 from broker.demo import DemoAccounts, ensure_demo_accounts
 from broker.mosquitto import MosquittoConfig, mosquitto_binary
 from common.db import make_engine
+from common.private_files import write_private
+from common.redact import redact
 from contract.catalog import load_catalog
 from edge.settings import EdgeSettings
 from yiwang.schema import ensure_schema, reset_demo_database_if_outdated
@@ -46,8 +48,7 @@ def _session_secret() -> str:
     """Kept in a file, so console sessions survive a restart of the demo."""
     path = DEMO_DIR / "session-secret"
     if not path.exists():
-        path.write_text(secrets.token_urlsafe(32), encoding="utf-8")
-        path.chmod(0o600)
+        write_private(path, secrets.token_urlsafe(32))
     return path.read_text(encoding="utf-8").strip()
 
 
@@ -130,5 +131,6 @@ def banner(settings: ApiSettings, broker_kind: str) -> str:
         f"\nYiwang is up.\n  console   http://{settings.http_host}:{settings.http_port}/console\n"
         f"  broker    {broker_kind} on {settings.mqtt_host}:{settings.mqtt_port}\n"
         f"  login     {CREDENTIALS} (username, password, API token, MQTT login)\n"
-        f"  data      {settings.database_url}, {settings.series_url}\n  Ctrl-C stops everything.\n"
+        f"  data      {redact(settings.database_url)}, {redact(settings.series_url)}\n"
+        "  Ctrl-C stops everything.\n"
     )

@@ -8,34 +8,22 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from alerts.models import Alert
+from alerts.queries import live_alerts
 from alerts.silences import Matchers, SilenceIn, SilenceStore
 from api.console.web import ConsoleUser, check_csrf, page
 from api.deps import ResourcesDep
 from api.scope import area_filter, may_manage_silences, may_silence, sees_silence
 
 router = APIRouter(include_in_schema=False)
-ACTIVE = ("firing", "pending", "unknown")
 
 
 @router.get("/console/alerts", response_class=HTMLResponse, response_model=None)
 def alerts_page(
     request: Request, resources: ResourcesDep, user: ConsoleUser, error: str | None = None
 ) -> Response:
-    with Session(resources.db) as session:
-        alerts = list(
-            session.scalars(
-                select(Alert)
-                .where(
-                    Alert.status.in_(ACTIVE), area_filter(user, resources.policy, Alert.community, Alert.grid)
-                )
-                .order_by(Alert.updated_at.desc())
-                .limit(500)
-            )
-        )
+    alerts = live_alerts(resources.db, area_filter(user, resources.policy, Alert.community, Alert.grid))
     silences = [
         s
         for s in SilenceStore(resources.db).current()

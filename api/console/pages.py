@@ -7,21 +7,32 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request, status
+from fastapi import APIRouter, Form, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from api.accounts import authenticate
+from api.accounts import User, authenticate
 from api.console.charts import Chart, line_chart
 from api.console.i18n import TEXT
-from api.console.web import LOGIN, ConsoleUser, language, page, to_login
-from api.deps import ResourcesDep
+from api.console.web import (
+    LOGIN,
+    ConsoleUser,
+    check_csrf,
+    language,
+    page,
+    session_user,
+    sign_in_session,
+    sign_out_session,
+    to_login,
+)
+from api.deps import Resources, ResourcesDep
+from api.ratelimit import client_address
 from api.routes.cases import case_out
 from api.scope import case_filter, kpi_scopes
 from cases.kpis import Level, compute_kpis
-from cases.models import CaseEvent
+from cases.models import Case, CaseEvent
 from cases.queue import open_queue
 
 router = APIRouter(include_in_schema=False)
@@ -44,8 +55,16 @@ def login(
     resources: ResourcesDep,
     username: Annotated[str, Form(max_length=64)],
     password: Annotated[str, Form(max_length=256)],
+    csrf: Annotated[str, Form(max_length=64)] = "",
 ) -> Response:
-    keys = (f"user:{username}", f"client:{request.client.host if request.client else ''}")
+    try:
+        check_csrf(request, csrf)  # the login page's token: another site cannot sign the browser in
+    except HTTPException:
+        response = page(request, resources, "login.html", error="login_form_expired")
+        response.status_code = status.HTTP_403_FORBIDDEN
+        return response
+    client = client_address(request, resources.settings.proxy_networks())
+    keys = (f"user:{username}", f"client:{client}")
     wait = resources.throttle.retry_after(*keys)
     if wait > 0:
         response = page(request, resources, "login.html", error="throttled")
@@ -60,14 +79,13 @@ def login(
         return response
     resources.throttle.succeeded(keys[0])
     request.state.actor = user.username
-    request.session.clear()  # a fresh session (and CSRF token) for every sign-in
-    request.session["user"] = user.username
+    sign_in_session(request, resources, user)
     return RedirectResponse("/console", status_code=status.HTTP_303_SEE_OTHER)
 
 
 @router.post("/console/logout")
-def logout(request: Request) -> RedirectResponse:
-    request.session.clear()
+def logout(request: Request, resources: ResourcesDep) -> RedirectResponse:
+    sign_out_session(request, resources)
     return to_login()
 
 
@@ -90,29 +108,44 @@ def console(request: Request, resources: ResourcesDep, user: ConsoleUser) -> Res
     )
 
 
-def _latest_change(resources: ResourcesDep) -> int:
+def _latest_change(resources: Resources, user: User) -> int:
+    """The newest event of a case the user may see: others' cases do not move it."""
+    query = select(func.max(CaseEvent.id)).join(Case, Case.id == CaseEvent.case_id)
     with Session(resources.db) as session:
-        return int(session.scalar(select(func.max(CaseEvent.id))) or 0)
+        return int(session.scalar(query.where(case_filter(user, resources.policy))) or 0)
 
 
 @router.get("/console/stream")
 async def stream(request: Request, resources: ResourcesDep) -> Response:
-    """Server-sent events: one ``change`` whenever any case gets a new event; the page then reloads."""
-    if request.session.get("user") is None:
+    """Server-sent events: a ``change`` whenever a case in the user's jurisdiction gets a new event; the
+    page then reloads. The event carries nothing but a count of changes seen on this stream."""
+    user = await run_in_threadpool(session_user, request, resources)
+    if user is None:
         return Response(status_code=status.HTTP_401_UNAUTHORIZED)
+    slot = resources.streams.acquire(user.username)
+    if slot is None:
+        return Response(
+            "too many live-update streams open; close a console tab",
+            status_code=status.HTTP_429_TOO_MANY_REQUESTS,
+            headers={"Retry-After": str(STREAM_SECONDS)},
+        )
 
     async def changes() -> AsyncIterator[str]:
-        seen = await run_in_threadpool(_latest_change, resources)
-        yield "retry: 3000\n\n"
-        # Each stream lives a minute and the browser reconnects: no connection outlives a shutdown long.
-        for _ in range(STREAM_SECONDS):
-            if await request.is_disconnected():
-                return
-            await asyncio.sleep(1.0)
-            latest = await run_in_threadpool(_latest_change, resources)
-            if latest != seen:
-                seen = latest
-                yield f"event: change\ndata: {latest}\n\n"
+        try:
+            seen = await run_in_threadpool(_latest_change, resources, user)
+            yield "retry: 3000\n\n"
+            # Each stream lives a minute and the browser reconnects: no connection outlives a shutdown long.
+            changed = 0
+            for _ in range(STREAM_SECONDS):
+                if await request.is_disconnected():
+                    return
+                await asyncio.sleep(1.0)
+                latest = await run_in_threadpool(_latest_change, resources, user)
+                if latest != seen:
+                    seen, changed = latest, changed + 1
+                    yield f"event: change\ndata: {changed}\n\n"
+        finally:
+            resources.streams.release(user.username, slot)
 
     return StreamingResponse(changes(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
 

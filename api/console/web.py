@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
@@ -11,7 +12,7 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from api.accounts import User, find_user
+from api.accounts import SessionLifetime, User, end_session, session_owner, start_session
 from api.console.i18n import LANGUAGES, catalogue
 from api.deps import Resources, ResourcesDep
 
@@ -28,8 +29,37 @@ def language(request: Request) -> str:
     return lang
 
 
+def lifetime(resources: Resources) -> SessionLifetime:
+    settings = resources.settings
+    return SessionLifetime(
+        idle=timedelta(seconds=settings.session_idle_s),
+        absolute=timedelta(seconds=settings.session_absolute_s),
+    )
+
+
 def session_user(request: Request, resources: Resources) -> User | None:
-    return find_user(resources.db, request.session.get("user") or "")
+    """The user of the cookie's session while the server still holds it: signing out, a password change
+    and the idle and absolute lifetimes end it for every copy of the cookie."""
+    session_id = request.session.get("sid")
+    if not isinstance(session_id, str):
+        return None
+    return session_owner(resources.db, session_id, lifetime(resources))
+
+
+def sign_in_session(request: Request, resources: Resources, user: User) -> None:
+    """A fresh cookie session (and CSRF token) for every sign-in, backed by a new server-side session."""
+    lang = request.session.get("lang")
+    request.session.clear()
+    request.session["sid"] = start_session(resources.db, user, lifetime(resources))
+    if lang:
+        request.session["lang"] = lang
+
+
+def sign_out_session(request: Request, resources: Resources) -> None:
+    session_id = request.session.get("sid")
+    if isinstance(session_id, str):
+        end_session(resources.db, session_id)
+    request.session.clear()
 
 
 class SignInRequired(Exception):
@@ -65,9 +95,10 @@ def csrf_token(request: Request) -> str:
 
 
 def check_csrf(request: Request, submitted: str) -> None:
-    """Console forms carry the session's token: a page on another site cannot post for the user."""
+    """Console forms carry the session's token: a page on another site cannot post for the user (nor
+    sign the user in to the attacker's account)."""
     expected = request.session.get("csrf")
-    if not expected or not secrets.compare_digest(expected, submitted):
+    if not isinstance(expected, str) or not secrets.compare_digest(expected.encode(), submitted.encode()):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "missing or wrong CSRF token; reload the page")
 
 

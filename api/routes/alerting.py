@@ -8,12 +8,11 @@ from typing import Annotated, Any
 import yaml
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from alerts.models import Alert
 from alerts.outcomes import RuleOutcome, rule_outcomes
+from alerts.queries import page_of_alerts
 from alerts.rules import Rule, RuleFile
 from alerts.silences import Silence, SilenceIn, SilenceStore
 from api.deps import CurrentUser, Resources, ResourcesDep
@@ -170,13 +169,9 @@ def list_alerts(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Offset = 0,
 ) -> Page[AlertOut]:
-    query = select(Alert).where(area_filter(user, resources.policy, Alert.community, Alert.grid))
-    if alert_status:
-        query = query.where(Alert.status.in_(alert_status))
-    with Session(resources.db) as session:
-        total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-        rows = session.scalars(query.order_by(Alert.updated_at.desc()).limit(limit).offset(offset))
-        items = [AlertOut.model_validate(a, from_attributes=True) for a in rows]
+    area = area_filter(user, resources.policy, Alert.community, Alert.grid)
+    rows, total = page_of_alerts(resources.db, area, statuses=alert_status, limit=limit, offset=offset)
+    items = [AlertOut.model_validate(a, from_attributes=True) for a in rows]
     return Page[AlertOut](items=items, total=total, limit=limit, offset=offset)
 
 

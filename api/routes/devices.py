@@ -7,10 +7,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from alerts.fleet import DeviceStatus, GatewayStatus
+from alerts.fleet import device_last_seen, gateway_states
 from api.accounts import User
 from api.deps import CurrentUser, ResourcesDep
 from api.errors import problem
@@ -46,8 +44,7 @@ class GatewayOut(BaseModel):
 
 def visible_devices(resources: ResourcesDep, user: User) -> list[DeviceOut]:
     """The registry of devices in your jurisdiction, with when each last reported."""
-    with Session(resources.db) as session:
-        seen = {(r.community, r.device): r.last_seen for r in session.scalars(select(DeviceStatus))}
+    seen = device_last_seen(resources.db)
     now = datetime.now(UTC)
     out = []
     for info in resources.catalog.devices():
@@ -73,8 +70,7 @@ def visible_devices(resources: ResourcesDep, user: User) -> list[DeviceOut]:
 
 def visible_gateways(resources: ResourcesDep, user: User) -> list[GatewayOut]:
     """Each gateway's last state: online, spool, 5G signal and cameras."""
-    with Session(resources.db) as session:
-        status = {(r.community, r.gateway): r for r in session.scalars(select(GatewayStatus))}
+    status = gateway_states(resources.db)
     out = []
     for community in resources.catalog.communities.values():
         for gateway in community.gateways:

@@ -1,9 +1,11 @@
 """Open311 GeoReport v2 (``/open311/v2``): a 12345 hotline files and follows cases through the same
 intake as the console, so a report can merge with the sensor case about the same place.
 
-Deviations from the spec, on purpose: every call needs an ``api_key`` (an API token), since a
-community's cases are not public; the key's jurisdiction applies as everywhere else. ``address_id``
-is ``<community>/<grid>``. A reporter's personal data (name, phone, e-mail) is never returned.
+Deviations from the spec, on purpose: every call needs an ``api_key`` (an API token; the
+``X-Api-Key`` header keeps it out of URLs and logs, the query parameter still works), since a
+community's cases are not public; a token scoped to ``open311`` is good here and nowhere else; the
+key's jurisdiction applies as everywhere else. ``address_id`` is ``<community>/<grid>``. A reporter's
+personal data (name, phone, e-mail) is never returned.
 """
 
 from __future__ import annotations
@@ -13,12 +15,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 from xml.etree.ElementTree import Element, tostring
 
-from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi import APIRouter, Header, HTTPException, Query, Request, status
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api.accounts import User, user_for_token
+from api.accounts import User, grant_for_token
 from api.deps import ResourcesDep
 from api.params import MAX_DB_INT, in_utc_range
 from api.scope import case_filter, sees_area
@@ -78,11 +80,16 @@ def _error(fmt: Format, err: Open311Error) -> Response:
     )
 
 
+ApiKeyHeader = Annotated[
+    str | None, Header(alias="X-Api-Key", description="The API token, instead of the api_key parameter.")
+]
+
+
 def _caller(resources: ResourcesDep, api_key: str | None) -> User:
-    user = user_for_token(resources.db, api_key) if api_key else None
-    if user is None:
+    grant = grant_for_token(resources.db, api_key) if api_key else None
+    if grant is None or not grant.allows(router.prefix + "/"):
         raise Open311Error(403, "a valid api_key is required")
-    return user
+    return grant.user
 
 
 def _service(resources: ResourcesDep, code: str) -> dict[str, Any]:
@@ -176,6 +183,7 @@ def service_definition(code: str, fmt: str, resources: ResourcesDep) -> Response
 def list_requests(
     fmt: str,
     resources: ResourcesDep,
+    x_api_key: ApiKeyHeader = None,
     api_key: str | None = None,
     service_request_id: Annotated[str | None, Query(description="Comma-separated ids.")] = None,
     service_code: str | None = None,
@@ -185,7 +193,7 @@ def list_requests(
 ) -> Response:
     form = _guard(fmt)
     try:
-        user = _caller(resources, api_key)
+        user = _caller(resources, api_key or x_api_key)
         ids = [int(i) for i in service_request_id.split(",")] if service_request_id else None
         if ids and not all(1 <= i <= MAX_DB_INT for i in ids):
             raise ValueError("id out of range")
@@ -216,10 +224,16 @@ def list_requests(
 
 
 @router.get("/requests/{request_id}.{fmt}", responses=_answers(403, 404))
-def get_request(request_id: int, fmt: str, resources: ResourcesDep, api_key: str | None = None) -> Response:
+def get_request(
+    request_id: int,
+    fmt: str,
+    resources: ResourcesDep,
+    x_api_key: ApiKeyHeader = None,
+    api_key: str | None = None,
+) -> Response:
     form = _guard(fmt)
     try:
-        user = _caller(resources, api_key)
+        user = _caller(resources, api_key or x_api_key)
     except Open311Error as err:
         return _error(form, err)
     if not 1 <= request_id <= MAX_DB_INT:  # could not exist; the database would overflow on it
@@ -237,7 +251,7 @@ async def create_request(fmt: str, request: Request, resources: ResourcesDep) ->
     form = await request.form()  # raw: Open311's attribute[code] keys cannot be declared as parameters
     values = {k: str(v) for k, v in form.items()}
     try:
-        user = _caller(resources, values.get("api_key"))
+        user = _caller(resources, values.get("api_key") or request.headers.get("x-api-key"))
         code = values.get("service_code", "")
         if code not in resources.categories:
             raise Open311Error(400, f"unknown service_code {code!r}")

@@ -1,7 +1,7 @@
 """API tokens: list your own (never the secret) and revoke one; an admin sees and revokes anyone's.
 
-A revoked token is refused from the very next request: tokens are looked up in the database on every
-request, nothing caches them. Revocations are writes, so the audit log records who revoked which.
+A revoked or expired token is refused from the very next request: tokens are looked up in the database
+on every request, nothing caches them. Revocations are writes, so the audit log records who revoked which.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, status
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from api.accounts import list_tokens, revoke_token
 from api.deps import CurrentUser, ResourcesDep
@@ -26,6 +26,10 @@ class TokenOut(BaseModel):
     label: str
     created_at: datetime
     revoked_at: datetime | None
+    expires_at: datetime | None = Field(
+        description="Refused from then on; none for tokens older than expiry."
+    )
+    scope: str | None = Field(description="The only routes it is good for (e.g. open311); none: all.")
 
 
 @router.get(

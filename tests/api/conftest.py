@@ -1,11 +1,14 @@
 """Fixtures of the API tests: an app on fresh SQLite stores, and an operator's bearer token; and, per
 module, an app on the two seeded towns (``tests/api/two_towns.py``) for the cross-jurisdiction checks."""
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from httpx import Response
 from sqlalchemy import select
 
 from api import accounts
@@ -41,6 +44,20 @@ def token(client: TestClient, settings: ApiSettings) -> str:
     token = accounts.issue_token(db, user)
     db.dispose()
     return token
+
+
+def console_login(
+    client: TestClient,
+    username: str = "op",
+    password: str = "correct horse",  # noqa: S107 - the test account's
+    **kw: Any,
+) -> Response:
+    """The console's login form as a browser sends it: with the CSRF token of the login page."""
+    form = client.get("/console/login").text
+    match = re.search(r'name="csrf" value="([^"]+)"', form)
+    assert match is not None, form[:300]
+    data = {"username": username, "password": password, "csrf": match.group(1)}
+    return client.post("/console/login", data=data, **kw)
 
 
 def auth(token: str) -> dict[str, str]:

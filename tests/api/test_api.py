@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 from api.settings import ApiSettings
 from series.factory import open_store
 from series.store import Point
-from tests.api.conftest import auth
+from tests.api.conftest import auth, console_login
 from tests.factories import open_flooding_cases
 
 
@@ -101,9 +101,9 @@ def test_healthz_names_every_component(client: TestClient) -> None:
 def test_console_login_and_case_list(client: TestClient, token: str, settings: ApiSettings) -> None:
     open_flooding_cases(settings.database_url, [datetime.now(UTC)])
     assert client.get("/console", follow_redirects=False).headers["location"] == "/console/login"
-    bad = client.post("/console/login", data={"username": "op", "password": "wrong"})
+    bad = console_login(client, password="wrong")
     assert bad.status_code == 401 and "用户名或密码错误" in bad.text
-    ok = client.post("/console/login", data={"username": "op", "password": "correct horse"})
+    ok = console_login(client)
     assert ok.status_code == 200 and "积水内涝" in ok.text and 'data-category="flooding"' in ok.text
     assert "Open cases" in client.get("/console", params={"lang": "en"}).text
 

@@ -11,10 +11,11 @@ from api.settings import ApiSettings
 from cases.policy import CasePolicy
 from common.db import make_engine
 from tests.alerts.scenario import CONFIG, Scenario
+from tests.api.conftest import console_login
 
 
 def sign_in(client: TestClient) -> str:
-    page = client.post("/console/login", data={"username": "op", "password": "correct horse"})
+    page = console_login(client)
     assert page.status_code == 200
     match = re.search(r'name="csrf" value="([^"]+)"', page.text)
     assert match is not None

@@ -3,21 +3,19 @@
 from fastapi.testclient import TestClient
 
 from api.settings import ApiSettings
-from tests.api.conftest import audited, auth
+from tests.api.conftest import audited, auth, console_login
 
 
 def test_brute_force_is_throttled_but_a_typo_is_not(client: TestClient, token: str) -> None:
-    assert client.post("/console/login", data={"username": "op", "password": "typo"}).status_code == 401
-    assert (
-        client.post("/console/login", data={"username": "op", "password": "correct horse"}).status_code == 200
-    )
+    assert console_login(client, password="typo").status_code == 401
+    assert console_login(client).status_code == 200
     # Five failures from this client in five minutes (the typo counts, a success does not wipe it)...
     for _ in range(4):
-        assert client.post("/console/login", data={"username": "op", "password": "guess"}).status_code == 401
-    refused = client.post("/console/login", data={"username": "op", "password": "correct horse"})
+        assert console_login(client, password="guess").status_code == 401
+    refused = console_login(client)
     assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
     # The same client trying other names is held back too.
-    assert client.post("/console/login", data={"username": "other", "password": "x"}).status_code == 429
+    assert console_login(client, "other", "x").status_code == 429
 
 
 def test_every_write_is_audited_with_its_actor(client: TestClient, token: str, settings: ApiSettings) -> None:

@@ -7,7 +7,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.settings import ApiSettings
-from tests.api.conftest import auth
+from tests.api.conftest import auth, console_login
 
 EVERYWHERE = {
     "X-Content-Type-Options": "nosniff",
@@ -52,7 +52,7 @@ def test_api_docs_get_their_own_looser_policy(client: TestClient) -> None:
 
 
 def test_console_pages_carry_no_inline_script_or_style(client: TestClient, token: str) -> None:
-    client.post("/console/login", data={"username": "op", "password": "correct horse"})
+    console_login(client)
     for path in (
         "/console",
         "/console/alerts",
@@ -74,18 +74,14 @@ def test_console_pages_carry_no_inline_script_or_style(client: TestClient, token
 def test_hsts_and_secure_session_cookie_only_over_https(settings: ApiSettings, token: str) -> None:
     app = create_app(settings)
     with TestClient(app, base_url="https://testserver") as https:
-        response = https.post(
-            "/console/login", data={"username": "op", "password": "correct horse"}, follow_redirects=False
-        )
+        response = console_login(https, follow_redirects=False)
         assert response.status_code == 303
         assert response.headers["Strict-Transport-Security"].startswith("max-age=31536000")
         cookie = response.headers["set-cookie"].lower()
         assert cookie.startswith("yiwang_session=")
         assert {"httponly", "samesite=strict", "secure"} <= {a.strip() for a in cookie.split(";")}
     with TestClient(app) as http:
-        response = http.post(
-            "/console/login", data={"username": "op", "password": "correct horse"}, follow_redirects=False
-        )
+        response = console_login(http, follow_redirects=False)
         cookie = response.headers["set-cookie"].lower()
         assert {"httponly", "samesite=strict"} <= {a.strip() for a in cookie.split(";")}
         assert "secure" not in {a.strip() for a in cookie.split(";")}  # a local http console still signs in

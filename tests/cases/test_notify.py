@@ -37,7 +37,7 @@ def test_case_events_reach_each_channel_once_in_its_format(db: Engine, receiver:
         Channel(id="floods", kind="dingtalk", url=url, actions=["reported"], categories=["flooding"]),
         Channel(id="audit", kind="webhook", url=url, actions=["accept"]),
     ]
-    outbox = Outbox(db, channels)
+    outbox = Outbox(db, channels, categories=POLICY.categories)
     flow = CaseFlow(db, POLICY)
     case_id, _ = flow.report(
         Report("zhuganxiang", "g-north", "fire_lane_blocked", "占用", "3号楼"), actor="r", now=NOW

@@ -73,6 +73,31 @@ def test_a_flood_gets_through_a_flapping_link_and_planned_restarts() -> None:
     assert restart["checks"]["floods_not_inhibited_at_their_reading"], restart
 
 
+def test_alarm_timings_see_an_inhibited_reading_and_a_case_never_opened() -> None:
+    """The alarm scenarios' figures are not vacuous: a first reading judged inhibited counts until
+    the first uninhibited firing, one never freed is missing, and a muted flood opened no case."""
+    from yiwang.chaos.alarm_timing import (
+        Firing,
+        flood_latencies,
+        inhibition_ends,
+        muted_at_reading,
+        percentiles,
+    )
+
+    sentinel = [
+        Firing(1_000, False, 7),
+        Firing(5_100, True, 7),
+        Firing(5_900, False, 7),
+        Firing(9_500, True, 7),
+    ]
+    ends = inhibition_ends(sentinel, [900, 5_000, 9_000])
+    assert ends == [0, 800, None]
+    assert percentiles(ends) == {"p50": 0, "p99": 800, "n": 2, "missing": 1}
+    flood = [Firing(20_040, True, None), Firing(20_950, False, 3)]
+    assert flood_latencies(flood, [20_000]) == [950] and muted_at_reading(flood, [20_000]) == [True]
+    assert flood_latencies(flood[:1], [20_000]) == [None]
+
+
 def test_unknown_scenario_is_a_clear_error() -> None:
     result = _chaos("--scenario", "meteor-strike", "--json", timeout=60)
     assert result.returncode == 2

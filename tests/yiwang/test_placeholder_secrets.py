@@ -64,7 +64,7 @@ def test_real_secrets_are_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("YIWANG_MQTT_PASSWORD", "3f9a0c2e7b1d")
     monkeypatch.setenv("YIWANG_DATABASE_URL", "postgresql+psycopg://yiwang:a1b2c3@db:5432/yiwang")
     monkeypatch.setenv("YIWANG_SERIES_URL", "influxdb://influxdb:8086/yiwang?token=changethis-not")
-    monkeypatch.setenv("YIWANG_SESSION_SECRET", "e4d5c6b7a8")
+    monkeypatch.setenv("YIWANG_SESSION_SECRET", "e4d5c6b7a8f9e0d1c2b3a4958677869a")
     settings = ApiSettings()
     assert settings.mqtt_password is not None
     assert settings.mqtt_password.get_secret_value() == "3f9a0c2e7b1d"

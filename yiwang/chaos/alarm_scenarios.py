@@ -159,6 +159,7 @@ def flaky_link(config_dir: Path, scale: float, seed: int) -> AlarmRun:
             "flood_not_inhibited_at_its_reading": muted == [False],
             "flood_within_1s": all(v <= LATENCY_BOUND_MS for v in measured),
             "inhibition_ended_every_reconnect": all(v is not None for v in inhibition),
+            "inhibition_ended_at_the_first_reading": all(v == 0 for v in inhibition),
         },
         details={
             "cuts": len(cuts),

@@ -66,6 +66,10 @@ def api() -> None:
         port=settings.http_port,
         log_level="warning",
         timeout_graceful_shutdown=5,  # open console event streams must not hold a stop for long
+        # uvicorn believes X-Forwarded-For from 127.0.0.1 by default and rewrites the peer before the
+        # app sees it: only the configured proxies may speak for a client (the login throttle counts it).
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=settings.trusted_proxies or None,
     )
 
 
