@@ -109,6 +109,12 @@ class AlertProcessor:
             log.debug("alerts ignores %s: %s", msg.topic, err.reason)
             self.counters.ignored += 1
             return []
+        if msg.retained and isinstance(message, TelemetryMessage | EventMessage):
+            # Never retained by contract: the broker replays a retained one to every subscriber that
+            # joins, so judging it would raise the same alarm again at each restart.
+            log.warning("alerts ignores a retained %s message on %s", topic.kind.value, msg.topic)
+            self.counters.ignored += 1
+            return []
         out: list[Transition] = []
         if isinstance(message, TelemetryMessage):
             for reading in message.readings:
