@@ -35,7 +35,7 @@ test: lint
 # The unit tests, in under a minute: no server starts (a test that needs one is marked integration, e2e
 # or browser) and the long property-based and schema-driven runs (slow) wait for `make test`.
 test-fast: install-dev
-	$(BIN)/pytest -q -m "not integration and not e2e and not browser and not slow"
+	$(BIN)/pytest -q -n 2 -m "not integration and not e2e and not browser and not slow"
 
 clean:
 	rm -rf var/demo

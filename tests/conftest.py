@@ -4,6 +4,7 @@ needs isolation gets its own database on them."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
@@ -22,13 +23,15 @@ from yiwang.servers import (
 )
 
 SERVER_FIXTURES = frozenset({"mosquitto", "influxdb", "postgres"})
+SECURITY_TESTS = Path(__file__).resolve().parent / "security"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """A test that starts a real server is an integration test, whether or not its author said so:
-    `make test-fast` (``-m "not integration ..."``) then never waits for a server."""
+    """A test that starts a real server, or attacks a real process (``tests/security``), is an
+    integration test whether or not its author said so: `make test-fast` never waits for one."""
     for item in items:
-        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+        attack = SECURITY_TESTS in Path(str(item.fspath)).parents  # each attacks a real process
+        if attack or SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.integration)
 
 

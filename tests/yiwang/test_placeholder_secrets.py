@@ -70,6 +70,7 @@ def test_real_secrets_are_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.mqtt_password.get_secret_value() == "3f9a0c2e7b1d"
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("service", ["ingest", "alerts", "cases", "api"])
 def test_a_service_process_exits_with_one_clear_line(service: str) -> None:
     env = {**os.environ, "YIWANG_MQTT_PASSWORD": "changethis"}
