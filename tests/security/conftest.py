@@ -1,8 +1,13 @@
-"""The attack target: one real ``python -m yiwang api`` process per test module, on fresh SQLite stores."""
+"""The attack target: a real ``python -m yiwang api`` process on fresh SQLite stores.
+
+:func:`api_process` starts one (its database seeded first); :func:`real_api` is the shared module
+fixture with a district and a town operator and their tokens.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +21,52 @@ from yiwang.schema import create_all
 from yiwang.servers import free_port
 
 
+def rss_kb(pid: int) -> int:
+    """A process's resident memory (VmRSS), in kB."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")))
+
+
+@dataclass(frozen=True)
+class Console:
+    base: str
+    database_url: str
+    pid: int
+
+    def rss_kb(self) -> int:
+        return rss_kb(self.pid)
+
+
+@contextmanager
+def api_process(tmp: Path, env: dict[str, str], seed: Callable[[str], None]) -> Iterator[Console]:
+    """A real ``python -m yiwang api`` on fresh SQLite stores; ``seed`` fills its database first."""
+    database_url = f"sqlite:///{tmp}/yiwang.db"
+    create_all(database_url)
+    seed(database_url)
+    port = free_port()
+    service_env = {
+        "YIWANG_DATABASE_URL": database_url,
+        "YIWANG_SERIES_URL": f"sqlite:///{tmp}/series.db",
+        "YIWANG_CONFIG_DIR": str(CONFIG_DIR),
+        "YIWANG_HTTP_PORT": str(port),
+        "YIWANG_MQTT_PORT": "1",  # no broker: the API does not need one
+        **env,
+    }
+    api = Service(["api"], service_env, tmp, tmp / "api.log").start()
+    base = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        try:
+            return httpx.get(f"{base}/console/login", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_for(up, 30, f"the API; log:\n{api.log()}")
+    assert api.proc is not None
+    yield Console(base, database_url, api.proc.pid)
+    assert api.stop() == 0, api.log()
+
+
 @dataclass(frozen=True)
 class RealApi:
     base: str
@@ -24,9 +75,7 @@ class RealApi:
     town_token: str  # the operator of town yuehe (community zhuganxiang)
 
     def rss_kb(self) -> int:
-        """The API process's resident memory (VmRSS), in kB."""
-        status = Path(f"/proc/{self.pid}/status").read_text()
-        return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")))
+        return rss_kb(self.pid)
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -35,33 +84,14 @@ def bearer(token: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def real_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealApi]:
-    tmp = tmp_path_factory.mktemp("api")
-    database_url = f"sqlite:///{tmp}/yiwang.db"
-    create_all(database_url)
-    db = make_engine(database_url)
-    district = accounts.create_user(db, "district", "district-pass", role="district_operator")
-    town = accounts.create_user(db, "wang.wei", "town-pass", role="town_operator", town="yuehe")
-    tokens = accounts.issue_token(db, district), accounts.issue_token(db, town)
-    db.dispose()
-    port = free_port()
-    env = {
-        "YIWANG_DATABASE_URL": database_url,
-        "YIWANG_SERIES_URL": f"sqlite:///{tmp}/series.db",
-        "YIWANG_CONFIG_DIR": str(CONFIG_DIR),
-        "YIWANG_HTTP_PORT": str(port),
-        "YIWANG_MQTT_PORT": "1",  # no broker: the API does not need one
-    }
-    api = Service(["api"], env, tmp, tmp / "api.log").start()
-    base = f"http://127.0.0.1:{port}"
+    tokens: list[str] = []
 
-    def up() -> bool:
-        try:
-            answer = httpx.get(f"{base}/api/v1/cases", headers=bearer(tokens[0]), timeout=2)
-            return answer.status_code == 200
-        except httpx.HTTPError:
-            return False
+    def seed(database_url: str) -> None:
+        db = make_engine(database_url)
+        district = accounts.create_user(db, "district", "district-pass", role="district_operator")
+        town = accounts.create_user(db, "wang.wei", "town-pass", role="town_operator", town="yuehe")
+        tokens.extend((accounts.issue_token(db, district), accounts.issue_token(db, town)))
+        db.dispose()
 
-    wait_for(up, 30, f"the API; log:\n{api.log()}")
-    assert api.proc is not None
-    yield RealApi(base, api.proc.pid, *tokens)
-    assert api.stop() == 0, api.log()
+    with api_process(tmp_path_factory.mktemp("api"), {}, seed) as api:
+        yield RealApi(api.base, api.pid, *tokens)

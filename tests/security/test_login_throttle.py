@@ -12,7 +12,8 @@ import pytest
 
 from api import accounts
 from common.db import make_engine
-from tests.security.test_sessions import Console, api_process, sign_in
+from tests.security.conftest import Console, api_process
+from tests.security.test_sessions import sign_in
 
 pytestmark = pytest.mark.e2e
 PROXY = "127.0.0.1"  # the test's own connections come from here

@@ -4,47 +4,22 @@ serves it only to a bearer of that token; unset (the demo), it stays open."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 from pydantic import ValidationError
 
 from api.metrics import MetricsSettings
-from tests.platform import CONFIG_DIR, Service, wait_for
-from tests.security.conftest import RealApi, bearer
-from yiwang.schema import create_all
-from yiwang.servers import free_port
+from tests.security.conftest import RealApi, api_process, bearer
 
 METRICS_TOKEN = "m3tr1cs-4d9e0b7a21c6f58e"
 
 
 @pytest.fixture(scope="module")
 def guarded_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    tmp: Path = tmp_path_factory.mktemp("metrics")
-    database_url = f"sqlite:///{tmp}/yiwang.db"
-    create_all(database_url)
-    port = free_port()
-    env = {
-        "YIWANG_DATABASE_URL": database_url,
-        "YIWANG_SERIES_URL": f"sqlite:///{tmp}/series.db",
-        "YIWANG_CONFIG_DIR": str(CONFIG_DIR),
-        "YIWANG_HTTP_PORT": str(port),
-        "YIWANG_MQTT_PORT": "1",
-        "YIWANG_METRICS_TOKEN": METRICS_TOKEN,
-    }
-    api = Service(["api"], env, tmp, tmp / "api.log").start()
-    base = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        try:
-            return httpx.get(f"{base}/healthz", timeout=2).status_code in (200, 503)
-        except httpx.HTTPError:
-            return False
-
-    wait_for(up, 30, f"the API; log:\n{api.log()}")
-    yield base
-    assert api.stop() == 0, api.log()
+    env = {"YIWANG_METRICS_TOKEN": METRICS_TOKEN}
+    with api_process(tmp_path_factory.mktemp("metrics"), env, lambda _url: None) as api:
+        yield api.base
 
 
 @pytest.mark.parametrize(

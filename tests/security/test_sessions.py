@@ -5,57 +5,17 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from api import accounts
 from common.db import make_engine
-from tests.platform import CONFIG_DIR, Service, wait_for
-from yiwang.schema import create_all
-from yiwang.servers import free_port
+from tests.security.conftest import Console, api_process
 
 pytestmark = pytest.mark.e2e
 IDLE_S = 3.0
-
-
-@dataclass(frozen=True)
-class Console:
-    base: str
-    database_url: str
-
-
-@contextmanager
-def api_process(tmp: Path, env: dict[str, str], seed: Callable[[str], None]) -> Iterator[Console]:
-    """A real ``python -m yiwang api`` on fresh SQLite stores; ``seed`` fills its database first."""
-    database_url = f"sqlite:///{tmp}/yiwang.db"
-    create_all(database_url)
-    seed(database_url)
-    port = free_port()
-    service_env = {
-        "YIWANG_DATABASE_URL": database_url,
-        "YIWANG_SERIES_URL": f"sqlite:///{tmp}/series.db",
-        "YIWANG_CONFIG_DIR": str(CONFIG_DIR),
-        "YIWANG_HTTP_PORT": str(port),
-        "YIWANG_MQTT_PORT": "1",  # no broker: the API does not need one
-        **env,
-    }
-    api = Service(["api"], service_env, tmp, tmp / "api.log").start()
-    base = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        try:
-            return httpx.get(f"{base}/console/login", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_for(up, 30, f"the API; log:\n{api.log()}")
-    yield Console(base, database_url)
-    assert api.stop() == 0, api.log()
 
 
 def login_csrf(client: httpx.Client) -> str:

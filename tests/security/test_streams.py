@@ -16,7 +16,8 @@ from api import accounts
 from common.db import make_engine
 from tests.factories import open_flooding_cases
 from tests.platform import wait_for
-from tests.security.test_sessions import Console, api_process, copy_of, sign_in
+from tests.security.conftest import Console, api_process
+from tests.security.test_sessions import copy_of, sign_in
 
 pytestmark = pytest.mark.e2e
 STREAM = "/console/stream"

@@ -12,7 +12,7 @@ import pytest
 
 from api import accounts
 from common.db import make_engine
-from tests.security.test_sessions import Console, api_process
+from tests.security.conftest import Console, api_process
 
 pytestmark = pytest.mark.e2e
 OPEN311 = "/open311/v2/requests.json"
