@@ -14,7 +14,7 @@ from typing import Literal
 from sqlalchemy import ColumnElement, Select, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from cases.models import OPEN_STATES, Case, CaseState
+from cases.models import OPEN_STATES, Case, CaseEvent, CaseState
 
 SlaStatus = Literal["overdue", "due_soon"]
 DUE_SOON = timedelta(hours=1)
@@ -104,3 +104,37 @@ def case_with_history(session: Session, jurisdiction: ColumnElement[bool], case_
         .where(Case.id == case_id, jurisdiction)
         .options(selectinload(Case.events), selectinload(Case.evidence))
     )
+
+
+def service_requests(
+    session: Session,
+    jurisdiction: ColumnElement[bool],
+    *,
+    ids: Sequence[int] | None,
+    opened: tuple[datetime, datetime],
+    category: str | None,
+    still_open: bool | None,
+    limit: int,
+) -> list[Case]:
+    """Open311's listing: the given ids, or the cases opened in ``[start, end)``; newest id first."""
+    query = select(Case).where(jurisdiction)
+    if ids is not None:
+        query = query.where(Case.id.in_(ids))
+    else:
+        query = query.where(Case.opened_at >= opened[0], Case.opened_at < opened[1])
+    if category:
+        query = query.where(Case.category == category)
+    if still_open is not None:
+        query = query.where(_still_open() if still_open else ~_still_open())
+    return list(session.scalars(query.order_by(Case.id.desc()).limit(limit)))
+
+
+def visible_case(session: Session, jurisdiction: ColumnElement[bool], case_id: int) -> Case | None:
+    """One case, if it lies in the jurisdiction (outside it, it does not exist)."""
+    return session.scalar(select(Case).where(Case.id == case_id, jurisdiction))
+
+
+def latest_event_id(session: Session, jurisdiction: ColumnElement[bool]) -> int:
+    """The newest event of any case in the jurisdiction (0 for none): a change elsewhere does not move it."""
+    query = select(func.max(CaseEvent.id)).join(Case, Case.id == CaseEvent.case_id).where(jurisdiction)
+    return int(session.scalar(query) or 0)

@@ -9,7 +9,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -32,8 +31,7 @@ from api.ratelimit import client_address
 from api.routes.cases import case_out
 from api.scope import case_filter, kpi_scopes
 from cases.kpis import Level, compute_kpis
-from cases.models import Case, CaseEvent
-from cases.queue import open_queue
+from cases.queue import latest_event_id, open_queue
 
 router = APIRouter(include_in_schema=False)
 STREAM_SECONDS = 60
@@ -110,9 +108,8 @@ def console(request: Request, resources: ResourcesDep, user: ConsoleUser) -> Res
 
 def _latest_change(resources: Resources, user: User) -> int:
     """The newest event of a case the user may see: others' cases do not move it."""
-    query = select(func.max(CaseEvent.id)).join(Case, Case.id == CaseEvent.case_id)
     with Session(resources.db) as session:
-        return int(session.scalar(query.where(case_filter(user, resources.policy))) or 0)
+        return latest_event_id(session, case_filter(user, resources.policy))
 
 
 @router.get("/console/stream")

@@ -17,7 +17,6 @@ from xml.etree.ElementTree import Element, tostring
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request, status
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.accounts import User, grant_for_token
@@ -26,6 +25,7 @@ from api.params import MAX_DB_INT, in_utc_range
 from api.scope import case_filter, sees_area
 from cases.actions import CaseFlow, Report
 from cases.models import OPEN_STATES, Case
+from cases.queue import service_requests, visible_case
 from cases.workflow import InvalidAction
 
 router = APIRouter(prefix="/open311/v2", tags=["open311"])
@@ -205,21 +205,17 @@ def list_requests(
         return _error(form, Open311Error(400, "start_date and end_date must be dates in UTC's range"))
     end = end_date or datetime.now(UTC)
     start = start_date or end - timedelta(days=DEFAULT_DAYS)
-    query = select(Case).where(case_filter(user, resources.policy))
-    if ids is not None:
-        query = query.where(Case.id.in_(ids))
-    else:
-        query = query.where(Case.opened_at >= start, Case.opened_at < end)
-    if service_code:
-        query = query.where(Case.category == service_code)
-    if request_status:
-        states = OPEN if request_status == "open" else set()
-        query = query.where(Case.state.in_(states) if states else Case.state.not_in(OPEN))
     with Session(resources.db) as session:
-        rows = [
-            _request_row(c, resources)
-            for c in session.scalars(query.order_by(Case.id.desc()).limit(MAX_ROWS))
-        ]
+        cases = service_requests(
+            session,
+            case_filter(user, resources.policy),
+            ids=ids,
+            opened=(start, end),
+            category=service_code,
+            still_open=None if not request_status else request_status == "open",
+            limit=MAX_ROWS,
+        )
+        rows = [_request_row(c, resources) for c in cases]
     return _render(form, "service_requests", "request", rows)
 
 
@@ -239,7 +235,7 @@ def get_request(
     if not 1 <= request_id <= MAX_DB_INT:  # could not exist; the database would overflow on it
         return _error(form, Open311Error(404, f"no service request {request_id}"))
     with Session(resources.db) as session:
-        case = session.scalar(select(Case).where(Case.id == request_id, case_filter(user, resources.policy)))
+        case = visible_case(session, case_filter(user, resources.policy), request_id)
         if case is None:
             return _error(form, Open311Error(404, f"no service request {request_id}"))
         return _render(form, "service_requests", "request", [_request_row(case, resources)])
