@@ -34,7 +34,13 @@ class MqttConfig(_Config):
     tls_key: Path | None = Field(default=None, description="Key of the client certificate (PEM).")
     max_inflight: int = Field(default=20, gt=0, le=1000, description="QoS 1 messages awaiting PUBACK.")
     max_queued: int = Field(default=40, gt=0, description="Spooled messages held in RAM.")
-    reconnect_max_s: float = Field(default=60, gt=0, description="Longest (jittered) reconnect delay.")
+    reconnect_max_s: float = Field(
+        default=4,
+        gt=0,
+        le=600,
+        description="Cap of the jittered reconnect delay: the gateway is back at most this long after "
+        "the broker (the jitter, not the wait, spreads a district's reconnects; edge.mqtt_session.Backoff).",
+    )
 
     @model_validator(mode="after")
     def _one_password_source(self) -> MqttConfig:

@@ -47,6 +47,14 @@ class _SpoolCollector(Collector):
         published = CounterMetricFamily(
             "yiwang_edge_published_messages", "Messages acknowledged (this run).", labels=_LABELS
         )
+        outages = CounterMetricFamily(
+            "yiwang_edge_broker_outages", "Broker outages begun (this run).", labels=_LABELS
+        )
+        failures = CounterMetricFamily(
+            "yiwang_edge_broker_connect_failures",
+            "Lost connections and failed connect attempts (this run).",
+            labels=_LABELS,
+        )
         now_ms = time.time_ns() // 1_000_000
         for pub in list(self.publishers):
             labels = [pub.community, pub.gateway]
@@ -63,7 +71,9 @@ class _SpoolCollector(Collector):
             for reason, value in stats.dropped.items():
                 dropped.add_metric([*labels, reason], value)
             published.add_metric(labels, pub.published)
-        yield from (depth, size, age, seq, connected, dropped, published)
+            outages.add_metric(labels, pub.outage.outages)
+            failures.add_metric(labels, pub.outage.connect_failures)
+        yield from (depth, size, age, seq, connected, dropped, published, outages, failures)
 
 
 class EdgeMetrics:

@@ -36,7 +36,7 @@ from contract.messages import (
     StateMessage,
 )
 from contract.topics import Topic, TopicKind
-from edge.mqtt_session import Backoff, MqttOptions, make_client, schedule_retry
+from edge.mqtt_session import Backoff, MqttOptions, Outage, make_client, schedule_retry
 from edge.spool import Spool
 
 __all__ = ["AGENT_VERSION", "GatewayPublisher", "MqttOptions"]
@@ -84,6 +84,7 @@ class GatewayPublisher:
         self._camera_health: Callable[[], dict[str, Any]] | None = None
         self._on_config: Callable[[bytes], None] | None = None
         self._backoff = Backoff(self.options.reconnect_min_s, self.options.reconnect_max_s)
+        self.outage = Outage(f"gateway {community}/{gateway}", f"{self.options.host}:{self.options.port}")
         rate = self.options.drain_per_s
         self._tokens = float(rate or 0)
         self._refilled = time.monotonic()
@@ -138,7 +139,7 @@ class GatewayPublisher:
                 except (RuntimeError, ValueError) as err:
                     log.warning("gateway %s: offline state not acknowledged: %s", self.gateway, err)
         # paho logs the closed socket of a deliberate disconnect as an error; that is noise here.
-        self._client.disable_logger()
+        self._client.on_log = None
         self._client.disconnect()
         self._client.loop_stop()
         log.info(
@@ -154,18 +155,24 @@ class GatewayPublisher:
         Raises ``SpoolFullError`` when the spool refuses them (counted as refused, never silent).
         """
         stored = self.spool.append_readings(readings)
+        self.outage.spooled(stored)
         self.pump()
         return stored
 
     def publish_events(self, events: Sequence[Event]) -> int:
         """Spool events (kept over telemetry when the spool is full), then publish; see publish_readings."""
         stored = self.spool.append_events(events)
+        self.outage.spooled(stored)
         self.pump()
         return stored
 
     def pump(self) -> int:
         """Hand spooled messages to paho while the window has room; returns how many."""
-        if not self.connected or not self._pump_lock.acquire(blocking=False):
+        if not self.connected:
+            return 0
+        if self.outage.draining:
+            self.outage.drained(self.spool.oldest_ts())
+        if not self._pump_lock.acquire(blocking=False):
             # Another thread is pumping and will see the same records, or on_connect has not run yet.
             return 0
         handed = 0
@@ -289,7 +296,9 @@ class GatewayPublisher:
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         try:
             if reason.is_failure:
-                log.error(
+                # Credentials or authorisation: a person has to act, but once per outage is enough.
+                log.log(
+                    logging.ERROR if self.outage.refused(str(reason)) else logging.DEBUG,
                     "gateway %s/%s: broker %s:%s refused the connection: %s",
                     self.community,
                     self.gateway,
@@ -299,14 +308,18 @@ class GatewayPublisher:
                 )
                 return
             self._backoff.reset()
-            log.info(
+            depth = self.spool.depth()
+            # The end of an outage is told once, by the outage log when its backlog is delivered.
+            ended = self.outage.back(self._clock(), depth)
+            log.log(
+                logging.DEBUG if ended else logging.INFO,
                 "gateway %s/%s: connected to %s:%s (session present: %s, spool depth %d)",
                 self.community,
                 self.gateway,
                 self.options.host,
                 self.options.port,
                 flags.session_present,
-                self.spool.depth(),
+                depth,
             )
             self._send(TopicKind.STATE, self._state_payload(online=True), None)
             self._send_devices()
@@ -323,29 +336,29 @@ class GatewayPublisher:
             log.exception("gateway %s: config handler failed for %s", self.gateway, msg.topic)
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
-        if not self._stopping:
+        try:
+            if self._stopping:
+                log.info(
+                    "gateway %s/%s: disconnected from %s:%s; %d unacknowledged, spool depth %d",
+                    self.community,
+                    self.gateway,
+                    self.options.host,
+                    self.options.port,
+                    self.outstanding,
+                    self.spool.depth(),
+                )
+                return
             schedule_retry(client, self._backoff, f"gateway {self.community}/{self.gateway}")
-        log.log(
-            logging.INFO if self._stopping else logging.WARNING,
-            "gateway %s/%s: disconnected from %s:%s (%s); %d unacknowledged, spool depth %d",
-            self.community,
-            self.gateway,
-            self.options.host,
-            self.options.port,
-            reason,
-            self.outstanding,
-            self.spool.depth(),
-        )
+            self.outage.lost(f"disconnected: {reason}", self.spool.depth())
+        except Exception:
+            log.exception("gateway %s: on_disconnect failed", self.gateway)
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
-        schedule_retry(client, self._backoff, f"gateway {self.community}/{self.gateway}")
-        log.warning(
-            "gateway %s/%s: cannot reach broker %s:%s; retrying with backoff",
-            self.community,
-            self.gateway,
-            self.options.host,
-            self.options.port,
-        )
+        try:
+            schedule_retry(client, self._backoff, f"gateway {self.community}/{self.gateway}")
+            self.outage.lost("connect failed", self.spool.depth())
+        except Exception:
+            log.exception("gateway %s: on_connect_fail failed", self.gateway)
 
     def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, props: Any) -> None:
         try:
