@@ -58,13 +58,14 @@ class Backoff:
     So a gateway is back at most ``cap`` (plus one connect) after its broker accepts connections again.
 
     Why the cap is seconds, not minutes: backoff exists to spare a broker a thundering herd, and what
-    spreads a herd is the jitter, not the length of the wait. A district of N gateways losing the same
-    broker reconnects spread uniformly over the cap, about N/(cap-min) CONNECTs a second — 250/s
-    for a thousand gateways at the default 4 s, which Mosquitto takes in stride (TLS included), while
-    paho's deterministic doubling would have them all knock in the same instant. A long cap only
-    delays the recovery of every gateway and buys nothing once the retries are spread; while the
-    network itself is down a retry fails locally and costs nothing. Raise ``reconnect_max_s`` in the
-    gateway config for a broker serving many thousands of gateways.
+    spreads a herd is the jitter, not the length of the wait. paho's own doubling is deterministic, so
+    a district of gateways losing the same broker would knock again in the same instant, every time.
+    Drawn uniformly, N gateways still retrying reach the broker at about N/(cap-min) CONNECTs a second
+    (under 300/s for a thousand gateways at the default 4 s), and only the first retries (0.5–1 s)
+    come closer together, which matters only if the broker is back within that second. A long cap
+    spreads no better; it only delays every gateway's recovery, and while the network itself is down
+    a retry fails locally and costs nothing. Raise ``reconnect_max_s`` in the gateway config for a
+    broker serving many thousands of gateways.
     """
 
     def __init__(self, min_s: float, max_s: float, rng: random.Random | None = None) -> None:
@@ -104,17 +105,12 @@ class Outage:
         self.connect_failures = 0  # lost connections and failed connects in this run
         self._lock = threading.Lock()
         self._started: float | None = None  # monotonic start of the open outage
-        self._attempts = 0
+        self._attempts = 0  # failed reconnects within the open outage
         self._spooled = 0
         self._backlog = 0  # items pending at the reconnect: what the drain delivers
         self._back_ms: int | None = None  # clock of the reconnect ending it (None: still offline)
         self._back_at = 0.0
         self._refusals: set[str] = set()
-
-    @property
-    def open(self) -> bool:
-        with self._lock:
-            return self._started is not None
 
     @property
     def draining(self) -> bool:
@@ -132,7 +128,7 @@ class Outage:
                 log.debug("%s: broker %s still unreachable (%s)", self.name, self.broker, why)
                 return
             self._started = time.monotonic()
-            self._attempts, self._spooled, self._refusals = 1, 0, set()
+            self._attempts, self._spooled, self._refusals = 0, 0, set()
             self.outages += 1
         log.warning(
             "%s: broker %s unreachable (%s); spooling (%d pending) and retrying every few seconds",
@@ -176,8 +172,8 @@ class Outage:
             attempts, spooled, backlog = self._attempts, self._spooled, self._backlog
             self._started = self._back_ms = None
         log.info(
-            "%s: broker %s back after %.1f s offline (%d failed attempt(s)); %d reading(s)/event(s) "
-            "spooled meanwhile, %d drained in %.1f s",
+            "%s: broker %s back after %.1f s offline (%d failed reconnect attempt(s)); "
+            "%d reading(s)/event(s) spooled meanwhile, %d drained in %.1f s",
             self.name,
             self.broker,
             offline_s,
