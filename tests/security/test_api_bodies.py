@@ -158,8 +158,9 @@ def test_a_declared_huge_body_is_refused_before_a_byte_of_it_is_sent(real_api: R
     assert BODY_LIMIT.encode() in reply
 
 
-def test_a_ten_megabyte_rule_file_is_refused_and_does_not_stall_the_api(real_api: RealApi) -> None:
-    document = rule_file(10 * MIB)
+def validate_while_probing(real_api: RealApi, document: bytes) -> tuple[httpx.Response, list[float]]:
+    """POST ``document`` to /rules/validate as the town operator while the district operator keeps
+    asking for something small; the answer and the small requests' latencies (s)."""
     other = httpx.Client(base_url=real_api.base, headers=bearer(real_api.district_token), timeout=10)
     sender = httpx.Client(base_url=real_api.base, headers=bearer(real_api.town_token), timeout=60)
     check = in_background(
@@ -174,6 +175,12 @@ def test_a_ten_megabyte_rule_file_is_refused_and_does_not_stall_the_api(real_api
     other.close()
     answer = check.answer
     assert answer is not None, f"the rule file got no answer: {check.error!r}"
+    return answer, latencies
+
+
+def test_a_ten_megabyte_rule_file_is_refused_and_does_not_stall_the_api(real_api: RealApi) -> None:
+    document = rule_file(10 * MIB)
+    answer, latencies = validate_while_probing(real_api, document)
     assert answer.status_code == 413, answer.text[:200]
     assert RULE_FILE_LIMIT in answer.json()["detail"]
     assert max(latencies) < PROMPT_S, f"another client waited {max(latencies) * 1000:.0f} ms"
@@ -181,20 +188,7 @@ def test_a_ten_megabyte_rule_file_is_refused_and_does_not_stall_the_api(real_api
 
 def test_a_rule_file_just_under_the_limit_is_checked_off_the_event_loop(real_api: RealApi) -> None:
     document = rule_file(250 * 1024)  # pure-Python YAML: most of a second of parsing
-    other = httpx.Client(base_url=real_api.base, headers=bearer(real_api.district_token), timeout=10)
-    sender = httpx.Client(base_url=real_api.base, headers=bearer(real_api.town_token), timeout=60)
-    check = in_background(
-        sender,
-        "POST",
-        "/api/v1/rules/validate",
-        content=document,
-        headers={"Content-Type": "application/yaml"},
-    )
-    latencies = probe_while(check.thread, other)
-    sender.close()
-    other.close()
-    answer = check.answer
-    assert answer is not None, f"the rule file got no answer: {check.error!r}"
+    answer, latencies = validate_while_probing(real_api, document)
     assert answer.status_code == 200, answer.text[:200]
     assert len(answer.json()["rules"]) == document.count(b"  - id: ")
     # The parsing thread shares the interpreter lock with the event loop: prompt, not instant.

@@ -56,8 +56,8 @@ def api() -> None:
 
     setup_logging("api")
     settings = ApiSettings()
-    # uvicorn shuts down gracefully on SIGTERM/SIGINT and then re-raises the signal to the handler that
-    # was installed before it; an ignoring handler makes that graceful stop exit 0 instead of -15.
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal to the handler in place
+    # when it started; an ignoring handler makes that graceful stop exit 0 instead of -15.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda _signum, _frame: None)
     uvicorn.run(

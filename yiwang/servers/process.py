@@ -15,6 +15,7 @@ import tempfile
 import threading
 import time
 import uuid
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Self
@@ -174,17 +175,20 @@ class Process:
                 self.proc = None
 
 
-class ServerHandle:
+class ServerHandle(ABC):
     """What every server handle offers on top of its own ``halt``, ``start`` and ``stop``."""
 
+    @abstractmethod
     def halt(self, *, kill: bool = False) -> None:
-        raise NotImplementedError
+        """Stop but keep the data; ``kill=True`` is a crash (SIGKILL)."""
 
+    @abstractmethod
     def start(self) -> None:
-        raise NotImplementedError
+        """Start again (after ``halt``) on the same port and data directory."""
 
+    @abstractmethod
     def stop(self, *, keep: bool = False) -> None:
-        raise NotImplementedError
+        """Stop for good and delete the data (unless ``keep``)."""
 
     def restart(self, *, kill: bool = False) -> None:
         self.halt(kill=kill)
