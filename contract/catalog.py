@@ -8,13 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date
+from enum import StrEnum
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from contract.errors import ContractError
+from contract.geo import Latitude, Longitude, PolygonCoordinates, gcj02_to_wgs84
 from contract.ids import Id, SensorTypeRef
 from contract.profiles import SensorTypeProfile
 
@@ -25,14 +28,27 @@ class _Config(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class DeviceState(StrEnum):
+    """A device's lifecycle: only ``active`` devices open cases; ``retired`` ones are refused."""
+
+    PLANNED = "planned"  # registered, not installed yet: readings are stored, no case opens
+    ACTIVE = "active"
+    MAINTENANCE = "maintenance"  # stored, alerts silenced with the reason, no case opens
+    RETIRED = "retired"  # readings dead-lettered with reason "retired device"
+
+
 class Building(_Config):
     id: Id
     name: str
+    polygon: PolygonCoordinates | None = Field(
+        default=None, description="GeoJSON Polygon coordinates, [longitude, latitude] in WGS-84."
+    )
 
 
 class Grid(_Config):
     id: Id
     name: str
+    polygon: PolygonCoordinates | None = None
     buildings: list[Building] = Field(default_factory=list)
 
 
@@ -41,7 +57,37 @@ class Device(_Config):
     type: SensorTypeRef
     grid: Id
     building: Id | None = None
-    location: str = Field(default="", description="Where it is mounted, for the people sent there.")
+    location: str = Field(
+        default="", max_length=200, description="Where it is mounted, for the people sent there."
+    )
+    lat: Latitude | None = None
+    lon: Longitude | None = None
+    datum: Literal["wgs84", "gcj02"] = Field(
+        default="wgs84",
+        description="The datum lat/lon were read in; gcj02 (Chinese map services) is stored as WGS-84.",
+    )
+    installed: date | None = None
+    state: DeviceState = DeviceState.ACTIVE
+
+    @model_validator(mode="before")
+    @classmethod
+    def _to_wgs84(cls, data: Any) -> Any:
+        """GCJ-02 input is converted before validation, so the model only ever holds WGS-84."""
+        if isinstance(data, dict) and data.get("datum") == "gcj02":
+            try:
+                lat, lon = float(data["lat"]), float(data["lon"])
+            except (KeyError, TypeError, ValueError):
+                return data  # not a point: the field validators say what is wrong with it
+            if -90 <= lat <= 90 and -180 <= lon <= 180:
+                wlat, wlon = gcj02_to_wgs84(lat, lon)
+                data = {**data, "lat": round(wlat, 7), "lon": round(wlon, 7), "datum": "wgs84"}
+        return data
+
+    @model_validator(mode="after")
+    def _point_is_whole(self) -> Device:
+        if (self.lat is None) != (self.lon is None):
+            raise ValueError("lat and lon come together: give both or neither")
+        return self
 
 
 class Gateway(_Config):
@@ -141,9 +187,10 @@ def load_model(model: type[M], path: Path) -> M:
         raise ContractError(f"{path}: {details}") from err
 
 
+def load_sensor_types(config_dir: Path) -> list[SensorTypeProfile]:
+    return [load_model(SensorTypeProfile, p) for p in sorted((config_dir / "sensor-types").glob("*.yaml"))]
+
+
 def load_catalog(config_dir: Path) -> Catalog:
-    profiles = [
-        load_model(SensorTypeProfile, p) for p in sorted((config_dir / "sensor-types").glob("*.yaml"))
-    ]
     communities = [load_model(Community, p) for p in sorted((config_dir / "communities").glob("*.yaml"))]
-    return Catalog(communities, profiles)
+    return Catalog(communities, load_sensor_types(config_dir))

@@ -20,6 +20,7 @@ from common.db import Base, create_tables, make_engine
 from common.heartbeat import create_schema as create_heartbeat_schema
 from common.heartbeat import metadata as heartbeat_metadata
 from ingest.deadletters import metadata as dead_letter_metadata
+from registry.models import TABLES as REGISTRY_TABLES
 from yiwang import migrations
 
 METADATA: tuple[MetaData, ...] = (
@@ -67,6 +68,7 @@ def _create_missing(db: Engine) -> None:
     audit.create_schema(db)
     create_tables(db, dead_letter_metadata)
     create_heartbeat_schema(db)
+    create_tables(db, Base.metadata, tables=list(REGISTRY_TABLES))
 
 
 def table_names() -> set[str]:

@@ -1,0 +1,1 @@
+"""The registry: the district's places, gateways and devices as data, changed while the platform runs."""
