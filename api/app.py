@@ -5,10 +5,12 @@ from __future__ import annotations
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from importlib.metadata import version
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy import Engine
 from starlette.middleware.sessions import SessionMiddleware
 
 from alerts.rules import load_rules
@@ -22,14 +24,29 @@ from api.console import pages as console
 from api.console.web import STATIC_DIR, SignInRequired, sign_in_first
 from api.deps import Resources
 from api.metrics import install_metrics
-from api.routes import alerting, cases, devices, health, kpis, open311, organisation, tokens
+from api.routes import alerting, cases, devices, health, kpis, open311, organisation, registry, tokens
 from api.security_headers import SecurityHeaders
 from api.settings import ApiSettings
 from cases.policy import CasePolicy
-from common.db import make_engine
+from common.db import Base, create_tables, make_engine
 from common.heartbeat import create_schema as create_heartbeat_schema
-from contract.catalog import load_catalog
+from contract.catalog import load_catalog, load_sensor_types
+from registry.importer import seed_if_empty
+from registry.live import LiveCatalog
+from registry.models import TABLES as REGISTRY_TABLES
+from registry.rows import Town
 from series.factory import open_store
+
+
+def open_registry(settings: ApiSettings, db: Engine, policy: CasePolicy) -> LiveCatalog:
+    """The live catalog; a registry never seeded is seeded from the community files first."""
+    org = policy.organisation
+    towns = [Town(t.id, t.name, org.district.name, tuple(t.communities)) for t in org.towns]
+    profiles = partial(load_sensor_types, settings.config_dir)
+    seed_if_empty(db, settings.config_dir / "communities", towns, {p.id for p in profiles()})
+    return LiveCatalog(
+        db, profiles, partial(load_catalog, settings.config_dir), poll_s=settings.registry_poll_s
+    )
 
 
 def create_app(settings: ApiSettings) -> FastAPI:
@@ -38,13 +55,15 @@ def create_app(settings: ApiSettings) -> FastAPI:
     accounts.create_schema(db)
     audit.create_schema(db)
     create_heartbeat_schema(db)
+    create_tables(db, Base.metadata, tables=list(REGISTRY_TABLES))
     policy = CasePolicy.load(settings.config_dir, db)  # with the organisation's run-time changes
     categories = policy.categories
+    live = open_registry(settings, db, policy)
     resources = Resources(
         settings=settings,
         db=db,
         series=open_store(settings.series_url),
-        catalog=load_catalog(settings.config_dir),
+        live=live,
         categories=categories,
         rules=load_rules(settings.config_dir, categories),
         policy=policy,
@@ -52,7 +71,9 @@ def create_app(settings: ApiSettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        live.start()
         yield
+        live.stop()
         resources.series.close()
         db.dispose()
 
@@ -85,6 +106,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         kpis.router,
         organisation.router,
         devices.router,
+        registry.router,
         tokens.router,
     ):
         app.include_router(

@@ -16,6 +16,7 @@ from api.settings import ApiSettings
 from cases.categories import Category
 from cases.policy import CasePolicy
 from contract.catalog import Catalog
+from registry.live import LiveCatalog
 from series.store import TimeSeriesStore
 
 
@@ -24,12 +25,16 @@ class Resources:
     settings: ApiSettings
     db: Engine
     series: TimeSeriesStore
-    catalog: Catalog
+    live: LiveCatalog  # the registry as it is now, reloaded when it changes
     categories: dict[str, Category]
     rules: list[Rule]
     policy: CasePolicy
     throttle: LoginThrottle = field(init=False)
     streams: StreamSlots = field(default_factory=StreamSlots)
+
+    @property
+    def catalog(self) -> Catalog:
+        return self.live.catalog
 
     def __post_init__(self) -> None:
         self.throttle = LoginThrottle(

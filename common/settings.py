@@ -85,6 +85,9 @@ class ServiceSettings(MqttSettings):
     database_url: str = DEFAULT_DATABASE_URL
     series_url: str = DEFAULT_SERIES_URL
     config_dir: Path = Path("config")
+    registry_poll_s: float = Field(
+        default=1.0, gt=0, le=60, description="How often a service checks the registry for changes (seconds)."
+    )
 
     @model_validator(mode="after")
     def _no_placeholder_in_urls(self) -> ServiceSettings:

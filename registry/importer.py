@@ -6,17 +6,22 @@ before anything is written (files, towns, sensor types), and the whole import is
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from contract.catalog import Community, load_model
 from contract.errors import ContractError
+from registry import version
 from registry.changes import Change, apply, plan
 from registry.rows import Town, from_communities, from_database
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,3 +77,20 @@ def import_communities(
             session.rollback()
             return ImportResult(changes, None)
         return ImportResult(changes, apply(session, changes))
+
+
+def seed_if_empty(
+    db: Engine, directory: Path, towns: Sequence[Town], known_types: Collection[str]
+) -> ImportResult | None:
+    """The community files imported into a registry that has never been seeded; None when it had been.
+
+    Two processes starting together may both try: the second's insert fails on the first's rows, and
+    the registry the first made stands.
+    """
+    if version.current(db) != 0 or not any(directory.glob("*.yaml")):
+        return None
+    try:
+        return import_communities(db, read_communities(directory), towns, known_types)
+    except IntegrityError:
+        log.info("registry: seeded by another process at the same time")
+        return None
