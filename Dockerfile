@@ -30,6 +30,7 @@ COPY broker ./broker
 COPY series ./series
 COPY ingest ./ingest
 COPY cases ./cases
+COPY registry ./registry
 COPY alerts ./alerts
 COPY api ./api
 COPY yiwang ./yiwang

@@ -5,7 +5,6 @@ from __future__ import annotations
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from functools import partial
 from importlib.metadata import version
 
 from fastapi import FastAPI
@@ -30,9 +29,9 @@ from api.settings import ApiSettings
 from cases.policy import CasePolicy
 from common.db import Base, create_tables, make_engine
 from common.heartbeat import create_schema as create_heartbeat_schema
-from contract.catalog import load_catalog, load_sensor_types
+from contract.catalog import load_sensor_types
 from registry.importer import seed_if_empty
-from registry.live import LiveCatalog
+from registry.live import LiveCatalog, open_live_catalog
 from registry.models import TABLES as REGISTRY_TABLES
 from registry.rows import Town
 from series.factory import open_store
@@ -42,11 +41,10 @@ def open_registry(settings: ApiSettings, db: Engine, policy: CasePolicy) -> Live
     """The live catalog; a registry never seeded is seeded from the community files first."""
     org = policy.organisation
     towns = [Town(t.id, t.name, org.district.name, tuple(t.communities)) for t in org.towns]
-    profiles = partial(load_sensor_types, settings.config_dir)
-    seed_if_empty(db, settings.config_dir / "communities", towns, {p.id for p in profiles()})
-    return LiveCatalog(
-        db, profiles, partial(load_catalog, settings.config_dir), poll_s=settings.registry_poll_s
-    )
+    types = {p.id for p in load_sensor_types(settings.config_dir)}
+    create_tables(db, Base.metadata, tables=list(REGISTRY_TABLES))
+    seed_if_empty(db, settings.config_dir / "communities", towns, types)
+    return open_live_catalog(db, settings.config_dir, settings.registry_poll_s)
 
 
 def create_app(settings: ApiSettings) -> FastAPI:
@@ -55,7 +53,6 @@ def create_app(settings: ApiSettings) -> FastAPI:
     accounts.create_schema(db)
     audit.create_schema(db)
     create_heartbeat_schema(db)
-    create_tables(db, Base.metadata, tables=list(REGISTRY_TABLES))
     policy = CasePolicy.load(settings.config_dir, db)  # with the organisation's run-time changes
     categories = policy.categories
     live = open_registry(settings, db, policy)

@@ -191,6 +191,20 @@ def sees_phone_of(user: User, policy: CasePolicy, catalog: Catalog, person: Pers
     )
 
 
+def may_add_towns(user: User) -> bool:
+    """Towns are the district's own divisions: only an admin adds one."""
+    return user.role == "admin"
+
+
+def may_manage_registry(user: User, policy: CasePolicy, community: str) -> bool:
+    """A community's grids, buildings, gateways and devices: district staff, or its town's operator."""
+    return _district_or_town_of(user, policy, community)
+
+
+def sees_town(user: User, town: str) -> bool:
+    return sees_district(user) or user.town == town
+
+
 def may_change_departments(user: User) -> bool:
     """Departments serve the whole district: only district staff change them."""
     return sees_district(user)

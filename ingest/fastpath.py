@@ -22,7 +22,7 @@ from typing import Annotated, Any, NamedTuple
 import msgspec
 
 from contract import TopicKind
-from contract.catalog import Catalog
+from contract.catalog import Catalog, DeviceState
 from contract.ids import MAX_ID_LENGTH
 from contract.messages import MAX_PAYLOAD_BYTES, MAX_READINGS, MAX_STRING_VALUE, MAX_VALUES
 from contract.profiles import FieldSpec, SensorTypeProfile
@@ -180,8 +180,8 @@ class FastDecoder:
         if len(device) > MAX_ID_LENGTH:  # before the lookup: hashing a 100 kB id is itself the cost
             return None
         info = self._catalog.device(community, gateway, device)
-        if info is None:
-            return None
+        if info is None or info.device.state == DeviceState.RETIRED:
+            return None  # the slow path names the refusal
         tags = {
             "community": community,
             "gateway": gateway,

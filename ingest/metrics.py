@@ -64,6 +64,19 @@ class IngestMetrics:
         self.seq_gaps = Gauge(
             "yiwang_ingest_seq_gaps", "Messages missing between seqs seen so far", ["gateway"], registry=r
         )
+        # Kept out of the gaps: a seq no honest loss explains (ingest/seq_ledger.py).
+        self.seq_anomalies = Counter(
+            "yiwang_ingest_seq_anomalies",
+            "Seqs implausibly far ahead of the gateway's highest: not counted as missing messages",
+            ["gateway"],
+            registry=r,
+        )
+        self.seq_resets = Counter(
+            "yiwang_ingest_seq_resets",
+            "Seqs behind the gateway's highest with new readings: its counter restarted (spool wiped)",
+            ["gateway"],
+            registry=r,
+        )
         self.queue_depth = Gauge(
             "yiwang_ingest_queue_depth", "Messages received, not yet handled", registry=r
         )
@@ -86,6 +99,8 @@ def reason_class(reason: str) -> str:
         return "unknown_event_kind"
     if "unknown device" in reason:
         return "unknown_device"
+    if "retired device" in reason:
+        return "retired_device"
     if "rejected by the time-series store" in reason:
         return "store_rejected"
     if "ingest takes telemetry" in reason or "topic" in reason.lower():

@@ -26,7 +26,6 @@ from common.heartbeat import HeartbeatThread
 from common.redact import redact
 from common.settings import ServiceSettings
 from contract import TopicKind, subscription
-from contract.catalog import load_catalog
 from ingest import deadletter_gate, deadletters
 from ingest.deadletter_gate import DeadLetterGate
 from ingest.deadletters import DeadLetterStore
@@ -34,6 +33,7 @@ from ingest.fairness import Deferral, GatewayBudget
 from ingest.metrics import IngestMetrics, serve
 from ingest.spool import DiskSpool, MessageSpool
 from ingest.writer import RETRYABLE, BatchWriter, Counters
+from registry.live import open_live_catalog
 from series.factory import open_store
 
 __all__ = ["RETRYABLE", "BatchWriter", "Counters", "IngestSettings", "run"]
@@ -115,8 +115,10 @@ def run(settings: IngestSettings, stop: threading.Event) -> None:
             ),
             metrics,
         )
+    # Devices added, moved or retired in the registry are checked against within a poll, no restart.
+    live = open_live_catalog(db, settings.config_dir, settings.registry_poll_s)
     writer = BatchWriter(
-        catalog=load_catalog(settings.config_dir),
+        catalog=live.catalog,
         store=store,
         dead=DeadLetterStore(
             db,
@@ -165,7 +167,11 @@ def run(settings: IngestSettings, stop: threading.Event) -> None:
         if settings.ingest_metrics_port
         else (lambda: None)
     )
-    HeartbeatThread(db, "ingest", writer.counters.snapshot, stop).start()
+    live.on_change(writer.use_catalog)
+    live.start()
+    HeartbeatThread(
+        db, "ingest", lambda: writer.counters.snapshot() | {"registry": live.status()}, stop
+    ).start()
     log.info("ingest %s writing to %s", settings.client_id, redact(settings.series_url))
     try:
         consumer.run()
@@ -174,5 +180,6 @@ def run(settings: IngestSettings, stop: threading.Event) -> None:
         drainer.join(30)
         deferred_drainer.join(30)
         stop_metrics()
+        live.stop()
         store.close()
         db.dispose()

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from contract import ContractError, EventMessage, TelemetryMessage, Topic, TopicKind, decode_message
-from contract.catalog import Catalog, DeviceInfo
+from contract.catalog import Catalog, DeviceInfo, DeviceState
 from contract.events import allowed_event_kinds, event_kind_allowed
 from series.store import Line, Point
 
@@ -25,6 +25,8 @@ def _registered(catalog: Catalog, topic: Topic, device: str, where: str) -> Devi
         raise ContractError(
             f"{where}.device: unknown device {device!r} on gateway {topic.community}/{topic.gateway}"
         )
+    if info.device.state == DeviceState.RETIRED:
+        raise ContractError(f"{where}.device: retired device {device!r} of community {topic.community}")
     return info
 
 

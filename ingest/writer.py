@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -24,13 +24,13 @@ from ingest.deadletters import Added, DeadLetter, DeadLetterStore
 from ingest.fairness import Deferral
 from ingest.fastpath import FastDecoder
 from ingest.metrics import IngestMetrics, reason_class
+from ingest.seq_ledger import SeqKind, SeqLedger
 from ingest.spool import DiskSpool, SpoolFull
 from ingest.validate import Decoded, decode_telemetry
 from series.store import Line, Point, StoreRejected, StoreUnavailable, TimeSeriesStore
 
 log = logging.getLogger(__name__)
 RETRYABLE = (StoreUnavailable, SQLAlchemyError)
-_MISSING_CAP = 100_000  # seqs remembered per gateway to tell a late message from a duplicate
 
 # The wire contract never retains telemetry or events: the broker would replay a retained one to every
 # new subscriber. The flag shows only on a message replayed because we subscribed (MQTT 3.1.1
@@ -45,12 +45,12 @@ class Counters:
     dead_letters: int = 0
     duplicates: int = 0
     gaps: int = 0
+    seq_anomalies: int = 0  # a seq implausibly far ahead: not counted as gaps (ingest/seq_ledger.py)
+    seq_resets: int = 0  # a seq behind with new content: the gateway's counter restarted
     spooled_points: int = 0
-    last_seq: dict[str, int] = field(default_factory=dict)
-    missing: dict[str, set[int]] = field(default_factory=dict)
 
     def snapshot(self) -> dict[str, Any]:
-        return {k: v for k, v in vars(self).items() if k not in ("last_seq", "missing")}
+        return dict(vars(self))
 
 
 class BatchWriter:
@@ -75,7 +75,13 @@ class BatchWriter:
         self._fast = FastDecoder(catalog, lines=store.takes_lines)
         self.metrics = metrics or IngestMetrics()
         self.counters = Counters()
+        self._seqs = SeqLedger()
         self._lock = threading.Lock()
+
+    def use_catalog(self, catalog: Catalog) -> None:
+        """A newer registry: later batches are checked against it (with a fresh device cache)."""
+        fast = FastDecoder(catalog, lines=self._store.takes_lines)
+        self._catalog, self._fast = catalog, fast  # a batch in flight may see either: both are whole
 
     def process(self, batch: list[Inbound]) -> bool:
         """True when every message of the batch is stored, spooled, deferred or dead-lettered, and may
@@ -286,28 +292,36 @@ class BatchWriter:
             for _, d in decoded:
                 c.points += len(d.points)
                 m.readings.inc(len(d.points))
-                self._count_seq(f"{d.topic.community}/{d.topic.gateway}", d.seq)
+                self._count_seq(f"{d.topic.community}/{d.topic.gateway}", d)
 
-    def _count_seq(self, key: str, seq: int) -> None:
-        # Batches finish out of order under pipelining: a seq below the last one is either a late
-        # message filling a gap, or a redelivery. Remember the gaps to tell which.
-        c = self.counters
-        last = c.last_seq.get(key)
-        missing = c.missing.setdefault(key, set())
-        if last is None:
-            c.last_seq[key] = seq
-            return
-        if seq > last:
-            if seq > last + 1:
-                c.gaps += seq - last - 1
-                self.metrics.seq_gaps.labels(gateway=key).inc(seq - last - 1)
-                if len(missing) < _MISSING_CAP:
-                    missing.update(range(last + 1, min(seq, last + 1 + _MISSING_CAP - len(missing))))
-            c.last_seq[key] = seq
-        elif seq in missing:
-            missing.discard(seq)
-            c.gaps -= 1
-            self.metrics.seq_gaps.labels(gateway=key).dec()
-        else:
+    def _count_seq(self, key: str, decoded: Decoded) -> None:
+        # Batches finish out of order under pipelining: the ledger tells a late message filling a gap
+        # from a redelivery, and both from a seq no honest loss explains.
+        outcome = self._seqs.observe(key, decoded.seq, _reading_ts(decoded.points))
+        c, m = self.counters, self.metrics
+        if outcome.gaps:
+            c.gaps += outcome.gaps
+            m.seq_gaps.labels(gateway=key).inc(outcome.gaps)
+        if outcome.kind is SeqKind.DUPLICATE:
             c.duplicates += 1  # redelivery: the write above overwrote the same points
-            self.metrics.duplicates.labels(gateway=key).inc()
+            m.duplicates.labels(gateway=key).inc()
+        elif outcome.kind is SeqKind.ANOMALY:
+            c.seq_anomalies += 1
+            m.seq_anomalies.labels(gateway=key).inc()
+        elif outcome.kind is SeqKind.RESET:
+            c.seq_resets += 1
+            m.seq_resets.labels(gateway=key).inc()
+
+
+def _reading_ts(points: Sequence[Point | Line]) -> int | None:
+    """The later timestamp (ms) of a message's first and last point: enough to tell its readings from
+    older ones, as one message's readings are all new or all redelivered."""
+    if not points:
+        return None
+    return max(_point_ts(points[0]), _point_ts(points[-1]))
+
+
+def _point_ts(point: Point | Line) -> int:
+    if isinstance(point, str):
+        return int(point[point.rfind(" ") + 1 :])  # line protocol ends with the timestamp (ms)
+    return point.ts_ms

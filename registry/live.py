@@ -18,16 +18,20 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from contract.catalog import Catalog
+from common.db import Base, create_tables
+from contract.catalog import Catalog, load_catalog, load_sensor_types
 from contract.errors import ContractError
 from contract.profiles import SensorTypeProfile
 from registry import version
+from registry.models import TABLES
 from registry.snapshot import load_communities
 
 log = logging.getLogger(__name__)
@@ -132,3 +136,14 @@ class LiveCatalog:
                 self.refresh()
             except Exception:  # a listener's bug must not end the polling
                 log.exception("registry: a catalog listener failed")
+
+
+def open_live_catalog(db: Engine, config_dir: Path, poll_s: float = 1.0) -> LiveCatalog:
+    """A service's live catalog: sensor types from ``config_dir``, the community files as the fallback.
+
+    The registry's tables are created when missing, as every service does for the tables it reads.
+    """
+    create_tables(db, Base.metadata, tables=list(TABLES))
+    return LiveCatalog(
+        db, partial(load_sensor_types, config_dir), partial(load_catalog, config_dir), poll_s=poll_s
+    )

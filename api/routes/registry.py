@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from api.accounts import User
 from api.deps import CurrentUser, ResourcesDep
 from api.errors import problem
-from api.scope import sees_area, sees_district
+from api.scope import may_add_towns, may_manage_registry, sees_area, sees_district, sees_town
 from contract.catalog import DeviceState
 from contract.ids import ID_PATTERN, Id
 from registry import editing
@@ -182,10 +182,7 @@ def _write(resources: ResourcesDep, change: Callable[[Session], T]) -> T:
 
 
 def _may_manage(user: User, resources: ResourcesDep, community: str) -> None:
-    """District staff, or the operator of the town the community is in; 403 otherwise."""
-    if sees_district(user):
-        return
-    if user.role == "town_operator" and sees_area(user, resources.policy, community):
+    if may_manage_registry(user, resources.policy, community):
         return
     raise HTTPException(
         status.HTTP_403_FORBIDDEN, f"the registry of community {community} is not yours to change"
@@ -226,14 +223,14 @@ def list_towns(resources: ResourcesDep, user: CurrentUser) -> list[TownOut]:
     return [
         TownOut(id=t.id, name=t.name, district=t.district, communities=counts.get(t.id, 0))
         for t in towns
-        if sees_district(user) or user.town == t.id
+        if sees_town(user, t.id)
     ]
 
 
 @router.post("/towns", status_code=201, response_model=TownOut, responses=WRITE_ERRORS)
 def add_town(body: TownIn, resources: ResourcesDep, user: CurrentUser) -> TownOut:
     """A new town; admin only."""
-    if user.role != "admin":
+    if not may_add_towns(user):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "only an admin adds towns")
     row = _write(resources, lambda s: editing.add_town(s, body.model_dump()))
     return TownOut(id=row.id, name=row.name, district=row.district, communities=0)

@@ -27,6 +27,9 @@ def bench(
     ] = 5,
     minutes: Annotated[float, typer.Option(min=0.1, help="Soak duration at half capacity (soak).")] = 30.0,
     plot_dir: Annotated[Path | None, typer.Option(help="Write the soak's PNG curves here (soak).")] = None,
+    allow_sqlite: Annotated[
+        bool, typer.Option(help="Measure on SQLite when PostgreSQL is not installed (api).")
+    ] = False,
 ) -> None:
     """Benchmark against real components on this machine, with a ceiling measured in the same run."""
     import json
@@ -43,7 +46,11 @@ def bench(
     elif area == "api":
         from yiwang.bench import api as api_bench
 
-        result = api_bench.run(ServiceSettings().config_dir)
+        try:
+            result = api_bench.run(ServiceSettings().config_dir, allow_sqlite=allow_sqlite)
+        except api_bench.BenchError as err:
+            typer.echo(f"bench api: {err}", err=True)
+            raise typer.Exit(2) from err
     elif area == "alerts":
         from yiwang.bench import alerts as alerts_bench
 
