@@ -30,6 +30,9 @@ class FieldSpec(BaseModel):
     unit: str | None = Field(default=None, description="Unit symbol, e.g. cm, °C, %LEL.")
     min: float | None = Field(default=None, description="Lowest physically valid value.")
     max: float | None = Field(default=None, description="Highest physically valid value.")
+    normal: tuple[float, float] | None = Field(
+        default=None, description="[lo, hi] a healthy device usually reports; the simulator stays inside it."
+    )
     description: str = ""
 
     @model_validator(mode="after")
@@ -38,7 +41,17 @@ class FieldSpec(BaseModel):
             raise ValueError(f"min {self.min} is above max {self.max}")
         if (self.min is not None or self.max is not None) and self.type in ("bool", "string"):
             raise ValueError(f"a {self.type} field cannot have a range")
+        if self.normal is not None:
+            self._check_normal(*self.normal)
         return self
+
+    def _check_normal(self, low: float, high: float) -> None:
+        if self.type in ("bool", "string"):
+            raise ValueError(f"a {self.type} field cannot have a normal band")
+        if not (math.isfinite(low) and math.isfinite(high)) or low >= high:
+            raise ValueError(f"normal [{low}, {high}]: the low end must be below the high end")
+        if (self.min is not None and low < self.min) or (self.max is not None and high > self.max):
+            raise ValueError(f"normal [{low}, {high}] reaches outside the valid range {self.min}..{self.max}")
 
     def coerce(self, name: str, value: Scalar) -> Scalar:
         """The value as stored, or ContractError naming the field and what is wrong."""

@@ -6,8 +6,9 @@ hours of simulated time without sleeping. All randomness comes from generators s
 ``(seed, gateway)``, so one seed and one sequence of ``step`` times give identical output.
 
 Routine behaviour follows the device's sensor type (its profile's measurement); types this module
-does not know still get mid-range values within the profile's limits, so an integrator's new type
-can be simulated without code. At a fixed period an *anomaly episode* starts on one device, rotating
+does not know rest inside each field's ``normal`` band (or the middle of its valid range) with a little
+noise, so an integrator's new type can be simulated without code and does not alarm forever.
+At a fixed period an *anomaly episode* starts on one device, rotating
 through the kinds the gateway's devices support (flood, gas leak, smoke alarm, fire-lane blockage,
 camera tamper), and the affected device reports every 1-2 s while it lasts. Episodes are scheduled by
 their *alarm moment* (the first time the alarm condition holds), not by their start, so alarms come
@@ -26,7 +27,7 @@ from typing import Literal, NamedTuple
 
 from contract.catalog import Catalog, Device, Gateway
 from contract.messages import Event, Reading
-from contract.profiles import Scalar, SensorTypeProfile
+from contract.profiles import FieldSpec, Scalar, SensorTypeProfile
 
 CHINA_UTC_OFFSET_H = 8.0
 LEAD_MAX_MS = 20_000
@@ -36,6 +37,8 @@ CAMERA_UPDATE_MS = (3_000, 5_000)
 INTERVAL_JITTER = 0.05
 DOOR_MEAN_CLOSED_S = 20 * 60
 DAY_PEAK_HOUR = 15.0
+NORMAL_FRACTION = 0.2
+"""Share of a field's valid range, around its middle, a type without a ``normal`` band rests in."""
 
 
 class AnomalyKind(StrEnum):
@@ -182,19 +185,44 @@ def _door(sim: GatewaySimulator, d: _DeviceState, now_ms: int) -> dict[str, Scal
     return {"open": d.door_open_until_ms > now_ms}
 
 
+def normal_band(spec: FieldSpec) -> tuple[float, float]:
+    """Where a healthy device of this field reports: its declared ``normal``, else the middle fifth of
+    its valid range (a value near a limit is what rules alarm on, so the middle stays quiet)."""
+    if spec.normal is not None:
+        return spec.normal
+    if spec.min is not None and spec.max is not None:
+        low, high = spec.min, spec.max
+    elif spec.min is not None:
+        low, high = spec.min, spec.min + 100.0
+    elif spec.max is not None:
+        low, high = spec.max - 100.0, spec.max
+    else:
+        low, high = 0.0, 100.0
+    middle, half = (low + high) / 2, (high - low) * NORMAL_FRACTION / 2
+    return middle - half, middle + half
+
+
 def _generic(sim: GatewaySimulator, d: _DeviceState, now_ms: int) -> dict[str, Scalar]:
+    """Any type this module has no model for: a value resting in the normal band with a little noise."""
     values: dict[str, Scalar] = {}
     for name, spec in d.profile.fields.items():
-        low = spec.min if spec.min is not None else 0.0
-        high = spec.max if spec.max is not None else low + 100.0
-        mid = (low + high) / 2 + d.rng.gauss(0, (high - low) / 100)
-        number = min(high, max(low, mid))
         if spec.type == "bool":
             values[name] = False
-        elif spec.type == "string":
+            continue
+        if spec.type == "string":
             values[name] = "ok"
+            continue
+        low, high = normal_band(spec)
+        key = f"rest:{name}"
+        if key not in d.params:  # where this device rests, drawn once: devices differ, each is steady
+            d.params[key] = d.rng.uniform(low + (high - low) / 4, high - (high - low) / 4)
+        rest = d.params[key]
+        number = min(high, max(low, rest + d.rng.gauss(0, (high - low) / 20)))
+        if spec.type == "int":
+            # Rounding must not step out of the band: the nearest integer inside it.
+            values[name] = min(math.floor(high), max(math.ceil(low), round(number)))
         else:
-            values[name] = round(number) if spec.type == "int" else round(number, 2)
+            values[name] = round(number, 2)
     return values
 
 

@@ -91,3 +91,12 @@ SourceFactory = Callable[[BusConfig, Sequence[BoundDevice]], Source]
 """What the ``yiwang.sources`` entry point names: usually the source class itself, with a class
 attribute ``api_version``. It validates everything it needs (raising :class:`ConfigError`) and does no I/O.
 """
+
+CONTRACT_SAMPLE = "contract_sample"
+"""The attribute a plugin's factory carries: a function of no arguments returning a
+:data:`ContractSample`. The agent builds a source from it when it loads the plugin (no I/O) and
+refuses the plugin if what comes back is not a :class:`Source` listing exactly those devices.
+"""
+
+ContractSample = tuple[BusConfig, Sequence[BoundDevice]]
+"""A bus of the plugin's kind and devices it can read, for the load-time contract check."""

@@ -113,3 +113,48 @@ def test_community_references_must_resolve(change: dict[str, str], reason: str) 
     }
     with pytest.raises(ValueError, match=reason):
         Community.model_validate(doc)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (
+            "  a: {type: float, min: 0, max: 100, normal: [40, 20]}\n",
+            "normal [40.0, 20.0]: the low end",
+        ),
+        (
+            "  a: {type: float, min: 0, max: 100, normal: [20, 20]}\n",
+            "the low end must be below the high end",
+        ),
+        (
+            "  a: {type: float, min: 0, max: 100, normal: [-5, 20]}\n",
+            "reaches outside the valid range 0.0..100.0",
+        ),
+        ("  a: {type: float, max: 100, normal: [5, 120]}\n", "reaches outside the valid range None..100.0"),
+        ("  a: {type: bool, normal: [0, 1]}\n", "a bool field cannot have a normal band"),
+        ("  a: {type: float, normal: [1]}\n", "fields.a.normal"),
+        # What the wire sections already refuse, named by field: overlapping registers, unknown encodings.
+        (
+            "  a: {type: float}\n  b: {type: float}\nprotocol: {kind: modbus, fields: "
+            "{a: {address: 0, data_type: float32}, b: {address: 1}}}\n",
+            "fields a and b overlap at holding register 1",
+        ),
+        (
+            "  a: {type: float}\nprotocol: {kind: modbus, fields: {a: {address: 0, data_type: float128}}}\n",
+            "protocol.modbus.fields.a.data_type: Input should be 'bool', 'int16'",
+        ),
+    ],
+)
+def test_a_wrong_normal_band_or_wire_section_is_refused_naming_the_field(
+    tmp_path: Path, body: str, message: str
+) -> None:
+    path = tmp_path / "t.yaml"
+    path.write_text("id: t.x@1\nname: t\nfields:\n" + body)
+    with pytest.raises(ContractError) as err:
+        load_model(SensorTypeProfile, path)
+    assert str(path) in str(err.value) and message in str(err.value)
+
+
+def test_a_normal_band_inside_the_range_loads() -> None:
+    spec = profile(x={"type": "float", "min": 0, "max": 100, "normal": [20, 40]}).fields["x"]
+    assert spec.normal == (20.0, 40.0)

@@ -208,3 +208,65 @@ def test_timestamps_are_the_step_time(catalog: Catalog) -> None:
     assert readings
     assert {r.ts for r in readings} == {now}
     assert datetime.fromtimestamp(now / 1000, UTC).year == 2025
+
+
+def test_a_type_the_simulator_does_not_know_rests_in_its_normal_band(catalog: Catalog) -> None:
+    from contract.catalog import Device, Gateway
+    from contract.profiles import SensorTypeProfile
+    from edge.simulated_devices import normal_band
+
+    new_type = SensorTypeProfile.model_validate(
+        {
+            "id": "air.co2@1",
+            "name": "CO2",
+            "expected_interval_s": 10,
+            "fields": {
+                "co2_ppm": {"type": "float", "min": 0, "max": 10000, "normal": [400, 800]},
+                "temperature": {"type": "float", "min": -40, "max": 85},  # no band: the middle fifth
+                "people": {"type": "int", "min": 0, "max": 50, "normal": [2, 4]},
+            },
+        }
+    )
+    profiles = {**catalog.profiles, "air.co2@1": new_type, "power.meter@1": catalog.profiles["power.meter@1"]}
+    devices = [Device(id=f"co2-{i}", type="air.co2@1", grid="g") for i in range(5)]
+    devices += [Device(id="em-1", type="power.meter@1", grid="g")]
+    sim = GatewaySimulator("c", Gateway(id="gw", devices=devices), profiles, seed=3)
+    seen: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for t in range(0, 2 * 3600, 5):
+        for reading in sim.step(START_MS + t * 1000)[0]:
+            for name, value in reading.values.items():
+                seen[(reading.device, name)].append(float(value))
+    assert normal_band(new_type.fields["temperature"]) == pytest.approx((10.0, 35.0))
+    for (device, name), values in seen.items():
+        spec = profiles["power.meter@1" if device == "em-1" else "air.co2@1"].fields[name]
+        low, high = normal_band(spec)
+        assert low <= min(values) and max(values) <= high, (device, name, min(values), max(values))
+        if spec.type == "float":
+            assert len(set(values)) > 1, (device, name)  # a little noise, not a constant
+    assert len(seen[("co2-0", "co2_ppm")]) > 400
+    # Devices of one type do not all rest on the same value.
+    assert len({round(statistics.mean(seen[(f"co2-{i}", "co2_ppm")])) for i in range(5)}) > 1
+
+
+def test_the_demo_rules_stay_quiet_on_normal_values(catalog: Catalog) -> None:
+    import yaml
+
+    from edge.simulated_devices import normal_band
+
+    quiet = {
+        ">=": lambda lo, hi, v: hi < v,
+        ">": lambda lo, hi, v: hi <= v,
+        "<=": lambda lo, hi, v: lo > v,
+        "<": lambda lo, hi, v: lo >= v,
+    }
+    checked = 0
+    for path in sorted((CONFIG / "rules").glob("*.yaml")):
+        for rule in yaml.safe_load(path.read_text())["rules"]:
+            threshold, scope = rule.get("threshold"), rule.get("scope", {})
+            if not threshold or threshold["op"] not in quiet or "type" not in scope:
+                continue
+            spec = catalog.profiles[scope["type"]].fields[threshold["field"]]
+            low, high = normal_band(spec)
+            assert quiet[threshold["op"]](low, high, threshold["value"]), (rule["id"], low, high)
+            checked += 1
+    assert checked >= 3

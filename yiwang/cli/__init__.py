@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from yiwang.cli import bench, chaos, db, edge, provision, services, silence, tokens, up  # noqa: F401 - registers
+from yiwang.cli import bench, chaos, db, edge, provision, registry, services, silence, tokens, types, up  # noqa: F401 - registers
 from yiwang.cli.root import app
 
 __all__ = ["app", "main"]

@@ -1,0 +1,1 @@
+"""A toy protocol plugin for Yiwang: ``READ <unit>`` over TCP, answered ``field=value;field=value``."""
