@@ -1,7 +1,10 @@
 """The edge agent on a real gateway: sources → spool → MQTT, with config replaceable at run time.
 
 ``yiwang edge run --config config/gateways/<gateway>.yaml``. One asyncio task per source (one per bus,
-so each bus has one master), all publishing through the gateway's spool and publisher (at-least-once).
+so each bus has one master). A bus task only polls, decodes and hands its batch over
+(:mod:`edge.handoff`); one publishing thread owns every publisher call — spool append, encoding,
+publish, pump, retained state — so SQLite and MQTT never stand between two requests on a bus.
+Publishing is at-least-once through the gateway's spool.
 The retained ``config`` topic may carry a new device set: it is validated completely — schema,
 profiles, sources constructed — before anything is stopped; an invalid one is rejected with its
 reason (a ``config.rejected`` event) and the running set keeps running. A set is applied only when its
@@ -16,6 +19,7 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,6 +31,7 @@ from contract.messages import ConfigMessage, DeviceEntry, Event, decode_message
 from contract.profiles import Scalar
 from contract.topics import TopicKind
 from edge.gateway_config import DeviceSet, GatewayConfig
+from edge.handoff import Handoff
 from edge.metrics import EdgeMetrics
 from edge.publisher import GatewayPublisher, MqttOptions
 from edge.sources.base import ConfigError, Source, SourceBatch, SourceFactory
@@ -42,6 +47,12 @@ log = logging.getLogger(__name__)
 
 CONFIG_APPLIED = "config.applied"
 CONFIG_REJECTED = "config.rejected"
+# Batches waiting for the publishing thread: half a minute of a 30-device bus polled every second,
+# about a megabyte. Beyond that the bus tasks wait for it (counted), so a stuck spool slows polling
+# down instead of filling RAM.
+HANDOFF_CAPACITY = 1024
+# The watchdog is petted only while the publishing thread is alive and this recent.
+PUBLISHER_STALL_S = 30.0
 
 
 def describe(err: ValidationError) -> str:
@@ -76,6 +87,8 @@ class EdgeAgent:
         self.refused = 0
         self._tasks: list[asyncio.Task[None]] = []
         self._inbox: asyncio.Queue[bytes] | None = None
+        self._next_state = 0.0
+        self.handoff = Handoff(f"publish-{config.gateway}", HANDOFF_CAPACITY, tick=self._tick, tick_s=0.25)
 
     def devices(self, built: Built | None = None) -> list[DeviceEntry]:
         built = built or self.built
@@ -91,27 +104,33 @@ class EdgeAgent:
             loop.call_soon_threadsafe(self._enqueue, inbox, payload)
 
         self.publisher.on_config(offer)
-        self.publisher.set_devices(self.devices())
+        self.publisher.set_devices(self.devices())  # before the publishing thread: no race
         self.publisher.start()
+        self._next_state = time.monotonic() + self.config.state_interval_s
+        self.handoff.start()
         self._start()
-        next_state = time.monotonic() + self.config.state_interval_s
         watchdog = Watchdog()
         notify("READY=1")
         try:
             while not stop.is_set():
-                watchdog.pet()
+                if self.handoff.alive(PUBLISHER_STALL_S):
+                    watchdog.pet()
                 try:
                     payload = await asyncio.wait_for(inbox.get(), timeout=0.25)
                 except TimeoutError:
                     payload = None
                 if payload is not None:
                     await self.handle_config(payload)
-                if time.monotonic() >= next_state:
-                    next_state = time.monotonic() + self.config.state_interval_s
-                    self.publisher.publish_state()
-                self.publisher.pump()
         finally:
             await self._stop_sources()
+            # Every batch handed over before the stop is spooled before the publisher stops.
+            self.handoff.stop()
+
+    def _tick(self) -> None:  # on the publishing thread
+        if time.monotonic() >= self._next_state:
+            self._next_state = time.monotonic() + self.config.state_interval_s
+            self.publisher.publish_state()
+        self.publisher.pump()
 
     @staticmethod
     def _enqueue(inbox: asyncio.Queue[bytes], payload: bytes) -> None:
@@ -156,10 +175,13 @@ class EdgeAgent:
                 await asyncio.sleep(5)
                 continue
             if self.built.modem is not None and source is self.built.modem:
-                self.publisher.set_modem_state(self.built.modem.state)
-            self.publish(batch)
+                # partial, not a closure: the job runs later, after this loop has moved on.
+                await self.handoff.put(partial(self.publisher.set_modem_state, self.built.modem.state))
+            if batch:
+                await self.handoff.put(partial(self.publish, batch))
 
     def publish(self, batch: SourceBatch) -> None:
+        """Spool and publish one batch; runs on the publishing thread (or before it starts)."""
         try:
             # Events first: when the spool is nearly full, an unavailable device outranks routine data.
             if batch.events:
@@ -189,18 +211,19 @@ class EdgeAgent:
             built = build_sources(device_set, self.profiles, self.factories)
         except (ContractError, ConfigError) as err:
             log.warning("gateway %s: config %s rejected: %s", self.config.gateway, config_hash or "?", err)
-            self._report(CONFIG_REJECTED, {"hash": config_hash, "reason": str(err)[:256]})
+            await self._report(CONFIG_REJECTED, {"hash": config_hash, "reason": str(err)[:256]})
             return False
         await self._stop_sources()
         self.built = built
         self.applied_hash = config_hash
         self._start()
-        self.publisher.set_devices(self.devices())
+        devices = self.devices()
+        await self.handoff.put(partial(self.publisher.set_devices, devices))
         log.info("gateway %s: config %s applied", self.config.gateway, config_hash)
-        self._report(CONFIG_APPLIED, {"hash": config_hash, "devices": len(self.devices())})
+        await self._report(CONFIG_APPLIED, {"hash": config_hash, "devices": len(devices)})
         return True
 
-    def _report(self, kind: str, attrs: dict[str, Scalar]) -> None:
+    async def _report(self, kind: str, attrs: dict[str, Scalar]) -> None:
         event = Event(
             device=self.config.gateway,
             ts=time.time_ns() // 1_000_000,
@@ -209,7 +232,7 @@ class EdgeAgent:
             phase="instant",
             attrs=attrs,
         )
-        self.publish(SourceBatch(events=[event]))
+        await self.handoff.put(partial(self.publish, SourceBatch(events=[event])))
 
 
 def mqtt_options(config: GatewayConfig) -> MqttOptions:
@@ -290,6 +313,7 @@ def run_agent(config_path: Path, stop: threading.Event) -> None:
                 raise ConfigError(f"gateway {config.gateway}: metrics port {where}: {err}") from err
         cameras = start_cameras(config, options, publisher)
         agent = EdgeAgent(config, profiles, factories, publisher, cameras.devices() if cameras else ())
+        metrics.add_handoff(agent.handoff)
         try:
             asyncio.run(agent.run(stop))
         finally:

@@ -1,4 +1,4 @@
-"""The gateway's local ``/metrics`` (prometheus-client): spool depth, age, drops, publishing.
+"""The gateway's local ``/metrics`` (prometheus-client): spool depth, age, drops, publishing, hand-off.
 
 Values are read from the spool and publisher when scraped (a custom collector), so nothing has to
 keep gauges in step with the data path, and a scrape costs a few SQLite lookups per gateway.
@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from edge.handoff import Handoff
 from edge.publisher import GatewayPublisher
 
 log = logging.getLogger(__name__)
@@ -76,19 +77,55 @@ class _SpoolCollector(Collector):
         yield from (depth, size, age, seq, connected, dropped, published, outages, failures)
 
 
+class _HandoffCollector(Collector):
+    """The bus tasks' hand-off to the publishing thread: its depth and every time it pushed back."""
+
+    def __init__(self) -> None:
+        self.handoffs: list[Handoff] = []
+
+    def collect(self) -> Iterator[Any]:
+        depth = GaugeMetricFamily(
+            "yiwang_edge_handoff_depth", "Batches handed over, not yet spooled.", labels=["handoff"]
+        )
+        waits = CounterMetricFamily(
+            "yiwang_edge_handoff_waits",
+            "Times a bus task found the hand-off full and waited (push-back, nothing dropped).",
+            labels=["handoff"],
+        )
+        wait_s = CounterMetricFamily(
+            "yiwang_edge_handoff_wait_seconds",
+            "Time bus tasks spent waiting for the hand-off.",
+            labels=["handoff"],
+        )
+        failed = CounterMetricFamily(
+            "yiwang_edge_handoff_failed_jobs", "Handed-over jobs that raised (logged).", labels=["handoff"]
+        )
+        for handoff in list(self.handoffs):
+            depth.add_metric([handoff.name], handoff.depth)
+            waits.add_metric([handoff.name], handoff.waits)
+            wait_s.add_metric([handoff.name], handoff.wait_s)
+            failed.add_metric([handoff.name], handoff.failed)
+        yield from (depth, waits, wait_s, failed)
+
+
 class EdgeMetrics:
     """One registry per agent process; ``serve`` starts ``/metrics`` on a local port."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         self._collector = _SpoolCollector()
+        self._handoffs = _HandoffCollector()
         self.registry.register(self._collector)
+        self.registry.register(self._handoffs)
         self._server: Any = None
         self._thread: threading.Thread | None = None
         self.port: int | None = None
 
     def add(self, publisher: GatewayPublisher) -> None:
         self._collector.publishers.append(publisher)
+
+    def add_handoff(self, handoff: Handoff) -> None:
+        self._handoffs.handoffs.append(handoff)
 
     def serve(self, host: str, port: int) -> int:
         """Serve ``/metrics``; returns the bound port (``port=0`` picks a free one)."""

@@ -202,7 +202,9 @@ class ModbusBus:
                 slave.id,
                 slave.unit,
             )
-        reading = slave.reporter.values(values, self._monotonic(), now_ms)
+        # The poll's start, not its end: starts keep the schedule's cadence (never closer than poll_s),
+        # while ends jitter with the wire, and an end 999 ms after the last one would skip a reading.
+        reading = slave.reporter.values(values, started, now_ms)
         return SourceBatch([reading] if reading else [], events)
 
     async def _read_device(self, slave: _Slave) -> dict[str, Scalar]:

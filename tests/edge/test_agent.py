@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import subprocess
@@ -19,16 +20,22 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from contract.catalog import load_catalog
 from contract.messages import DevicesMessage, EventMessage, StateMessage, TelemetryMessage, decode_message
+from contract.profiles import SensorTypeProfile
 from contract.topics import Topic, TopicKind
 from edge.agent import EdgeAgent, load_gateway_config, mqtt_options
-from edge.gateway_config import GatewayConfig
+from edge.gateway_config import BusConfig, DeviceConfig, GatewayConfig
+from edge.handoff import Handoff
 from edge.publisher import GatewayPublisher
+from edge.sources.base import BoundDevice, SourceBatch
 from edge.sources.build import load_profiles
+from edge.sources.modbus import ModbusBus
+from edge.sources.plan import Block
 from edge.sources.registry import load_sources
 from edge.spool import Spool
 from tests.edge.sources.emulators import ModbusEmulator, ModemEmulator, Slave, pty_pair
 from tests.edge.test_publisher import Subscriber
-from yiwang.servers import MosquittoServer
+from yiwang.bench.edge import ENV4
+from yiwang.servers import MosquittoServer, free_port
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 
@@ -182,6 +189,91 @@ def test_agent_publishes_and_takes_remote_config(
             publisher.stop()
             sub.close()
     assert not thread.is_alive()
+
+
+@pytest.mark.integration
+def test_the_bus_hands_batches_over_and_a_stop_spools_every_one(
+    community: str, pty: str, tmp_path: Path
+) -> None:
+    """A slow spool pushes the bus back (counted), and a stop still spools every batch it read."""
+    th = {"id": "th-1", "type": "env.th@1", "unit": 1, "poll_s": 0.02, "max_interval_s": 0.02}
+    wl = {"id": "wl-2", "type": "water.level@1", "unit": 2, "poll_s": 0.02, "max_interval_s": 0.02}
+    config = GatewayConfig.model_validate(
+        {
+            "community": community,
+            "gateway": "gw-h",
+            "config_dir": str(CONFIG),
+            # No broker: everything stays in the spool, where it can be counted.
+            "mqtt": {"host": "127.0.0.1", "port": free_port()},
+            "spool": {"dir": str(tmp_path)},
+            "buses": [bus(pty, [th, wl])],
+        }
+    )
+    stop = threading.Event()
+    with Spool(tmp_path / "gw.sqlite3") as spool:
+        publisher = GatewayPublisher(community, "gw-h", spool, [], mqtt_options(config))
+        agent = EdgeAgent(config, load_profiles(CONFIG), load_sources(), publisher)
+        agent.handoff = Handoff("publish-test", 2, tick=agent._tick)
+        read = {"items": 0}
+        bus_thread: list[str] = []
+        spooling_threads: set[str] = set()
+        source = agent.built.sources[0]
+        real_read, real_publish = source.read, agent.publish
+
+        async def counted_read() -> SourceBatch:
+            batch = await real_read()
+            read["items"] += len(batch.readings) + len(batch.events)
+            bus_thread[:] = [threading.current_thread().name]
+            return batch
+
+        def slow_publish(batch: SourceBatch) -> None:
+            spooling_threads.add(threading.current_thread().name)
+            time.sleep(0.05)  # a spool on a slow SD card
+            real_publish(batch)
+
+        source.read = counted_read  # type: ignore[method-assign]
+        agent.publish = slow_publish  # type: ignore[method-assign]
+        thread = threading.Thread(target=lambda: asyncio.run(agent.run(stop)), name="agent-loop")
+        thread.start()
+        try:
+            wait_for(lambda: agent.handoff.waits >= 3)
+        finally:
+            stop.set()
+            thread.join(15)
+            publisher.stop()
+        assert not thread.is_alive()
+        assert bus_thread == ["agent-loop"] and spooling_threads == {"publish-test"}
+        assert read["items"] > 0
+        assert agent.handoff.depth == 0
+        assert spool.depth() == read["items"]  # nothing read from the bus was lost to the stop
+
+
+def test_a_device_polled_at_its_interval_reports_every_poll_whatever_the_wire_jitter() -> None:
+    """A reading per poll at ``poll_s`` = interval, though each request takes a little more or less."""
+    clock = [1000.0]
+    profile = SensorTypeProfile.model_validate(ENV4)
+    config = DeviceConfig(id="env-01", type=profile.id, unit=1, poll_s=1, max_interval_s=1)
+    bus = ModbusBus(
+        BusConfig(id="b", kind="modbus_rtu", port="/dev/ttyNOPE", devices=[config]),
+        [BoundDevice(config, profile)],
+        monotonic=lambda: clock[0],
+    )
+    wire = itertools.cycle([0.040, 0.029, 0.035, 0.028, 0.031])
+
+    async def answer(unit: int, block: Block) -> list[int]:  # the wire, with its jitter
+        clock[0] += next(wire)
+        return [215, 550, 800, 12][: block.count]
+
+    bus._request = answer  # type: ignore[method-assign]
+
+    async def polls() -> int:
+        readings = 0
+        for _ in range(20):
+            clock[0] = max(clock[0], bus._due[0][0])  # what the scheduler's sleep until due does
+            readings += len((await bus.read()).readings)
+        return readings
+
+    assert asyncio.run(polls()) == 20
 
 
 def _telemetry(p: bytes) -> TelemetryMessage:
