@@ -9,10 +9,14 @@ the network cut lasts ``YIWANG_CUT_S`` seconds (default 3; nightly minutes).
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -24,7 +28,7 @@ import pytest
 from contract.messages import Event, EventMessage, Reading, StateMessage, decode_message
 from contract.topics import TopicKind, subscription
 from edge.publisher import GatewayPublisher, MqttOptions
-from edge.spool import Spool
+from edge.spool import Outgoing, Spool
 from tests.edge.test_publisher import Subscriber, decoded_telemetry, keys, wait_for
 from yiwang.chaos.proxy import TcpProxy
 from yiwang.servers import MosquittoServer, free_port, start_mosquitto
@@ -163,6 +167,38 @@ def test_network_cut_keeps_the_session(mosquitto: MosquittoServer, community: st
         assert_no_silent_gap(sub, spool, producer.accepted)
 
 
+def test_half_open_link_is_given_up_by_keepalive(
+    mosquitto: MosquittoServer, community: str, tmp_path: Path
+) -> None:
+    """A 5G drop sends no FIN or RST: the agent's connection stays open with nothing coming back.
+    The agent must notice by its keep-alive, give the connection up and reconnect once the link is
+    back, and its spool must bridge the gap."""
+    proxy = TcpProxy(mosquitto.port)
+    sub = Subscriber(mosquitto.host, mosquitto.port, subscription(TopicKind.TELEMETRY, community=community))
+    with Spool(tmp_path / "gw.sqlite3") as spool:
+        publisher = publisher_for(proxy.port, community, spool, keepalive_s=1)
+        publisher.start()
+        producer = Producer(publisher)
+        try:
+            wait_for(lambda: spool.stats().last_seq > 5)
+            proxy.blackhole()
+            wait_for(lambda: not publisher.connected, timeout=30)  # by keep-alive: nothing was closed
+            wait_for(lambda: proxy.held >= 1, timeout=30)  # it tried again, into the void
+            assert spool.depth() > 0
+            proxy.restore()
+            wait_for(lambda: publisher.connected, timeout=30)
+            producer.stop()
+            wait_for(lambda: spool.depth() == 0, publisher, timeout=60)
+            wait_for(lambda: all_seqs_arrived(sub, spool))
+        finally:
+            producer.stop()
+            publisher.stop()
+            sub.close()
+            proxy.close()
+        assert proxy.accepted >= 2
+        assert_no_silent_gap(sub, spool, producer.accepted)
+
+
 def test_agent_killed_while_writing(mosquitto: MosquittoServer, community: str, tmp_path: Path) -> None:
     spool_path, log_path = tmp_path / "gw.sqlite3", tmp_path / "accepted.log"
     sub = Subscriber(
@@ -260,3 +296,90 @@ def test_spool_filled_past_its_limit_then_drained(
     assert all(
         isinstance(decode_message(TopicKind.EVENT, p), EventMessage) for p, _ in sub.of_kind(TopicKind.EVENT)
     )
+
+
+# --- power cut: the spool's recovery from a WAL cut short inside its last unsynced write ----------
+
+
+def _spool_at(path: Path, *, sync_interval_s: float) -> Spool:
+    # Small pages keep the last write short (a few 536-byte frames), so every offset is affordable.
+    if not path.exists():
+        with contextlib.closing(sqlite3.connect(path)) as db:
+            db.execute("PRAGMA page_size=512")
+            db.execute("PRAGMA journal_mode=WAL")
+    # max_items=2: one tick's 5 readings are 3 chunks in one transaction, which must not come back torn.
+    return Spool(path, sync_interval_s=sync_interval_s, live_window_s=0, max_items=2)
+
+
+def _wal(path: Path) -> Path:
+    return path.with_name(path.name + "-wal")
+
+
+def _readings_in(messages: list[Outgoing]) -> list[tuple[str, int]]:
+    return sorted(
+        (r.device, r.ts)
+        for m in messages
+        for r in decode_message(TopicKind.TELEMETRY, m.payload).readings  # type: ignore[union-attr]
+    )
+
+
+@pytest.mark.parametrize("last_write", ["append", "ack"])
+def test_spool_recovers_from_a_wal_cut_at_every_offset_of_its_last_unsynced_write(
+    tmp_path: Path, last_write: str
+) -> None:
+    """A power cut loses what was not fsynced and can tear the last write at any byte. At every
+    offset of the last (unsynced) write the spool opens, passes SQLite's integrity check, and holds
+    exactly the state before that write — whole, with its seq counter — or, with the write complete,
+    the state after it; and it goes on working (append, claim, ack)."""
+    live = tmp_path / "live.sqlite3"
+    spool = _spool_at(live, sync_interval_s=3600)  # after the first append, nothing is fsynced by time
+    spool.append_readings(tick(0))  # fsynced: the first append, and the claims below
+    for message in spool.claim(10):
+        assert spool.ack(message.seq)
+    spool.append_readings(tick(1))
+    claimed = [m.seq for m in spool.claim(10)]  # 3 messages (2 + 2 + 1 readings), fsynced
+    before = {"depth": 5, "claimed": claimed, "unsent": []}
+    db_bytes = live.read_bytes()
+    start = _wal(live).stat().st_size
+    if last_write == "append":
+        spool.append_readings(tick(2))  # not fsynced: its last fsync is less than an hour old
+    else:
+        assert spool.ack(claimed[-1])  # an ack is never fsynced on its own
+    wal = _wal(live).read_bytes()
+    depth_after = spool.depth()
+    after = {
+        "depth": depth_after,
+        "claimed": [m.seq for m in spool.unacked(set(), 10)],
+        "unsent": keys(tick(2)) if last_write == "append" else [],
+    }
+    assert depth_after == 10 if last_write == "append" else 0 < depth_after < 5
+    spool.close()
+    end = len(wal)
+    assert end > start, "the last write went to the WAL"
+    crash = Path(tempfile.mkdtemp(dir="/dev/shm" if Path("/dev/shm").is_dir() else None))
+    try:
+        path = crash / "spool.sqlite3"
+        for offset in range(start, end + 1):
+            path.write_bytes(db_bytes)
+            _wal(path).write_bytes(wal[:offset])
+            path.with_name(path.name + "-shm").unlink(missing_ok=True)
+            expected = after if offset == end else before
+            with _spool_at(path, sync_interval_s=0) as recovered:
+                state = {
+                    "depth": recovered.depth(),
+                    "claimed": [m.seq for m in recovered.unacked(set(), 10)],
+                    "unsent": [],
+                }
+                assert recovered._db.execute("PRAGMA integrity_check").fetchone() == ("ok",), offset
+                assert recovered.stats().last_seq == claimed[-1], offset  # a seq is never reused
+                new = recovered.claim(10)
+                state["unsent"] = _readings_in(new)
+                assert state == expected, f"offset {offset} of {start}..{end}"
+                assert [m.seq for m in new] == list(range(claimed[-1] + 1, claimed[-1] + 1 + len(new))), (
+                    offset
+                )
+                for m in [*new, *recovered.unacked(set(), 10)]:
+                    recovered.ack(m.seq)
+                assert recovered.depth() == 0, offset
+    finally:
+        shutil.rmtree(crash, ignore_errors=True)

@@ -29,7 +29,9 @@ from contract.messages import Event, Reading
 from contract.profiles import Scalar
 from edge.mqtt_session import MqttOptions
 from edge.publisher import GatewayPublisher
-from edge.spool import Spool
+from yiwang.chaos.power import FsyncedSpool
+
+SYNC_INTERVAL_S = 1.0  # the edge's default
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,10 +58,15 @@ class Plan:
     devices: dict[str, dict[str, Scalar]]
     anomalies: list[Anomaly]
     events: list[tuple[int, str, str]]  # (tick, device, kind)
+    keepalive_s: int = 5
+    """Short, so a blackholed link is noticed within a scaled-down cut (production: 30 s)."""
 
     def to_json(self) -> str:
         doc = {
-            **{k: getattr(self, k) for k in ("community", "gateway", "port", "tick_s", "skew_ms", "devices")},
+            **{
+                k: getattr(self, k)
+                for k in ("community", "gateway", "port", "tick_s", "skew_ms", "devices", "keepalive_s")
+            },
             **{k: str(getattr(self, k)) for k in ("spool", "log", "stop_file")},
             "anomalies": [_fields(a) for a in self.anomalies],
             "events": self.events,
@@ -81,6 +88,7 @@ class Plan:
             devices=doc["devices"],
             anomalies=[Anomaly(**a) for a in doc["anomalies"]],
             events=[(int(t), str(d), str(k)) for t, d, k in doc["events"]],
+            keepalive_s=int(doc["keepalive_s"]),
         )
 
     def values(self, device: str, tick: int) -> dict[str, Scalar]:
@@ -113,12 +121,19 @@ def run(plan: Plan, stop: threading.Event) -> None:
         return time.time_ns() // 1_000_000 + plan.skew_ms
 
     plan.spool.parent.mkdir(parents=True, exist_ok=True)
-    spool = Spool(plan.spool, max_bytes=1024**3, sync_interval_s=1.0, clock=clock)
+    spool = FsyncedSpool(plan.spool, max_bytes=1024**3, sync_interval_s=SYNC_INTERVAL_S, clock=clock)
+    tick = last_tick(plan.log) + 1
+    spool.appended_through = tick - 1  # earlier ticks are in the spool, delivered, or lost to a power cut
     # A short reconnect back-off: a healed fault should be exercised within the run, not minutes later.
-    options = MqttOptions(host="127.0.0.1", port=plan.port, reconnect_min_s=0.2, reconnect_max_s=2)
+    options = MqttOptions(
+        host="127.0.0.1",
+        port=plan.port,
+        keepalive_s=plan.keepalive_s,
+        reconnect_min_s=0.2,
+        reconnect_max_s=2,
+    )
     publisher = GatewayPublisher(plan.community, plan.gateway, spool, [], options, clock=clock)
     publisher.start()
-    tick = last_tick(plan.log) + 1
     try:
         with plan.log.open("a", encoding="utf-8") as log:
             next_at = time.monotonic()
@@ -129,8 +144,9 @@ def run(plan: Plan, stop: threading.Event) -> None:
                         event_id = uuid.uuid4()
                         event = Event(device=device, ts=ts, id=event_id, kind=kind, phase="start", attrs={})
                         publisher.publish_events([event])
-                        log.write(f"E {device} {ts}\n")
+                        log.write(f"E {tick} {device} {ts} {kind}\n")
                 readings = [Reading(device=d, ts=ts, values=plan.values(d, tick)) for d in plan.devices]
+                spool.begin_tick(tick)
                 publisher.publish_readings(readings)
                 log.write(f"T {tick} {ts}\n")
                 log.flush()

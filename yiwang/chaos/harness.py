@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -25,6 +26,7 @@ from contract import Topic, TopicKind
 from contract.catalog import Catalog, load_catalog
 from contract.profiles import Scalar, SensorTypeProfile
 from yiwang.chaos.gateway import Anomaly, Plan
+from yiwang.chaos.power import PowerCut, cut_power
 from yiwang.chaos.processes import wait_until
 from yiwang.chaos.proxy import TcpProxy
 from yiwang.schema import create_all
@@ -95,6 +97,11 @@ class Harness:
     links: dict[str, TcpProxy] = field(default_factory=dict)
     poison_sent: int = 0
     started: float = field(default_factory=time.monotonic)
+    power_cuts: dict[str, list[PowerCut]] = field(default_factory=dict)
+    # The proof that the fault landed (a backlog outstanding at a kill, a link noticed dead, ...),
+    # set by the scenario; a run whose fault did not land fails instead of passing vacuously.
+    fault_landed: bool = True
+    fault: dict[str, Any] = field(default_factory=dict)
 
     # -- services -----------------------------------------------------------------------------------
 
@@ -109,6 +116,14 @@ class Harness:
 
     def start_gateway(self, gateway: str) -> None:
         self.gateways[gateway].proc.start()
+
+    def cut_power(self, gateway: str) -> PowerCut:
+        """SIGKILL the gateway and leave its spool as it was at its last fsync (not started again)."""
+        run = self.gateways[gateway]
+        run.proc.halt(kill=True)
+        cut = cut_power(run.plan.spool, last_logged_tick(run.plan.log))
+        self.power_cuts.setdefault(gateway, []).append(cut)
+        return cut
 
     def plan_anomaly(self, gateway: str, anomaly: Anomaly) -> None:
         """Add ``anomaly`` to a gateway's plan; a gateway reads its plan when it starts."""
@@ -150,17 +165,19 @@ class Harness:
         client.connect(HOST, self.mqtt_port)
         client.loop_start()
         topic = Topic(COMMUNITY, "gw-01", TopicKind.TELEMETRY).path
-        bad = [
-            b"{" + POISON_MARK.encode() + b" not json",
-            json.dumps(
-                {"seq": 1, "readings": [{"device": POISON_MARK, "ts": 1, "values": {"x": 1}}]}
-            ).encode(),
-            f'{{"seq": "{POISON_MARK}", "readings": []}}'.encode(),
-        ]
+
+        def bad(n: int) -> bytes:
+            # Each one unique (n), so a dead letter written twice for one message is seen as such.
+            mark = f"{POISON_MARK}-{n}"
+            return [
+                f"{{{mark} not json".encode(),
+                json.dumps({"seq": 1, "readings": [{"device": mark, "ts": 1, "values": {"x": 1}}]}).encode(),
+                f'{{"seq": "{mark}", "readings": []}}'.encode(),
+            ][n % 3]
 
         def loop() -> None:
             while not stop.wait(1.0 / per_s):
-                info = client.publish(topic, bad[self.poison_sent % len(bad)], qos=1)
+                info = client.publish(topic, bad(self.poison_sent), qos=1)
                 info.wait_for_publish(30)
                 self.poison_sent += 1
 
@@ -173,6 +190,16 @@ class Harness:
             thread.join(60)
             client.disconnect()
             client.loop_stop()
+
+
+def last_logged_tick(log: Path) -> int:
+    """The last tick of any line the gateway logged (an event's line precedes its tick's readings)."""
+    ticks = [
+        int(line.split()[1])
+        for line in log.read_text(encoding="utf-8").splitlines()
+        if line[:2] in ("T ", "E ")
+    ]
+    return max(ticks, default=-1)
 
 
 def _subscribed(log_path: Path) -> int:

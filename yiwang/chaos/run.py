@@ -27,6 +27,10 @@ COUNTS = (
     "poison_sent",
     "poison_dead_lettered",
     "duplicate_cases",
+    "mismatched",
+    "lost_unsynced",
+    "unsynced_ticks",
+    "unsynced_bound_ticks",
 )
 
 
@@ -51,6 +55,7 @@ def run_once(scenario: Scenario, config_dir: Path, scale: float) -> Tally:
         events=list(scenario.events),
         floods={gw: dev for gw, (dev, _) in floods.items()},
         flood_at_s=WARMUP_S - 2,
+        own_links=scenario.own_links,
     ) as h:
         time.sleep(WARMUP_S)
         scenario.inject(h, scale)
@@ -90,6 +95,8 @@ def _report(name: str, repeats: int, tallies: list[Tally], extra: dict[str, Any]
         **{k: sum(getattr(t, k) for t in tallies) for k in COUNTS},
         "missing_cases": sorted({c for t in tallies for c in t.missing_cases}),
         "unexpected_cases": sorted({c for t in tallies for c in t.unexpected_cases}),
+        "fault_landed": all(t.fault_landed for t in tallies),
+        "faults": [t.fault for t in tallies],
         **extra,
         "ok": all(t.ok() for t in tallies) and extra.get("checks_ok", True),
     }

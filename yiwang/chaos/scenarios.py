@@ -6,12 +6,15 @@ alert timer scenario keeps its 20 s (the rule's own ``for`` is 60 s and is not o
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from yiwang.chaos.backlog import alert_status, in_between, spooled, stored_readings
 from yiwang.chaos.harness import Harness
+from yiwang.chaos.processes import wait_until
 
 SKEW_MS = 10 * 60 * 1000
 
@@ -23,31 +26,54 @@ def _hold(seconds: float) -> None:
 def broker_kill(h: Harness, scale: float) -> None:
     h.broker.halt(kill=True)
     _hold(5 * scale)
+    backlog = len(spooled(h))  # what the gateways measured while the broker was gone
+    h.fault = {"spooled_at_restart": backlog}
+    h.fault_landed = backlog > 0
     h.broker.start()
 
 
 def ingest_kill(h: Harness, scale: float) -> None:
-    # Mid-batch: pause ingest so a backlog builds up, let it take the backlog, and kill it while it
-    # writes (acknowledged to nobody yet: the broker must redeliver all of it).
+    # Mid-batch, provably: ingest paused while a backlog builds up; then the store paused too, so
+    # when ingest takes the backlog its write hangs (a write times out after 10 s, we wait 1 s) and
+    # the batch cannot be acknowledged (ingest acks only once the store, its spool or the dead
+    # letters took it). Killed there, ingest leaves the whole backlog to the broker's redelivery.
     h.ingest.signal(signal.SIGSTOP)
     _hold(5 * scale)
-    h.ingest.signal(signal.SIGCONT)
-    time.sleep(0.2)
-    h.ingest.halt(kill=True)
+    stored = stored_readings(h)  # with ingest paused, nothing more reaches the store
+    influxd = h.influx.pid
+    assert influxd is not None
+    os.kill(influxd, signal.SIGSTOP)
+    try:
+        h.ingest.signal(signal.SIGCONT)
+        time.sleep(1.0)
+        h.ingest.halt(kill=True)
+        unacked = in_between(h, lambda: stored)
+    finally:
+        os.kill(influxd, signal.SIGCONT)
+    h.fault = {"unacknowledged_at_kill": unacked}
+    h.fault_landed = unacked > 0
     _hold(2 * scale)
     h.restart_service(h.ingest)
 
 
 def alerts_kill(h: Harness, scale: float) -> None:
     time.sleep(20)  # the device.unavailable alert is pending (for: 60 s) when the worker dies
+    status = alert_status(h, "sm-0301", "device-unavailable")
     h.alerts.halt(kill=True)
+    h.fault = {"alert_at_kill": status}
+    h.fault_landed = status == "pending"
     _hold(5 * scale)
     h.restart_service(h.alerts)
 
 
 def influx_down(h: Harness, scale: float) -> None:
+    fell = h.tick_at(0)
     h.influx.halt(kill=True)
     _hold(60 * scale)
+    # Readings produced since the fall that left the gateways: they wait in the broker or ingest.
+    waiting = in_between(h, None, since_tick=fell)
+    h.fault = {"waiting_for_the_store": waiting}
+    h.fault_landed = waiting > 0
     h.influx.start()
 
 
@@ -58,32 +84,63 @@ def postgres_restart(h: Harness, scale: float) -> None:
 
 
 def network_cut(h: Harness, scale: float) -> None:
-    h.proxy.cut()
-    _hold(180 * scale)
+    # A blackhole: no FIN, no RST; each end must notice by keep-alive (the broker after 1.5 × it,
+    # when it sends the last will; the gateway after an unanswered PINGREQ), as after a 5G drop.
+    keepalive = max(run.plan.keepalive_s for run in h.gateways.values())
+    before = h.proxy.accepted
+    h.proxy.blackhole()
+    _hold(max(180 * scale, 3 * keepalive))
+    held = h.proxy.held
     h.proxy.restore()
+    wait_until(lambda: h.proxy.accepted >= before + len(h.gateways), 60, "the gateways to reconnect")
+    # Each gateway gave up its half-open connection by itself and tried again into the void.
+    h.fault = {"connections_tried_during_cut": held, "reconnected": h.proxy.accepted - before}
+    h.fault_landed = held >= len(h.gateways)
 
 
 def slow_consumer(h: Harness, scale: float) -> None:
     h.ingest.signal(signal.SIGSTOP)
     _hold(30 * scale)
+    waiting = in_between(h, lambda: stored_readings(h))
+    h.fault = {"waiting_for_ingest": waiting}
+    h.fault_landed = waiting > 0
     h.ingest.signal(signal.SIGCONT)
 
 
 def poison(h: Harness, scale: float) -> None:
     with h.poison(per_s=1.0):
         _hold(max(5.0, 30 * scale))  # a few poison messages even at the shortest scale
+    h.fault = {"poison_sent": h.poison_sent}
+    h.fault_landed = h.poison_sent >= 3
 
 
 def clock_skew(h: Harness, scale: float) -> None:
     _hold(20 * scale)  # the skew is in the plan: gw-01 runs 10 min ahead, gw-02 10 min behind
 
 
+POWER_GATEWAY = "gw-02"
+
+
 def power_cut(h: Harness, scale: float) -> None:
+    """The site loses power: the modem first (the link goes silent, the spool grows on time-based
+    fsyncs only), then the gateway, whose spool comes back as it was at its last fsync."""
+    link = h.links[POWER_GATEWAY]
     for _ in range(3):
-        h.kill_gateway("gw-02")  # SIGKILL while it appends to its spool every tick
+        link.cut()
+        time.sleep(2.2)  # a few appends, each fsynced only when the last fsync is ≥ 1 s old
+        h.cut_power(POWER_GATEWAY)
+        link.restore()
         time.sleep(1)
-        h.start_gateway("gw-02")
+        h.start_gateway(POWER_GATEWAY)
         _hold(5 * scale)
+    cuts = h.power_cuts[POWER_GATEWAY]
+    h.fault = {
+        "cuts": len(cuts),
+        "ticks_after_last_fsync": [c.last_tick - c.through_tick for c in cuts],
+        "chunks_lost": sum(c.chunks_lost for c in cuts),
+        "acks_undone": sum(c.acks_undone for c in cuts),
+    }
+    h.fault_landed = any(c.landed for c in cuts)
 
 
 @dataclass(frozen=True)
@@ -96,6 +153,8 @@ class Scenario:
     # Cases the fault itself must open: (grid, category). A gateway's last will opens device_offline
     # in its home grid (the grid of its first device).
     extra_cases: frozenset[tuple[str, str]] = frozenset()
+    # Gateways with a link of their own (``h.links``), cut without cutting the others.
+    own_links: tuple[str, ...] = ()
 
 
 WARMUP_S = 14.0  # past Mosquitto's first autosave (10 s), so its persisted sessions exist
@@ -121,7 +180,12 @@ SCENARIOS: dict[str, Scenario] = {
             network_cut,
             extra_cases=frozenset({("g-north", "device_offline"), ("g-middle", "device_offline")}),
         ),
-        Scenario("power-cut", power_cut, extra_cases=frozenset({("g-middle", "device_offline")})),
+        Scenario(
+            "power-cut",
+            power_cut,
+            extra_cases=frozenset({("g-middle", "device_offline")}),
+            own_links=(POWER_GATEWAY,),
+        ),
         Scenario("clock-skew", clock_skew, skew_ms={"gw-01": SKEW_MS, "gw-02": -SKEW_MS}),
     )
 }
