@@ -37,6 +37,14 @@ class MqttOptions:
     max_inflight: int = 20
     max_queued: int = 40
     """Spooled messages handed to paho at once; the rest waits in the spool, not in memory."""
+    backlog_window: int = 4
+    """Backlog messages (up to ``max_readings_per_message`` readings each) handed to paho at once.
+
+    paho sends in the order it is handed messages, so this is how many backlog messages a live reading
+    or an event can find ahead of it. The drain is clocked by the broker's acknowledgements: a slow
+    link drains slowly and still carries live data at once, a fast one drains at its own speed. At
+    most half of ``max_queued`` (at least one), so live data always finds room.
+    """
     reconnect_min_s: float = 0.5
     reconnect_max_s: float = 4
     """Cap of the jittered reconnect delay: the broker is back in use at most this long after it is."""
@@ -48,6 +56,13 @@ class MqttOptions:
     tls_cert: str | None = None
     """Client certificate (PEM) for brokers that authenticate gateways by certificate."""
     tls_key: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.backlog_window < 1:
+            raise ValueError(
+                f"mqtt: backlog_window must be at least 1 (or the backlog never drains), "
+                f"got {self.backlog_window}"
+            )
 
 
 class Backoff:

@@ -1,10 +1,13 @@
 """MQTT publisher of one gateway: spool first, publish at QoS 1, delete on PUBACK (ARCHITECTURE §5).
 
 Flow: readings and events are appended to the spool (:mod:`edge.spool`), then :meth:`pump` claims
-messages from it — events first, live telemetry next, backlog interleaved at ``drain_per_s`` — and
-hands them to paho, keeping at most ``max_queued`` in paho's memory (paho sends ``max_inflight`` at
-a time). The spool, not paho, holds any backlog, so an outage costs disk, not RAM. A PUBACK deletes
-the message's chunks. Messages handed to paho before a disconnect are resent by paho on reconnect
+messages from it — events first, live telemetry next, then backlog — and hands them to paho,
+keeping at most ``max_queued`` in paho's memory (paho sends ``max_inflight`` at a time). Of those,
+at most ``backlog_window`` are backlog: paho sends in hand-over order, so live data and events find
+at most that many backlog messages ahead of them, and each PUBACK lets the next backlog message go
+(a drain clocked by the broker, optionally capped at ``drain_per_s`` readings a second). The spool,
+not paho, holds any backlog, so an outage costs disk, not RAM. A PUBACK deletes the message's
+chunks. Messages handed to paho before a disconnect are resent by paho on reconnect
 (DUP flag); messages claimed by a previous run (killed before their PUBACK) are rebuilt with the
 same seq and sent first. Duplicates are possible and harmless: ingest drops a repeated seq.
 
@@ -79,6 +82,8 @@ class GatewayPublisher:
         self._by_mid: dict[int, int | None] = {}  # paho mid -> seq (None: retained state/devices)
         self._early_acks: set[int] = set()  # PUBACKs that arrived before publish() returned the mid
         self._in_flight: set[int] = set()  # seqs handed to paho by this process and not yet acked
+        self._backlog_in_flight: set[int] = set()  # the backlog part of _in_flight
+        self._backlog_window = min(self.options.backlog_window, max(1, self.options.max_queued // 2))
         self._stopping = False
         self._modem: ModemState | None = None
         self._camera_health: Callable[[], dict[str, Any]] | None = None
@@ -180,18 +185,19 @@ class GatewayPublisher:
             while True:
                 with self._lock:
                     free = self.options.max_queued - len(self._in_flight)
+                    backlog_free = self._backlog_window - len(self._backlog_in_flight)
                     in_flight = set(self._in_flight)
                 if free <= 0:
                     return handed
                 # Claimed earlier but not in paho's hands (a previous run, or a refused publish): first.
                 batch = self.spool.unacked(in_flight, free)
                 if not batch:
-                    batch = self.spool.claim(free, self._drain_budget())
+                    batch = self.spool.claim(free, self._drain_budget(), max(0, backlog_free))
                     self._tokens -= sum(m.items for m in batch if m.backlog)
                 if not batch:
                     return handed
                 for message in batch:
-                    if self._send(message.kind, message.payload, message.seq) is None:
+                    if self._send(message.kind, message.payload, message.seq, message.backlog) is None:
                         return handed
                     handed += 1
         finally:
@@ -265,7 +271,9 @@ class GatewayPublisher:
         assert self._camera_health is not None
         return {camera: CameraState(**health) for camera, health in self._camera_health().items()}
 
-    def _send(self, kind: TopicKind, payload: bytes, seq: int | None) -> mqtt.MQTTMessageInfo | None:
+    def _send(
+        self, kind: TopicKind, payload: bytes, seq: int | None, backlog: bool = False
+    ) -> mqtt.MQTTMessageInfo | None:
         """Publish at QoS 1 and remember which spooled message the mid belongs to; None if refused."""
         topic = self._topics[kind]
         try:
@@ -286,6 +294,8 @@ class GatewayPublisher:
                 self._by_mid[info.mid] = seq
                 if seq is not None:
                     self._in_flight.add(seq)
+                    if backlog:
+                        self._backlog_in_flight.add(seq)
         if acked_early and seq is not None:
             self.spool.ack(seq)
             self.published += 1
@@ -378,6 +388,7 @@ class GatewayPublisher:
             # Only now: a pump that saw the seq neither in flight nor deleted would send it again.
             with self._lock:
                 self._in_flight.discard(seq)
+                self._backlog_in_flight.discard(seq)
             # A slot in the window is free: keep a backlog draining at network speed, not tick speed.
             self.pump()
         except Exception:

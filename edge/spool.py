@@ -245,12 +245,15 @@ class Spool:
 
     # --- draining ------------------------------------------------------------------------------------
 
-    def claim(self, max_messages: int, backlog_budget: int | None = None) -> list[Outgoing]:
+    def claim(
+        self, max_messages: int, backlog_budget: int | None = None, backlog_messages: int | None = None
+    ) -> list[Outgoing]:
         """Build up to ``max_messages`` new messages and give each its seq, durably.
 
         Order: events first, then live telemetry (appended within the live window), then backlog
-        oldest first for at most ``backlog_budget`` readings (None: no limit) — so a day of backlog
-        drains at a bounded rate while live data and alarms never queue behind it.
+        oldest first for at most ``backlog_budget`` readings and ``backlog_messages`` messages (None:
+        no limit) — so a day of backlog drains at a bounded rate while live data and alarms never
+        queue behind it.
         """
         out: list[Outgoing] = []
         with self._lock:
@@ -258,20 +261,24 @@ class Spool:
             self._sync(True)
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                budget = backlog_budget
+                budget, slots = backlog_budget, backlog_messages
                 for kind, newest, since in (
                     (EVENT, False, None),
                     (TELEMETRY, True, cutoff),
                     (TELEMETRY, False, None),
                 ):
                     backlog = kind == TELEMETRY and since is None
-                    while len(out) < max_messages and (not backlog or budget is None or budget > 0):
+                    while len(out) < max_messages and (
+                        not backlog or ((budget is None or budget > 0) and (slots is None or slots > 0))
+                    ):
                         message = self._claim_one(kind, newest, since, backlog)
                         if message is None:
                             break
                         out.append(message)
                         if backlog and budget is not None:
                             budget -= message.items
+                        if backlog and slots is not None:
+                            slots -= 1
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")

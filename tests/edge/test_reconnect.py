@@ -62,6 +62,8 @@ def test_bounds_are_checked() -> None:
         Backoff(0.5, -1)
     # A cap below the minimum wins: the configured cap is the promise.
     assert all(d <= 2 for d in delays(Backoff(5, 2, random.Random(1)), 20))
+    with pytest.raises(ValueError, match="backlog_window must be at least 1"):
+        MqttOptions(backlog_window=0)
 
 
 @pytest.mark.integration
