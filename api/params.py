@@ -1,5 +1,5 @@
-"""Bounds of integer parameters: SQL databases store 64-bit integers, so a larger id or offset is refused
-as a bad request (422) instead of overflowing in the driver (a 500)."""
+"""Bounds of integer parameters: a larger id or offset than the database column holds is refused as a
+bad request (422) instead of overflowing in the driver (a 500)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ from typing import Annotated
 from fastapi import Path, Query
 
 MAX_DB_INT = 2**63 - 1
+MAX_ROW_ID = 2**31 - 1
+"""Row ids are INTEGER columns: 64-bit in SQLite, but 32-bit on PostgreSQL."""
 
-RowId = Annotated[int, Path(ge=1, le=MAX_DB_INT)]
+RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
 Offset = Annotated[int, Query(ge=0, le=MAX_DB_INT)]
 
 

@@ -14,6 +14,7 @@ from alerts.queries import live_alerts
 from alerts.silences import Matchers, SilenceIn, SilenceStore
 from api.console.web import ConsoleUser, check_csrf, page
 from api.deps import ResourcesDep
+from api.params import RowId
 from api.scope import area_filter, may_manage_silences, may_silence, sees_silence
 
 router = APIRouter(include_in_schema=False)
@@ -74,7 +75,7 @@ def add_silence(
 
 @router.post("/console/silences/{silence_id}/expire", response_model=None)
 def expire_silence(
-    silence_id: int,
+    silence_id: RowId,
     request: Request,
     resources: ResourcesDep,
     user: ConsoleUser,

@@ -11,6 +11,7 @@ from api.accounts import User
 from api.console.charts import Chart, line_chart, numeric
 from api.console.web import ConsoleUser, check_csrf, page
 from api.deps import ResourcesDep
+from api.params import RowId
 from api.routes.cases import load_detail
 from api.schemas import CaseDetail
 from api.scope import may_take
@@ -95,13 +96,13 @@ def _stored_samples(
 
 
 @router.get("/console/cases/{case_id}", response_class=HTMLResponse, response_model=None)
-def case_page(case_id: int, request: Request, resources: ResourcesDep, user: ConsoleUser) -> Response:
+def case_page(case_id: RowId, request: Request, resources: ResourcesDep, user: ConsoleUser) -> Response:
     return _render(request, resources, user, case_id, None)
 
 
 @router.post("/console/cases/{case_id}/actions", response_model=None)
 async def act(
-    case_id: int,
+    case_id: RowId,
     request: Request,
     resources: ResourcesDep,
     user: ConsoleUser,

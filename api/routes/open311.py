@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from api.accounts import User, grant_for_token
 from api.deps import ResourcesDep
-from api.params import MAX_DB_INT, in_utc_range
+from api.params import MAX_ROW_ID, in_utc_range
 from api.scope import case_filter, sees_area
 from cases.actions import CaseFlow, Report
 from cases.models import OPEN_STATES, Case
@@ -195,7 +195,7 @@ def list_requests(
     try:
         user = _caller(resources, api_key or x_api_key)
         ids = [int(i) for i in service_request_id.split(",")] if service_request_id else None
-        if ids and not all(1 <= i <= MAX_DB_INT for i in ids):
+        if ids and not all(1 <= i <= MAX_ROW_ID for i in ids):
             raise ValueError("id out of range")
     except Open311Error as err:
         return _error(form, err)
@@ -232,7 +232,7 @@ def get_request(
         user = _caller(resources, api_key or x_api_key)
     except Open311Error as err:
         return _error(form, err)
-    if not 1 <= request_id <= MAX_DB_INT:  # could not exist; the database would overflow on it
+    if not 1 <= request_id <= MAX_ROW_ID:  # could not exist; the database would overflow on it
         return _error(form, Open311Error(404, f"no service request {request_id}"))
     with Session(resources.db) as session:
         case = visible_case(session, case_filter(user, resources.policy), request_id)

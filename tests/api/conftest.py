@@ -1,8 +1,13 @@
-"""Fixtures of the API tests: an app on fresh SQLite stores, and an operator's bearer token; and, per
-module, an app on the two seeded towns (``tests/api/two_towns.py``) for the cross-jurisdiction checks."""
+"""Fixtures of the API tests: an app on a fresh relational store, and an operator's bearer token; and,
+per module, an app on the two seeded towns (``tests/api/two_towns.py``) for the cross-jurisdiction checks.
+
+Every test that uses the app runs twice: on the embedded SQLite default and on a real PostgreSQL (the
+production choice). A PostgreSQL test gets its own database, copied from a migrated template.
+The series store stays SQLite: the API reads it through the same interface as InfluxDB."""
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +26,23 @@ from tests.api.two_towns import Seeded, seed
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 
 
+RELATIONAL_STORES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)]
+
+
+@pytest.fixture(params=RELATIONAL_STORES)
+def api_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The app's relational store: a SQLite file the app creates its tables in, or a PostgreSQL
+    database of this test with the migrated schema."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/yiwang.db"
+    url: str = request.getfixturevalue("postgres_schema_url")
+    return url
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> ApiSettings:
+def settings(tmp_path: Path, api_database_url: str) -> ApiSettings:
     return ApiSettings(
-        database_url=f"sqlite:///{tmp_path}/yiwang.db",
+        database_url=api_database_url,
         series_url=f"sqlite:///{tmp_path}/series.db",
         config_dir=CONFIG,
         mqtt_port=1,  # nothing listens there: the broker shows as down
@@ -79,10 +97,18 @@ def audited(settings: ApiSettings, path_like: str = "%") -> list[tuple[str, str,
     return [tuple(row) for row in rows]
 
 
-@pytest.fixture(scope="module")
-def towns(tmp_path_factory: pytest.TempPathFactory) -> Seeded:
-    """Two towns with cases, devices, silences and a token per role (one set per test module)."""
-    return seed(tmp_path_factory.mktemp("towns"))
+@pytest.fixture(scope="module", params=RELATIONAL_STORES)
+def towns(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
+    """Two towns with cases, devices, silences and a token per role (one set per test module and store)."""
+    tmp = tmp_path_factory.mktemp("towns")
+    if request.param == "sqlite":
+        yield seed(tmp)
+        return
+    databases: Callable[[], AbstractContextManager[str]] = request.getfixturevalue(
+        "postgres_schema_databases"
+    )
+    with databases() as url:
+        yield seed(tmp, url)
 
 
 @pytest.fixture(scope="module")

@@ -86,11 +86,14 @@ class Seeded:
     silences: dict[str, int]  # community -> silence id
 
 
-def seed(tmp: Path) -> Seeded:
-    """A fresh database and series store with accounts, cases, alerts, telemetry and silences in both towns."""
+def seed(tmp: Path, database_url: str | None = None) -> Seeded:
+    """A fresh database and series store with accounts, cases, alerts, telemetry and silences in both towns.
+
+    ``database_url``: an empty (or freshly migrated) relational store; by default a SQLite file in ``tmp``.
+    """
     config = make_config(tmp / "config")
     settings = ApiSettings(
-        database_url=f"sqlite:///{tmp}/yiwang.db",
+        database_url=database_url or f"sqlite:///{tmp}/yiwang.db",
         series_url=f"sqlite:///{tmp}/series.db",
         config_dir=config,
         mqtt_port=1,  # nothing listens there: the broker shows as down

@@ -40,16 +40,21 @@ def browser() -> Iterator[Browser]:
         browser.close()
 
 
-@pytest.fixture
-def console(tmp_path: Path) -> Iterator[tuple[str, str]]:
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+def console(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """The real API process on the embedded SQLite default, and on a real PostgreSQL."""
     port = free_port()
+    if request.param == "sqlite":
+        database_url = f"sqlite:///{tmp_path}/yiwang.db"
+        create_all(database_url)
+    else:
+        database_url = request.getfixturevalue("postgres_schema_url")  # migrated, as in production
     settings = ApiSettings(
-        database_url=f"sqlite:///{tmp_path}/yiwang.db",
+        database_url=database_url,
         series_url=f"sqlite:///{tmp_path}/series.db",
         config_dir=CONFIG_DIR,
         http_port=port,
     )
-    create_all(settings.database_url)
     db = make_engine(settings.database_url)
     accounts.create_user(
         db, "wang.wei", "s3cret-pass", role="town_operator", display_name="王伟", town="yuehe"

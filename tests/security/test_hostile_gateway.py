@@ -27,7 +27,7 @@ import string
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ import pytest
 import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
+from tests.ingest import conftest as ingest_servers
 from tests.platform import Service, wait_for
 from yiwang.bench.ingest import subscribe_session
 from yiwang.bench.mqttload import RawPublisher
@@ -45,14 +46,13 @@ from yiwang.servers import (
     MosquittoServer,
     free_port,
     influx_query,
-    start_influxd,
-    start_mosquitto,
     unique_name,
 )
 
 pytestmark = pytest.mark.integration
+# Servers of the test's own, as ingest's fault tests have: a broker configured for ingest, an influxd.
+broker, influx = ingest_servers.broker, ingest_servers.influx
 ROOT = Path(__file__).resolve().parents[2]
-BROKER_EXTRA = "max_inflight_messages 20000\nautosave_interval 1\n"
 
 HOSTILE_SECONDS = float(os.environ.get("YIWANG_HOSTILE_SECONDS", "60"))
 WARMUP_SECONDS = 5.0
@@ -104,20 +104,6 @@ def write_config(target: Path) -> None:
         ],
     }
     (target / "communities" / f"{COMMUNITY}.yaml").write_text(yaml.safe_dump(community), encoding="utf-8")
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[MosquittoServer]:
-    server = start_mosquitto(base_dir=tmp_path, extra_config=BROKER_EXTRA)
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def influx(tmp_path: Path) -> Iterator[InfluxServer]:
-    server = start_influxd(base_dir=tmp_path)
-    yield server
-    server.stop()
 
 
 class Ingest:
