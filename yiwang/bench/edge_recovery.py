@@ -477,5 +477,5 @@ def cpu_figures(config_dir: Path, seconds: float = 60.0) -> dict[str, Any]:
 
 
 def run(config_dir: Path, outage_s: float = 60.0, cpu_seconds: float = 60.0) -> dict[str, Any]:
-    """Both parts as one JSON-ready object (the integrator joins it to ``yiwang bench edge``)."""
+    """Both parts as one JSON-ready object; `yiwang bench edge` prints them beside the bus figures."""
     return {**recovery_figures(config_dir, outage_s), **cpu_figures(config_dir, cpu_seconds)}

@@ -41,8 +41,11 @@ def bench(
         raise typer.BadParameter(f"unknown area {area!r}; one of {', '.join(BENCH_AREAS)}")
     if area == "edge":
         from yiwang.bench import edge as edge_bench
+        from yiwang.bench import edge_recovery
 
-        result = edge_bench.run(ServiceSettings().config_dir)
+        config_dir = ServiceSettings().config_dir
+        # A 60 s broker outage and a minute of CPU time each, as the figures are defined.
+        result = edge_bench.run(config_dir) | edge_recovery.run(config_dir, outage_s=60.0, cpu_seconds=60.0)
     elif area == "api":
         from yiwang.bench import api as api_bench
 
