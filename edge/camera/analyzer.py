@@ -87,7 +87,9 @@ class CameraAnalyzer:
         scene = self._scene.check(frame.t, grey, self._visible)
         self.last_scene = scene
         motion = self._motion.apply(grey, frame.t)
-        disturbed = motion.global_change or scene is None or scene.tamper is not None or scene.haze
+        disturbed = (
+            motion.global_change or scene is None or scene.tamper is not None or scene.haze or not scene.clear
+        )
         for reason, tracker in self._tamper.items():
             hit = scene is not None and scene.tamper == reason
             step = tracker.observe(frame.t, hit, 1.0 if hit else 0.0)

@@ -1,7 +1,9 @@
 """Scene checks against a learned reference: tamper (covered, blurred, moved) and the haze heuristic.
 
 All measures are chosen to be blind to lighting: sharpness is the Laplacian variance *divided by* the
-grey variance (a gain change scales both alike), the scene comparison is a zero-mean normalised
+grey variance (a gain change scales both alike), and blind to sensor noise: the noise's share of both
+variances, estimated per frame, is taken out first (noise is fine detail to a Laplacian, so a noisy
+blurred view would otherwise still look sharp). The scene comparison is a zero-mean normalised
 correlation plus a phase-correlation shift, and contrast is the coefficient of variation (std/mean).
 
 Haze is a heuristic, not a smoke detector: smoke, fog, steam, a dirty or fogged lens and heavy rain
@@ -23,6 +25,10 @@ from edge.camera.masks import Image
 
 TamperReason = Literal["covered", "blurred", "moved"]
 _CLEAR = 0.8  # contrast ratio above which the view counts as clear
+_WASHED_OUT = 0.5  # contrast ratio below which so little signal is left that sharpness means nothing
+_NOISE_KERNEL = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
+"""Immerkær's noise estimator: blind to flat areas and ramps; its response to noise of std σ has std 6σ."""
+_LAPLACIAN_NOISE_GAIN = 20.0  # sum of squares of the 3×3 Laplacian kernel: noise variance × this
 _Float = npt.NDArray[np.integer[Any] | np.floating[Any]]
 
 
@@ -36,6 +42,12 @@ class SceneResult:
     shift_px: float
     correlation: float
 
+    @property
+    def clear(self) -> bool:
+        """False once the view has lost a fifth of its contrast: it is washing out (haze, fog, a
+        fogging lens) before the haze indicator is sure, and what changes in it is the wash-out."""
+        return self.contrast_ratio >= _CLEAR
+
 
 @dataclass(slots=True)
 class _Reference:
@@ -43,6 +55,17 @@ class _Reference:
     sharpness: float
     contrast: float
     edges: float
+
+
+def noise_sigma(grey: Image, visible: Image | None = None) -> float:
+    """Standard deviation of the sensor noise of one grey frame (Immerkær 1996, median-based).
+
+    The median of the filter's response, not its mean, so the scene's edges do not count as noise.
+    """
+    response = np.abs(cv2.filter2D(grey.astype(np.float32), -1, _NOISE_KERNEL))[1:-1, 1:-1]
+    if visible is not None:
+        response = response[visible[1:-1, 1:-1] > 0]
+    return float(1.4826 * np.median(response) / 6.0) if response.size else 0.0
 
 
 def _measures(grey: Image, visible: Image | None) -> tuple[float, float, float, float]:
@@ -54,7 +77,9 @@ def _measures(grey: Image, visible: Image | None) -> tuple[float, float, float, 
     mean, std = cv2.meanStdDev(grey, mask=visible)
     m, s = float(mean[0, 0]), float(std[0, 0])
     _, lap_std = cv2.meanStdDev(cv2.Laplacian(grey, cv2.CV_32F), mask=visible)
-    sharpness = float(lap_std[0, 0]) ** 2 / max(s * s, 1.0)
+    noise = noise_sigma(grey, visible) ** 2
+    detail = max(float(lap_std[0, 0]) ** 2 - _LAPLACIAN_NOISE_GAIN * noise, 0.0)
+    sharpness = detail / max(s * s - noise, 1.0)
     gx = cv2.Sobel(grey, cv2.CV_32F, 1, 0)
     gy = cv2.Sobel(grey, cv2.CV_32F, 0, 1)
     edges = float(cv2.mean(cv2.magnitude(gx, gy), mask=visible)[0]) / max(m, 1.0)
@@ -129,7 +154,7 @@ class SceneChecker:
                 tamper = "covered"
             elif flat:
                 pass  # faded to flat: left to the haze indicator
-            elif sharp_ratio < c.blur_ratio:
+            elif sharp_ratio < c.blur_ratio and contrast_ratio >= _WASHED_OUT:
                 tamper = "blurred"
             elif shift >= c.move_px or correlation < c.min_scene_corr:
                 tamper = "moved"

@@ -2,8 +2,9 @@
 
 Each scenario renders a textured street-like scene with sensor noise and one kind of happening: a
 shape entering and leaving the fire-lane zone, noise or lighting only, a covered lens, a blur ramp, a
-camera shift, a haze wash-out. ``expected`` lists the incidents a correct analyser reports, as
-(kind, discriminating attribute) pairs, in order of start.
+camera shift, a haze wash-out. ``Scenario.truth`` lists the incidents a correct analyser reports, with
+the time each starts: tamper and haze starts are declared with the clip; zone starts are measured from
+the clip's own ``objects`` layer (see ``zone_truth``), so a new path or shape needs no hand-counted time.
 """
 
 from __future__ import annotations
@@ -11,11 +12,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import cv2
 import numpy as np
 
-from edge.camera.masks import Image
+from edge.camera.config import ZoneConfig
+from edge.camera.masks import Image, polygon_mask
 
 FPS = 10.0
 WIDTH, HEIGHT = 320, 240
@@ -24,8 +27,60 @@ FIRE_LANE = [(0.55, 0.45), (0.95, 0.45), (0.95, 0.95), (0.55, 0.95)]
 PRIVACY = [(0.0, 0.0), (0.2, 0.0), (0.2, 0.25), (0.0, 0.25)]
 """A privacy mask over the top-left corner (say, a neighbour's window)."""
 
-Expected = tuple[str, str]
-MOTION: Expected = ("camera.motion", "fire-lane")
+ZONE = "fire-lane"
+Renderer = Callable[[Image, float], Image]
+"""(scene copy, t in seconds) -> frame before noise."""
+
+
+class Truth(NamedTuple):
+    """One incident a correct analyser reports: its kind, discriminating attribute and start."""
+
+    kind: str
+    attr: str
+    """Zone id (camera.motion), reason (camera.tamper), or "" (camera.haze)."""
+    start_s: float
+
+
+def tamper(reason: str, start_s: float) -> Truth:
+    return Truth("camera.tamper", reason, start_s)
+
+
+def haze(start_s: float) -> Truth:
+    return Truth("camera.haze", "", start_s)
+
+
+def zone_truth(objects: Renderer, seconds: float, zone: ZoneConfig) -> list[Truth]:
+    """The zone incidents of a clip, measured on its objects layer drawn alone on a black frame.
+
+    An object is present while it covers at least ``min_area`` of the zone; presences closer than
+    ``cooldown_s`` are one incident, and one shorter than ``min_duration_s`` is none — the zone's own
+    rules, applied to what is really there rather than to what a detector saw.
+    """
+    mask = polygon_mask(zone.polygon, WIDTH, HEIGHT) > 0
+    area = int(mask.sum())
+    black = np.zeros((HEIGHT, WIDTH, 3), np.uint8)
+    runs: list[tuple[float, float]] = []  # (first, last) frame time of each unbroken presence
+    step = 1.0 / FPS
+    for i in range(round(seconds * FPS)):
+        t = i / FPS
+        drawn = objects(black.copy(), t).max(axis=2) > 0
+        if int((drawn & mask).sum()) < zone.min_area * area:
+            continue
+        if runs and t - runs[-1][1] <= step * 1.5:
+            runs[-1] = (runs[-1][0], t)
+        else:
+            runs.append((t, t))
+    truths: list[Truth] = []
+    last_seen: float | None = None
+    for first, last in runs:
+        if last_seen is not None and first - last_seen < zone.cooldown_s:
+            last_seen = last  # back within the cool-down: the same incident goes on
+        elif last - first >= zone.min_duration_s - 1e-9:
+            truths.append(Truth("camera.motion", zone.id, first))
+            last_seen = last
+        else:
+            last_seen = None
+    return truths
 
 
 def background(seed: int = 7, width: int = WIDTH, height: int = HEIGHT) -> Image:
@@ -49,10 +104,18 @@ def background(seed: int = 7, width: int = WIDTH, height: int = HEIGHT) -> Image
 class Scenario:
     name: str
     seconds: float
-    render: Callable[[Image, float], Image]
-    """(scene copy, t in seconds) -> frame before noise."""
-    expected: list[Expected] = field(default_factory=list)
+    render: Renderer
+    expected: list[Truth] = field(default_factory=list)
+    """Tamper and haze incidents, declared with the clip."""
     noise: float = 3.0
+    objects: Renderer | None = None
+    """The moving objects alone (no lighting, blur or shake), from which zone incidents are measured."""
+
+    def truth(self, zone: ZoneConfig | None = None) -> list[Truth]:
+        """Every incident of the clip, in order of start."""
+        zone = zone or ZoneConfig(id=ZONE, polygon=FIRE_LANE)
+        moving = zone_truth(self.objects, self.seconds, zone) if self.objects is not None else []
+        return sorted([*self.expected, *moving], key=lambda truth: truth.start_s)
 
     def frames(self, seed: int = 1, size: tuple[int, int] = (WIDTH, HEIGHT)) -> Iterator[tuple[float, Image]]:
         rng = np.random.default_rng(seed)
@@ -95,6 +158,36 @@ def _path(t: float, visits: list[tuple[float, float]]) -> tuple[float, float] | 
         if leave <= t < leave + 2.0:  # leaving to the left
             return 0.65 - 0.55 * (t - leave) / 2.0, 0.7
     return None
+
+
+def draw_shape(
+    img: Image, shape: str, cx: float, cy: float, size: float, colour: tuple[int, int, int]
+) -> Image:
+    """Draw a filled ``box``, ``ellipse``, ``triangle`` or ``person`` (tall, narrow) centred at (cx, cy).
+
+    ``size`` is in pixels of a 320-pixel-wide frame and scales with the frame.
+    """
+    h, w = img.shape[:2]
+    x, y, s = cx * w, cy * h, size * w / WIDTH
+    if shape == "box":
+        cv2.rectangle(img, (int(x - s / 2), int(y - s / 2)), (int(x + s / 2), int(y + s / 2)), colour, -1)
+    elif shape == "ellipse":
+        cv2.ellipse(
+            img, (int(x), int(y)), (max(1, int(s * 0.65)), max(1, int(s * 0.4))), 0, 0, 360, colour, -1
+        )
+    elif shape == "triangle":
+        points = np.array(
+            [[x, y - s * 0.6], [x - s * 0.6, y + s * 0.45], [x + s * 0.6, y + s * 0.45]], np.int32
+        )
+        cv2.fillPoly(img, [points], colour)
+    elif shape == "person":
+        cv2.rectangle(
+            img, (int(x - s * 0.22), int(y - s * 0.8)), (int(x + s * 0.22), int(y + s * 0.8)), colour, -1
+        )
+        cv2.circle(img, (int(x), int(y - s * 0.95)), max(1, int(s * 0.18)), colour, -1)
+    else:
+        raise ValueError(f"unknown shape {shape!r}")
+    return img
 
 
 def walk_in(visits: list[tuple[float, float]]) -> Callable[[Image, float], Image]:
@@ -174,20 +267,26 @@ def _haze(img: Image, t: float) -> Image:
     return cv2.addWeighted(img, 1.0 - level, np.full_like(img, 200), level, 0.0)
 
 
+def _moving(name: str, seconds: float, render: Renderer) -> Scenario:
+    return Scenario(name, seconds, render, objects=render)
+
+
 SCENARIOS = [
-    Scenario("enter-leave", 16.0, walk_in([(4.0, 8.0)]), [MOTION]),
-    Scenario("two-visits", 30.0, walk_in([(4.0, 7.0), (17.0, 20.0)]), [MOTION, MOTION]),
-    Scenario("re-entry-in-cooldown", 20.0, walk_in([(4.0, 6.0), (9.0, 11.0)]), [MOTION]),
-    Scenario("parked-car", 40.0, _parked, [MOTION]),
-    Scenario("outside-zone", 16.0, _outside),
-    Scenario("tiny-object", 16.0, _tiny),
-    Scenario("brief-crossing", 12.0, _dash),
+    _moving("enter-leave", 16.0, walk_in([(4.0, 8.0)])),
+    _moving("two-visits", 30.0, walk_in([(4.0, 7.0), (17.0, 20.0)])),
+    _moving("re-entry-in-cooldown", 20.0, walk_in([(4.0, 6.0), (9.0, 11.0)])),
+    _moving("parked-car", 40.0, _parked),
+    _moving("outside-zone", 16.0, _outside),
+    _moving("tiny-object", 16.0, _tiny),
+    _moving("brief-crossing", 12.0, _dash),
     Scenario("noise-only", 12.0, lambda img, _t: img, noise=12.0),
     Scenario("lighting-ramp", 16.0, _lighting),
-    Scenario("lens-covered", 16.0, _black, [("camera.tamper", "covered")]),
-    Scenario("lens-papered", 16.0, _paper, [("camera.tamper", "covered")]),
-    Scenario("blur-ramp", 16.0, _blur, [("camera.tamper", "blurred")]),
-    Scenario("camera-shift", 16.0, _shift, [("camera.tamper", "moved")]),
-    Scenario("haze", 24.0, _haze, [("camera.haze", "")]),
+    Scenario("lens-covered", 16.0, _black, [tamper("covered", 4.0)]),
+    Scenario("lens-papered", 16.0, _paper, [tamper("covered", 4.0)]),
+    # The blur is visible from the ramp's second step (a 3-pixel kernel at 4.25 s).
+    Scenario("blur-ramp", 16.0, _blur, [tamper("blurred", 4.25)]),
+    Scenario("camera-shift", 16.0, _shift, [tamper("moved", 4.0)]),
+    # The veil passes half the light at 5.25 s: from there the view has lost half its contrast.
+    Scenario("haze", 24.0, _haze, [haze(5.25)]),
 ]
 BY_NAME = {s.name: s for s in SCENARIOS}

@@ -71,7 +71,7 @@ def bench(
     elif area == "camera":
         from yiwang.bench import camera as camera_bench
 
-        # Here --trials is the number of noise seeds of the synthetic quality suite (10 clips each).
+        # Here --trials is the number of development seeds (14 clips each); held-out uses 3× as many.
         result = camera_bench.run(seeds=min(trials, 5))
     else:
         result = case_latency.run(
