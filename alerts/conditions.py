@@ -12,7 +12,7 @@ from collections import deque
 from enum import Enum
 from typing import Any, Protocol
 
-from alerts.rules import Anomaly, Rate, Rule, Scalar, Threshold, compare
+from alerts.rules import Anomaly, Rate, Rule, Scalar, Threshold
 
 MAD_TO_SIGMA = 1.4826  # MAD × this estimates σ for normally distributed noise
 HOURS_PER_WEEK = 168
@@ -79,7 +79,9 @@ class RateCondition:
         if span_ms < window_ms / 2:
             return Verdict.UNKNOWN  # too little history to call a trend
         per_minute = (number - first) / (span_ms / 60_000)
-        return Verdict.BREACH if compare(per_minute, self._spec.op, self._spec.per_minute) else Verdict.CLEAR
+        if self._spec.breached(per_minute):
+            return Verdict.BREACH
+        return Verdict.CLEAR if self._spec.cleared(per_minute) else Verdict.HOLD
 
     def dump(self) -> dict[str, Any]:
         return {"samples": list(self._samples)}
@@ -101,19 +103,40 @@ def _median(ordered: list[float]) -> float:
 
 
 def _median_abs_deviation(ordered: list[float], median: float) -> float:
-    """MAD of a sorted list in O(n/2): merge the deviations outward from the median, no sort."""
+    """MAD of a sorted list in O(log n), no sort and no pass over the window.
+
+    The deviations below the median, read outward from it, form one ascending sequence and those
+    above it another; the MAD is the middle of the two merged, found by halving as in the classic
+    k-th smallest of two sorted arrays. Windows of a few hundred samples per reading at ten readings
+    a second per device make a linear merge here the engine's largest cost.
+    """
     n = len(ordered)
     lo, hi = bisect.bisect_left(ordered, median) - 1, bisect.bisect_left(ordered, median)
-    wanted = (n - 1) // 2, n // 2
-    found: list[float] = []
-    for _ in range(wanted[1] + 1):
-        if hi >= n or (lo >= 0 and median - ordered[lo] <= ordered[hi] - median):
-            found.append(median - ordered[lo])
-            lo -= 1
+    low = _kth_deviation(ordered, median, lo, hi, (n - 1) // 2 + 1)
+    high = low if n % 2 else _kth_deviation(ordered, median, lo, hi, n // 2 + 1)
+    return (low + high) / 2
+
+
+def _kth_deviation(ordered: list[float], median: float, lo: int, hi: int, k: int) -> float:
+    """The k-th smallest (1-based) |x - median|: below it ``median - ordered[lo - i]`` (i ascending),
+    above it ``ordered[hi + j] - median`` (j ascending), both ascending sequences."""
+    below, above = lo + 1, len(ordered) - hi
+    i = j = 0
+    while True:
+        if i == below:
+            return ordered[hi + j + k - 1] - median
+        if j == above:
+            return median - ordered[lo - (i + k - 1)]
+        if k == 1:
+            return min(median - ordered[lo - i], ordered[hi + j] - median)
+        half = k // 2
+        ni, nj = min(i + half, below) - 1, min(j + half, above) - 1
+        if median - ordered[lo - ni] <= ordered[hi + nj] - median:
+            k -= ni - i + 1
+            i = ni + 1
         else:
-            found.append(ordered[hi] - median)
-            hi += 1
-    return (found[wanted[0]] + found[wanted[1]]) / 2
+            k -= nj - j + 1
+            j = nj + 1
 
 
 class MadCondition:

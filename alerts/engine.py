@@ -23,9 +23,9 @@ from typing import Any
 from alerts.conditions import Condition, Verdict, condition_for
 from alerts.lifecycle import AlertState, Kind, due, lose_data, step
 from alerts.rules import Rule, Scalar
-from alerts.silences import Labels, Silence
+from alerts.silences import Labels, Matchers, Silence
 from contract import Event, Reading, StateMessage
-from contract.catalog import Catalog, Community, Device, DeviceInfo
+from contract.catalog import Catalog, Community, Device, DeviceInfo, DeviceState
 
 EVENT_VERDICTS: dict[str, list[Verdict]] = {
     "start": [Verdict.BREACH],
@@ -138,18 +138,46 @@ class AlertEngine:
         # Gateways whose data proved them online after an offline state: the service updates the
         # fleet page with them (at most one entry per gateway, so bounded by the catalog).
         self.revived: set[tuple[str, str]] = set()
-        start = clock()
-        self._devices = [d for d in catalog.devices() if d.community.id in self._communities]
-        self._last_seen = {(d.community.id, d.device.id): start for d in self._devices}
+        self._partitioned = communities is not None
         self.reported: dict[tuple[str, str], int] = {}  # when each device really last reported (wall ms)
+        self._last_seen: dict[tuple[str, str], int] = {}
+        self._recent: dict[tuple[str, str, str], deque[Sample]] = {}
+        self._index(catalog)
+        self._composites = [r for r in self._rules if r.composite is not None]
+        self._component_ids = {c for r in self._composites for c in r.composite.rules}  # type: ignore[union-attr]
+        self._component_firing: dict[tuple[str, str, str], set[str]] = {}
+        self._component_last_ms: dict[tuple[str, str, str], int] = {}
+
+    def _index(self, catalog: Catalog) -> None:
+        """What a reading needs, per device of the catalog: its rules and the rings of their fields.
+
+        Kept across a registry change: the time each device was last seen and the rings of fields still
+        watched, so a reload neither calls devices stale nor empties their evidence windows.
+        """
+        start = self._clock()
+        self._catalog = catalog
+        if not self._partitioned:
+            self._communities = set(catalog.communities)
+        # Retired devices are gone for the rules (ingest dead-letters their readings).
+        self._devices = [
+            d
+            for d in catalog.devices()
+            if d.community.id in self._communities and d.device.state != DeviceState.RETIRED
+        ]
+        self._last_seen = {
+            (d.community.id, d.device.id): self._last_seen.get((d.community.id, d.device.id), start)
+            for d in self._devices
+        }
         self._rules_by_device = {
             (d.community.id, d.device.id): [r for r in self._rules if r.scope.matches(d)]
             for d in self._devices
         }
         # Only the fields some rule watches get a ring: one per (community, device, field), shared by
         # the device's rules on that field. Made up front so a reading costs one lookup per device.
-        self._recent: dict[tuple[str, str, str], deque[Sample]] = {
-            (community, device, name): deque(maxlen=WINDOW_READINGS)
+        old_rings = self._recent
+        self._recent = {
+            (community, device, name): old_rings.get((community, device, name))
+            or deque(maxlen=WINDOW_READINGS)
             for (community, device), rules in self._rules_by_device.items()
             for name in sorted({r.field for r in rules if r.field is not None})
         }
@@ -158,10 +186,30 @@ class AlertEngine:
         }
         for (community, device, name), ring in self._recent.items():
             self._rings[(community, device)].append((name, ring))
-        self._composites = [r for r in self._rules if r.composite is not None]
-        self._component_ids = {c for r in self._composites for c in r.composite.rules}  # type: ignore[union-attr]
-        self._component_firing: dict[tuple[str, str, str], set[str]] = {}
-        self._component_last_ms: dict[tuple[str, str, str], int] = {}
+        # A device the registry puts in maintenance (or not yet installed) is judged and recorded but
+        # opens no case: as if under a maintenance window that says why.
+        self._registry_silences = [
+            Silence(
+                0,
+                "maintenance",
+                Matchers(community=d.community.id, device=d.device.id),
+                datetime.min.replace(tzinfo=UTC),
+                datetime.max.replace(tzinfo=UTC),
+                "registry",
+                f"device {d.device.state.value} in the registry",
+            )
+            for d in self._devices
+            if d.device.state in (DeviceState.MAINTENANCE, DeviceState.PLANNED)
+        ]
+
+    def use_catalog(self, catalog: Catalog) -> None:
+        """A registry change, while running: alerts in flight keep their state (pending timers, windows,
+        baselines); alerts of a device that moved follow it to its new grid."""
+        self._index(catalog)
+        for fp, series in self._series.items():
+            subject = self._subject_of(fp)
+            if subject is not None:
+                series.subject = subject
 
     # -- state the service manages ----------------------------------------------------------------
 
@@ -188,14 +236,19 @@ class AlertEngine:
         for name, ring in self._rings[(community, info.device.id)]:
             if (value := reading.values.get(name)) is not None:
                 ring.append((reading.ts, value))
+        subject = _subject(info)
         for rule in self._rules_by_device[(community, info.device.id)]:
             if rule.stale is not None:
-                out += self._judge(rule, _subject(info), Verdict.CLEAR, reading.ts, now, {})
+                # Data clears a deadman; one that never fired has nothing to clear (the common case,
+                # once per reading, so it skips the lookup of a series that does not need to exist).
+                series = self._series.get(fingerprint(rule, subject))
+                if series is not None and series.alert.status != "inactive":
+                    out += self._judge(rule, subject, Verdict.CLEAR, reading.ts, now, {})
             field_name = rule.field
             if field_name is None or field_name not in reading.values:
                 continue
             value = reading.values[field_name]
-            out += self._judge(rule, _subject(info), None, reading.ts, now, {field_name: value}, value)
+            out += self._judge(rule, subject, None, reading.ts, now, {field_name: value}, value)
         return out + self._composite(out, now)
 
     def on_event(self, community: str, gateway: str, event: Event) -> list[Transition]:
@@ -355,7 +408,8 @@ class AlertEngine:
     def _info(self, community: str, gateway: str, device: str) -> DeviceInfo | None:
         if community not in self._communities:
             return None
-        return self._catalog.device(community, gateway, device)
+        info = self._catalog.device(community, gateway, device)
+        return None if info is None or info.device.state == DeviceState.RETIRED else info
 
     def _gateway_home(self, community: str, gateway: str) -> Subject | None:
         """A gateway's alerts belong to the grid of its first device."""
@@ -429,7 +483,9 @@ class AlertEngine:
             rule.id,
             rule.category,
         )
-        active = [s for s in self._silences if s.active(now) and s.matches(labels)]
+        active = [
+            s for s in (*self._silences, *self._registry_silences) if s.active(now) and s.matches(labels)
+        ]
         gateway_down = subject.device is not None and self.gateway_down(
             subject.community.id, subject.gateway or ""
         )

@@ -99,6 +99,28 @@ class Rate(_Model):
     window_s: float = Field(gt=0)
     op: Literal[">=", ">", "<=", "<"]
     per_minute: float
+    clear_ratio: float = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        description="Hysteresis: a firing alert resolves only once the rate is this fraction of the way "
+        "from zero to the limit (toward the safe side); 1 resolves as soon as the limit is not met.",
+    )
+
+    @property
+    def clear_level(self) -> float:
+        # A rate that hovers at its limit measures above and below it sample after sample: without a
+        # band the alert would fire and resolve again and again.
+        band = (1 - self.clear_ratio) * abs(self.per_minute)
+        return self.per_minute - band if self.op in (">=", ">") else self.per_minute + band
+
+    def breached(self, per_minute: float) -> bool:
+        return compare(per_minute, self.op, self.per_minute)
+
+    def cleared(self, per_minute: float) -> bool:
+        if self.op in (">=", ">"):
+            return per_minute < self.clear_level
+        return per_minute > self.clear_level
 
 
 class Anomaly(_Model):

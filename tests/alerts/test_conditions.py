@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import random
 import statistics
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -47,7 +48,7 @@ LEVEL = {"field": "level_cm"}
             "rate of change: rising 12 cm/min over a 60 s window",
             {"rate": {**LEVEL, "window_s": 60, "op": ">=", "per_minute": 5}},
             [(s, 10 + s / 5) for s in range(0, 65, 5)] + [(s, 23.0) for s in range(70, 140, 5)],
-            [(30, "firing"), (105, "resolved")],
+            [(30, "firing"), (115, "resolved")],  # once the rate is under half its limit: 2 cm/min
         ),
     ],
     ids=lambda v: v if isinstance(v, str) else "",
@@ -57,6 +58,16 @@ def test_sample_conditions(
 ) -> None:
     scenario = Scenario([rule(scope={"device": "wl-01"}, **spec)])
     assert series_of(scenario, steps) == expected
+
+
+def test_a_rise_that_hovers_at_the_rate_limit_fires_once() -> None:
+    """Water rising at just about the limit measures a little above it, then a little below, sample
+    after sample: one alert, not one per crossing (which would open a case each, then flap)."""
+    rng = random.Random(5)
+    rising = [(s * 1.0, s / 6 + rng.uniform(-0.5, 0.5)) for s in range(0, 600, 5)]
+    steady = [(600.0 + s, 100 + rng.uniform(-0.5, 0.5)) for s in range(0, 300, 5)]
+    scenario = Scenario([rule(rate={**LEVEL, "window_s": 60, "op": ">=", "per_minute": 10})])
+    assert [kind for _, kind in series_of(scenario, rising + steady)] == ["firing", "resolved"]
 
 
 def test_pending_fires_on_the_timer_between_samples() -> None:
@@ -243,6 +254,33 @@ def test_streaming_median_and_mad_equal_the_textbook_ones(values: list[float]) -
     assert _median_abs_deviation(ordered, median) == pytest.approx(
         statistics.median(abs(x - median) for x in ordered)
     )
+
+
+@given(st.lists(st.integers(min_value=-3, max_value=3), min_size=1, max_size=400))
+def test_streaming_mad_with_many_ties_equals_the_textbook_one(values: list[int]) -> None:
+    ordered = [float(v) for v in sorted(values)]
+    median = statistics.median(ordered)
+    assert _median_abs_deviation(ordered, median) == statistics.median(abs(x - median) for x in ordered)
+
+
+class _CountingList(list[float]):
+    reads = 0
+
+    def __getitem__(self, index: Any) -> Any:
+        _CountingList.reads += 1
+        return super().__getitem__(index)
+
+
+def test_the_mad_of_a_long_window_reads_a_few_of_its_samples_not_half_of_them() -> None:
+    """Each reading of a device with a rolling-MAD rule pays for it: at ten readings a second and a
+    window of minutes, walking half the window per sample is what capped the engine's throughput."""
+    rng = random.Random(4)
+    ordered = _CountingList(sorted(rng.gauss(20, 1) for _ in range(10_001)))
+    median = statistics.median(ordered)
+    _CountingList.reads = 0
+    mad = _median_abs_deviation(ordered, median)
+    assert _CountingList.reads <= 200
+    assert mad == pytest.approx(statistics.median(abs(x - median) for x in ordered))
 
 
 def test_a_state_reported_as_two_instant_events_pends_fires_and_clears() -> None:

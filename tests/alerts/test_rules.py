@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from alerts.rules import Rule, load_rules
+from alerts.rules import Rate, Rule, load_rules
 from cases.categories import load_categories
 from contract import ContractError
 from tests.alerts.scenario import CONFIG, Scenario, kinds
@@ -91,3 +91,34 @@ def test_rule_condition_accessors() -> None:
         }
     )
     assert (rule.condition, rule.field) == ("rate", "level_cm")
+
+
+@pytest.mark.parametrize(
+    ("op", "per_minute", "clear_ratio", "clear_level"),
+    [
+        (">=", 10.0, 0.5, 5.0),  # rising fast: resolves once rising at under 5 cm/min
+        ("<=", -10.0, 0.5, -5.0),  # falling fast: resolves once falling at under 5 cm/min
+        (">=", -2.0, 0.5, -3.0),  # a limit below zero still moves the band to the safe side
+        (">=", 10.0, 1.0, 10.0),  # no band: resolves as soon as the limit is not met
+    ],
+)
+def test_a_rate_rule_resolves_on_the_safe_side_of_its_limit(
+    op: str, per_minute: float, clear_ratio: float, clear_level: float
+) -> None:
+    rate = Rate.model_validate(
+        {"field": "level_cm", "window_s": 60, "op": op, "per_minute": per_minute, "clear_ratio": clear_ratio}
+    )
+    assert rate.clear_level == pytest.approx(clear_level)
+    inside = (per_minute + clear_level) / 2
+    assert not rate.cleared(inside) or clear_ratio == 1.0  # inside the band: neither breach nor clear
+    assert not rate.breached(inside) or clear_ratio == 1.0
+    beyond = clear_level - 1 if op == ">=" else clear_level + 1
+    assert rate.cleared(beyond) and not rate.breached(beyond)
+
+
+@pytest.mark.parametrize("clear_ratio", [0, -0.5, 1.5])
+def test_a_rate_rule_refuses_a_clear_ratio_outside_zero_to_one(clear_ratio: float) -> None:
+    with pytest.raises(ValueError, match="clear_ratio"):
+        Rate.model_validate(
+            {"field": "level_cm", "window_s": 60, "op": ">=", "per_minute": 10, "clear_ratio": clear_ratio}
+        )
