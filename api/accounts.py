@@ -80,7 +80,7 @@ console_sessions = Table(
 )
 
 TOKEN_LIFETIME = timedelta(days=90)
-SCOPES = {"open311": "/open311/"}
+SCOPES = {"open311": "/open311/", "releases": "/api/v1/releases/"}
 """A scoped token's name → the path prefix it is good for; it is refused (403) everywhere else."""
 
 DEMO_USERNAME = "demo-operator"
@@ -114,6 +114,8 @@ ROLES = {
     "grid_worker": ("community", "grid"),
     "building_head": ("community", "grid"),
     "department_handler": ("department",),
+    # District-wide and read-only (纪委): api/scope.py lets it read and refuses it every write.
+    "inspector": (),
 }
 
 

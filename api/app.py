@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import version
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 from starlette.middleware.sessions import SessionMiddleware
@@ -18,18 +18,41 @@ from api import accounts, audit
 from api.body_limit import BodyLimit
 from api.console import alerts as console_alerts
 from api.console import case as console_case
+from api.console import device as console_device
 from api.console import fleet as console_fleet
+from api.console import map as console_map
+from api.console import oversight as console_oversight
 from api.console import pages as console
+from api.console import registry as console_registry
 from api.console.web import STATIC_DIR, SignInRequired, sign_in_first
 from api.deps import Resources
 from api.metrics import install_metrics
-from api.routes import alerting, cases, devices, health, kpis, open311, organisation, registry, tokens
+from api.read_only import refuse_read_only_writes
+from api.routes import (
+    alerting,
+    cases,
+    deadletters,
+    devices,
+    exports,
+    gateway_config,
+    health,
+    kpis,
+    open311,
+    organisation,
+    registry,
+    releases,
+    reports,
+    tokens,
+)
+from api.routes import audit as audit_routes
+from api.routes import map as map_routes
 from api.security_headers import SecurityHeaders
 from api.settings import ApiSettings
 from cases.policy import CasePolicy
 from common.db import Base, create_tables, make_engine
 from common.heartbeat import create_schema as create_heartbeat_schema
 from contract.catalog import load_sensor_types
+from registry.config_publisher import DesiredConfigPublisher
 from registry.importer import seed_if_empty
 from registry.live import LiveCatalog, open_live_catalog
 from registry.models import TABLES as REGISTRY_TABLES
@@ -69,12 +92,23 @@ def create_app(settings: ApiSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         live.start()
+        # Desired gateway configs go out from here: the API holds the registry and an admin account
+        # (``broker.accounts``: the role that may write ``config`` topics).
+        configs = DesiredConfigPublisher(db, settings, poll_s=settings.registry_poll_s)
+        configs.start()
         yield
+        configs.stop()
         live.stop()
         resources.series.close()
         db.dispose()
 
-    app = FastAPI(title="Yiwang API", version=version("yiwang"), lifespan=lifespan)
+    # A read-only account (the inspector) is refused every write, whichever route it aims at.
+    app = FastAPI(
+        title="Yiwang API",
+        version=version("yiwang"),
+        lifespan=lifespan,
+        dependencies=[Depends(refuse_read_only_writes)],
+    )
     app.state.resources = resources
     app.add_exception_handler(SignInRequired, sign_in_first)  # console pages: nobody signed in
     secret = (
@@ -104,7 +138,14 @@ def create_app(settings: ApiSettings) -> FastAPI:
         organisation.router,
         devices.router,
         registry.router,
+        map_routes.router,
         tokens.router,
+        releases.router,
+        audit_routes.router,
+        deadletters.router,
+        reports.router,
+        exports.router,
+        gateway_config.router,
     ):
         app.include_router(
             bearer_router, responses={401: {"description": "Missing, unknown or revoked token"}}
@@ -114,8 +155,12 @@ def create_app(settings: ApiSettings) -> FastAPI:
         open311.router,
         console.router,
         console_case.router,
+        console_device.router,
         console_alerts.router,
         console_fleet.router,
+        console_map.router,
+        console_oversight.router,
+        console_registry.router,
     ):
         app.include_router(router)
     return app

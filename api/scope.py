@@ -21,6 +21,9 @@ from cases.policy import CasePolicy
 from contract.catalog import Catalog
 
 DISTRICT_ROLES = frozenset({"admin", "district_operator", "supervisor"})
+# The district's inspectors (纪委): they read what district staff read, and change nothing.
+READ_ONLY_ROLES = frozenset({"inspector"})
+READS_DISTRICT = DISTRICT_ROLES | READ_ONLY_ROLES
 # Whom a town operator may add, change or remove (within the town): never district or department staff.
 TOWN_MAY_MANAGE = frozenset({"grid_worker", "building_head", "town_operator"})
 
@@ -64,7 +67,7 @@ def case_filter(user: User, policy: CasePolicy) -> ColumnElement[bool]:
 
 def sees_area(user: User, policy: CasePolicy, community: str, grid: str | None = None) -> bool:
     """Whether a place (a device's, a report's, a KPI scope's) is inside the user's jurisdiction."""
-    if user.role in DISTRICT_ROLES:
+    if user.role in READS_DISTRICT:
         return True
     if user.role == "town_operator":
         return policy.organisation.town_of(community) == user.town
@@ -75,7 +78,7 @@ def sees_area(user: User, policy: CasePolicy, community: str, grid: str | None =
 
 def area_filter(user: User, policy: CasePolicy, community: Any, grid: Any) -> ColumnElement[bool]:
     """A WHERE clause on any table with community and grid columns (alerts, for one)."""
-    if user.role in DISTRICT_ROLES:
+    if user.role in READS_DISTRICT:
         return true()
     if user.role == "town_operator":
         communities = next((t.communities for t in policy.organisation.towns if t.id == user.town), [])
@@ -213,3 +216,36 @@ def may_change_departments(user: User) -> bool:
 def may_manage_tokens_of(user: User, username: str | None) -> bool:
     """Everyone manages their own API tokens; an admin anyone's (``username`` None: everyone's)."""
     return user.role == "admin" or (username is not None and username == user.username)
+
+
+def may_write(user: User) -> bool:
+    """Whether the account may change anything at all: an inspector reads and never writes (the app
+    refuses every write of theirs centrally, api/read_only.py)."""
+    return user.role not in READ_ONLY_ROLES
+
+
+def may_read_audit(user: User) -> bool:
+    """The audit log (who did what, when, from where) is for admins and the inspectors."""
+    return user.role == "admin" or user.role in READ_ONLY_ROLES
+
+
+def may_handle_dead_letters(user: User) -> bool:
+    """Dead letters carry whatever gateways sent, from every community: district staff's to read and
+    replay."""
+    return sees_district(user)
+
+
+def may_see_department_kpis(user: User, department: str) -> bool:
+    """A district department's call-up KPIs: district staff, and the department's own handlers."""
+    return sees_district(user) or (user.role == "department_handler" and user.department == department)
+
+
+def may_compare_units(user: User) -> bool:
+    """Towns and departments ranked side by side are the district's comparison."""
+    return sees_district(user)
+
+
+def may_read_report(user: User, policy: CasePolicy, catalog: Catalog, level: Level, scope: str) -> bool:
+    """A monthly report of a scope (its KPIs, its units ranked, its 通报): whoever sees the scope's KPIs;
+    a town operator their town's, never the district's."""
+    return may_see_kpis(user, policy, catalog, level, scope)

@@ -15,22 +15,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-CONSOLE_CSP = "; ".join(
-    (
-        "default-src 'self'",
-        "script-src 'self'",
-        "style-src 'self'",
-        "img-src 'self' data:",
-        "connect-src 'self'",
-        "form-action 'self'",
-        "frame-ancestors 'none'",
-        "base-uri 'none'",
-        "object-src 'none'",
+
+def console_csp(image_origins: Sequence[str] = ()) -> str:
+    """The console's policy; ``image_origins`` (a map's tile service) may also serve images."""
+    return "; ".join(
+        (
+            "default-src 'self'",
+            "script-src 'self'",
+            "style-src 'self'",
+            " ".join(("img-src 'self' data:", *image_origins)),
+            "connect-src 'self'",
+            "form-action 'self'",
+            "frame-ancestors 'none'",
+            "base-uri 'none'",
+            "object-src 'none'",
+        )
     )
-)
+
+
+CONSOLE_CSP = console_csp()
 _CDN = "https://cdn.jsdelivr.net"
 DOCS_CSP = "; ".join(
     (

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from ipaddress import IPv4Network, IPv6Network, ip_network
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
@@ -11,6 +13,10 @@ from common.settings import ServiceSettings, refuse_placeholder
 
 MIN_SESSION_SECRET_BYTES = 32
 """An HMAC key shorter than this can be brute-forced offline from one signed cookie."""
+# A tile service's host goes into the map page's Content-Security-Policy: nothing but a host name (with
+# Leaflet's ``{s}`` for a subdomain) and a port may reach it.
+_TILE_HOST = re.compile(r"^(?:[a-z0-9-]|\{s\})+(?:\.(?:[a-z0-9-]|\{s\})+)*(?::[0-9]{1,5})?$")
+_TILE_SUBDOMAINS = re.compile(r"^[a-z0-9]{0,16}$")
 
 
 class ApiSettings(ServiceSettings):
@@ -45,6 +51,19 @@ class ApiSettings(ServiceSettings):
     display_timezone: str = Field(
         default="Asia/Shanghai", description="Time zone the console shows times in."
     )
+    map_tile_url: str = Field(
+        default="",
+        max_length=1000,
+        description="A tile service under the console's map, as a Leaflet URL template, e.g. "
+        "https://t{s}.tianditu.gov.cn/vec_w/wmts?...&TILEMATRIX={z}&TILEROW={y}&TILECOL={x}&tk=KEY "
+        "(天地图 is WGS-84/CGCS2000: no offset). Empty: no base layer, the grids and buildings are the map.",
+    )
+    map_tile_subdomains: str = Field(
+        default="", description="The letters or digits {s} in the tile URL stands for, e.g. 01234567."
+    )
+    map_tile_attribution: str = Field(
+        default="", max_length=200, description="The credit the tile service asks for, shown as text."
+    )
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -57,6 +76,38 @@ class ApiSettings(ServiceSettings):
                     f"YIWANG_TRUSTED_PROXIES: {entry!r} is not an IP address or network"
                 ) from None
         return value
+
+    @model_validator(mode="after")
+    def _tile_url_is_a_template(self) -> ApiSettings:
+        url = self.map_tile_url
+        if not url:
+            return self
+        if not _TILE_SUBDOMAINS.match(self.map_tile_subdomains):
+            raise ValueError(
+                "YIWANG_MAP_TILE_SUBDOMAINS: up to 16 letters or digits, one per subdomain, e.g. 01234567"
+            )
+        parts = urlsplit(url)
+        if parts.scheme not in ("https", "http") or "@" in parts.netloc:
+            raise ValueError(f"YIWANG_MAP_TILE_URL: {url!r} is not an http(s) URL template")
+        if not _TILE_HOST.match(parts.netloc.lower()):
+            raise ValueError(f"YIWANG_MAP_TILE_URL: {parts.netloc!r} is not a host name")
+        if "{s}" in parts.netloc and not self.map_tile_subdomains:
+            raise ValueError(
+                "YIWANG_MAP_TILE_URL names {s}: set YIWANG_MAP_TILE_SUBDOMAINS to what it stands for"
+            )
+        if any(f"{{{axis}}}" not in url for axis in "xyz"):
+            raise ValueError("YIWANG_MAP_TILE_URL: a tile URL template names {x}, {y} and {z}")
+        return self
+
+    def map_tile_origins(self) -> list[str]:
+        """The origins the map's tiles come from: one per subdomain when the host names ``{s}``."""
+        if not self.map_tile_url:
+            return []
+        parts = urlsplit(self.map_tile_url)
+        origin = f"{parts.scheme}://{parts.netloc.lower()}"
+        if "{s}" not in origin:
+            return [origin]
+        return [origin.replace("{s}", s) for s in self.map_tile_subdomains]
 
     def proxy_networks(self) -> list[IPv4Network | IPv6Network]:
         return [ip_network(entry, strict=False) for entry in self.trusted_proxies]

@@ -27,6 +27,11 @@ class Provisioned:
     """Where the password was written on the server (mode 0600), to be copied to the gateway."""
 
 
+def password_file_name(community: str, gateway: str) -> str:
+    """The name of the password file handed to ``install-edge.sh --password-file`` (the README's step)."""
+    return f"{community}.{gateway}.password"
+
+
 def gateway_config(
     community: str, gateway: str, username: str, broker: BrokerAddress, password_file: Path
 ) -> str:
@@ -61,11 +66,15 @@ def add_gateway(
     broker: BrokerAddress,
     *,
     gateway_password_file: Path,
+    out_dir: Path | None = None,
     rotate: bool = False,
 ) -> Provisioned:
-    """Create (or with ``rotate`` replace) the account, regenerate the ACL, keep the password 0600."""
+    """Create (or with ``rotate`` replace) the account, regenerate the ACL, keep the password 0600.
+
+    The password is written to ``out_dir`` (by default the account directory's ``credentials/``).
+    """
     credentials = store.add_gateway(community, gateway, rotate=rotate)
-    secret = store.directory / "credentials" / f"{community}.{gateway}.password"
+    secret = (out_dir or store.directory / "credentials") / password_file_name(community, gateway)
     secret.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     write_private(secret, credentials.password + "\n")
     config = gateway_config(community, gateway, credentials.username, broker, gateway_password_file)

@@ -9,6 +9,7 @@ town, a community or a grid; period: cases opened in [start, end).
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Collection, Iterable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -52,7 +53,7 @@ class Kpis:
         return asdict(self)
 
 
-def _rate(numerator: int, denominator: int) -> float | None:
+def rate(numerator: int, denominator: int) -> float | None:
     return round(numerator / denominator, 4) if denominator else None
 
 
@@ -103,25 +104,42 @@ def _rates(lives: list[_Life]) -> Rates:
     return Rates(
         cases=len(counted),
         completed=len(completed),
-        completion_rate=_rate(len(completed), len(counted)),
-        on_time_rate=_rate(len(on_time), len(completed)),
-        satisfaction_rate=_rate(sum(life.visit == "satisfied" for life in visited), len(visited)),
+        completion_rate=rate(len(completed), len(counted)),
+        on_time_rate=rate(len(on_time), len(completed)),
+        satisfaction_rate=rate(sum(life.visit == "satisfied" for life in visited), len(visited)),
     )
 
 
-def compute_kpis(
-    db: Engine, policy: CasePolicy, *, level: Level, scope: str, start: datetime, end: datetime
-) -> Kpis:
-    query = select(Case.id, Case.deadline, Case.source).where(
-        Case.opened_at >= start, Case.opened_at < end, Case.state != CaseState.MERGED.value
-    )
-    if level == "town":
-        communities = next((t.communities for t in policy.organisation.towns if t.id == scope), [])
-        query = query.where(Case.community.in_(communities))
-    elif level == "community":
-        query = query.where(Case.community == scope)
-    elif level == "grid":
-        query = query.where(Case.grid == scope)
+@dataclass(frozen=True, slots=True)
+class LivedCase:
+    """A case's place, opening and source, with its life as the event log tells it."""
+
+    id: int
+    community: str
+    grid: str
+    category: str
+    opened_at: datetime
+    source: str
+    life: _Life
+
+
+def load_lives(
+    db: Engine,
+    *,
+    start: datetime,
+    end: datetime,
+    communities: Collection[str] | None = None,
+    grid: str | None = None,
+) -> list[LivedCase]:
+    """The cases opened in [start, end) (within ``communities`` and ``grid`` when given), each with the
+    life its KPI events tell. One pass over the log: a report summarises any grouping of it after."""
+    query = select(
+        Case.id, Case.deadline, Case.source, Case.community, Case.grid, Case.category, Case.opened_at
+    ).where(Case.opened_at >= start, Case.opened_at < end, Case.state != CaseState.MERGED.value)
+    if communities is not None:
+        query = query.where(Case.community.in_(list(communities)))
+    if grid is not None:
+        query = query.where(Case.grid == grid)
     # Plain rows, not ORM objects: a month of a district is ~10^5 events.
     with Session(db) as session:
         cases = {row.id: row for row in session.execute(query)}
@@ -135,15 +153,23 @@ def compute_kpis(
                 .order_by(CaseEvent.id)
             ):
                 events[row.case_id].append(row)
-    lives: dict[int, _Life] = {}
+    lived = []
     for case_id, case in cases.items():
         # The case's deadline as approved extensions and suspensions left it (each also in its event).
         life = _Life(deadline=case.deadline)
         for event in events[case_id]:
             life.add(event)
-        lives[case_id] = life
-    all_lives = list(lives.values())
-    sensor = [lives[i] for i, c in cases.items() if c.source == "sensor"]
+        lived.append(
+            LivedCase(case_id, case.community, case.grid, case.category, case.opened_at, case.source, life)
+        )
+    return lived
+
+
+def summarise(level: Level, scope: str, start: datetime, end: datetime, lived: Iterable[LivedCase]) -> Kpis:
+    """The KPIs of the given cases (already narrowed to the scope and period)."""
+    cases = list(lived)
+    all_lives = [c.life for c in cases]
+    sensor = [c.life for c in cases if c.source == "sensor"]
     counted = [life for life in all_lives if life.voided is None]
     return Kpis(
         level=level,
@@ -153,10 +179,33 @@ def compute_kpis(
         calls=sum(life.called for life in all_lives),
         all_cases=_rates(all_lives),
         called_cases=_rates([life for life in all_lives if life.called]),
-        rework_rate=_rate(
+        rework_rate=rate(
             sum(life.reworked for life in counted), sum(life.completed_at is not None for life in counted)
         ),
-        extension_rate=_rate(sum(life.extended for life in counted), len(counted)),
-        void_rate=_rate(sum(life.voided is not None for life in all_lives), len(all_lives)),
-        false_alarm_rate=_rate(sum(life.voided == "false_alarm" for life in sensor), len(sensor)),
+        extension_rate=rate(sum(life.extended for life in counted), len(counted)),
+        void_rate=rate(sum(life.voided is not None for life in all_lives), len(all_lives)),
+        false_alarm_rate=rate(sum(life.voided == "false_alarm" for life in sensor), len(sensor)),
     )
+
+
+def scope_communities(policy: CasePolicy, level: Level, scope: str) -> list[str] | None:
+    """The communities a district, town or community scope covers (None: every one; a grid: None, the
+    grid narrows by itself)."""
+    if level == "town":
+        return next((list(t.communities) for t in policy.organisation.towns if t.id == scope), [])
+    if level == "community":
+        return [scope]
+    return None
+
+
+def compute_kpis(
+    db: Engine, policy: CasePolicy, *, level: Level, scope: str, start: datetime, end: datetime
+) -> Kpis:
+    lived = load_lives(
+        db,
+        start=start,
+        end=end,
+        communities=scope_communities(policy, level, scope),
+        grid=scope if level == "grid" else None,
+    )
+    return summarise(level, scope, start, end, lived)

@@ -137,6 +137,7 @@ class Catalog:
         self.communities = {c.id: c for c in communities}
         self.profiles = {p.id: p for p in profiles}
         self._devices: dict[tuple[str, str, str], DeviceInfo] = {}
+        self._by_community: dict[tuple[str, str], DeviceInfo] = {}
         for community in communities:
             for gateway in community.gateways:
                 for device in gateway.devices:
@@ -145,16 +146,16 @@ class Catalog:
                         raise ContractError(
                             f"{community.id}/{gateway.id}/{device.id}: unknown sensor type {device.type!r}"
                         )
-                    self._devices[(community.id, gateway.id, device.id)] = DeviceInfo(
-                        community, gateway, device, profile
-                    )
+                    info = DeviceInfo(community, gateway, device, profile)
+                    self._devices[(community.id, gateway.id, device.id)] = info
+                    self._by_community[(community.id, device.id)] = info
 
     def device(self, community: str, gateway: str, device: str) -> DeviceInfo | None:
         return self._devices.get((community, gateway, device))
 
-    def find_device(self, device: str) -> DeviceInfo | None:
-        """A device by id alone (device ids are unique within a community; first community wins)."""
-        return next((d for d in self._devices.values() if d.device.id == device), None)
+    def device_in(self, community: str, device: str) -> DeviceInfo | None:
+        """A device by its identity: a device id is unique within its community, not across them."""
+        return self._by_community.get((community, device))
 
     def devices(self) -> Iterator[DeviceInfo]:
         return iter(self._devices.values())

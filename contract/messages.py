@@ -111,11 +111,24 @@ class CameraState(_Message):
     last_frame_age_s: Annotated[FiniteNumber, Field(ge=0)] | None = None
 
 
+ConfigHash = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{16,128}$")]
+
+
+class ConfigRefusal(_Message):
+    """The last desired config a gateway refused, and why (added in v1.3)."""
+
+    hash: ConfigHash | None
+    """None when the message was too broken to carry a hash."""
+    reason: ShortString
+
+
 class StateMessage(_Message):
     """Retained gateway state; the last will is just ``{"online": false}``.
 
     ``reason`` (added in v1.2) tells a planned stop from an outage: an agent that stops cleanly says
     ``{"online": false, "reason": "stopped"}``; without a reason, offline means power or link lost.
+    ``config_applied`` and ``config_refused`` (added in v1.3) are the hash of the remote config the
+    agent runs (absent: it runs its own file) and the last one it refused with the reason.
     """
 
     online: StrictBool
@@ -125,6 +138,8 @@ class StateMessage(_Message):
     modem: ModemState | None = None
     cameras: dict[Id, CameraState] | None = Field(default=None, max_length=64)
     reason: Literal["stopped"] | None = None
+    config_applied: ConfigHash | None = None
+    config_refused: ConfigRefusal | None = None
 
     @model_validator(mode="after")
     def _reason_only_when_offline(self) -> StateMessage:
@@ -151,7 +166,7 @@ class DevicesMessage(_Message):
 class ConfigMessage(_Message):
     """Desired gateway configuration; a gateway applies it only when ``hash`` changes."""
 
-    hash: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{16,128}$")]
+    hash: ConfigHash
     config: dict[str, object]
 
 

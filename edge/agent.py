@@ -21,13 +21,13 @@ import uuid
 from collections.abc import Mapping, Sequence
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from contract.catalog import load_model
 from contract.errors import ContractError
-from contract.messages import ConfigMessage, DeviceEntry, Event, decode_message
+from contract.messages import ConfigMessage, ConfigRefusal, DeviceEntry, Event, decode_message
 from contract.profiles import Scalar
 from contract.topics import TopicKind
 from edge.gateway_config import DeviceSet, GatewayConfig
@@ -63,6 +63,15 @@ def describe(err: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def remote_device_set(config: Mapping[str, Any], local: DeviceSet) -> DeviceSet:
+    """A remote config's device set. It replaces the buses; the modem only when it names one: the
+    registry does not manage modems, so a config without the key keeps the gateway file's."""
+    body = dict(config)
+    if "modem" not in body and local.modem is not None:
+        body["modem"] = local.modem.model_dump()
+    return DeviceSet.model_validate(body)
+
+
 def load_gateway_config(path: Path) -> GatewayConfig:
     """The local gateway file; ContractError naming the file and field when it is wrong."""
     return load_model(GatewayConfig, path)
@@ -84,6 +93,7 @@ class EdgeAgent:
         self.publisher = publisher
         self.built = build_sources(config.device_set(), profiles, factories)
         self.applied_hash: str | None = None
+        self.refusal: ConfigRefusal | None = None
         self.refused = 0
         self._tasks: list[asyncio.Task[None]] = []
         self._inbox: asyncio.Queue[bytes] | None = None
@@ -205,13 +215,15 @@ class EdgeAgent:
                 log.debug("gateway %s: config %s already running", self.config.gateway, config_hash)
                 return False
             try:
-                device_set = DeviceSet.model_validate(message.config)
+                device_set = remote_device_set(message.config, self.config.device_set())
             except ValidationError as err:
                 raise ConfigError(describe(err)) from err
             built = build_sources(device_set, self.profiles, self.factories)
         except (ContractError, ConfigError) as err:
             log.warning("gateway %s: config %s rejected: %s", self.config.gateway, config_hash or "?", err)
             await self._report(CONFIG_REJECTED, {"hash": config_hash, "reason": str(err)[:256]})
+            self.refusal = ConfigRefusal(hash=config_hash or None, reason=str(err)[:256])
+            await self._report_config_state()
             return False
         await self._stop_sources()
         self.built = built
@@ -221,7 +233,13 @@ class EdgeAgent:
         await self.handoff.put(partial(self.publisher.set_devices, devices))
         log.info("gateway %s: config %s applied", self.config.gateway, config_hash)
         await self._report(CONFIG_APPLIED, {"hash": config_hash, "devices": len(devices)})
+        self.refusal = None  # an older refusal no longer says anything about what runs
+        await self._report_config_state()
         return True
+
+    async def _report_config_state(self) -> None:
+        """The outcome in the retained state too: the registry compares it with what it wants."""
+        await self.handoff.put(partial(self.publisher.set_config_state, self.applied_hash, self.refusal))
 
     async def _report(self, kind: str, attrs: dict[str, Scalar]) -> None:
         event = Event(

@@ -3,7 +3,8 @@
 Each check answers ok, warn or fail with one line of advice. It reads the gateway file, then looks at
 what the agent will need: its devices' sensor types, serial ports and the rights to open them, the
 service user's groups (dialout, video), the modem answering ``AT``, TCP devices and the broker
-reachable, TLS files present, each camera's source, the spool's disk, the clock.
+reachable, the broker accepting the gateway's login and its publish to its own topic, TLS files
+present, each camera's source, the spool's disk, the clock.
 """
 
 from __future__ import annotations
@@ -15,15 +16,22 @@ import pwd
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
+import paho.mqtt.client as mqtt
 import serial
+from paho.mqtt.reasoncodes import ReasonCode
 
+from common.mqtt import SESSION_EXPIRY_S, build_client, v5_connect_properties
+from common.settings import TlsFiles
 from contract.errors import ContractError
+from contract.messages import DeviceEntry, DevicesMessage
+from contract.topics import Topic, TopicKind
 from edge.camera.config import CameraConfigError, load_config
 from edge.gateway_config import GatewayConfig
 from edge.sources.base import ConfigError
@@ -106,8 +114,126 @@ def check_broker(config: GatewayConfig) -> list[Check]:
         checks.append(
             Check("broker", "fail", f"{mqtt.host}:{mqtt.port} unreachable ({error}): DNS, 5G link, firewall?")
         )
+    elif not any(c.outcome == "fail" for c in checks):
+        checks.append(Check("broker", "ok", f"{mqtt.host}:{mqtt.port} reachable"))
+        checks += check_broker_login(config)
     else:
         checks.append(Check("broker", "ok", f"{mqtt.host}:{mqtt.port} reachable"))
+    return checks
+
+
+PROBE_TIMEOUT_S = 5.0
+# CONNACK reason codes a refused login answers with (MQTT 5; MQTT 3.1.1 return codes 4 and 5 map to them).
+BAD_LOGIN = {"Bad user name or password", "Not authorized"}
+
+
+class _Probe:
+    """One short MQTT 5 session as the gateway: the broker's answer to its login and to one publish."""
+
+    def __init__(self) -> None:
+        self.connected = threading.Event()
+        self.published = threading.Event()
+        self.connack: ReasonCode | None = None
+        self.puback: ReasonCode | None = None
+
+    def on_connect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: ReasonCode, _p: Any) -> None:
+        self.connack = reason
+        self.connected.set()
+
+    def on_connect_fail(self, _c: mqtt.Client, _u: Any) -> None:
+        self.connected.set()
+
+    def on_publish(self, _c: mqtt.Client, _u: Any, _mid: int, reason: ReasonCode, _p: Any) -> None:
+        self.puback = reason
+        self.published.set()
+
+
+def _probe_payload(config: GatewayConfig) -> bytes:
+    entries = [DeviceEntry(device=d.id, type=d.type) for bus in config.buses for d in bus.devices]
+    return DevicesMessage(ts=int(time.time() * 1000), devices=entries).model_dump_json().encode()
+
+
+def check_broker_login(config: GatewayConfig, timeout_s: float = PROBE_TIMEOUT_S) -> list[Check]:
+    """Log in as the gateway and publish its device list (not retained) to its own ``devices`` topic.
+
+    MQTT 5 because only there does the broker answer a publish its ACL denies (PUBACK "Not
+    authorized"); at 3.1.1 Mosquitto drops it silently. Nothing on the server consumes the
+    ``devices`` topic and the retained list stays as the agent left it. The session is the gateway's
+    own (the broker keys sessions by account): it is resumed, not cleaned, and nothing delivered to
+    it is acknowledged, so a running agent loses nothing; it reconnects once, within seconds.
+    """
+    mqtt_config = config.mqtt
+    try:
+        password = mqtt_config.password()
+    except OSError as err:
+        return [Check("broker login", "fail", f"cannot read the password: {err.strerror or err}")]
+    probe = _Probe()
+    client = build_client(
+        mqtt_config.username or f"doctor-{config.gateway}",
+        username=mqtt_config.username,
+        password=password.get_secret_value() if password else None,
+        tls=TlsFiles(
+            *(str(f) if f else None for f in (mqtt_config.tls_ca, mqtt_config.tls_cert, mqtt_config.tls_key))
+        ),
+        max_inflight=1,
+        max_queued=1,
+        reconnect_s=(timeout_s, timeout_s),
+        mqtt5=True,
+        manual_ack=True,
+    )
+    client.on_connect, client.on_connect_fail, client.on_publish = (
+        probe.on_connect,
+        probe.on_connect_fail,
+        probe.on_publish,
+    )
+    where = f"{mqtt_config.host}:{mqtt_config.port}"
+    try:
+        client.connect(
+            mqtt_config.host,
+            mqtt_config.port,
+            keepalive=max(5, int(timeout_s * 2)),
+            clean_start=False,
+            properties=v5_connect_properties(SESSION_EXPIRY_S),
+        )
+    except (OSError, ValueError) as err:
+        return [Check("broker login", "fail", f"could not connect to {where}: {err}")]
+    client.loop_start()
+    try:
+        return _judge_probe(client, probe, config, timeout_s)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def _judge_probe(client: mqtt.Client, probe: _Probe, config: GatewayConfig, timeout_s: float) -> list[Check]:
+    who = config.mqtt.username or "anonymous"
+    if not probe.connected.wait(timeout_s) or probe.connack is None:
+        return [Check("broker login", "fail", f"no answer to the login of {who} within {timeout_s:.0f}s")]
+    if probe.connack.is_failure:
+        reason = str(probe.connack)
+        advice = (
+            "wrong password, or the account is not in the broker's password file yet "
+            "(`yiwang gateway add` on the server)"
+            if reason in BAD_LOGIN
+            else "see the broker's log"
+        )
+        return [Check("broker login", "fail", f"the broker refused {who}: {reason}: {advice}")]
+    checks = [Check("broker login", "ok", f"{who} logged in")]
+    topic = Topic(config.community, config.gateway, TopicKind.DEVICES).path
+    info = client.publish(topic, _probe_payload(config), qos=1, retain=False)
+    if info.rc != mqtt.MQTT_ERR_SUCCESS or not probe.published.wait(timeout_s) or probe.puback is None:
+        checks.append(Check("broker ACL", "fail", f"no acknowledgement of a publish to {topic}"))
+    elif probe.puback.is_failure:
+        checks.append(
+            Check(
+                "broker ACL",
+                "fail",
+                f"the broker refused {who} publishing to {topic} ({probe.puback}): the account belongs "
+                "to another gateway than this file's community/gateway",
+            )
+        )
+    else:
+        checks.append(Check("broker ACL", "ok", f"{who} may publish to {topic}"))
     return checks
 
 

@@ -30,6 +30,7 @@ import paho.mqtt.client as mqtt
 
 from contract.messages import (
     CameraState,
+    ConfigRefusal,
     DeviceEntry,
     DevicesMessage,
     Event,
@@ -88,6 +89,8 @@ class GatewayPublisher:
         self._modem: ModemState | None = None
         self._camera_health: Callable[[], dict[str, Any]] | None = None
         self._on_config: Callable[[bytes], None] | None = None
+        self._config_applied: str | None = None
+        self._config_refused: ConfigRefusal | None = None
         self._backoff = Backoff(self.options.reconnect_min_s, self.options.reconnect_max_s)
         self.outage = Outage(f"gateway {community}/{gateway}", f"{self.options.host}:{self.options.port}")
         rate = self.options.drain_per_s
@@ -226,6 +229,12 @@ class GatewayPublisher:
         """Link quality to carry in the next retained state (the edge agent's modem source)."""
         self._modem = modem
 
+    def set_config_state(self, applied: str | None, refused: ConfigRefusal | None) -> None:
+        """The remote config running and the last one refused; the retained state says so at once,
+        so the registry sees the outcome without waiting for the next state interval."""
+        self._config_applied, self._config_refused = applied, refused
+        self.publish_state()
+
     def set_devices(self, devices: Sequence[DeviceEntry]) -> None:
         """Replace the device list (after a config change) and republish the retained ``devices``."""
         self._devices = list(devices)
@@ -253,6 +262,10 @@ class GatewayPublisher:
             optional["cameras"] = self._cameras()
         if stopped:
             optional["reason"] = "stopped"
+        if self._config_applied is not None:
+            optional["config_applied"] = self._config_applied
+        if self._config_refused is not None:
+            optional["config_refused"] = self._config_refused
         state = StateMessage(
             online=online,
             ts=self._clock(),

@@ -7,11 +7,17 @@ or old letters leave the budget, counted as discarded in /metrics.
 Every row is bounded — payload cut to ``keep_payload_bytes``, reason to ``MAX_REASON_BYTES``, topic to
 ``MAX_TOPIC_BYTES`` — so keeping at most ``max_bytes // row_bytes`` rows (the newest) bounds the store's
 size without measuring it.
+
+An operator may ask for letters to be replayed once their cause is fixed (a device registered since):
+the API sets ``replay_requested_at``, ingest's replayer (ingest/replay.py) claims marked letters, runs
+them through the writer again, deletes those stored and records the new reason on those still refused.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+import secrets
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -29,6 +35,7 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    update,
 )
 
 from common.db import create_tables
@@ -51,11 +58,29 @@ dead_letters = Table(
     Column("topic", String(256), nullable=False),
     Column("reason", Text, nullable=False),
     Column("payload", LargeBinary, nullable=False),
+    # Set by an operator (through the API), cleared by the replayer when it takes the letter.
+    Column("replay_requested_at", DateTime(timezone=True), index=True),
+    Column("replayed_at", DateTime(timezone=True)),
+    # REFUSED after a replay that failed again; a claim token while a replayer holds the letter.
+    Column("replay_outcome", String(16)),
 )
+REFUSED = "refused"
+CLAIM_PREFIX = "claim:"
+_TRUNCATION_NOTE = re.compile(r" \[payload of \d+ bytes, first \d+ kept\]$")
 
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
+    topic: str
+    reason: str
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class StoredLetter:
+    """A letter as kept, with its id: what the replayer takes and settles."""
+
+    id: int
     topic: str
     reason: str
     payload: bytes
@@ -143,3 +168,64 @@ class DeadLetterStore:
         with self._db.connect() as conn:
             rows = conn.execute(select(dead_letters).order_by(dead_letters.c.id.desc()).limit(limit)).all()
         return [DeadLetter(r.topic, r.reason, r.payload) for r in rows]
+
+    def claim_for_replay(self, limit: int) -> list[StoredLetter]:
+        """Up to ``limit`` letters marked for replay, oldest first, taken by this caller alone.
+
+        The claim is one UPDATE tagging the rows with a token of this call: two ingest replicas never
+        replay the same letter, and a letter claimed by a process that then died is still kept (its mark
+        gone, an operator marks it again).
+        """
+        token = CLAIM_PREFIX + secrets.token_hex(4)
+        c = dead_letters.c
+        with self._db.begin() as conn:
+            oldest = (
+                select(c.id)
+                .where(c.replay_requested_at.is_not(None))
+                .order_by(c.id)
+                .limit(limit)
+                .scalar_subquery()
+            )
+            conn.execute(
+                update(dead_letters)
+                .where(c.id.in_(oldest), c.replay_requested_at.is_not(None))
+                .values(replay_requested_at=None, replay_outcome=token)
+            )
+        with self._db.connect() as conn:
+            rows = conn.execute(
+                select(c.id, c.topic, c.reason, c.payload).where(c.replay_outcome == token).order_by(c.id)
+            ).all()
+        return [StoredLetter(r.id, r.topic, r.reason, r.payload) for r in rows]
+
+    def settle_replay(self, stored: Sequence[int], refused: Mapping[int, str]) -> None:
+        """Delete the letters now stored; keep those refused again, with the reason of this refusal."""
+        c = dead_letters.c
+        now = datetime.now(UTC)
+        with self._db.begin() as conn:
+            if stored:
+                conn.execute(delete(dead_letters).where(c.id.in_(list(stored))))
+            for letter_id, reason in refused.items():
+                conn.execute(
+                    update(dead_letters)
+                    .where(c.id == letter_id)
+                    .values(reason=_clip(reason, MAX_REASON_BYTES), replayed_at=now, replay_outcome=REFUSED)
+                )
+
+    def release(self, ids: Sequence[int]) -> None:
+        """Letters claimed but not replayed (ingest stopping): marked again, for the next run."""
+        if ids:
+            with self._db.begin() as conn:
+                conn.execute(
+                    update(dead_letters)
+                    .where(dead_letters.c.id.in_(list(ids)))
+                    .values(replay_requested_at=datetime.now(UTC), replay_outcome=None)
+                )
+
+
+def refusal_reason(previous: str, reason: str) -> str:
+    """The reason a replayed letter is refused, keeping the note that its payload was kept only in part
+    (the likely cause: a cut payload never parses)."""
+    note = _TRUNCATION_NOTE.search(previous)
+    if note is None or reason.endswith(note.group(0)):
+        return reason
+    return _clip(reason, MAX_REASON_BYTES - len(note.group(0))) + note.group(0)

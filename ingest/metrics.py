@@ -54,6 +54,12 @@ class IngestMetrics:
             "Dead letters whose payload was kept only in part (longer than the store keeps)",
             registry=r,
         )
+        self.replayed = Counter(
+            "yiwang_ingest_replayed",
+            "Dead letters replayed at an operator's request: stored (and removed) or refused again",
+            ["outcome"],
+            registry=r,
+        )
         self.duplicates = Counter(
             "yiwang_ingest_duplicate_messages",
             "Redelivered messages (seq seen before)",

@@ -31,6 +31,7 @@ from ingest.deadletter_gate import DeadLetterGate
 from ingest.deadletters import DeadLetterStore
 from ingest.fairness import Deferral, GatewayBudget
 from ingest.metrics import IngestMetrics, serve
+from ingest.replay import Replayer
 from ingest.spool import DiskSpool, MessageSpool
 from ingest.writer import RETRYABLE, BatchWriter, Counters
 from registry.live import open_live_catalog
@@ -167,7 +168,14 @@ def run(settings: IngestSettings, stop: threading.Event) -> None:
         if settings.ingest_metrics_port
         else (lambda: None)
     )
+    # Dead letters an operator marked for replay (through the API) go through a writer of their own.
+    replayer = Replayer(
+        db=db, store=store, catalog=live.catalog, refresh=live.refresh, metrics=metrics, stop=stop
+    )
+    replay_thread = threading.Thread(target=replayer.run, name="ingest-replay", daemon=True)
+    replay_thread.start()
     live.on_change(writer.use_catalog)
+    live.on_change(replayer.use_catalog)
     live.start()
     HeartbeatThread(
         db, "ingest", lambda: writer.counters.snapshot() | {"registry": live.status()}, stop
@@ -179,6 +187,7 @@ def run(settings: IngestSettings, stop: threading.Event) -> None:
         stop.set()
         drainer.join(30)
         deferred_drainer.join(30)
+        replay_thread.join(30)
         stop_metrics()
         live.stop()
         store.close()

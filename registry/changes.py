@@ -11,10 +11,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from contract.catalog import DeviceState
 from registry import version
+from registry.models import RegistryBus
 from registry.rows import KEY_COLUMNS, MODELS, ORDER, Key, Row, Rows
 
 Action = Literal["add", "change", "remove"]
@@ -106,6 +108,16 @@ def apply(session: Session, changes: list[Change], now: datetime | None = None) 
             if stamp == "updated_at":
                 obj.updated_at = now
         else:
+            if change.table == "gateway":
+                _remove_buses(session, change.key)
             session.delete(session.get(model, change.key))
         session.flush()  # parents reach the database before their children, whatever the unit of work
     return version.bump(session, now)
+
+
+def _remove_buses(session: Session, gateway: Key) -> None:
+    """A gateway leaving the registry takes its buses along (they are not in the community files)."""
+    community, gateway_id = gateway
+    session.execute(
+        delete(RegistryBus).where(RegistryBus.community_id == community, RegistryBus.gateway_id == gateway_id)
+    )

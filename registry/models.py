@@ -97,6 +97,38 @@ class RegistryDevice(Base):
     installed: Mapped[date | None] = mapped_column(Date, nullable=True)
     state: Mapped[str] = mapped_column(String(16), default="active")
     updated_at: Mapped[datetime]
+    # Where the gateway reaches it: a bus of its gateway and its address there. A device without a bus
+    # (simulated, a camera, a third party's box) stays registry-only and is in no gateway config.
+    bus_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    unit: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    poll_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    options: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # max_interval_s, deadband
+
+
+class RegistryBus(Base):
+    """One wire (or TCP link) of a gateway with one master: RS-485 Modbus, Modbus TCP, a serial line."""
+
+    __tablename__ = "registry_buses"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["community_id", "gateway_id"], ["registry_gateways.community_id", "registry_gateways.id"]
+        ),
+    )
+
+    community_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    gateway_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    port: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    host: Mapped[str | None] = mapped_column(String(253), nullable=True)
+    tcp_port: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    baudrate: Mapped[int] = mapped_column(Integer, default=9600)
+    parity: Mapped[str] = mapped_column(String(1), default="N")
+    bytesize: Mapped[int] = mapped_column(Integer, default=8)
+    stopbits: Mapped[int] = mapped_column(Integer, default=1)
+    timeout_s: Mapped[float] = mapped_column(Float, default=0.5)
+    retries: Mapped[int] = mapped_column(Integer, default=1)
+    updated_at: Mapped[datetime]
 
 
 class RegistryVersion(Base):
@@ -116,6 +148,7 @@ TABLES: tuple[Table, ...] = tuple(
         RegistryBuilding,
         RegistryGateway,
         RegistryDevice,
+        RegistryBus,
         RegistryVersion,
     )
 )

@@ -28,6 +28,7 @@ from series.lineprotocol import encode_points
 from series.store import (
     Aggregate,
     Bucket,
+    DeviceKey,
     Line,
     PartialWrite,
     Point,
@@ -65,6 +66,14 @@ def quote_identifier(name: str) -> str:
 def quote_string(text: str) -> str:
     """An InfluxQL single-quoted string literal."""
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def device_condition(community: str, device: str) -> str:
+    """InfluxQL selecting one device of one community (a tag compared with '' matches its absence)."""
+    return (
+        f"{quote_identifier('community')} = {quote_string(community)} "
+        f"AND {quote_identifier('device')} = {quote_string(device)}"
+    )
 
 
 def _error_text(response: httpx.Response) -> str:
@@ -206,14 +215,21 @@ class InfluxStore:
         raise PartialWrite(message, dropped=dropped)
 
     def query(
-        self, *, measurement: str, device: str, since_ms: int, until_ms: int | None = None, limit: int = 1000
+        self,
+        *,
+        measurement: str,
+        community: str,
+        device: str,
+        since_ms: int,
+        until_ms: int | None = None,
+        limit: int = 1000,
     ) -> list[Row]:
         if limit <= 0:  # LIMIT 0 means "no limit" to InfluxQL
             return []
         source = quote_identifier(measurement)
         if self.rp:
             source = f"{quote_identifier(self.rp)}.{source}"
-        where = f"{quote_identifier('device')} = {quote_string(device)} AND time >= {int(since_ms)}ms"
+        where = f"{device_condition(community, device)} AND time >= {int(since_ms)}ms"
         if until_ms is not None:
             where += f" AND time < {int(until_ms)}ms"
         # Two statements, one round trip: the field types restore float-vs-integer lost in JSON, and
@@ -247,6 +263,7 @@ class InfluxStore:
         self,
         *,
         measurement: str,
+        community: str,
         device: str,
         field: str,
         fn: Aggregate,
@@ -255,10 +272,8 @@ class InfluxStore:
         until_ms: int,
     ) -> list[Bucket]:
         check_aggregate(fn, window_ms)
-        where = (
-            f"{quote_identifier('device')} = {quote_string(device)} "
-            f"AND time >= {int(since_ms)}ms AND time < {int(until_ms)}ms"
-        )
+        window = f"time >= {int(since_ms)}ms AND time < {int(until_ms)}ms"
+        where = f"{device_condition(community, device)} AND {window}"
         statement = (
             f"SELECT {fn}({quote_identifier(field)}) FROM {self._source(measurement)} "  # noqa: S608
             f"WHERE {where} GROUP BY time({int(window_ms)}ms) fill(none)"
@@ -276,12 +291,13 @@ class InfluxStore:
                     buckets.append(Bucket(int(start), float(value)))
         return buckets
 
-    def latest(self, *, measurement: str) -> dict[str, Row]:
+    def latest(self, *, measurement: str) -> dict[DeviceKey, Row]:
         source = self._source(measurement)
         # LIMIT applies per GROUP BY series: the newest point of each device, in one round trip.
+        group = f"{quote_identifier('community')}, {quote_identifier('device')}"
         statement = (
             f"SHOW FIELD KEYS FROM {source}; "  # noqa: S608
-            f"SELECT *::field FROM {source} GROUP BY {quote_identifier('device')} ORDER BY time DESC LIMIT 1"
+            f"SELECT *::field FROM {source} GROUP BY {group} ORDER BY time DESC LIMIT 1"
         )
         results = self._query(statement)
         if len(results) < 2:
@@ -289,9 +305,10 @@ class InfluxStore:
         field_types: dict[str, str] = {}
         for series in results[0].get("series", []):
             field_types.update((key, kind) for key, kind in series["values"])
-        latest: dict[str, Row] = {}
+        latest: dict[DeviceKey, Row] = {}
         for series in results[1].get("series", []):
-            device = series.get("tags", {}).get("device", "")
+            tags = series.get("tags", {})
+            key = (tags.get("community", ""), tags.get("device", ""))
             columns: list[str] = series["columns"]
             values = series["values"][0]
             fields = {
@@ -299,7 +316,7 @@ class InfluxStore:
                 for column, value in zip(columns[1:], values[1:], strict=True)
                 if value is not None
             }
-            latest[device] = Row(ts_ms=int(values[0]), fields=fields)
+            latest[key] = Row(ts_ms=int(values[0]), fields=fields)
         return latest
 
     def _source(self, measurement: str) -> str:

@@ -10,6 +10,11 @@ stored point, newer values winning, so retries are idempotent. Points are valida
 rules as line protocol (:func:`series.lineprotocol.check_point`), and refused ones are reported
 the same way (:class:`~series.lineprotocol.PartialWrite`, the valid points are written).
 Unlike InfluxDB, a field may change type between points: SQLite keeps whatever JSON it is given.
+
+Reads select a device by its community too (:func:`community_clause`) without a column of its own: the
+``series`` text already holds the community tag in a canonical form, and the device index narrows a
+read to one device's rows before that text is looked at. Files written before reads named the
+community therefore keep working as they are, with no upgrade step to run or get wrong.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from series.lineprotocol import check_point, present_tags
 from series.store import (
     Aggregate,
     Bucket,
+    DeviceKey,
     Line,
     PartialWrite,
     Point,
@@ -58,9 +64,29 @@ ON CONFLICT (measurement, series, ts_ms) DO UPDATE SET fields = json_patch(field
 """
 
 
+def _json(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
 def series_key(tags: Mapping[str, str]) -> str:
     """Canonical text of a tag set: JSON, so no separator in a tag can make two sets collide."""
-    return json.dumps(present_tags(tags), ensure_ascii=False, separators=(",", ":"))
+    return _json(present_tags(tags))
+
+
+def community_clause(community: str) -> tuple[str, str]:
+    """SQL (one parameter) true for the rows of ``community`` ('': rows without a community tag).
+
+    It looks for the pair ``["community","<id>"]`` in the series text. That text cannot appear by
+    accident inside a tag: within a JSON string every ``"`` is escaped, so ``["`` only ever opens a
+    [key, value] pair, and the closing ``"]`` ends exactly that value.
+    """
+    if community == "":
+        return "instr(series, ?) = 0", '["community",'
+    return "instr(series, ?) > 0", _json(["community", community])
+
+
+def _community_of(series: str) -> str:
+    return next((value for key, value in json.loads(series) if key == "community"), "")
 
 
 class SQLiteStore:
@@ -147,12 +173,23 @@ class SQLiteStore:
             )
 
     def query(
-        self, *, measurement: str, device: str, since_ms: int, until_ms: int | None = None, limit: int = 1000
+        self,
+        *,
+        measurement: str,
+        community: str,
+        device: str,
+        since_ms: int,
+        until_ms: int | None = None,
+        limit: int = 1000,
     ) -> list[Row]:
         if limit <= 0:
             return []
-        sql = "SELECT ts_ms, fields FROM points WHERE measurement = ? AND device = ? AND ts_ms >= ?"
-        params: list[object] = [measurement, device, since_ms]
+        in_community, pair = community_clause(community)
+        sql = (
+            "SELECT ts_ms, fields FROM points WHERE measurement = ? AND device = ? AND ts_ms >= ?"  # noqa: S608
+            f" AND {in_community}"
+        )
+        params: list[object] = [measurement, device, since_ms, pair]
         if until_ms is not None:
             sql += " AND ts_ms < ?"
             params.append(until_ms)
@@ -170,6 +207,7 @@ class SQLiteStore:
         self,
         *,
         measurement: str,
+        community: str,
         device: str,
         field: str,
         fn: Aggregate,
@@ -178,6 +216,7 @@ class SQLiteStore:
         until_ms: int,
     ) -> list[Bucket]:
         check_aggregate(fn, window_ms)
+        in_community, pair = community_clause(community)
         path = '$."' + field.replace("\\", "\\\\").replace('"', '\\"') + '"'
         sql_fn = {"mean": "avg", "min": "min", "max": "max"}[fn]
         # Numbers only, as InfluxDB: JSON true would read as 1 otherwise. The window start is
@@ -186,26 +225,34 @@ class SQLiteStore:
             SELECT ts_ms - (((ts_ms % :w) + :w) % :w) AS start, {sql_fn}(json_extract(fields, :path))
             FROM points
             WHERE measurement = :m AND device = :d AND ts_ms >= :since AND ts_ms < :until
+              AND {in_community.replace("?", ":community")}
               AND json_type(fields, :path) IN ('integer', 'real')
             GROUP BY start ORDER BY start
-        """  # noqa: S608 - sql_fn comes from a fixed table, everything else is a parameter
+        """  # noqa: S608 - sql_fn and in_community come from fixed tables, everything else is a parameter
         params = {"w": window_ms, "path": path, "m": measurement, "d": device, "since": since_ms}
-        params["until"] = until_ms
+        params |= {"until": until_ms, "community": pair}
         with self._connection() as conn:
             found = conn.execute(sql, params).fetchall()
         return [Bucket(int(start), float(value)) for start, value in found]
 
-    def latest(self, *, measurement: str) -> dict[str, Row]:
+    def latest(self, *, measurement: str) -> dict[DeviceKey, Row]:
+        # The newest point of each series; a device with several (it changed gateway or grid) keeps
+        # its newest of those, ties going to the first series as in ``query``.
         sql = """
-            SELECT device, ts_ms, fields FROM (
-                SELECT device, ts_ms, fields,
-                       row_number() OVER (PARTITION BY device ORDER BY ts_ms DESC, series) AS n
+            SELECT series, device, ts_ms, fields FROM (
+                SELECT series, device, ts_ms, fields,
+                       row_number() OVER (PARTITION BY series ORDER BY ts_ms DESC) AS n
                 FROM points WHERE measurement = ?
-            ) WHERE n = 1
+            ) WHERE n = 1 ORDER BY series
         """
         with self._connection() as conn:
             found = conn.execute(sql, (measurement,)).fetchall()
-        return {device: Row(int(ts), json.loads(fields)) for device, ts, fields in found}
+        latest: dict[DeviceKey, Row] = {}
+        for series, device, ts, fields in found:
+            key = (_community_of(series), device)
+            if key not in latest or int(ts) > latest[key].ts_ms:
+                latest[key] = Row(int(ts), json.loads(fields))
+        return latest
 
     def ping(self) -> None:
         with self._connection() as conn:

@@ -1,7 +1,9 @@
 """The time-series store interface: InfluxDB (v1-compatible HTTP API) or the embedded SQLite store.
 
-Both pass the same contract tests (``tests/ingest/test_store_contract.py``). A point is identified by
+Both pass the same contract tests (``tests/series/test_store_contract.py``). A point is identified by
 measurement + tags + timestamp, so writing the same point twice overwrites it (retries are idempotent).
+A device is identified by its ``community`` and ``device`` tags together: two communities may both have
+a ``smoke-01``, so every read names both. An empty ``community`` means points without that tag.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Literal, Protocol
 Scalar = bool | int | float | str
 Aggregate = Literal["mean", "min", "max"]
 AGGREGATES: tuple[Aggregate, ...] = ("mean", "min", "max")
+DeviceKey = tuple[str, str]  # (community, device): a device id is unique only within its community
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,14 +87,22 @@ class TimeSeriesStore(Protocol):
         """Write a batch; raises StoreUnavailable (retry) or StoreRejected (content refused)."""
 
     def query(
-        self, *, measurement: str, device: str, since_ms: int, until_ms: int | None = None, limit: int = 1000
+        self,
+        *,
+        measurement: str,
+        community: str,
+        device: str,
+        since_ms: int,
+        until_ms: int | None = None,
+        limit: int = 1000,
     ) -> list[Row]:
-        """Points of one device in [since_ms, until_ms), oldest first, at most ``limit``."""
+        """Points of one device of one community in [since_ms, until_ms), oldest first, at most ``limit``."""
 
     def aggregate(
         self,
         *,
         measurement: str,
+        community: str,
         device: str,
         field: str,
         fn: Aggregate,
@@ -101,8 +112,8 @@ class TimeSeriesStore(Protocol):
     ) -> list[Bucket]:
         """``fn`` of the numeric ``field`` per window in [since_ms, until_ms); empty windows left out."""
 
-    def latest(self, *, measurement: str) -> dict[str, Row]:
-        """The newest point of every device of ``measurement`` (its fields), by device."""
+    def latest(self, *, measurement: str) -> dict[DeviceKey, Row]:
+        """The newest point of every device of ``measurement`` (its fields), by (community, device)."""
 
     def ping(self) -> None:
         """Raise StoreUnavailable when the store cannot serve requests."""

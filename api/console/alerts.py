@@ -12,10 +12,14 @@ from pydantic import ValidationError
 from alerts.models import Alert
 from alerts.queries import live_alerts
 from alerts.silences import Matchers, SilenceIn, SilenceStore
-from api.console.web import ConsoleUser, check_csrf, page
-from api.deps import ResourcesDep
+from api.accounts import User
+from api.console.device import device_url
+from api.console.i18n import catalogue
+from api.console.web import ConsoleUser, check_csrf, language, page
+from api.deps import Resources, ResourcesDep
 from api.params import RowId
-from api.scope import area_filter, may_manage_silences, may_silence, sees_silence
+from api.scope import area_filter, may_manage_silences, may_silence, sees_area, sees_silence
+from contract.catalog import DeviceInfo
 
 router = APIRouter(include_in_schema=False)
 
@@ -38,8 +42,37 @@ def alerts_page(
         alerts=alerts,
         silences=silences,
         may_silence=may_manage_silences(user),
+        # The alert's subject is a device of the alert's community, or a gateway or grid (no page).
+        device_pages={
+            a.fingerprint: device_url(a.community, a.subject)
+            for a in alerts
+            if resources.catalog.device_in(a.community, a.subject) is not None
+        },
+        communities=sorted(
+            (c.id, c.name)
+            for c in resources.catalog.communities.values()
+            if sees_area(user, resources.policy, c.id)
+        ),
         error=error,
     )
+
+
+class AmbiguousDevice(ValueError):
+    """The device id is used in more than one of the user's communities and none was chosen."""
+
+
+def silenced_device(resources: Resources, user: User, community: str, device: str) -> DeviceInfo | None:
+    """The device a silence names: in the chosen community, or the only one of that id the user sees."""
+    if community:
+        return resources.catalog.device_in(community, device)
+    mine = [
+        info
+        for info in resources.catalog.devices()
+        if info.device.id == device and sees_area(user, resources.policy, info.community.id, info.device.grid)
+    ]
+    if len(mine) > 1:
+        raise AmbiguousDevice(device)
+    return mine[0] if mine else None
 
 
 @router.post("/console/silences", response_model=None)
@@ -49,24 +82,27 @@ def add_silence(
     user: ConsoleUser,
     csrf: Annotated[str, Form()],
     device: Annotated[str, Form()] = "",
+    community: Annotated[str, Form(max_length=64)] = "",
     rule: Annotated[str, Form()] = "",
     hours: Annotated[float, Form(gt=0, le=24 * 30)] = 2.0,
     comment: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
     check_csrf(request, csrf)
     request.state.actor = user.username
-    info = resources.catalog.find_device(device) if device else None
     try:
-        if not may_silence(user, resources.policy, info.community.id if info else None):
+        info = silenced_device(resources, user, community, device) if device else None
+        scope = info.community.id if info else (community or None)
+        if not may_silence(user, resources.policy, scope):
             raise ValueError(
                 "a district operator, or a town operator for a device of the town, sets silences"
             )
-        matchers = Matchers(
-            device=device or None, rule=rule or None, community=info.community.id if info else None
-        )
+        matchers = Matchers(device=device or None, rule=rule or None, community=scope)
         silence = SilenceIn(
             matchers=matchers, ends_at=datetime.now(UTC) + timedelta(hours=hours), comment=comment
         )
+    except AmbiguousDevice:
+        words = catalogue(language(request))["t"]
+        return alerts_page(request, resources, user, error=words["dev_name_the_community"])
     except (ValueError, ValidationError) as err:
         return alerts_page(request, resources, user, error=str(err).splitlines()[0])
     SilenceStore(resources.db).add(silence, author=user.username)

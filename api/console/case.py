@@ -67,7 +67,7 @@ def _evidence_chart(resources: ResourcesDep, case: CaseDetail) -> Chart | None:
     if evidence is None or rule is None or rule.field is None:
         return None
     field = rule.field
-    info = resources.catalog.find_device(evidence.device)
+    info = resources.catalog.device_in(case.community, evidence.device)
     samples = numeric(evidence.readings or [])
     if len(samples) < 2:
         if info is None:
@@ -85,6 +85,7 @@ def _stored_samples(
     try:
         rows = resources.series.query(
             measurement=info.profile.measurement,
+            community=info.community.id,
             device=info.device.id,
             since_ms=moment - 1_800_000,
             until_ms=moment + 1_800_000,

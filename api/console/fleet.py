@@ -6,9 +6,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from alerts.outcomes import RuleOutcome, rule_outcomes
+from api.console.unknown_gateways import unknown_gateways
 from api.console.web import ConsoleUser, page
 from api.deps import ResourcesDep
 from api.routes.devices import visible_devices, visible_gateways
+from registry.desired import fleet_config_drifts
 
 router = APIRouter(include_in_schema=False)
 
@@ -24,12 +26,16 @@ def fleet_page(request: Request, resources: ResourcesDep, user: ConsoleUser) -> 
         for g in gateways
         if g.online is False and (g.state or {}).get("reason") == "stopped"
     }
+    # Desired (the registry) against reported (the gateway's last state): drift is flagged per gateway.
+    drift = fleet_config_drifts(resources.db, {(g.community, g.gateway): g.state for g in gateways})
     return page(
         request,
         resources,
         "fleet.html",
         user=user,
         gateways=gateways,
+        drift=drift,
+        unknown=unknown_gateways(resources, user),
         stopped=stopped,
         devices=sorted(devices, key=lambda d: (not d.silent, d.gateway, d.device)),
     )

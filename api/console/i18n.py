@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from api.console.i18n_devices import DEVICE_TEXT
+from api.console.i18n_map import MAP_TEXT
+from api.console.i18n_oversight import OVERSIGHT_TEXT
+from api.console.i18n_registry import REGISTRY_TEXT
+from api.console.i18n_reports import REPORT_TEXT
 from cases.workflow import ACTIONS
 
 LANGUAGES = ("zh", "en")
@@ -206,6 +211,12 @@ TEXT: dict[str, dict[str, str]] = {
         "silence": "Silence this device",
     },
 }
+for _lang in LANGUAGES:  # each page's words live in their own module
+    TEXT[_lang].update(DEVICE_TEXT[_lang])
+    TEXT[_lang].update(MAP_TEXT[_lang])
+    TEXT[_lang].update(OVERSIGHT_TEXT[_lang])
+    TEXT[_lang].update(REGISTRY_TEXT[_lang])
+    TEXT[_lang].update(REPORT_TEXT[_lang])
 
 STATE_NAMES: dict[str, dict[str, str]] = {
     "zh": {

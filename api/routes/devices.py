@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Path, Query, status
 from pydantic import BaseModel
 
 from alerts.fleet import device_last_seen, gateway_states
@@ -16,6 +16,7 @@ from api.params import Offset
 from api.schemas import FieldOut, Page, Telemetry, TelemetryPoint
 from api.scope import sees_area
 from contract.catalog import DeviceInfo
+from contract.ids import ID_PATTERN
 from series.store import Aggregate, StoreError
 
 router = APIRouter(prefix="/api/v1", tags=["devices"])
@@ -103,12 +104,35 @@ def _to_ms(value: datetime) -> int:
     return int(aware.timestamp() * 1000)
 
 
-def visible_device(resources: ResourcesDep, user: User, device: str) -> DeviceInfo:
+def visible_device(resources: ResourcesDep, user: User, community: str, device: str) -> DeviceInfo:
     """The device, or 404 when it is unknown or outside the user's jurisdiction (never its data)."""
-    info = resources.catalog.find_device(device)
+    info = resources.catalog.device_in(community, device)
     if info is None or not sees_area(user, resources.policy, info.community.id, info.device.grid):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"device {device!r} not found")
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no device {device!r} in community {community!r}")
     return info
+
+
+def device_by_id(resources: ResourcesDep, user: User, device: str, community: str | None) -> DeviceInfo:
+    """A device addressed by id, with its community when given. Without one, the id must name exactly
+    one device the user can see: a device id is unique only within a community, and answering with
+    whichever community came first would show one community's readings as another's."""
+    if community is not None:
+        return visible_device(resources, user, community, device)
+    mine = [
+        info
+        for info in resources.catalog.devices()
+        if info.device.id == device and sees_area(user, resources.policy, info.community.id, info.device.grid)
+    ]
+    if not mine:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"device {device!r} not found")
+    if len(mine) > 1:
+        names = ", ".join(sorted(info.community.id for info in mine))
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            f"device id {device!r} names devices in communities {names}: name the community, "
+            f"with ?community= or as /api/v1/communities/{{community}}/devices/{device}/...",
+        )
+    return mine[0]
 
 
 def check_window(since: datetime, until: datetime | None) -> None:
@@ -118,6 +142,20 @@ def check_window(since: datetime, until: datetime | None) -> None:
 
 # A chart needs hundreds of windows; more than this is a request to make the store work for nothing.
 MAX_BUCKETS = 10_000
+# What a chart draws well on any screen: a window is chosen so that a span gives at most this many.
+CHART_POINTS = 500
+# Windows a person reads at a glance, in seconds: from 1 s up to a week.
+NICE_WINDOWS_S: tuple[int, ...] = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10_800)
+NICE_WINDOWS_S += (21_600, 43_200, 86_400, 172_800, 604_800)
+MAX_WINDOW_S = 31 * 86_400
+
+
+def chart_window_s(span_ms: int, points: int = CHART_POINTS) -> int:
+    """The shortest readable window that cuts ``span_ms`` into at most ``points`` windows."""
+    for window_s in NICE_WINDOWS_S:
+        if -(-span_ms // (window_s * 1000)) <= points:
+            return window_s
+    return min(MAX_WINDOW_S, -(-span_ms // (points * 1000)))
 
 
 def check_buckets(since: datetime, until: datetime, window_s: int) -> None:
@@ -132,30 +170,64 @@ def check_buckets(since: datetime, until: datetime, window_s: int) -> None:
         )
 
 
+TELEMETRY_RESPONSES: dict[int | str, dict[str, Any]] = {
+    404: problem("Unknown device, or not in your jurisdiction"),
+    422: problem("Bad parameters, until not after since, or a device id that needs its community"),
+    503: problem("Time-series store unavailable"),
+}
+CommunityId = Annotated[str, Path(pattern=ID_PATTERN)]
+CommunityParam = Annotated[
+    str | None,
+    Query(
+        pattern=ID_PATTERN,
+        description="The device's community; required when the id names devices in several of yours.",
+    ),
+]
+Limit10k = Annotated[int, Query(ge=1, le=10_000)]
+
+
 @router.get(
-    "/devices/{device}/telemetry",
+    "/communities/{community}/devices/{device}/telemetry",
     response_model=Telemetry,
-    responses={
-        404: problem("Unknown device"),
-        422: problem("Bad parameters, or until not after since"),
-        503: problem("Time-series store unavailable"),
-    },
+    responses=TELEMETRY_RESPONSES,
 )
-def telemetry(
+def community_telemetry(
+    community: CommunityId,
     device: str,
     resources: ResourcesDep,
     user: CurrentUser,
     since: TimeParam = None,
     until: TimeParam = None,
-    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    limit: Limit10k = 1000,
 ) -> Telemetry:
-    info = visible_device(resources, user, device)
+    """A device's readings in [since, until) (the last hour by default), oldest first."""
+    return read_telemetry(resources, visible_device(resources, user, community, device), since, until, limit)
+
+
+@router.get("/devices/{device}/telemetry", response_model=Telemetry, responses=TELEMETRY_RESPONSES)
+def telemetry(
+    device: str,
+    resources: ResourcesDep,
+    user: CurrentUser,
+    community: CommunityParam = None,
+    since: TimeParam = None,
+    until: TimeParam = None,
+    limit: Limit10k = 1000,
+) -> Telemetry:
+    """As ``/communities/{community}/devices/{device}/telemetry``, the community named or implied."""
+    return read_telemetry(resources, device_by_id(resources, user, device, community), since, until, limit)
+
+
+def read_telemetry(
+    resources: ResourcesDep, info: DeviceInfo, since: datetime | None, until: datetime | None, limit: int
+) -> Telemetry:
     since = since or datetime.now(UTC) - timedelta(hours=1)
     check_window(since, until)
     try:
         rows = resources.series.query(
             measurement=info.profile.measurement,
-            device=device,
+            community=info.community.id,
+            device=info.device.id,
             since_ms=_to_ms(since),
             until_ms=_to_ms(until) if until else None,
             limit=limit,
@@ -165,7 +237,7 @@ def telemetry(
             status.HTTP_503_SERVICE_UNAVAILABLE, f"time-series store unavailable: {err}"
         ) from err
     return Telemetry(
-        device=device,
+        device=info.device.id,
         type=info.profile.id,
         fields={name: FieldOut(type=spec.type, unit=spec.unit) for name, spec in info.profile.fields.items()},
         since=since,
@@ -210,37 +282,82 @@ class BucketOut(BaseModel):
 
 
 class Aggregated(BaseModel):
+    community: str
     device: str
     field: str
     fn: Aggregate
     window_s: int
+    since: datetime
+    until: datetime
     unit: str | None
     buckets: list[BucketOut]
 
 
+AGGREGATE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **TELEMETRY_RESPONSES,
+    422: problem(
+        "Not a numeric field, bad parameters, until not after since, more than 10,000 windows, "
+        "or a device id that needs its community"
+    ),
+}
+WindowParam = Annotated[
+    int | None,
+    Query(
+        ge=1,
+        le=MAX_WINDOW_S,
+        description=f"Seconds per window; by default the shortest that gives at most {CHART_POINTS}.",
+    ),
+]
+
+
 @router.get(
-    "/devices/{device}/telemetry/aggregate",
+    "/communities/{community}/devices/{device}/telemetry/aggregate",
     response_model=Aggregated,
-    responses={
-        404: problem("Unknown device"),
-        422: problem(
-            "Not a numeric field, bad parameters, until not after since, or more than 10,000 windows"
-        ),
-        503: problem("Time-series store unavailable"),
-    },
+    responses=AGGREGATE_RESPONSES,
 )
-def aggregate(
+def community_aggregate(
+    community: CommunityId,
     device: str,
     resources: ResourcesDep,
     user: CurrentUser,
     field: str,
     fn: Aggregate = "mean",
-    window_s: Annotated[int, Query(ge=1, le=31 * 86_400)] = 300,
+    window_s: WindowParam = None,
     since: TimeParam = None,
     until: TimeParam = None,
 ) -> Aggregated:
-    """``fn`` of a numeric field per window (empty windows left out), e.g. hourly means for a chart."""
-    info = visible_device(resources, user, device)
+    """``fn`` of a numeric field per window (empty windows left out), e.g. hourly means for a chart;
+    the last day by default."""
+    info = visible_device(resources, user, community, device)
+    return read_aggregate(resources, info, field, fn, window_s, since, until)
+
+
+@router.get("/devices/{device}/telemetry/aggregate", response_model=Aggregated, responses=AGGREGATE_RESPONSES)
+def aggregate(
+    device: str,
+    resources: ResourcesDep,
+    user: CurrentUser,
+    field: str,
+    community: CommunityParam = None,
+    fn: Aggregate = "mean",
+    window_s: WindowParam = None,
+    since: TimeParam = None,
+    until: TimeParam = None,
+) -> Aggregated:
+    """As ``/communities/{community}/devices/{device}/telemetry/aggregate``, community named or implied."""
+    info = device_by_id(resources, user, device, community)
+    return read_aggregate(resources, info, field, fn, window_s, since, until)
+
+
+def read_aggregate(
+    resources: ResourcesDep,
+    info: DeviceInfo,
+    field: str,
+    fn: Aggregate,
+    window_s: int | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> Aggregated:
     spec = info.profile.fields.get(field)
     if spec is None or spec.type not in ("float", "int"):
         raise HTTPException(
@@ -249,11 +366,13 @@ def aggregate(
     until = until or datetime.now(UTC)
     since = since or until - timedelta(days=1)
     check_window(since, until)
+    window_s = window_s or chart_window_s(_to_ms(until) - _to_ms(since))
     check_buckets(since, until, window_s)
     try:
         buckets = resources.series.aggregate(
             measurement=info.profile.measurement,
-            device=device,
+            community=info.community.id,
+            device=info.device.id,
             field=field,
             fn=fn,
             window_ms=window_s * 1000,
@@ -265,10 +384,13 @@ def aggregate(
             status.HTTP_503_SERVICE_UNAVAILABLE, f"time-series store unavailable: {err}"
         ) from err
     return Aggregated(
-        device=device,
+        community=info.community.id,
+        device=info.device.id,
         field=field,
         fn=fn,
         window_s=window_s,
+        since=since,
+        until=until,
         unit=spec.unit,
         buckets=[
             BucketOut(start=datetime.fromtimestamp(b.start_ms / 1000, UTC), value=b.value) for b in buckets

@@ -88,6 +88,10 @@ class RegisteredDevice(BaseModel):
     installed: date | None
     state: DeviceState
     updated_at: datetime
+    bus: str | None = Field(default=None, description="The gateway's bus it is polled on (desired config).")
+    unit: int | None = Field(default=None, description="Its address on the bus (Modbus unit).")
+    poll_s: float | None = None
+    options: dict[str, Any] | None = None
 
 
 class RegisteredGateway(BaseModel):
@@ -112,6 +116,14 @@ class DeviceIn(BaseModel):
     datum: str = Field(default="wgs84", description="wgs84, or gcj02 for points read off a Chinese map.")
     installed: date | None = None
     state: DeviceState = DeviceState.ACTIVE
+    bus: Id | None = Field(
+        default=None, description="A bus of the gateway: the gateway is then told to poll it."
+    )
+    unit: int | None = Field(default=None, description="Modbus unit 1-247 on that bus.")
+    poll_s: float | None = Field(
+        default=None, description="Poll interval (seconds); the bus's default if left out."
+    )
+    options: dict[str, Any] | None = Field(default=None, description="max_interval_s, deadband.")
 
 
 class DeviceChangeIn(BaseModel):
@@ -129,6 +141,14 @@ class DeviceChangeIn(BaseModel):
     datum: str | None = None
     installed: date | None = None
     state: DeviceState | None = None
+    bus: Id | None = Field(
+        default=None, description="A bus of the gateway: the gateway is then told to poll it."
+    )
+    unit: int | None = Field(default=None, description="Modbus unit 1-247 on that bus.")
+    poll_s: float | None = Field(
+        default=None, description="Poll interval (seconds); the bus's default if left out."
+    )
+    options: dict[str, Any] | None = Field(default=None, description="max_interval_s, deadband.")
 
 
 class TownIn(BaseModel):
@@ -207,6 +227,10 @@ def _device_out(row: RegistryDevice) -> RegisteredDevice:
         installed=row.installed,
         state=DeviceState(row.state),
         updated_at=row.updated_at,
+        bus=row.bus_id,
+        unit=row.unit,
+        poll_s=row.poll_s,
+        options=row.options,
     )
 
 

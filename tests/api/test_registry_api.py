@@ -154,3 +154,18 @@ def test_each_role_changes_only_its_own(client: TestClient, login: Callable[...,
     assert [g["id"] for g in grids] == ["g-north"]
     assert client.get("/api/v1/communities", headers=auth(other_town)).json() == []
     assert client.get("/api/v1/communities/zhuganxiang/grids", headers=auth(other_town)).status_code == 404
+
+
+def test_a_device_placed_on_a_bus_through_the_api(client: TestClient, token: str) -> None:
+    bus = {"id": "rs485", "kind": "modbus_rtu", "port": "/dev/ttyS1"}
+    added = client.post("/api/v1/gateways/zhuganxiang/gw-02/buses", json=bus, headers=auth(token))
+    assert added.status_code == 201, added.text
+    placed = NEW_DEVICE | {"bus": "rs485", "unit": 7, "poll_s": 5}
+    created = client.post("/api/v1/devices", json=placed, headers=auth(token))
+    assert created.status_code == 201, created.text
+    assert (created.json()["bus"], created.json()["unit"], created.json()["poll_s"]) == ("rs485", 7, 5)
+    twin = client.post("/api/v1/devices", json=placed | {"id": "wl-10"}, headers=auth(token))
+    assert twin.status_code == 422 and twin.json()["detail"][0]["loc"][-1] == "unit"
+    assert "already device 'wl-09'" in twin.text
+    moved = client.patch(DEVICE_URL, json={"unit": 8}, headers=auth(token))
+    assert moved.status_code == 200 and moved.json()["unit"] == 8

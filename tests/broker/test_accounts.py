@@ -82,6 +82,10 @@ def test_cli_gateway_add_prints_a_ready_config(tmp_path: Path) -> None:
         str(tmp_path),
         "--host",
         "mq.example.org",
+        # The registry lives on another server here: only the broker account is made.
+        "--account-only",
+        "--out-dir",
+        str(tmp_path / "credentials"),
     ]
     result = runner.invoke(app, [*args, "--port", "8883", "--tls-ca", "/etc/yiwang/ca.pem"])
     assert result.exit_code == 0, result.output

@@ -22,7 +22,7 @@ from contract.catalog import load_catalog
 from contract.messages import DevicesMessage, EventMessage, StateMessage, TelemetryMessage, decode_message
 from contract.profiles import SensorTypeProfile
 from contract.topics import Topic, TopicKind
-from edge.agent import EdgeAgent, load_gateway_config, mqtt_options
+from edge.agent import EdgeAgent, load_gateway_config, mqtt_options, remote_device_set
 from edge.gateway_config import BusConfig, DeviceConfig, GatewayConfig
 from edge.handoff import Handoff
 from edge.publisher import GatewayPublisher
@@ -359,3 +359,11 @@ def test_cli_refuses_a_bad_gateway_file_before_opening_ports(tmp_path: Path) -> 
     )
     assert result.returncode == 2
     assert "bus b device d: unknown sensor type 'env.th@9'" in result.stderr
+
+
+def test_a_remote_config_without_a_modem_keeps_the_gateway_files_modem() -> None:
+    local = load_gateway_config(CONFIG / "gateways" / "zhuganxiang-gw-03.yaml").device_set()
+    assert local.modem is not None
+    kept = remote_device_set({"buses": []}, local)
+    assert kept.buses == [] and kept.modem == local.modem
+    assert remote_device_set({"buses": [], "modem": None}, local).modem is None  # said so: removed

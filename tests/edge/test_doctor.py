@@ -9,12 +9,16 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
+from broker.accounts import AccountStore
 from edge.doctor import (
+    Check,
+    check_broker,
     check_cameras,
     check_clock,
     check_devices,
@@ -25,7 +29,7 @@ from edge.doctor import (
 )
 from edge.gateway_config import GatewayConfig
 from tests.edge.sources.emulators import ModemEmulator, pty_pair
-from yiwang.servers import MosquittoServer, free_port
+from yiwang.servers import MosquittoServer, free_port, start_mosquitto
 
 pytestmark = pytest.mark.integration
 CONFIG = Path(__file__).resolve().parents[2] / "config"
@@ -198,3 +202,60 @@ def test_devices_are_checked_against_the_sensor_types(tmp_path: Path) -> None:
     bus["devices"] = [{"id": "th-1", "type": "env.th@1", "unit": 1}]
     known = GatewayConfig.model_validate(gateway(tmp_path, free_port(), buses=[bus], config_dir=str(CONFIG)))
     assert check_devices(known).outcome == "ok"
+
+
+@pytest.fixture
+def secured_mosquitto(tmp_path: Path) -> Iterator[tuple[MosquittoServer, Path, str]]:
+    """Mosquitto with our accounts and ACL; the password of gateway c/g in a file, as installed."""
+    store = AccountStore(tmp_path / "accounts")
+    login = store.add_gateway("c", "g")
+    password_file = tmp_path / "mqtt.password"
+    password_file.write_text(login.password + "\n", encoding="utf-8")
+    server = start_mosquitto(base_dir=tmp_path, accounts_dir=store.directory)
+    try:
+        yield server, password_file, login.username
+    finally:
+        server.stop()
+
+
+def _login_checks(tmp_path: Path, port: int, password_file: Path, **identity: str) -> dict[str, Check]:
+    mqtt = {"host": "127.0.0.1", "port": port, "username": "gw.c.g", "password_file": str(password_file)}
+    config = GatewayConfig.model_validate({**gateway(tmp_path, port), "mqtt": mqtt, **identity})
+    return {c.name: c for c in check_broker(config)}
+
+
+def test_the_broker_login_and_the_acl_are_checked(
+    secured_mosquitto: tuple[MosquittoServer, Path, str], tmp_path: Path
+) -> None:
+    server, password_file, _ = secured_mosquitto
+    checks = _login_checks(tmp_path, server.port, password_file)
+    assert checks["broker login"].outcome == "ok", checks
+    assert checks["broker ACL"].outcome == "ok"
+    assert "may publish to yiwang/v1/c/g/devices" in checks["broker ACL"].detail
+
+
+def test_a_wrong_password_is_reported_in_words(
+    secured_mosquitto: tuple[MosquittoServer, Path, str], tmp_path: Path
+) -> None:
+    server, _, _ = secured_mosquitto
+    wrong = tmp_path / "wrong.password"
+    wrong.write_text("not-the-password\n", encoding="utf-8")
+    checks = _login_checks(tmp_path, server.port, wrong)
+    assert checks["broker"].outcome == "ok"  # the port answers: only the login shows the problem
+    login = checks["broker login"]
+    assert login.outcome == "fail"
+    assert "the broker refused gw.c.g" in login.detail and "wrong password" in login.detail
+    assert "broker ACL" not in checks
+
+
+def test_a_topic_the_acl_denies_is_reported_in_words(
+    secured_mosquitto: tuple[MosquittoServer, Path, str], tmp_path: Path
+) -> None:
+    """The account of gateway c/g in the file of gateway c/h: it logs in, but may not publish as h."""
+    server, password_file, _ = secured_mosquitto
+    checks = _login_checks(tmp_path, server.port, password_file, gateway="h")
+    assert checks["broker login"].outcome == "ok"
+    acl = checks["broker ACL"]
+    assert acl.outcome == "fail"
+    assert "refused gw.c.g publishing to yiwang/v1/c/h/devices" in acl.detail
+    assert "Not authorized" in acl.detail and "another gateway" in acl.detail

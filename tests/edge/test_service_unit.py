@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import configparser
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -11,29 +12,96 @@ import sys
 import urllib.request
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
+import typer
 
 from contract.messages import StateMessage, decode_message
 from contract.topics import TopicKind
+from edge.upgrade.restart import SYSTEMD_UNIT
 from tests.edge.test_publisher import Subscriber, wait_for
+from yiwang.cli import app
 from yiwang.servers import MosquittoServer, free_port
 
-UNIT = Path(__file__).resolve().parents[2] / "edge" / "systemd" / "yiwang-edge.service"
+SYSTEMD = Path(__file__).resolve().parents[2] / "edge" / "systemd"
+UNIT = SYSTEMD / "yiwang-edge.service"
+UPGRADE_UNIT = SYSTEMD / "yiwang-edge-upgrade@.service"
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 
 
-def test_unit_restarts_and_watches_the_agent() -> None:
+def read_unit(path: Path) -> configparser.ConfigParser:
     unit = configparser.ConfigParser(strict=False, interpolation=None)
     unit.optionxform = str  # type: ignore[assignment,method-assign]  # systemd keys are case-sensitive
-    unit.read(UNIT)
-    service = unit["Service"]
+    unit.read(path)
+    return unit
+
+
+def options_of(*command: str) -> set[str]:
+    """The long options the real `yiwang` command accepts."""
+    group: Any = typer.main.get_command(app)
+    for name in command:
+        group = group.commands[name]
+    return {opt for param in group.params for opt in param.opts if opt.startswith("--")}
+
+
+def used_options(line: str) -> set[str]:
+    return {word for word in line.replace("\\\n", " ").split() if word.startswith("--")}
+
+
+def test_unit_restarts_and_watches_the_agent() -> None:
+    service = read_unit(UNIT)["Service"]
     assert service["Type"] == "notify"
     assert service["Restart"] == "always"
     assert int(service["WatchdogSec"]) > 0
     assert service["KillSignal"] == "SIGTERM"
-    assert "yiwang edge run --config" in service["ExecStart"]
+    assert service["ExecStart"] == "/opt/yiwang/current/bin/yiwang edge run --config /etc/yiwang/gateway.yaml"
     assert service["StandardOutput"] == "journal"
+    # The sandbox stays; only the data directory is writable, never the versions.
+    assert service["ProtectSystem"] == "strict" and service["ReadWritePaths"] == "/var/lib/yiwang"
+    assert service["NoNewPrivileges"] == "true" and service["User"] == "yiwang"
+
+
+def test_every_start_recovers_first_outside_the_sandbox_falling_back_to_previous() -> None:
+    pre = read_unit(UNIT)["Service"]["ExecStartPre"]
+    # `+`: recovery rewrites /opt/yiwang, which ProtectSystem=strict and User=yiwang would refuse.
+    assert pre.startswith("+/bin/sh -c '") and pre.endswith("'")
+    first, fallback = pre.removeprefix("+/bin/sh -c '").removesuffix("'").split(" || ")
+    assert first == "/opt/yiwang/current/bin/yiwang edge recover --prefix /opt/yiwang"
+    assert fallback == "/opt/yiwang/previous/bin/yiwang edge recover --prefix /opt/yiwang"
+    assert used_options(first) <= options_of("edge", "recover")
+
+
+def test_the_upgrade_unit_writes_the_prefix_and_restarts_the_agent_unit() -> None:
+    service = read_unit(UPGRADE_UNIT)["Service"]
+    assert service["Type"] == "oneshot"
+    assert service["ReadWritePaths"] == "/opt/yiwang" and service["ProtectSystem"] == "strict"
+    assert "User" not in service  # root: it restarts yiwang-edge and writes /opt/yiwang
+    assert service["EnvironmentFile"] == "/etc/yiwang/upgrade.env"
+    command = service["ExecStart"]
+    assert command.startswith("/opt/yiwang/current/bin/yiwang edge upgrade %I --prefix /opt/yiwang ")
+    assert "--restart systemd" in command
+    assert used_options(command) <= options_of("edge", "upgrade")
+    # The unit the upgrade restarts is this one.
+    assert UNIT.name == SYSTEMD_UNIT
+
+
+def test_systemd_parses_both_units_without_a_word(tmp_path: Path) -> None:
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("no systemd-analyze here; the checks above read the units")
+    prefix = tmp_path / "opt"
+    for link in ("current", "previous"):
+        (prefix / link / "bin").mkdir(parents=True)
+        (prefix / link / "bin" / "yiwang").write_text("#!/bin/sh\n")
+        (prefix / link / "bin" / "yiwang").chmod(0o755)
+    names = {UNIT: UNIT.name, UPGRADE_UNIT: "yiwang-edge-upgrade@0.2.0.service"}
+    for source, name in names.items():
+        (tmp_path / name).write_text(source.read_text().replace("/opt/yiwang", str(prefix)))
+        done = subprocess.run(
+            [analyze, "verify", str(tmp_path / name)], capture_output=True, text=True, check=False
+        )
+        assert done.returncode == 0 and done.stderr == "", done.stderr
 
 
 @pytest.mark.integration

@@ -82,7 +82,7 @@ def test_values_match_profiles_for_hours(catalog: Catalog) -> None:
 
 
 def _gateway_of(catalog: Catalog, device: str) -> str:
-    info = catalog.find_device(device)
+    info = catalog.device_in(COMMUNITY, device)
     assert info is not None
     return info.gateway.id
 

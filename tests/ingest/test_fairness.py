@@ -85,7 +85,9 @@ def reading(topic: str, device: str, seq: int) -> Inbound:
 
 
 def stored(store: SQLiteStore, device: str) -> int:
-    return len(store.query(measurement="water.level", device=device, since_ms=TS - 1))
+    return len(
+        store.query(measurement="water.level", community="zhuganxiang", device=device, since_ms=TS - 1)
+    )
 
 
 def test_a_flooding_gateway_is_deferred_and_caught_up_later(

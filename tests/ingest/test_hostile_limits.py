@@ -53,7 +53,7 @@ def store(tmp_path: Path) -> Iterator[SQLiteStore]:
 
 
 def camera(catalog: Catalog) -> DeviceInfo:
-    info = catalog.find_device("cam-01")
+    info = catalog.device_in("zhuganxiang", "cam-01")
     assert info is not None
     return info
 
@@ -271,8 +271,10 @@ def test_retained_messages_are_dead_lettered_and_the_discards_counted(
         poison = [Inbound(3 + n, 1, telemetry_topic(catalog), b"{" + b"x" * 500) for n in range(5)]
         assert writer.process(retained + poison)
         assert [d.reason.startswith("retained message") for d in reversed(dead.latest())] == [True, True]
-        assert store.query(measurement="events", device="cam-01", since_ms=0) == []
-        assert store.query(measurement="water.level", device="wl-01", since_ms=0) == []
+        assert store.query(measurement="events", community="zhuganxiang", device="cam-01", since_ms=0) == []
+        assert (
+            store.query(measurement="water.level", community="zhuganxiang", device="wl-01", since_ms=0) == []
+        )
         sample = writer.metrics.registry.get_sample_value
         assert sample("yiwang_ingest_dead_letters_total", {"reason": "retained"}) == 2
         assert sample("yiwang_ingest_dead_letters_discarded_total", {"cause": "rate_limited"}) == 5

@@ -91,7 +91,9 @@ def test_a_device_added_is_stored_within_5_s_and_a_retired_one_dead_lettered(
         wait_for(
             lambda: (
                 gateway.send("wl-03", 10)
-                and store.query(measurement="water.level", device="wl-03", since_ms=0)
+                and store.query(
+                    measurement="water.level", community="zhuganxiang", device="wl-03", since_ms=0
+                )
             ),
             30,
             f"ingest did not start; log:\n{service.log()[-2000:]}",
@@ -116,7 +118,9 @@ def test_a_device_added_is_stored_within_5_s_and_a_retired_one_dead_lettered(
 
         def stored() -> bool:
             gateway.send("wl-77", 12)
-            return bool(store.query(measurement="water.level", device="wl-77", since_ms=0))
+            return bool(
+                store.query(measurement="water.level", community="zhuganxiang", device="wl-77", since_ms=0)
+            )
 
         wait_for(
             stored,

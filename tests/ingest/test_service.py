@@ -102,7 +102,15 @@ def test_nothing_is_lost_while_influxdb_is_down(
     try:
         rows = wait_for(
             lambda: (
-                len(r := store.query(measurement="water.level", device="wl-01", since_ms=TS, limit=10_000))
+                len(
+                    r := store.query(
+                        measurement="water.level",
+                        community="zhuganxiang",
+                        device="wl-01",
+                        since_ms=TS,
+                        limit=10_000,
+                    )
+                )
                 == COUNT
                 and r
             ),

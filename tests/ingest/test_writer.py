@@ -52,7 +52,7 @@ def message(seq: int, device: str = "wl-01", mid: int = 0, topic: str = TOPIC, *
 
 
 def levels(store: SQLiteStore, device: str = "wl-01") -> list[Row]:
-    return store.query(measurement="water.level", device=device, since_ms=TS - 1)
+    return store.query(measurement="water.level", community="zhuganxiang", device=device, since_ms=TS - 1)
 
 
 class FlakyStore:
@@ -249,7 +249,7 @@ def test_events_are_stored_and_share_the_gateways_seq(
     w = writer(catalog, store, dead)
     assert w.process([message(1), event_message(2), message(3)])
     assert w.counters.gaps == 0  # telemetry 1 and 3 with event 2 between: no gap
-    [row] = store.query(measurement="events", device="cam-01", since_ms=TS)
+    [row] = store.query(measurement="events", community="zhuganxiang", device="cam-01", since_ms=TS)
     assert row.fields["phase"] == "start" and json.loads(str(row.fields["attrs"])) == {
         "score": 0.8,
         "zone": "fire-lane",

@@ -143,6 +143,7 @@ def test_a_bad_polygon_is_refused_naming_the_grid(tmp_path: Path, polygon: list,
 def test_a_device_with_half_a_coordinate_is_refused(tmp_path: Path) -> None:
     body = yaml.safe_load((CONFIG / "communities" / "zhuganxiang.yaml").read_text())
     body["gateways"][0]["devices"][0]["lat"] = 35.4
+    body["gateways"][0]["devices"][0].pop("lon", None)
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(body, allow_unicode=True))
     with pytest.raises(ContractError, match="lat and lon come together"):
         read_communities(tmp_path)

@@ -35,8 +35,10 @@ from yiwang.servers import InfluxDatabase, free_port
 T0 = 1_700_000_000_000  # 2023-11-14, a plain millisecond timestamp
 
 
-def pt(ts_ms: int, device: str = "d1", measurement: str = "env", **fields: Scalar) -> Point:
-    return Point(measurement, {"device": device, "community": "c1"}, fields or {"v": 1.0}, ts_ms)
+def pt(
+    ts_ms: int, device: str = "d1", measurement: str = "env", community: str = "c1", **fields: Scalar
+) -> Point:
+    return Point(measurement, {"device": device, "community": community}, fields or {"v": 1.0}, ts_ms)
 
 
 @pytest.fixture(
@@ -53,8 +55,33 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TimeSeries
     opened.close()
 
 
-def query(store: TimeSeriesStore, device: str = "d1", measurement: str = "env", **kw: int) -> list[Row]:
-    return store.query(measurement=measurement, device=device, since_ms=kw.pop("since_ms", 0), **kw)
+def query(
+    store: TimeSeriesStore, device: str = "d1", measurement: str = "env", community: str = "c1", **kw: int
+) -> list[Row]:
+    since_ms = kw.pop("since_ms", 0)
+    return store.query(measurement=measurement, community=community, device=device, since_ms=since_ms, **kw)
+
+
+def aggregate(
+    store: TimeSeriesStore,
+    community: str = "c1",
+    *,
+    field: str = "v",
+    fn: Aggregate = "mean",
+    since_ms: int = T0,
+    until_ms: int = T0 + 40_000,
+) -> list[Bucket]:
+    """Windows of 10 s of device d1's ``field`` in measurement env."""
+    return store.aggregate(
+        measurement="env",
+        community=community,
+        device="d1",
+        field=field,
+        fn=fn,
+        window_ms=10_000,
+        since_ms=since_ms,
+        until_ms=until_ms,
+    )
 
 
 # --- the contract ---------------------------------------------------------------------------------
@@ -63,7 +90,7 @@ def query(store: TimeSeriesStore, device: str = "d1", measurement: str = "env", 
 def test_round_trip_keeps_values_and_types(store: TimeSeriesStore) -> None:
     fields: dict[str, Scalar] = {"temp": 21.5, "whole": 3.0, "count": 7, "big": 2**62, "on": True}
     fields |= {"off": False, "state": "ok"}
-    store.write([Point("env", {"device": "d1"}, fields, T0)])
+    store.write([Point("env", {"device": "d1", "community": "c1"}, fields, T0)])
 
     rows = query(store)
 
@@ -119,10 +146,32 @@ def test_other_devices_and_measurements_are_not_returned(store: TimeSeriesStore)
 
 
 def test_empty_tag_is_the_same_as_no_tag(store: TimeSeriesStore) -> None:
-    store.write([Point("env", {"device": "d1", "grid": ""}, {"a": 1.0}, T0)])
+    store.write([Point("env", {"device": "d1", "grid": "", "community": ""}, {"a": 1.0}, T0)])
     store.write([Point("env", {"device": "d1"}, {"b": 2.0}, T0)])
+    store.write([pt(T0, v=3.0)])
 
-    assert query(store) == [Row(T0, {"a": 1.0, "b": 2.0})]
+    assert query(store, community="") == [Row(T0, {"a": 1.0, "b": 2.0})]
+    assert query(store) == [Row(T0, {"v": 3.0})]
+
+
+@pytest.mark.parametrize("other", ["c2", "c1x", "c", 'c1"]', "C1"])
+def test_one_device_id_in_two_communities_is_two_devices(store: TimeSeriesStore, other: str) -> None:
+    store.write([pt(T0 + s * 1000, v=float(s)) for s in range(3)])
+    store.write([pt(T0 + s * 1000, community=other, v=100.0 + s) for s in range(2)])
+    store.write([Point("env", {"device": "d1"}, {"v": -1.0}, T0 + 9000)])  # no community at all
+
+    assert [r.fields["v"] for r in query(store)] == [0.0, 1.0, 2.0]
+    assert [r.fields["v"] for r in query(store, community=other)] == [100.0, 101.0]
+    assert [r.fields["v"] for r in query(store, community="")] == [-1.0]
+    assert query(store, community="c9") == []
+    assert aggregate(store) == [Bucket(T0, 1.0)]
+    assert aggregate(store, community=other) == [Bucket(T0, 100.5)]
+    assert aggregate(store, community="") == [Bucket(T0, -1.0)]
+    assert store.latest(measurement="env") == {
+        ("c1", "d1"): Row(T0 + 2000, {"v": 2.0}),
+        (other, "d1"): Row(T0 + 1000, {"v": 101.0}),
+        ("", "d1"): Row(T0 + 9000, {"v": -1.0}),
+    }
 
 
 SPECIAL_DEVICE = '门禁 1,楼=A "东" it\'s a\\b'
@@ -132,8 +181,10 @@ SPECIAL_STRINGS = ['say "hi", x=1 y', "back\\slash\\", "\\\\double", "中文 状
 def test_special_characters_survive(store: TimeSeriesStore) -> None:
     measurement = "环境 reading,v2"
     fields: dict[str, Scalar] = {f"s{i} k,=": text for i, text in enumerate(SPECIAL_STRINGS)}
-    point = Point(measurement, {"device": SPECIAL_DEVICE, "位置": "3 号楼, 东"}, fields, T0)
-    store.write([point, Point(measurement, {"device": "a\\b"}, {"other": 1.0}, T0)])
+    tags = {"device": SPECIAL_DEVICE, "位置": "3 号楼, 东", "community": "c1"}
+    store.write(
+        [Point(measurement, tags, fields, T0), Point(measurement, {"device": "a\\b"}, {"other": 1.0}, T0)]
+    )
 
     assert query(store, device=SPECIAL_DEVICE, measurement=measurement) == [Row(T0, fields)]
 
@@ -179,37 +230,16 @@ def test_aggregation_windows(store: TimeSeriesStore, fn: Aggregate, expected: li
     store.write([pt(T0 + s * 1000, v=float(v), flag=True) for s, v in values.items()])
     store.write([pt(T0 + 1000, device="d2", v=100.0), pt(T0 + 40_000, v=99.0)])  # other device; outside
 
-    buckets = store.aggregate(
-        measurement="env", device="d1", field="v", fn=fn, window_ms=10_000, since_ms=T0, until_ms=T0 + 40_000
-    )
+    buckets = aggregate(store, fn=fn)
 
     assert buckets == [Bucket(T0 + w, e) for w, e in zip((0, 10_000, 30_000), expected, strict=True)]
-    assert (
-        store.aggregate(
-            measurement="env",
-            device="d1",
-            field="flag",
-            fn=fn,
-            window_ms=10_000,
-            since_ms=T0,
-            until_ms=T0 + 40_000,
-        )
-        == []
-    )  # booleans are not numbers
+    assert aggregate(store, fn=fn, field="flag") == []  # booleans are not numbers
 
 
 def test_aggregation_windows_align_to_the_epoch_not_to_since(store: TimeSeriesStore) -> None:
     store.write([pt(T0 + 4000, v=1.0), pt(T0 + 6000, v=3.0), pt(T0 + 12_000, v=5.0)])
 
-    buckets = store.aggregate(
-        measurement="env",
-        device="d1",
-        field="v",
-        fn="mean",
-        window_ms=10_000,
-        since_ms=T0 + 5000,
-        until_ms=T0 + 20_000,
-    )
+    buckets = aggregate(store, since_ms=T0 + 5000, until_ms=T0 + 20_000)
 
     assert buckets == [Bucket(T0, 3.0), Bucket(T0 + 10_000, 5.0)]
 
@@ -220,7 +250,10 @@ def test_latest_per_device(store: TimeSeriesStore) -> None:
 
     latest = store.latest(measurement="env")
 
-    assert latest == {"d1": Row(T0 + 5, {"v": 2.0, "state": "ok"}), "d2": Row(T0 + 3, {"v": 7.0})}
+    assert latest == {
+        ("c1", "d1"): Row(T0 + 5, {"v": 2.0, "state": "ok"}),
+        ("c1", "d2"): Row(T0 + 3, {"v": 7.0}),
+    }
     assert store.latest(measurement="nothing") == {}
 
 
@@ -403,7 +436,7 @@ def test_sqlite_is_thread_safe(tmp_path: Path) -> None:
         def writer(device: str) -> None:
             for i in range(50):
                 store.write([pt(T0 + i, device=device, v=float(i))])
-                store.query(measurement="env", device=device, since_ms=0)
+                store.query(measurement="env", community="c1", device=device, since_ms=0)
 
         threads = [threading.Thread(target=writer, args=(f"d{n}",)) for n in range(4)]
         for thread in threads:

@@ -104,7 +104,7 @@ def populate(db: Engine, policy: CasePolicy, cases: int, events_per_case: int = 
             conn.execute(insert(CaseEvent), events)
 
 
-def _pct(samples: list[float]) -> dict[str, float]:
+def percentiles(samples: list[float]) -> dict[str, float]:
     ordered = sorted(samples)
     return {
         "p50": round(statistics.median(ordered), 1),
@@ -113,7 +113,8 @@ def _pct(samples: list[float]) -> dict[str, float]:
 
 
 @contextmanager
-def _database(allow_sqlite: bool) -> Iterator[tuple[str, str]]:
+def relational_store(allow_sqlite: bool, what: str = "API") -> Iterator[tuple[str, str]]:
+    """A throw-away PostgreSQL (the production store these figures are about), or SQLite if allowed."""
     if postgres_available():
         server = start_postgres("bench")
         try:
@@ -125,7 +126,7 @@ def _database(allow_sqlite: bool) -> Iterator[tuple[str, str]]:
             yield f"sqlite:///{tmp}/bench.db", "sqlite"
     else:
         raise BenchError(
-            f"the API benchmark needs PostgreSQL 15 (not found in {postgres_server.POSTGRES_BIN_DIR}); "
+            f"the {what} benchmark needs PostgreSQL 15 (not found in {postgres_server.POSTGRES_BIN_DIR}); "
             "pass --allow-sqlite to measure on SQLite instead"
         )
 
@@ -141,7 +142,7 @@ def run(
 ) -> dict[str, Any]:
     """Load ``cases`` and time the API on them; PostgreSQL unless ``allow_sqlite`` (BenchError)."""
     policy = CasePolicy.load(config_dir)
-    with _database(allow_sqlite) as (url, kind), tempfile.TemporaryDirectory() as tmp:
+    with relational_store(allow_sqlite) as (url, kind), tempfile.TemporaryDirectory() as tmp:
         create_all(url)
         db = make_engine(url)
         try:
@@ -193,13 +194,13 @@ def run(
                     http.get("/api/v1/kpis", params=month).raise_for_status()
                     kpi_ms.append((time.perf_counter() - started) * 1000)
                 http.close()
-                console_ms = _console_ms(f"http://127.0.0.1:{port}", credentials)
+                console_samples = console_ms(f"http://127.0.0.1:{port}", credentials)
             finally:
                 supervisor.stop_all()
             db_ms = _db_queue_ms(db)
         finally:
             db.dispose()
-    queue_pct = _pct(queue_ms)
+    queue_pct = percentiles(queue_ms)
     return {
         "area": "api",
         "store": kind,
@@ -208,14 +209,16 @@ def run(
         "load_s": round(load_s, 1),
         "queue_p50_ms": queue_pct["p50"],
         "queue_p99_ms": queue_pct["p99"],
-        "ceiling_db_queue_p50_ms": _pct(db_ms)["p50"],
+        "ceiling_db_queue_p50_ms": percentiles(db_ms)["p50"],
         "kpi_ms": round(statistics.median(kpi_ms), 1),
         # The console's queue page as a signed-in district operator sees it (all open cases, 200 rows).
-        "console_page_p99_ms": _pct(console_ms)["p99"],
+        "console_page_p99_ms": percentiles(console_samples)["p99"],
     }
 
 
-def _console_ms(base_url: str, credentials: dict[str, str], loads: int = 20) -> list[float]:
+def console_ms(
+    base_url: str, credentials: dict[str, str], loads: int = 20, path: str = "/console"
+) -> list[float]:
     with httpx.Client(base_url=base_url, timeout=60) as browser:
         # The login form carries its CSRF token: sign in as a browser does, or every page is a redirect.
         form = browser.get("/console/login")
@@ -232,7 +235,7 @@ def _console_ms(base_url: str, credentials: dict[str, str], loads: int = 20) -> 
         samples = []
         for _ in range(loads):
             started = time.perf_counter()
-            browser.get("/console").raise_for_status()
+            browser.get(path).raise_for_status()
             samples.append((time.perf_counter() - started) * 1000)
     return samples
 

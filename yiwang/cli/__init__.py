@@ -8,7 +8,21 @@ from __future__ import annotations
 
 import typer
 
-from yiwang.cli import bench, chaos, db, edge, provision, registry, services, silence, tokens, types, up  # noqa: F401 - registers
+from yiwang.cli import (  # noqa: F401 - registers
+    bench,
+    chaos,
+    db,
+    edge,
+    gateway,
+    provision,
+    registry,
+    release,
+    services,
+    silence,
+    tokens,
+    types,
+    up,
+)
 from yiwang.cli.root import app
 
 __all__ = ["app", "main"]
