@@ -9,7 +9,7 @@ import typer
 
 from yiwang.cli.root import app
 
-BENCH_AREAS = ("case-latency", "edge", "alerts", "camera", "ingest", "api", "soak")
+BENCH_AREAS = ("case-latency", "edge", "alerts", "camera", "ingest", "api", "registry", "soak")
 
 
 @app.command()
@@ -28,7 +28,7 @@ def bench(
     minutes: Annotated[float, typer.Option(min=0.1, help="Soak duration at half capacity (soak).")] = 30.0,
     plot_dir: Annotated[Path | None, typer.Option(help="Write the soak's PNG curves here (soak).")] = None,
     allow_sqlite: Annotated[
-        bool, typer.Option(help="Measure on SQLite when PostgreSQL is not installed (api).")
+        bool, typer.Option(help="Measure on SQLite when PostgreSQL is not installed (api, registry).")
     ] = False,
 ) -> None:
     """Benchmark against real components on this machine, with a ceiling measured in the same run."""
@@ -53,6 +53,15 @@ def bench(
             result = api_bench.run(ServiceSettings().config_dir, allow_sqlite=allow_sqlite)
         except api_bench.BenchError as err:
             typer.echo(f"bench api: {err}", err=True)
+            raise typer.Exit(2) from err
+    elif area == "registry":
+        from yiwang.bench import api as api_bench
+        from yiwang.bench import registry as registry_bench
+
+        try:
+            result = registry_bench.run(ServiceSettings().config_dir, allow_sqlite=allow_sqlite)
+        except api_bench.BenchError as err:
+            typer.echo(f"bench registry: {err}", err=True)
             raise typer.Exit(2) from err
     elif area == "alerts":
         from yiwang.bench import alerts as alerts_bench

@@ -1,0 +1,288 @@
+"""`yiwang bench registry`: the registry of a whole district — 100 communities × 1,000 devices.
+
+The rows are bulk-inserted into PostgreSQL (the production store; SQLite only when asked for). Then:
+
+- ``reload_ms``: a device is added through ``registry.editing`` (one transaction, as the API does) and
+  a :class:`registry.live.LiveCatalog` polling every second — what ingest and alerts run — is watched
+  until the device is in its catalog; the poll period is part of the figure, as it is for the services.
+  ``catalog_load_ms`` is one reload alone (read 100,000 rows, build the catalog); its ceiling,
+  ``ceiling_rows_ms``, is reading the same rows with no objects made.
+- ``catalog_mb``: the memory one loaded catalog holds (tracemalloc, after a collection), which each of
+  ingest and alerts pays once; ``engine_index_ms``: the alert engine re-indexing its devices and rules
+  on a change.
+- The API as its own process on that database: a device's registry record, a community's map, and the
+  console's device page, p50/p99 over repeated requests.
+
+Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import gc
+import tempfile
+import time
+import tracemalloc
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import Engine, insert, text
+from sqlalchemy.orm import Session
+
+from alerts.engine import AlertEngine
+from alerts.rules import load_rules
+from api.accounts import ensure_demo_operator
+from cases.policy import CasePolicy
+from common.db import Base, create_tables, make_engine
+from contract.catalog import Catalog, load_catalog, load_sensor_types
+from registry import editing, version
+from registry.live import LiveCatalog
+from registry.models import (
+    TABLES,
+    RegistryBuilding,
+    RegistryCommunity,
+    RegistryDevice,
+    RegistryGateway,
+    RegistryGrid,
+    RegistryTown,
+)
+from registry.snapshot import load_communities
+from yiwang.bench.api import console_ms, percentiles, relational_store
+from yiwang.schema import create_all
+from yiwang.servers import free_port
+from yiwang.supervisor import Child, Supervisor, env_with, self_command
+
+COMMUNITIES = 100
+DEVICES_PER_COMMUNITY = 1_000
+GRIDS, BUILDINGS_PER_GRID, GATEWAYS = 10, 5, 5
+TYPES = ("env.th@1", "water.level@1", "fire.smoke@1", "gas.combustible@1", "access.door@1")
+
+
+def _square(lon: float, lat: float, size: float) -> list[list[list[float]]]:
+    ring = [[lon, lat], [lon + size, lat], [lon + size, lat + size], [lon, lat + size], [lon, lat]]
+    return [ring]
+
+
+def populate(db: Engine, communities: int, devices_per_community: int) -> int:
+    """A district of ``communities`` × ``devices_per_community`` devices; returns the devices stored."""
+    now = datetime.now(UTC)
+    towns = [
+        {"id": f"town-{t:02d}", "name": f"第{t}街道", "district": "任城区"}
+        for t in range(communities // 10 + 1)
+    ]
+    rows: dict[Any, list[dict[str, Any]]] = {
+        RegistryCommunity: [],
+        RegistryGrid: [],
+        RegistryBuilding: [],
+        RegistryGateway: [],
+        RegistryDevice: [],
+    }
+    for c in range(communities):
+        community = f"c-{c:03d}"
+        lon0, lat0 = 116.5 + (c % 10) * 0.01, 35.3 + (c // 10) * 0.01
+        rows[RegistryCommunity].append(
+            {"id": community, "name": f"社区{c}", "town_id": f"town-{c // 10:02d}"}
+        )
+        for g in range(GRIDS):
+            grid = f"g-{g:02d}"
+            glon, glat = lon0 + (g % 5) * 0.002, lat0 + (g // 5) * 0.002
+            rows[RegistryGrid].append(
+                {
+                    "community_id": community,
+                    "id": grid,
+                    "name": f"网格{g}",
+                    "polygon": _square(glon, glat, 0.002),
+                }
+            )
+            for b in range(BUILDINGS_PER_GRID):
+                rows[RegistryBuilding].append(
+                    {
+                        "community_id": community,
+                        "id": f"b-{g:02d}{b}",
+                        "grid_id": grid,
+                        "name": f"{g}号院{b}号楼",
+                        "polygon": _square(glon + b * 0.0003, glat + 0.0005, 0.0002),
+                    }
+                )
+        for gw in range(GATEWAYS):
+            rows[RegistryGateway].append(
+                {"community_id": community, "id": f"gw-{c:03d}-{gw}", "name": "", "created_at": now}
+            )
+        for d in range(devices_per_community):
+            g, b = d % GRIDS, (d // GRIDS) % BUILDINGS_PER_GRID
+            rows[RegistryDevice].append(
+                {
+                    "community_id": community,
+                    "id": f"d-{d:04d}",
+                    "type": TYPES[d % len(TYPES)],
+                    "gateway_id": f"gw-{c:03d}-{d % GATEWAYS}",
+                    "grid_id": f"g-{g:02d}",
+                    "building_id": f"b-{g:02d}{b}",
+                    "location": f"{d % 7 + 1}层",
+                    "lat": lat0 + (g // 5) * 0.002 + 0.0006,
+                    "lon": lon0 + (g % 5) * 0.002 + b * 0.0003,
+                    "installed": None,
+                    "state": "active",
+                    "updated_at": now,
+                }
+            )
+    with db.begin() as conn:
+        conn.execute(insert(RegistryTown), towns)
+        for model, batch in rows.items():
+            for start in range(0, len(batch), 10_000):
+                conn.execute(insert(model), batch[start : start + 10_000])
+    with Session(db) as session, session.begin():
+        version.bump(session, now)
+    return len(rows[RegistryDevice])
+
+
+def _catalog_figures(db: Engine, config_dir: Path) -> dict[str, Any]:
+    profiles = load_sensor_types(config_dir)
+    started = time.perf_counter()
+    with Session(db) as session:
+        catalog = Catalog(load_communities(session), profiles)
+    load_ms = (time.perf_counter() - started) * 1000
+    started = time.perf_counter()
+    with db.connect() as conn:
+        conn.execute(text("SELECT * FROM registry_devices")).fetchall()
+    rows_ms = (time.perf_counter() - started) * 1000
+    del catalog
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    with Session(db) as session:
+        held = Catalog(load_communities(session), profiles)
+    gc.collect()
+    catalog_bytes = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    rules = load_rules(config_dir, CasePolicy.load(config_dir).categories)
+    engine = AlertEngine(rules, held)
+    started = time.perf_counter()
+    engine.use_catalog(held)
+    index_ms = (time.perf_counter() - started) * 1000
+    return {
+        "catalog_load_ms": round(load_ms, 1),
+        "ceiling_rows_ms": round(rows_ms, 1),
+        "catalog_mb": round(catalog_bytes / 1024**2, 1),
+        "engine_index_ms": round(index_ms, 1),
+    }
+
+
+def _reload_ms(db: Engine, config_dir: Path, community: str, trials: int) -> list[float]:
+    types = {p.id for p in load_sensor_types(config_dir)}
+    live = LiveCatalog(
+        db, lambda: load_sensor_types(config_dir), lambda: load_catalog(config_dir), poll_s=1.0
+    )
+    live.start()
+    samples = []
+    try:
+        for n in range(trials):
+            device = f"new-{n:03d}"
+            with Session(db) as session, session.begin():
+                fields = {"id": device, "type": "water.level@1", "grid": "g-00"}
+                editing.add_device(session, community, f"gw-{community[2:]}-0", fields, types)
+            committed = time.perf_counter()
+            deadline = committed + 30
+            while live.catalog.device(community, f"gw-{community[2:]}-0", device) is None:
+                if time.perf_counter() > deadline:
+                    raise RuntimeError(f"the catalog did not see {device} within 30 s: {live.status()}")
+                time.sleep(0.005)
+            samples.append((time.perf_counter() - committed) * 1000)
+    finally:
+        live.stop()
+    return samples
+
+
+def _api_figures(url: str, config_dir: Path, community: str, device: str, requests: int) -> dict[str, Any]:
+    db = make_engine(url)
+    with tempfile.TemporaryDirectory() as tmp:
+        credentials = ensure_demo_operator(db, Path(tmp) / "credentials.json")
+        db.dispose()
+        port = free_port()
+        env = env_with(
+            {
+                "YIWANG_DATABASE_URL": url,
+                "YIWANG_SERIES_URL": f"sqlite:///{tmp}/series.db",
+                "YIWANG_CONFIG_DIR": str(config_dir.resolve()),
+                "YIWANG_HTTP_PORT": str(port),
+                "YIWANG_LOG_LEVEL": "WARNING",
+            }
+        )
+        supervisor = Supervisor(env, log_path=Path(tmp) / "api.log")
+        try:
+            supervisor.start(Child("api", self_command("api"), port))
+            base = f"http://127.0.0.1:{port}"
+            headers = {"Authorization": f"Bearer {credentials['token']}"}
+            timings: dict[str, list[float]] = {"device": [], "map": []}
+            with httpx.Client(base_url=base, headers=headers, timeout=120) as http:
+                paths = {
+                    "device": f"/api/v1/communities/{community}/devices/{device}",
+                    "map": f"/api/v1/communities/{community}/map",
+                }
+                for name, path in paths.items():
+                    http.get(path).raise_for_status()  # warm
+                    for _ in range(requests):
+                        started = time.perf_counter()
+                        http.get(path).raise_for_status()
+                        timings[name].append((time.perf_counter() - started) * 1000)
+                features = len(http.get(paths["map"]).json()["features"])
+            page = console_ms(
+                base, credentials, loads=requests, path=f"/console/devices/{community}/{device}"
+            )
+        finally:
+            supervisor.stop_all()
+    device, district_map, console = (
+        percentiles(timings["device"]),
+        percentiles(timings["map"]),
+        percentiles(page),
+    )
+    return {
+        "device_record_p50_ms": device["p50"],
+        "device_record_p99_ms": device["p99"],
+        "map_p50_ms": district_map["p50"],
+        "map_p99_ms": district_map["p99"],
+        "map_features": features,
+        "device_page_p50_ms": console["p50"],
+        "device_page_p99_ms": console["p99"],
+    }
+
+
+def run(
+    config_dir: Path,
+    *,
+    communities: int = COMMUNITIES,
+    devices_per_community: int = DEVICES_PER_COMMUNITY,
+    trials: int = 10,
+    requests: int = 100,
+    allow_sqlite: bool = False,
+) -> dict[str, Any]:
+    with relational_store(allow_sqlite, "registry") as (url, kind):
+        create_all(url)
+        db = make_engine(url)
+        try:
+            create_tables(db, Base.metadata, tables=list(TABLES))
+            started = time.perf_counter()
+            devices = populate(db, communities, devices_per_community)
+            load_s = time.perf_counter() - started
+            if kind == "postgresql":
+                with db.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                    conn.execute(text("ANALYZE"))
+            catalog = _catalog_figures(db, config_dir)
+            middle = f"c-{communities // 2:03d}"  # any community: each is as large as the others
+            reload = _reload_ms(db, config_dir, middle, trials)
+        finally:
+            db.dispose()
+        api = _api_figures(url, config_dir, middle, f"d-{devices_per_community // 2:04d}", requests)
+    reload_pct = percentiles(reload)
+    return {
+        "area": "registry",
+        "store": kind,
+        "communities": communities,
+        "devices": devices,
+        "load_s": round(load_s, 1),
+        "reload_p50_ms": reload_pct["p50"],
+        "reload_ms": round(max(reload), 1),  # the worst of the trials: a change seen by ingest and alerts
+        **catalog,
+        **api,
+    }
