@@ -372,11 +372,45 @@ def _batched_rounds(
     return phases, ceilings
 
 
+def seed_registry(database_url: str, config: Path, communities: int) -> int:
+    """The bench community in the registry beside ``communities`` × 1,000 others: ingest then checks
+    every reading against a district-sized live catalog. Returns the devices registered."""
+    from common.db import Base, create_tables, make_engine
+    from contract.catalog import load_sensor_types
+    from registry.importer import import_communities, read_communities
+    from registry.models import TABLES
+    from registry.rows import Town
+    from yiwang.bench.registry import populate
+
+    db = make_engine(database_url)
+    try:
+        create_tables(db, Base.metadata, tables=list(TABLES))
+        district = populate(db, communities, 1_000)
+        types = {p.id for p in load_sensor_types(config)}
+        town = Town("bench-town", "bench", "bench", ("bench",))
+        import_communities(db, read_communities(config / "communities"), [town], types)
+    finally:
+        db.dispose()
+    return district + GATEWAYS * DEVICES
+
+
 def _run_phases(
-    config_dir: Path, work: Path, binary: str, *, seconds: float, replicas: int, rounds: int
+    config_dir: Path,
+    work: Path,
+    binary: str,
+    *,
+    seconds: float,
+    replicas: int,
+    rounds: int,
+    registry_communities: int = 0,
 ) -> dict[str, Any]:
     """The ceilings and the workloads, each on its own database of one influxd."""
     write_config(config_dir, work / "config")
+    registered = (
+        seed_registry(f"sqlite:///{work}/yiwang.db", work / "config", registry_communities)
+        if registry_communities
+        else 0
+    )
     port = free_port()
     conf = MosquittoConfig(
         host="127.0.0.1", port=port, data_dir=work / "mosquitto", allow_anonymous=True
@@ -393,6 +427,8 @@ def _run_phases(
     )
     supervisor = Supervisor(env, log_path=work / "stack.log")
     result: dict[str, Any] = {"area": "ingest", "broker": "mosquitto", "store": "influxdb 1.x"}
+    if registered:
+        result["registry_devices"] = registered  # the live catalog ingest checked readings against
     try:
         supervisor.start(Child("broker", [binary, "-c", str(conf)], port))
         with start_influxd(base_dir=work) as influxd:
@@ -428,13 +464,28 @@ def _run_phases(
     return result
 
 
-def run(config_dir: Path, *, seconds: float = 15.0, replicas: int = 1, rounds: int = 5) -> dict[str, Any]:
+def run(
+    config_dir: Path,
+    *,
+    seconds: float = 15.0,
+    replicas: int = 1,
+    rounds: int = 5,
+    registry_communities: int = 0,
+) -> dict[str, Any]:
     binary = mosquitto_binary()
     if binary is None:
         raise RuntimeError("mosquitto not found: install Debian's mosquitto package")
     work = Path(tempfile.mkdtemp(prefix="yiwang-bench-ingest-"))
     try:
-        result = _run_phases(config_dir, work, binary, seconds=seconds, replicas=replicas, rounds=rounds)
+        result = _run_phases(
+            config_dir,
+            work,
+            binary,
+            seconds=seconds,
+            replicas=replicas,
+            rounds=rounds,
+            registry_communities=registry_communities,
+        )
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise

@@ -232,19 +232,19 @@ def _api_figures(url: str, config_dir: Path, community: str, device: str, reques
             )
         finally:
             supervisor.stop_all()
-    device, district_map, console = (
+    record, community_map, device_page = (
         percentiles(timings["device"]),
         percentiles(timings["map"]),
         percentiles(page),
     )
     return {
-        "device_record_p50_ms": device["p50"],
-        "device_record_p99_ms": device["p99"],
-        "map_p50_ms": district_map["p50"],
-        "map_p99_ms": district_map["p99"],
+        "device_record_p50_ms": record["p50"],
+        "device_record_p99_ms": record["p99"],
+        "map_p50_ms": community_map["p50"],
+        "map_p99_ms": community_map["p99"],
         "map_features": features,
-        "device_page_p50_ms": console["p50"],
-        "device_page_p99_ms": console["p99"],
+        "device_page_p50_ms": device_page["p50"],
+        "device_page_p99_ms": device_page["p99"],
     }
 
 

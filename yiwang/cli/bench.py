@@ -27,6 +27,12 @@ def bench(
     ] = 5,
     minutes: Annotated[float, typer.Option(min=0.1, help="Soak duration at half capacity (soak).")] = 30.0,
     plot_dir: Annotated[Path | None, typer.Option(help="Write the soak's PNG curves here (soak).")] = None,
+    registry_communities: Annotated[
+        int,
+        typer.Option(
+            min=0, help="Ingest against a registry of this many communities × 1,000 devices (ingest)."
+        ),
+    ] = 0,
     allow_sqlite: Annotated[
         bool, typer.Option(help="Measure on SQLite when PostgreSQL is not installed (api, registry).")
     ] = False,
@@ -71,7 +77,11 @@ def bench(
         from yiwang.bench import ingest as ingest_bench
 
         result = ingest_bench.run(
-            ServiceSettings().config_dir, seconds=seconds, replicas=replicas, rounds=rounds
+            ServiceSettings().config_dir,
+            seconds=seconds,
+            replicas=replicas,
+            rounds=rounds,
+            registry_communities=registry_communities,
         )
     elif area == "soak":
         from yiwang.bench import soak as soak_bench
