@@ -25,7 +25,7 @@ from api.scope import may_add_towns, may_manage_registry, sees_area, sees_distri
 from contract.catalog import DeviceState
 from contract.ids import ID_PATTERN, Id
 from registry import editing
-from registry.editing import RegistryError
+from registry.editing import CommunityIn, RegistryError, TownIn
 from registry.models import (
     RegistryBuilding,
     RegistryCommunity,
@@ -149,22 +149,6 @@ class DeviceChangeIn(BaseModel):
         default=None, description="Poll interval (seconds); the bus's default if left out."
     )
     options: dict[str, Any] | None = Field(default=None, description="max_interval_s, deadband.")
-
-
-class TownIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    id: Id
-    name: str = Field(min_length=1, max_length=128)
-    district: str = Field(default="", max_length=128)
-
-
-class CommunityIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    id: Id
-    name: str = Field(min_length=1, max_length=128)
-    town: Id
 
 
 class GridIn(BaseModel):

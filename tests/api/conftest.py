@@ -64,6 +64,19 @@ def token(client: TestClient, settings: ApiSettings) -> str:
     return token
 
 
+@pytest.fixture
+def login(settings: ApiSettings, client: TestClient) -> Iterator[Callable[..., str]]:
+    """``login(username, role, **scope)``: a new account of that role, and a token of it."""
+    db = make_engine(settings.database_url)
+
+    def make(username: str, role: str, **scope: str) -> str:
+        user = accounts.create_user(db, username, "pw-" + username, role, **scope)
+        return accounts.issue_token(db, user)
+
+    yield make
+    db.dispose()
+
+
 def console_login(
     client: TestClient,
     username: str = "op",

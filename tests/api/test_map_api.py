@@ -4,7 +4,7 @@ whose map page keeps the strict Content-Security-Policy (a tile service's origin
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -30,18 +30,6 @@ TIANDITU = (
     "https://t{s}.tianditu.gov.cn/vec_w/wmts?SERVICE=WMTS&REQUEST=GetTile&VERSION=1.0.0&LAYER=vec"
     "&STYLE=default&TILEMATRIXSET=w&FORMAT=tiles&TILEMATRIX={z}&TILEROW={y}&TILECOL={x}&tk=k"
 )
-
-
-@pytest.fixture
-def login(settings: ApiSettings, client: TestClient) -> Iterator[Callable[..., str]]:
-    db = make_engine(settings.database_url)
-
-    def make(username: str, role: str, **scope: str) -> str:
-        user = accounts.create_user(db, username, "pw-" + username, role, **scope)
-        return accounts.issue_token(db, user)
-
-    yield make
-    db.dispose()
 
 
 @pytest.fixture

@@ -1,15 +1,13 @@
 """People and district departments changed through the API: validated, audited, within jurisdiction,
 phone numbers never listed, and used by case assignment and call-ups at once."""
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from api import accounts
 from api.settings import ApiSettings
-from common.db import make_engine
 from tests.api.conftest import audited, auth
 
 REPORT = {
@@ -21,18 +19,6 @@ REPORT = {
 }
 ORG = "/api/v1/organisation"
 NEW_WORKER = {"name": "钱多", "role": "grid_worker", "unit": "g-north", "phone": "139 0000 1234"}
-
-
-@pytest.fixture
-def login(settings: ApiSettings, client: TestClient) -> Iterator[Callable[..., str]]:
-    db = make_engine(settings.database_url)
-
-    def make(username: str, role: str, **scope: str) -> str:
-        user = accounts.create_user(db, username, "pw-" + username, role, **scope)
-        return accounts.issue_token(db, user)
-
-    yield make
-    db.dispose()
 
 
 def act(client: TestClient, token: str, case_id: int, action: str, **params: Any) -> Any:

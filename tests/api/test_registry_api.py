@@ -3,15 +3,13 @@ places added under their parents, each refusal naming its field, jurisdiction ke
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from api import accounts
 from api.settings import ApiSettings
-from common.db import make_engine
 from tests.api.conftest import audited, auth
 
 NEW_DEVICE = {
@@ -27,18 +25,6 @@ NEW_DEVICE = {
 }
 SQUARE = [[[116.58, 35.41], [116.59, 35.41], [116.59, 35.42], [116.58, 35.41]]]
 DEVICE_URL = "/api/v1/communities/zhuganxiang/devices/wl-09"
-
-
-@pytest.fixture
-def login(settings: ApiSettings, client: TestClient) -> Iterator[Callable[..., str]]:
-    db = make_engine(settings.database_url)
-
-    def make(username: str, role: str, **scope: str) -> str:
-        user = accounts.create_user(db, username, "pw-" + username, role, **scope)
-        return accounts.issue_token(db, user)
-
-    yield make
-    db.dispose()
 
 
 def _listed(client: TestClient, token: str) -> dict[str, Any]:

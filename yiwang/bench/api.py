@@ -131,6 +131,27 @@ def relational_store(allow_sqlite: bool, what: str = "API") -> Iterator[tuple[st
         )
 
 
+@contextmanager
+def api_process(url: str, config_dir: Path, work: Path) -> Iterator[str]:
+    """`yiwang api` as its own process on ``url`` (series in ``work``); yields its base URL."""
+    port = free_port()
+    env = env_with(
+        {
+            "YIWANG_DATABASE_URL": url,
+            "YIWANG_SERIES_URL": f"sqlite:///{work}/series.db",
+            "YIWANG_CONFIG_DIR": str(config_dir.resolve()),
+            "YIWANG_HTTP_PORT": str(port),
+            "YIWANG_LOG_LEVEL": "WARNING",
+        }
+    )
+    supervisor = Supervisor(env, log_path=work / "api.log")
+    try:
+        supervisor.start(Child("api", self_command("api"), port))
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        supervisor.stop_all()
+
+
 def count_cases(db: Engine) -> int:
     """The cases in the database: what the figures were measured on."""
     with Session(db) as session:
@@ -159,24 +180,8 @@ def run(
             token = credentials["token"]
             with Session(db) as session:
                 event_count = session.scalar(select(func.count()).select_from(CaseEvent)) or 0
-            port = free_port()
-            env = env_with(
-                {
-                    "YIWANG_DATABASE_URL": url,
-                    "YIWANG_SERIES_URL": f"sqlite:///{tmp}/series.db",
-                    "YIWANG_CONFIG_DIR": str(config_dir.resolve()),
-                    "YIWANG_HTTP_PORT": str(port),
-                    "YIWANG_LOG_LEVEL": "WARNING",
-                }
-            )
-            supervisor = Supervisor(env, log_path=Path(tmp) / "api.log")
-            try:
-                supervisor.start(Child("api", self_command("api"), port))
-                http = httpx.Client(
-                    base_url=f"http://127.0.0.1:{port}",
-                    headers={"Authorization": f"Bearer {token}"},
-                    timeout=120,
-                )
+            with api_process(url, config_dir, Path(tmp)) as base:
+                http = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=120)
                 queue: dict[str, str | int] = {"open": "true", "grid": "g-north", "limit": 50}
                 http.get("/api/v1/cases", params=queue).raise_for_status()  # warm caches
                 queue_ms = []
@@ -194,9 +199,7 @@ def run(
                     http.get("/api/v1/kpis", params=month).raise_for_status()
                     kpi_ms.append((time.perf_counter() - started) * 1000)
                 http.close()
-                console_samples = console_ms(f"http://127.0.0.1:{port}", credentials)
-            finally:
-                supervisor.stop_all()
+                console_samples = console_ms(base, credentials)
             db_ms = _db_queue_ms(db)
         finally:
             db.dispose()

@@ -48,10 +48,8 @@ from registry.models import (
     RegistryTown,
 )
 from registry.snapshot import load_communities
-from yiwang.bench.api import console_ms, percentiles, relational_store
+from yiwang.bench.api import api_process, console_ms, percentiles, relational_store
 from yiwang.schema import create_all
-from yiwang.servers import free_port
-from yiwang.supervisor import Child, Supervisor, env_with, self_command
 
 COMMUNITIES = 100
 DEVICES_PER_COMMUNITY = 1_000
@@ -199,20 +197,7 @@ def _api_figures(url: str, config_dir: Path, community: str, device: str, reques
     with tempfile.TemporaryDirectory() as tmp:
         credentials = ensure_demo_operator(db, Path(tmp) / "credentials.json")
         db.dispose()
-        port = free_port()
-        env = env_with(
-            {
-                "YIWANG_DATABASE_URL": url,
-                "YIWANG_SERIES_URL": f"sqlite:///{tmp}/series.db",
-                "YIWANG_CONFIG_DIR": str(config_dir.resolve()),
-                "YIWANG_HTTP_PORT": str(port),
-                "YIWANG_LOG_LEVEL": "WARNING",
-            }
-        )
-        supervisor = Supervisor(env, log_path=Path(tmp) / "api.log")
-        try:
-            supervisor.start(Child("api", self_command("api"), port))
-            base = f"http://127.0.0.1:{port}"
+        with api_process(url, config_dir, Path(tmp)) as base:
             headers = {"Authorization": f"Bearer {credentials['token']}"}
             timings: dict[str, list[float]] = {"device": [], "map": []}
             with httpx.Client(base_url=base, headers=headers, timeout=120) as http:
@@ -230,8 +215,6 @@ def _api_figures(url: str, config_dir: Path, community: str, device: str, reques
             page = console_ms(
                 base, credentials, loads=requests, path=f"/console/devices/{community}/{device}"
             )
-        finally:
-            supervisor.stop_all()
     record, community_map, device_page = (
         percentiles(timings["device"]),
         percentiles(timings["map"]),

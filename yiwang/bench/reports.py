@@ -27,10 +27,8 @@ from api.accounts import ensure_demo_operator
 from cases.models import Case, CaseEvent, SupervisionOrder
 from cases.policy import CasePolicy
 from common.db import make_engine
-from yiwang.bench.api import relational_store
+from yiwang.bench.api import api_process, relational_store
 from yiwang.schema import create_all
-from yiwang.servers import free_port
-from yiwang.supervisor import Child, Supervisor, env_with, self_command
 
 MONTH = "2026-06"
 CST = ZoneInfo("Asia/Shanghai")
@@ -167,27 +165,13 @@ def run(config_dir: Path, *, cases: int = 10_000, allow_sqlite: bool = False) ->
                 with db.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                     conn.execute(text("ANALYZE"))
             token = ensure_demo_operator(db, Path(tmp) / "credentials.json")["token"]
-            port = free_port()
-            env = env_with(
-                {
-                    "YIWANG_DATABASE_URL": url,
-                    "YIWANG_SERIES_URL": f"sqlite:///{tmp}/series.db",
-                    "YIWANG_CONFIG_DIR": str(config_dir.resolve()),
-                    "YIWANG_HTTP_PORT": str(port),
-                    "YIWANG_LOG_LEVEL": "WARNING",
-                }
-            )
-            supervisor = Supervisor(env, log_path=Path(tmp) / "api.log")
-            try:
-                supervisor.start(Child("api", self_command("api"), port))
-                with httpx.Client(
-                    base_url=f"http://127.0.0.1:{port}",
-                    headers={"Authorization": f"Bearer {token}"},
-                    timeout=120,
-                ) as http:
-                    figures = measure(http)
-            finally:
-                supervisor.stop_all()
+            with (
+                api_process(url, config_dir, Path(tmp)) as base,
+                httpx.Client(
+                    base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=120
+                ) as http,
+            ):
+                figures = measure(http)
         finally:
             db.dispose()
     return {"area": "reports", "store": kind, "cases_in_month": loaded, "case_events": events, **figures}
