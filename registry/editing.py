@@ -50,7 +50,8 @@ def _validated(model: type[BaseModel], data: dict[str, Any]) -> Any:
 
 
 class DeviceChange(BaseModel):
-    """What an edit of a device may change; fields left out stay as they are."""
+    """What an edit of a device may change; fields left out stay as they are. Moving: a new ``grid``
+    (and ``building``), or ``gateway``."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -64,10 +65,14 @@ class DeviceChange(BaseModel):
     datum: str | None = None
     installed: date | None = None
     state: DeviceState | None = None
-    bus: Id | None = None
-    unit: int | None = None
-    poll_s: float | None = None
-    options: dict[str, Any] | None = None
+    bus: Id | None = Field(
+        default=None, description="A bus of the gateway: the gateway is then told to poll it."
+    )
+    unit: int | None = Field(default=None, description="Modbus unit 1-247 on that bus.")
+    poll_s: float | None = Field(
+        default=None, description="Poll interval (seconds); the bus's default if left out."
+    )
+    options: dict[str, Any] | None = Field(default=None, description="max_interval_s, deadband.")
 
 
 PLACEMENT_FIELDS = ("bus", "unit", "poll_s", "options")

@@ -25,7 +25,7 @@ from api.scope import may_add_towns, may_manage_registry, sees_area, sees_distri
 from contract.catalog import DeviceState
 from contract.ids import ID_PATTERN, Id
 from registry import editing
-from registry.editing import CommunityIn, RegistryError, TownIn
+from registry.editing import CommunityIn, DeviceChange, RegistryError, TownIn
 from registry.models import (
     RegistryBuilding,
     RegistryCommunity,
@@ -116,31 +116,6 @@ class DeviceIn(BaseModel):
     datum: str = Field(default="wgs84", description="wgs84, or gcj02 for points read off a Chinese map.")
     installed: date | None = None
     state: DeviceState = DeviceState.ACTIVE
-    bus: Id | None = Field(
-        default=None, description="A bus of the gateway: the gateway is then told to poll it."
-    )
-    unit: int | None = Field(default=None, description="Modbus unit 1-247 on that bus.")
-    poll_s: float | None = Field(
-        default=None, description="Poll interval (seconds); the bus's default if left out."
-    )
-    options: dict[str, Any] | None = Field(default=None, description="max_interval_s, deadband.")
-
-
-class DeviceChangeIn(BaseModel):
-    """Fields left out stay as they are. Moving: a new ``grid`` (and ``building``), or ``gateway``."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    type: str | None = None
-    gateway: Id | None = None
-    grid: Id | None = None
-    building: Id | None = None
-    location: str | None = Field(default=None, max_length=200)
-    lat: float | None = None
-    lon: float | None = None
-    datum: str | None = None
-    installed: date | None = None
-    state: DeviceState | None = None
     bus: Id | None = Field(
         default=None, description="A bus of the gateway: the gateway is then told to poll it."
     )
@@ -380,7 +355,7 @@ def get_device(
     "/communities/{community}/devices/{device}", response_model=RegisteredDevice, responses=WRITE_ERRORS
 )
 def change_device(
-    community: PathId, device: str, body: DeviceChangeIn, resources: ResourcesDep, user: CurrentUser
+    community: PathId, device: str, body: DeviceChange, resources: ResourcesDep, user: CurrentUser
 ) -> RegisteredDevice:
     """Edit, move to another grid or gateway, put in maintenance (stored, no cases) or retire a device."""
     _may_manage(user, resources, community)

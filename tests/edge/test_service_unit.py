@@ -88,8 +88,7 @@ def test_the_upgrade_unit_writes_the_prefix_and_restarts_the_agent_unit() -> Non
 
 def test_systemd_parses_both_units_without_a_word(tmp_path: Path) -> None:
     analyze = shutil.which("systemd-analyze")
-    if analyze is None:
-        pytest.skip("no systemd-analyze here; the checks above read the units")
+    assert analyze is not None, "systemd's own parser is a test requirement (Debian's systemd, .ci/run)"
     prefix = tmp_path / "opt"
     for link in ("current", "previous"):
         (prefix / link / "bin").mkdir(parents=True)

@@ -19,47 +19,27 @@ from sqlalchemy.orm import Session
 
 from api.routes.deadletters import DeadLetterFilter, mark_for_replay
 from common.db import make_engine
-from contract.catalog import load_sensor_types
 from ingest.deadletters import REFUSED, DeadLetterStore, dead_letters
 from registry import editing
-from registry.importer import import_communities, read_communities
-from registry.live import open_live_catalog
-from registry.rows import Town
 from series.sqlite import SQLiteStore
+from tests.ingest.seeded import TYPES, ingest_on_seeded_registry
 from tests.platform import Service, wait_for
 from yiwang.servers import MosquittoServer, free_port, unique_name
 
-ROOT = Path(__file__).resolve().parents[2]
-CONFIG = ROOT / "config"
 TOPIC = "yiwang/v1/zhuganxiang/gw-02/telemetry"
-TYPES = {p.id for p in load_sensor_types(CONFIG)}
 
 
 @pytest.fixture
 def running(tmp_path: Path, mosquitto: MosquittoServer) -> Iterator[tuple[Service, str, Path, int]]:
-    db_url = f"sqlite:///{tmp_path}/yiwang.db"
-    db = make_engine(db_url)
-    towns = [Town("yuehe", "越河街道", "任城区", ("zhuganxiang",))]
-    open_live_catalog(db, CONFIG)  # creates the registry's tables
-    import_communities(db, read_communities(CONFIG / "communities"), towns, TYPES)
-    db.dispose()
     metrics_port = free_port()
-    env = {
-        "YIWANG_MQTT_PORT": str(mosquitto.port),
-        "YIWANG_SERIES_URL": f"sqlite:///{tmp_path}/series.db",
-        "YIWANG_DATABASE_URL": db_url,
-        "YIWANG_CONFIG_DIR": str(CONFIG),
-        "YIWANG_INGEST_CLIENT_ID": unique_name("ingest"),
-        "YIWANG_INGEST_SPOOL_DIR": str(tmp_path / "spool"),
-        "YIWANG_INGEST_METRICS_PORT": str(metrics_port),
+    with ingest_on_seeded_registry(
+        tmp_path,
+        mosquitto,
+        YIWANG_INGEST_METRICS_PORT=str(metrics_port),
         # Slow polling: the replay must not depend on the registry poll having seen the new device.
-        "YIWANG_REGISTRY_POLL_S": "60",
-    }
-    service = Service(["ingest"], env, ROOT, tmp_path / "ingest.log").start()
-    try:
+        YIWANG_REGISTRY_POLL_S="60",
+    ) as (service, db_url):
         yield service, db_url, tmp_path / "series.db", metrics_port
-    finally:
-        service.stop()
 
 
 def _publish(client: mqtt.Client, seq: int, device: str, ts: int) -> bool:
