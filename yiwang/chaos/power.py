@@ -121,6 +121,19 @@ def _chunk_ids(path: Path) -> set[int]:
         return {row[0] for row in db.execute("SELECT id FROM chunk")}
 
 
+def holds_unsynced(spool: Path) -> bool:
+    """The running gateway's spool has a commit its last fsynced copy lacks: a cut now takes it.
+
+    Read while the gateway runs (WAL lets a reader in); a copy not yet made counts as "no"."""
+    copy = snapshot_path(spool)
+    if not copy.exists():
+        return False
+    try:
+        return bool(_chunk_ids(spool) ^ _chunk_ids(copy))
+    except sqlite3.Error:  # caught mid-replace or mid-checkpoint: ask again on the next poll
+        return False
+
+
 def cut_power(spool: Path, last_tick: int) -> PowerCut:
     """After the gateway's SIGKILL: replace its spool by the copy of its last fsync.
 
