@@ -24,6 +24,9 @@ from api.console import map as console_map
 from api.console import oversight as console_oversight
 from api.console import pages as console
 from api.console import registry as console_registry
+from api.console import supervision as console_supervision
+from api.console import users as console_users
+from api.console import wall as console_wall
 from api.console.web import STATIC_DIR, SignInRequired, sign_in_first
 from api.deps import Resources
 from api.metrics import install_metrics
@@ -42,7 +45,10 @@ from api.routes import (
     registry,
     releases,
     reports,
+    sensor_types,
+    supervision,
     tokens,
+    users,
 )
 from api.routes import audit as audit_routes
 from api.routes import map as map_routes
@@ -146,6 +152,9 @@ def create_app(settings: ApiSettings) -> FastAPI:
         reports.router,
         exports.router,
         gateway_config.router,
+        supervision.router,
+        users.router,
+        sensor_types.router,
     ):
         app.include_router(
             bearer_router, responses={401: {"description": "Missing, unknown or revoked token"}}
@@ -161,6 +170,9 @@ def create_app(settings: ApiSettings) -> FastAPI:
         console_map.router,
         console_oversight.router,
         console_registry.router,
+        console_supervision.router,
+        console_users.router,
+        console_wall.router,
     ):
         app.include_router(router)
     return app

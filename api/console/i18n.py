@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from api.console.i18n_devices import DEVICE_TEXT
+from api.console.i18n_fleet import FLEET_TEXT
 from api.console.i18n_map import MAP_TEXT
 from api.console.i18n_oversight import OVERSIGHT_TEXT
 from api.console.i18n_registry import REGISTRY_TEXT
 from api.console.i18n_reports import REPORT_TEXT
+from api.console.i18n_supervision import SUPERVISION_TEXT
+from api.console.i18n_users import USERS_TEXT
+from api.console.i18n_wall import WALL_TEXT
 from cases.workflow import ACTIONS
 
 LANGUAGES = ("zh", "en")
@@ -217,6 +221,10 @@ for _lang in LANGUAGES:  # each page's words live in their own module
     TEXT[_lang].update(OVERSIGHT_TEXT[_lang])
     TEXT[_lang].update(REGISTRY_TEXT[_lang])
     TEXT[_lang].update(REPORT_TEXT[_lang])
+    TEXT[_lang].update(FLEET_TEXT[_lang])
+    TEXT[_lang].update(SUPERVISION_TEXT[_lang])
+    TEXT[_lang].update(USERS_TEXT[_lang])
+    TEXT[_lang].update(WALL_TEXT[_lang])
 
 STATE_NAMES: dict[str, dict[str, str]] = {
     "zh": {

@@ -127,12 +127,12 @@ def power_cut(h: Harness, scale: float) -> None:
     """The site loses power: the modem first (the link goes silent, the spool grows on time-based
     fsyncs only), then the gateway, whose spool comes back as it was at its last fsync."""
     link = h.links[POWER_GATEWAY]
+    spool = h.gateways[POWER_GATEWAY].plan.spool
     for _ in range(3):
         link.cut()
         time.sleep(2.2)  # a few appends, each fsynced only when the last fsync is ≥ 1 s old
         # Cut between an unsynced append and the next fsync: a cut just after an fsync takes
         # nothing, and three such cuts in a row (a busy CI machine) would prove nothing.
-        spool = h.gateways[POWER_GATEWAY].plan.spool
         with contextlib.suppress(TimeoutError):
             wait_until(lambda: holds_unsynced(spool), 3.0, "an unsynced append", interval=0.01)
         h.cut_power(POWER_GATEWAY)

@@ -17,11 +17,13 @@ from yiwang.cli import (  # noqa: F401 - registers
     provision,
     registry,
     release,
+    rules,
     services,
     silence,
     tokens,
     types,
     up,
+    user,
 )
 from yiwang.cli.root import app
 

@@ -1,0 +1,6 @@
+"""The users page's words, 简体中文 and English; merged into the console's catalogue
+(``api/console/i18n.py``)."""
+
+from __future__ import annotations
+
+USERS_TEXT: dict[str, dict[str, str]] = {"zh": {}, "en": {}}

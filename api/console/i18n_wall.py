@@ -1,0 +1,6 @@
+"""The wall page's words, 简体中文 and English; merged into the console's catalogue
+(``api/console/i18n.py``)."""
+
+from __future__ import annotations
+
+WALL_TEXT: dict[str, dict[str, str]] = {"zh": {}, "en": {}}

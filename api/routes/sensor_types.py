@@ -1,0 +1,7 @@
+"""Sensor types and rules changed while the platform runs (#28)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(prefix="/api/v1", tags=["sensor-types"])
