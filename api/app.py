@@ -51,6 +51,7 @@ from api.routes import (
     users,
 )
 from api.routes import audit as audit_routes
+from api.routes import categories as category_routes
 from api.routes import map as map_routes
 from api.security_headers import SecurityHeaders
 from api.settings import ApiSettings
@@ -155,6 +156,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         supervision.router,
         users.router,
         sensor_types.router,
+        category_routes.router,
     ):
         app.include_router(
             bearer_router, responses={401: {"description": "Missing, unknown or revoked token"}}

@@ -13,6 +13,7 @@ from yiwang.cli import (  # noqa: F401 - registers
     chaos,
     db,
     edge,
+    fleet,
     gateway,
     provision,
     registry,
