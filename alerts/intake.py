@@ -12,7 +12,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from alerts.engine import Transition
@@ -20,6 +20,7 @@ from alerts.models import Alert, AlertHistory, EngineCheckpoint
 from cases import actions
 from cases.models import OPEN_STATES, Case, CaseState
 from cases.policy import CasePolicy
+from common.db import EncodedJSON
 
 log = logging.getLogger(__name__)
 ACTOR = "system:alerts"
@@ -52,8 +53,13 @@ class CaseBook:
         now = now or datetime.now(UTC)
         touched: list[int] = []
         with Session(self._db) as session, session.begin():
+            # One query for the batch's alerts, not one per transition: a load burst commits
+            # hundreds of transitions at once, and each get() that misses is a round trip.
+            fingerprints = {tr.fingerprint for tr in transitions}
+            batch = select(Alert).where(Alert.fingerprint.in_(fingerprints))
+            known = {a.fingerprint: a for a in session.scalars(batch)}
             for tr in transitions:
-                case_id = self._record(session, tr, now)
+                case_id = self._record(session, tr, now, known)
                 if case_id is not None:
                     touched.append(case_id)
         return touched
@@ -63,12 +69,16 @@ class CaseBook:
             row = session.get(EngineCheckpoint, partition)
             return row.state if row else None
 
-    def save_checkpoint(self, partition: str, state: dict[str, Any]) -> None:
-        with Session(self._db) as session, session.begin():
-            session.merge(EngineCheckpoint(partition=partition, saved_at=datetime.now(UTC), state=state))
+    def save_checkpoint(self, partition: str, state: dict[str, Any] | EncodedJSON) -> None:
+        """Replace the partition's checkpoint without reading the old one (megabytes to decode)."""
+        now = datetime.now(UTC)
+        with self._db.begin() as conn:
+            saved = update(EngineCheckpoint).where(EngineCheckpoint.partition == partition)
+            if not conn.execute(saved.values(saved_at=now, state=state)).rowcount:
+                conn.execute(insert(EngineCheckpoint).values(partition=partition, saved_at=now, state=state))
 
-    def _record(self, session: Session, tr: Transition, now: datetime) -> int | None:
-        alert = session.get(Alert, tr.fingerprint)
+    def _record(self, session: Session, tr: Transition, now: datetime, known: dict[str, Alert]) -> int | None:
+        alert = known.get(tr.fingerprint)
         if alert is None:
             alert = Alert(
                 fingerprint=tr.fingerprint,
@@ -83,6 +93,7 @@ class CaseBook:
                 updated_at=now,
             )
             session.add(alert)
+            known[tr.fingerprint] = alert
         history = AlertHistory(
             fingerprint=tr.fingerprint,
             rule_id=tr.rule.id,

@@ -13,7 +13,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any
@@ -24,12 +24,13 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from alerts.checkpoint import encode_gently
 from alerts.engine import AlertEngine, Transition
 from alerts.fleet import record_devices, record_gateway, record_heard
 from alerts.intake import CaseBook
 from alerts.lifecycle import AlertState
 from alerts.models import Alert
-from alerts.rules import load_rules
+from alerts.rules import Rule, config_definitions, load_rules, rules_of_files
 from alerts.schema import create_schema
 from alerts.silences import SilenceStore
 from cases.policy import CasePolicy
@@ -48,7 +49,9 @@ from contract import (
     subscription,
 )
 from contract.catalog import Catalog
+from registry import definitions as stored_definitions
 from registry.live import LiveCatalog, open_live_catalog
+from registry.live_definitions import Definitions, LiveDefinitions
 
 log = logging.getLogger(__name__)
 RETRYABLE = (SQLAlchemyError,)
@@ -164,6 +167,31 @@ class AlertProcessor:
         """A newer registry (from the polling thread): applied at the next tick, on the stream's thread."""
         self._next_catalog = catalog
 
+    # -- rules changed while running (#28): offered by the definitions poller, applied at a tick ------
+
+    _next_rules: list[Rule] | None = None
+    definitions: LiveDefinitions | None = None
+
+    def watch_definitions(self, live: LiveDefinitions, categories: Callable[[], Collection[str]]) -> None:
+        self.definitions = live
+        self._categories = categories
+        live.on_change(self.offer_definitions)
+
+    def offer_definitions(self, found: Definitions) -> None:
+        """Newer stored rule files (from the polling thread): the rule set they make is applied at the
+        next tick; ContractError (the last good set kept) when they do not make one."""
+        if found.rule_files:  # none stored yet: the rule files of config/ keep running
+            files = ((f.name, f.document) for f in found.rule_files.values())
+            self._next_rules = rules_of_files(files, self._categories())
+
+    def _apply_rules(self) -> None:
+        rules, self._next_rules = self._next_rules, None
+        if rules is not None:
+            transitions = self._engine.use_rules(rules)
+            if self._commit(transitions):
+                self.counters.transitions += len(transitions)
+            log.info("alerts: %d rules running", len(rules))
+
     def tick(self) -> None:
         """Timers ten times a second (a deadman is due within 0.1 s); silences once a second; now and
         then the devices seen and a checkpoint."""
@@ -174,6 +202,7 @@ class AlertProcessor:
         catalog, self._next_catalog = self._next_catalog, None
         if catalog is not None:
             self._engine.use_catalog(catalog)
+        self._apply_rules()
         if now - self._last_silences >= SILENCES_PERIOD_S:
             self._last_silences = now
             try:
@@ -202,7 +231,7 @@ class AlertProcessor:
 
     def _save(self, snapshot: dict[str, Any]) -> None:
         try:
-            self._book.save_checkpoint(self._partition, snapshot)
+            self._book.save_checkpoint(self._partition, encode_gently(snapshot))
         except SQLAlchemyError as err:
             log.warning("checkpoint of %s failed (%s); the next one retries", self._partition, err)
 
@@ -270,6 +299,9 @@ def build_processor(settings: AlertSettings, stop: threading.Event) -> tuple[Ale
         checkpoint_interval_s=settings.checkpoint_interval_s,
         live=live,
     )
+    # Rules as stored data (#28): seeded from config/ on first start, then followed while running.
+    stored_definitions.seed_if_empty(db, *config_definitions(settings.config_dir, policy.categories))
+    processor.watch_definitions(LiveDefinitions(db, settings.registry_poll_s), lambda: policy.categories)
     kinds = (TopicKind.TELEMETRY, TopicKind.EVENT, TopicKind.STATE)
     # Unpartitioned: every community, today's and those the registry adds while running.
     partitions: list[str | None] = list(settings.alerts_communities or []) or [None]
@@ -298,6 +330,8 @@ def run(settings: AlertSettings, stop: threading.Event) -> None:
     live = processor.live
     if live is not None:
         live.start()
+    if processor.definitions is not None:
+        processor.definitions.start()
 
     def health() -> dict[str, Any]:
         return processor.counters.snapshot() | ({"registry": live.status()} if live is not None else {})
@@ -308,4 +342,6 @@ def run(settings: AlertSettings, stop: threading.Event) -> None:
     finally:
         if live is not None:
             live.stop()
+        if processor.definitions is not None:
+            processor.definitions.stop()
         processor.checkpoint()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -15,13 +16,21 @@ from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
 
+class EncodedJSON(str):
+    """JSON text encoded beforehand (e.g. in pieces, off a busy thread): a JSON column stores it as is."""
+
+
+def _to_json(value: Any) -> str:
+    return value if isinstance(value, EncodedJSON) else json.dumps(value)
+
+
 def make_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True)
+        return create_engine(url, pool_pre_ping=True, json_serializer=_to_json)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    db = create_engine(url, connect_args={"timeout": 30})
+    db = create_engine(url, connect_args={"timeout": 30}, json_serializer=_to_json)
 
     @event.listens_for(db, "connect")
     def _pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -1,10 +1,12 @@
 """Alert transitions → cases, on SQLite and on a real PostgreSQL."""
 
+import json
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from alerts.checkpoint import encode_gently
 from alerts.intake import CaseBook
 from alerts.models import Alert, AlertHistory
 from alerts.rules import load_rules
@@ -151,3 +153,19 @@ def test_engine_checkpoint_round_trip(db: Engine) -> None:
     restored.engine.restore(book.load_checkpoint("zhuganxiang") or {})
     assert restored.engine.status("flooding-water-level|zhuganxiang|wl-01") == "firing"
     assert restored.reading(5, "wl-01", level_cm=75) == []  # still the same incident
+
+
+def test_a_checkpoint_encoded_in_pieces_reads_back_as_the_engine_left_it(db: Engine) -> None:
+    scenario, book = setup(db)
+    for second in range(0, 600, 10):  # a few windows' worth of state, more series than one pause
+        scenario.reading(second, "wl-01", level_cm=30 + second % 7)
+    snapshot = scenario.engine.snapshot()
+    snapshot["series"] |= {f"extra|{n}": {"n": n, "window": [n / 3] * 3} for n in range(450)}
+    encoded = encode_gently(snapshot)
+    assert json.loads(encoded) == json.loads(json.dumps(snapshot))
+    book.save_checkpoint("zhuganxiang", encoded)  # inserted
+    assert book.load_checkpoint("zhuganxiang") == json.loads(json.dumps(snapshot))
+    book.save_checkpoint("zhuganxiang", encode_gently({"series": {}, "gateways": []}))  # replaced
+    assert book.load_checkpoint("zhuganxiang") == {"series": {}, "gateways": []}
+    book.save_checkpoint("other", {"series": {}, "gateways": [["c", "g", True]]})  # plain dicts too
+    assert book.load_checkpoint("other") == {"series": {}, "gateways": [["c", "g", True]]}

@@ -51,3 +51,7 @@ def test_the_bench_reports_every_injection_as_detected_or_missed() -> None:
     assert sum(row["false_alerts"] for row in result["by_rule_kind"].values()) == result["false_alerts"]
     assert result["background_readings_per_s"] > 0
     assert result["ceiling_p50_ms"] is not None
+    # The checkpoint figures come from the engine's real state after the windows filled.
+    assert result["checkpoint_mb"] > 0
+    for way in ("checkpoint_one_call", "checkpoint_in_pieces"):
+        assert result[way]["encode_ms"] >= 0 and result[way]["longest_stall_ms"] > 0, way

@@ -36,6 +36,7 @@ from alerts.models import AlertHistory
 from common.db import make_engine
 from common.heartbeat import read_heartbeats
 from contract import Topic, TopicKind, subscription
+from yiwang.bench import checkpoint_stall
 from yiwang.bench.alert_scenario import (
     COMMUNITY,
     KINDS,
@@ -174,6 +175,7 @@ def run(config_dir: Path, *, plan: Plan | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="yiwang-bench-alerts-") as tmp:
         bench_config = Path(tmp) / "config"
         write_config(config_dir, bench_config, scenario)
+        checkpoint = checkpoint_stall.run(bench_config, scenario)  # before the stack: a quiet machine
         env = {"YIWANG_CASE_JOIN_WINDOW_MINUTES": "0"}  # each firing opens its own case
         with running_stack(bench_config, services=("alerts",), extra_env=env) as stack:
             time.sleep(2.0)  # the alert service subscribes
@@ -254,4 +256,5 @@ def run(config_dir: Path, *, plan: Plan | None = None) -> dict[str, Any]:
         "ceiling_p99_ms": percentile(ceiling, 0.99),
         "ceiling_delivered": f"{len(ceiling)}/{len(load.sent)}",
         "poll_resolution_ms": POLL_S * 1000,
+        **checkpoint,
     }
