@@ -24,6 +24,7 @@ Level = Literal["district", "town", "community", "grid"]
 COMPLETED = "pass"  # 核查通过·结案
 # The only events a KPI reads; the rest of a case's log stays in the database.
 KPI_ACTIONS = ("call_up", COMPLETED, "extend", "resume", "fail", "reopen", "void", "visit")
+DATA_FACTS = ("deadline", "reason", "outcome")  # what a KPI reads of an event's data
 
 
 @dataclass(frozen=True)
@@ -58,10 +59,14 @@ def rate(numerator: int, denominator: int) -> float | None:
 
 
 class _Event(Protocol):
+    """A KPI event with the three facts of its data a KPI reads, taken out by the database."""
+
     case_id: int
     action: str
     at: datetime
-    data: dict[str, Any]
+    deadline: str | None
+    reason: str | None
+    outcome: str | None
 
 
 @dataclass
@@ -77,20 +82,19 @@ class _Life:
     visit: str | None = None
 
     def add(self, event: _Event) -> None:
-        data = event.data or {}
         if event.action == "call_up":
             self.called = True
         elif event.action == COMPLETED and self.completed_at is None:
             self.completed_at = event.at
-        elif event.action in ("extend", "resume") and "deadline" in data:
-            self.deadline = datetime.fromisoformat(str(data["deadline"]))
+        elif event.action in ("extend", "resume") and event.deadline is not None:
+            self.deadline = datetime.fromisoformat(event.deadline)
             self.extended = self.extended or event.action == "extend"
         elif event.action in ("fail", "reopen"):
             self.reworked = True
         elif event.action == "void":
-            self.voided = str(data.get("reason", ""))
+            self.voided = event.reason or ""
         elif event.action == "visit":
-            self.visit = str(data.get("outcome", ""))
+            self.visit = event.outcome or ""
             self.reworked = self.reworked or self.visit == "unsatisfied"
 
 
@@ -145,8 +149,13 @@ def load_lives(
         cases = {row.id: row for row in session.execute(query)}
         events: dict[int, list[_Event]] = defaultdict(list)
         if cases:
+            # The data's three facts as text from the database: decoding every event's JSON in
+            # Python was half the time of a district's month.
+            facts = (
+                CaseEvent.data[name].as_string().label(name) for name in ("deadline", "reason", "outcome")
+            )
             for row in session.execute(
-                select(CaseEvent.case_id, CaseEvent.action, CaseEvent.at, CaseEvent.data)
+                select(CaseEvent.case_id, CaseEvent.action, CaseEvent.at, *facts)
                 .where(
                     CaseEvent.case_id.in_(select(query.subquery().c.id)), CaseEvent.action.in_(KPI_ACTIONS)
                 )
