@@ -22,7 +22,7 @@ from typing import Any
 
 from alerts.conditions import Condition, Verdict, condition_for
 from alerts.lifecycle import AlertState, Kind, due, lose_data, step
-from alerts.rules import Rule, Scalar
+from alerts.rules import Rule, Scalar, plan_swap
 from alerts.silences import Labels, Matchers, Silence
 from contract import Event, Reading, StateMessage
 from contract.catalog import Catalog, Community, Device, DeviceInfo, DeviceState
@@ -41,6 +41,8 @@ DATA_STALE_MIN_MS = 30_000
 WINDOW_READINGS = 60
 WINDOW_MS = 30 * 60_000
 Sample = tuple[int, Scalar]  # (ts_ms, value)
+# What a re-indexed community's devices had seen: last-seen times and evidence rings, by key.
+_Kept = tuple[dict[tuple[str, str], int], dict[tuple[str, str, str], deque[Sample]]]
 
 
 def wall_ms() -> int:
@@ -62,7 +64,11 @@ class Subject:
 
     @property
     def location(self) -> str:
-        return self.device.location if self.device else f"gateway {self.gateway}" if self.gateway else ""
+        if self.device:
+            return self.device.location
+        # A place in the operators' words, as device locations are: the gateway by its name.
+        named = next((g.name for g in self.community.gateways if g.id == self.gateway and g.name), None)
+        return f"网关 {named or self.gateway}" if self.gateway else ""
 
     @property
     def building(self) -> str | None:
@@ -148,68 +154,118 @@ class AlertEngine:
         self._component_firing: dict[tuple[str, str, str], set[str]] = {}
         self._component_last_ms: dict[tuple[str, str, str], int] = {}
 
-    def _index(self, catalog: Catalog) -> None:
+    # The catalog last indexed, and per community the devices indexed of it: a registry change
+    # re-indexes only the communities whose entries the new catalog does not share with this one.
+    _indexed: Catalog | None = None
+    _indexed_devices: dict[str, list[DeviceInfo]]
+    _maintenance_of: dict[str, list[Silence]]
+    _devices: list[DeviceInfo]
+    _rules_by_device: dict[tuple[str, str], list[Rule]]
+    _rings: dict[tuple[str, str], list[tuple[str, deque[Sample]]]]
+    _registry_silences: list[Silence]
+
+    def _index(self, catalog: Catalog) -> set[str]:
         """What a reading needs, per device of the catalog: its rules and the rings of their fields.
 
-        Kept across a registry change: the time each device was last seen and the rings of fields still
-        watched, so a reload neither calls devices stale nor empties their evidence windows.
+        Only the communities that changed since the catalog last indexed are re-indexed (all of them the
+        first time); the others' devices keep everything. Kept across a registry change even in a
+        changed community: the time each device was last seen and the rings of fields still watched,
+        so a reload neither calls devices stale nor empties their evidence windows. Returns the
+        communities re-indexed.
         """
         start = self._clock()
-        self._catalog = catalog
+        previous, self._indexed, self._catalog = self._indexed, catalog, catalog
+        if previous is None:
+            self._indexed_devices, self._maintenance_of = {}, {}
+            self._rules_by_device, self._rings = {}, {}
+            self._recent, self._registry_silences = {}, []
         if not self._partitioned:
             self._communities = set(catalog.communities)
+        changed = catalog.changed_since(previous)
+        for community in changed:
+            kept = self._forget(community)
+            if community in self._communities:
+                self._learn(catalog, community, start, kept)
+        # In the catalog's order, as a full index would list them.
+        self._devices = [d for c in catalog.communities for d in self._indexed_devices.get(c, ())]
+        self._registry_silences = [s for c in catalog.communities for s in self._maintenance_of.get(c, ())]
+        return changed
+
+    def _forget(self, community: str) -> _Kept:
+        """Drop a community's index; what its devices had seen is handed back for :meth:`_learn`."""
+        kept_seen: dict[tuple[str, str], int] = {}
+        kept_rings: dict[tuple[str, str, str], deque[Sample]] = {}
+        for info in self._indexed_devices.pop(community, ()):
+            key = (community, info.device.id)
+            if key in self._last_seen:
+                kept_seen[key] = self._last_seen.pop(key)
+            self._rules_by_device.pop(key, None)
+            for name, ring in self._rings.pop(key, ()):
+                kept_rings[(*key, name)] = ring
+                self._recent.pop((*key, name), None)
+        self._maintenance_of.pop(community, None)
+        return kept_seen, kept_rings
+
+    def _learn(self, catalog: Catalog, community: str, start: int, kept: _Kept) -> None:
+        kept_seen, kept_rings = kept
         # Retired devices are gone for the rules (ingest dead-letters their readings).
-        self._devices = [
-            d
-            for d in catalog.devices()
-            if d.community.id in self._communities and d.device.state != DeviceState.RETIRED
-        ]
-        self._last_seen = {
-            (d.community.id, d.device.id): self._last_seen.get((d.community.id, d.device.id), start)
-            for d in self._devices
-        }
-        self._rules_by_device = {
-            (d.community.id, d.device.id): [r for r in self._rules if r.scope.matches(d)]
-            for d in self._devices
-        }
-        # Only the fields some rule watches get a ring: one per (community, device, field), shared by
-        # the device's rules on that field. Made up front so a reading costs one lookup per device.
-        old_rings = self._recent
-        self._recent = {
-            (community, device, name): old_rings.get((community, device, name))
-            or deque(maxlen=WINDOW_READINGS)
-            for (community, device), rules in self._rules_by_device.items()
-            for name in sorted({r.field for r in rules if r.field is not None})
-        }
-        self._rings: dict[tuple[str, str], list[tuple[str, deque[Sample]]]] = {
-            key: [] for key in self._rules_by_device
-        }
-        for (community, device, name), ring in self._recent.items():
-            self._rings[(community, device)].append((name, ring))
+        devices = [d for d in catalog.devices_of(community) if d.device.state != DeviceState.RETIRED]
+        self._indexed_devices[community] = devices
+        watched = [(r, r.field) for r in self._rules]  # Rule.field is worked out at each access
+        for d in devices:
+            key = (community, d.device.id)
+            self._last_seen[key] = kept_seen.get(key, start)
+            matching = [(r, name) for r, name in watched if r.scope.matches(d)]
+            self._rules_by_device[key] = [r for r, _ in matching]
+            # Only the fields some rule watches get a ring: one per (community, device, field), shared
+            # by the device's rules on that field. Made up front so a reading costs one lookup.
+            rings = self._rings[key] = []
+            for name in sorted({name for _, name in matching if name is not None}):
+                ring = kept_rings.get((*key, name)) or deque(maxlen=WINDOW_READINGS)
+                self._recent[(*key, name)] = ring
+                rings.append((name, ring))
         # A device the registry puts in maintenance (or not yet installed) is judged and recorded but
         # opens no case: as if under a maintenance window that says why.
-        self._registry_silences = [
+        self._maintenance_of[community] = [
             Silence(
                 0,
                 "maintenance",
-                Matchers(community=d.community.id, device=d.device.id),
+                Matchers(community=community, device=d.device.id),
                 datetime.min.replace(tzinfo=UTC),
                 datetime.max.replace(tzinfo=UTC),
                 "registry",
                 f"device {d.device.state.value} in the registry",
             )
-            for d in self._devices
+            for d in devices
             if d.device.state in (DeviceState.MAINTENANCE, DeviceState.PLANNED)
         ]
 
     def use_catalog(self, catalog: Catalog) -> None:
         """A registry change, while running: alerts in flight keep their state (pending timers, windows,
-        baselines); alerts of a device that moved follow it to its new grid."""
-        self._index(catalog)
+        baselines); alerts of a device that moved follow it to its new grid. Only the communities that
+        changed are re-indexed and their alerts re-placed."""
+        changed = self._index(catalog)
         for fp, series in self._series.items():
-            subject = self._subject_of(fp)
-            if subject is not None:
-                series.subject = subject
+            if series.subject.community.id in changed:
+                subject = self._placed(fp)
+                if subject is not None:
+                    series.subject = subject
+
+    def _placed(self, fp: str) -> Subject | None:
+        """An alert's subject in the catalog now: ``_subject_of`` by lookups instead of a scan of every
+        device (a device, else a gateway, else a grid)."""
+        _rule, community, key = fp.split("|", 2)
+        if community in self._communities:
+            info = self._catalog.device_in(community, key)
+            if info is not None and info.device.state != DeviceState.RETIRED:
+                return _subject(info)
+        home = self._gateway_home(community, key)
+        if home is not None:
+            return home
+        community_cfg = self._catalog.communities.get(community)
+        if community_cfg and any(g.id == key for g in community_cfg.grids):
+            return Subject(community_cfg, key)
+        return None
 
     # -- state the service manages ----------------------------------------------------------------
 
@@ -580,6 +636,54 @@ class AlertEngine:
                     rule, Subject(community_cfg, grid), verdict, now, now, {"rules": ",".join(spec.rules)}
                 )
         return out
+
+    # -- rules changed while running (#28) --------------------------------------------------------------
+
+    def use_rules(self, rules: Iterable[Rule]) -> list[Transition]:
+        """A new rule set, while running. A rule whose id and version did not change keeps everything
+        (pending timer, windows, baselines); a new version of a rule keeps its alerts' state but starts
+        its condition afresh, as a restored checkpoint does; a removed rule's open alerts resolve.
+        Returns those resolutions, to be committed like any transition."""
+        new = list(rules)
+        swap = plan_swap(self._rules, new)
+        by_id = {r.id: r for r in new}
+        now = self._clock()
+        out: list[Transition] = []
+        for fp, series in list(self._series.items()):
+            rule_id = series.rule.id
+            if rule_id in swap.removed:
+                if series.alert.status in ("pending", "firing", "unknown"):
+                    out += self._emit(series, ["resolved"], now, {"rule_removed": True})
+                del self._series[fp]
+            elif rule_id in swap.changed:
+                series.rule = by_id[rule_id]
+                series.condition = condition_for(series.rule)
+            else:
+                series.rule = by_id[rule_id]  # equal to the old one: its state is untouched
+        self._rules = new
+        self._gateway_rules = [r for r in new if r.gateway_offline is not None]
+        self._composites = [r for r in new if r.composite is not None]
+        self._component_ids = {c for r in self._composites for c in r.composite.rules}  # type: ignore[union-attr]
+        self._component_firing = {
+            k: v for k, v in self._component_firing.items() if k[2] in self._component_ids
+        }
+        self._rewire()
+        return out
+
+    def _rewire(self) -> None:
+        """Which rules watch each indexed device, and the rings of their fields, for the rules now: a
+        ring still watched is kept (its evidence window), one no longer watched is dropped."""
+        recent: dict[tuple[str, str, str], deque[Sample]] = {}
+        for info in self._devices:
+            key = (info.community.id, info.device.id)
+            rules = self._rules_by_device[key] = [r for r in self._rules if r.scope.matches(info)]
+            rings: list[tuple[str, deque[Sample]]] = []
+            for name in sorted({r.field for r in rules if r.field is not None}):
+                ring = self._recent.get((*key, name)) or deque(maxlen=WINDOW_READINGS)
+                recent[(*key, name)] = ring
+                rings.append((name, ring))
+            self._rings[key] = rings
+        self._recent = recent
 
 
 def _subject(info: DeviceInfo) -> Subject:

@@ -6,15 +6,18 @@ category it opens travel with every alert it raises.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from cases.categories import Category, CategoryCode
 from contract.catalog import DeviceInfo, load_model
 from contract.errors import ContractError
 from contract.ids import FieldName, Id, SensorTypeRef
+from contract.profiles import SensorTypeProfile
 
 Scalar = bool | int | float | str
 Operator = Literal[">=", ">", "<=", "<", "==", "!="]
@@ -246,3 +249,202 @@ def load_rules(config_dir: Path, categories: dict[str, Category]) -> list[Rule]:
                         f"{seen[rule.id]}: rule {rule.id}: composite.rules: {ref!r} is not a simple rule"
                     )
     return rules
+
+
+# -- rules as data, changed while running (#28) -----------------------------------------------------
+
+RULE_SHAPE = "a rule is a mapping with id, version, scope, one condition, severity and category"
+FILE_SHAPE = "a rule file holds `rules: [...]`, a list of rules"
+
+
+def parse_rules(document: Any, source: str, *, file_expected: bool = False) -> tuple[list[Rule], bool]:
+    """One rule or a rule file (``rules: [...]``), checked for shape; (rules, given as a file).
+
+    ContractError naming the source, the field and the shape expected; a single rule where a file was
+    expected (``file_expected``) is refused with what a file holds.
+    """
+    if isinstance(document, dict) and "rules" in document:
+        try:
+            return list(RuleFile.model_validate(document).rules), True
+        except ValidationError as err:
+            raise ContractError(_explain(err, source, FILE_SHAPE)) from err
+    if not isinstance(document, dict):
+        raise ContractError(
+            f"{source}: {FILE_SHAPE}, or one rule ({RULE_SHAPE}); got {type(document).__name__}"
+        )
+    if file_expected:
+        raise ContractError(
+            f"{source}: rules: required, missing: {FILE_SHAPE}; this looks like one rule"
+            + (f" ({document['id']})" if isinstance(document.get("id"), str) else "")
+            + ": put it under `rules:` as a list item"
+        )
+    try:
+        return [Rule.model_validate(document)], False
+    except ValidationError as err:
+        raise ContractError(_explain(err, source, f"{RULE_SHAPE}; {FILE_SHAPE}")) from err
+
+
+def _explain(err: ValidationError, source: str, shape: str) -> str:
+    parts = []
+    for e in err.errors()[:5]:
+        where = ".".join(str(p) for p in e["loc"]) or "document"
+        message = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "missing":
+            message = "required, missing"
+        elif e["type"] == "extra_forbidden":
+            message = "not a known key here (check its spelling and nesting)"
+        parts.append(f"{where}: {message}")
+    return f"{source}: {'; '.join(parts)} ({shape})"
+
+
+def check_rules(
+    rules: Sequence[Rule],
+    source: str,
+    *,
+    types: Mapping[str, SensorTypeProfile] | None,
+    categories: Collection[str],
+    running: Iterable[Rule] = (),
+    prefix: str = "rules",
+) -> None:
+    """What the shape cannot say: the category exists, the scope's type exists and has the watched
+    field, ids are unique, composites name simple rules, and a changed rule has a new version.
+
+    ``running`` is the set the rules join; ``types`` None skips the type checks (rules read back from
+    the store were checked when written). ContractError naming the rule and field otherwise.
+    """
+    by_id = {r.id: r for r in running}
+    seen: set[str] = set()
+    for index, rule in enumerate(rules):
+        where = f"{source}: {prefix}.{index}." if prefix else f"{source}: "
+        if rule.id in seen:
+            raise ContractError(f"{where}id: {rule.id!r} is given twice; a rule id is unique")
+        seen.add(rule.id)
+        if rule.category not in categories:
+            known = ", ".join(sorted(categories))
+            raise ContractError(f"{where}category: unknown category {rule.category!r} (known: {known})")
+        if types is not None and rule.scope.type is not None:
+            profile = types.get(rule.scope.type)
+            if profile is None:
+                known = ", ".join(sorted(types)) or "none"
+                raise ContractError(
+                    f"{where}scope.type: unknown sensor type {rule.scope.type!r}; add its profile first "
+                    f"(known: {known})"
+                )
+            if rule.field is not None and rule.field not in profile.fields:
+                fields = ", ".join(sorted(profile.fields)) or "none"
+                raise ContractError(
+                    f"{where}{rule.condition}.field: {rule.field!r} is not a field of {profile.id} "
+                    f"(fields: {fields})"
+                )
+        old = by_id.get(rule.id)
+        if old is not None and old != rule:
+            if rule.version == old.version:
+                raise ContractError(
+                    f"{where}version: rule {rule.id} changed but is still version {rule.version}; "
+                    f"give it version {old.version + 1} (an unchanged id and version keeps its running state)"
+                )
+            if rule.version < old.version:
+                raise ContractError(
+                    f"{where}version: rule {rule.id} runs at version {old.version}; a change needs a "
+                    f"higher version, not {rule.version}"
+                )
+    merged = {**by_id, **{r.id: r for r in rules}}
+    for index, rule in enumerate(rules):
+        where = f"{source}: {prefix}.{index}." if prefix else f"{source}: "
+        for ref in rule.composite.rules if rule.composite else []:
+            if ref not in merged:
+                raise ContractError(f"{where}composite.rules: unknown rule {ref!r}")
+            if merged[ref].composite is not None:
+                raise ContractError(f"{where}composite.rules: {ref!r} is a composite; name simple rules")
+
+
+def rule_document(rules: Iterable[Rule]) -> dict[str, Any]:
+    """A rule file as stored: the canonical JSON of its rules (defaults left out)."""
+    return {"rules": [r.model_dump(mode="json", exclude_defaults=True) for r in rules]}
+
+
+def rules_of_files(files: Iterable[tuple[str, dict[str, Any]]], categories: Collection[str]) -> list[Rule]:
+    """The running set of stored rule files (name, document); ContractError when they do not make one
+    (a rule id in two files, a category since removed)."""
+    rules: list[Rule] = []
+    home: dict[str, str] = {}
+    for name, document in files:
+        for rule in parse_rules(document, f"rule file {name}", file_expected=True)[0]:
+            if rule.id in home:
+                raise ContractError(f"rule file {name}: rule {rule.id} is also in rule file {home[rule.id]}")
+            if rule.category not in categories:
+                raise ContractError(f"rule file {name}: rule {rule.id}: unknown category {rule.category!r}")
+            home[rule.id] = name
+            rules.append(rule)
+    check_rules(rules, "rules", types=None, categories=categories, prefix="")
+    return rules
+
+
+def with_rule(
+    files: Mapping[str, dict[str, Any]], rule: Rule, default_file: str
+) -> tuple[str, dict[str, Any]]:
+    """The rule file that takes one rule: the file holding its id (the rule replaced in place), else
+    ``default_file`` with the rule added at the end; (file name, its new document)."""
+    for name, document in files.items():
+        rules = RuleFile.model_validate(document).rules
+        if any(r.id == rule.id for r in rules):
+            return name, rule_document(rule if r.id == rule.id else r for r in rules)
+    existing = RuleFile.model_validate(files[default_file]).rules if default_file in files else []
+    return default_file, rule_document([*existing, rule])
+
+
+def config_rule_files(
+    config_dir: Path,
+    categories: Collection[str],
+    types: Mapping[str, SensorTypeProfile],
+    running: Iterable[Rule] = (),
+) -> list[tuple[str, str, dict[str, Any]]]:
+    """``config/rules/*.yaml`` checked completely (against the ``running`` rules: a changed rule needs
+    a new version), as (name, source, stored document)."""
+    out: list[tuple[str, str, dict[str, Any]]] = []
+    every: list[Rule] = []
+    running = list(running)
+    for path in sorted((config_dir / "rules").glob("*.yaml")):
+        rules = load_model(RuleFile, path).rules
+        check_rules(rules, str(path), types=types, categories=categories, running=running)
+        every += rules
+        out.append((path.stem, str(path), rule_document(rules)))
+    check_rules(every, str(config_dir / "rules"), types=types, categories=categories, prefix="")
+    return out
+
+
+def config_definitions(
+    config_dir: Path,
+    categories: Collection[str],
+    stored_types: Mapping[str, SensorTypeProfile] | None = None,
+    running: Iterable[Rule] = (),
+) -> tuple[list[tuple[str, SensorTypeProfile]], list[tuple[str, str, dict[str, Any]]]]:
+    """``config/sensor-types`` and ``config/rules`` read and checked completely, for the definitions
+    store: (source, profile) pairs and (name, source, document) rule files. Rules may name a type of
+    the files or one already stored."""
+    paths = sorted((config_dir / "sensor-types").glob("*.yaml"))
+    profiles = [(str(p), load_model(SensorTypeProfile, p)) for p in paths]
+    types = {**(stored_types or {}), **{p.id: p for _, p in profiles}}
+    return profiles, config_rule_files(config_dir, categories, types, running)
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSwap:
+    """How a new rule set differs from the running one, by id and version."""
+
+    kept: frozenset[str]  # same id and version: running state carries over
+    changed: frozenset[str]  # same id, another version: alert state carries over, windows start afresh
+    removed: frozenset[str]
+    added: frozenset[str]
+
+
+def plan_swap(running: Iterable[Rule], new: Iterable[Rule]) -> RuleSwap:
+    old = {r.id: r for r in running}
+    fresh = {r.id: r for r in new}
+    both = old.keys() & fresh.keys()
+    return RuleSwap(
+        kept=frozenset(i for i in both if old[i].version == fresh[i].version),
+        changed=frozenset(i for i in both if old[i].version != fresh[i].version),
+        removed=frozenset(old.keys() - fresh.keys()),
+        added=frozenset(fresh.keys() - old.keys()),
+    )

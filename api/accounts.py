@@ -15,6 +15,7 @@ from typing import Any
 from argon2 import PasswordHasher
 from argon2.exceptions import VerificationError
 from sqlalchemy import (
+    Boolean,
     Column,
     DateTime,
     Engine,
@@ -29,6 +30,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy import true as sa_true
 
 from common.db import create_tables
 from common.private_files import write_private
@@ -52,8 +54,13 @@ users = Table(
     Column("community", String(64)),
     Column("grid", String(64)),
     Column("department", String(64)),
+    # "" until the person sets one through their one-time link (nothing verifies against it).
     Column("password_hash", String(256), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # The person of the organisation the account belongs to; None for accounts made before #22.
+    Column("person", String(64)),
+    # A deactivated account signs nobody in: its sessions and tokens ended when it was deactivated.
+    Column("active", Boolean, nullable=False, default=True, server_default=sa_true()),
 )
 
 api_tokens = Table(
@@ -79,6 +86,21 @@ console_sessions = Table(
     Column("last_seen_at", DateTime(timezone=True), nullable=False),
 )
 
+account_links = Table(
+    "account_links",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", ForeignKey("users.id"), nullable=False, index=True),
+    Column("token_sha256", String(64), nullable=False, unique=True),
+    # "welcome" (the first password) or "reset" (a new one): the page words it accordingly.
+    Column("purpose", String(16), nullable=False),
+    Column("created_by", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    # Set when the link was used, or replaced by a newer one: it never works again.
+    Column("used_at", DateTime(timezone=True)),
+)
+
 TOKEN_LIFETIME = timedelta(days=90)
 SCOPES = {"open311": "/open311/", "releases": "/api/v1/releases/"}
 """A scoped token's name → the path prefix it is good for; it is refused (403) everywhere else."""
@@ -96,6 +118,37 @@ class User:
     community: str | None = None
     grid: str | None = None
     department: str | None = None
+
+
+MIN_PASSWORD = 10
+MAX_PASSWORD = 256  # the login form's limit
+
+
+PASSWORD_RULES = {
+    "too_short": f"the password must have at least {MIN_PASSWORD} characters",
+    "too_long": f"the password must have at most {MAX_PASSWORD} characters",
+    "has_username": "the password must not contain the username",
+    "too_plain": "the password must use at least 4 different characters",
+}
+
+
+def password_rule_broken(username: str, password: str) -> str | None:
+    """The first password rule (a key of PASSWORD_RULES) ``password`` breaks; None when it keeps them."""
+    if len(password) < MIN_PASSWORD:
+        return "too_short"
+    if len(password) > MAX_PASSWORD:
+        return "too_long"
+    if username.lower() in password.lower():
+        return "has_username"
+    if len(set(password)) < 4:
+        return "too_plain"
+    return None
+
+
+def password_problem(username: str, password: str) -> str | None:
+    """What is wrong with a password a person chose (None: nothing); the same rules everywhere."""
+    rule = password_rule_broken(username, password)
+    return PASSWORD_RULES[rule] if rule else None
 
 
 def create_schema(db: Engine) -> None:
@@ -128,7 +181,7 @@ def _from_row(row: Any) -> User:
 def create_user(
     db: Engine,
     username: str,
-    password: str,
+    password: str | None,
     role: str,
     display_name: str = "",
     *,
@@ -136,31 +189,110 @@ def create_user(
     community: str | None = None,
     grid: str | None = None,
     department: str | None = None,
+    person: str | None = None,
 ) -> User:
-    """A local account; its role decides which jurisdiction fields it needs."""
-    if role not in ROLES:
-        raise ValueError(f"unknown role {role!r}; one of {', '.join(ROLES)}")
+    """A local account; its role decides which jurisdiction fields it needs.
+
+    ``password`` None: nobody can sign in until the person sets one through a one-time link.
+    """
     scope = {"town": town, "community": community, "grid": grid, "department": department}
-    missing = [f for f in ROLES[role] if not scope[f]]
-    if missing:
-        raise ValueError(f"a {role} needs {', '.join(missing)}")
+    check_jurisdiction(role, scope)
     values = {
         **scope,
         "username": username,
         "display_name": display_name,
         "role": role,
-        "password_hash": _hasher.hash(password),
+        "password_hash": _hasher.hash(password) if password is not None else "",
         "created_at": datetime.now(UTC),
+        "person": person,
+        "active": True,
     }
     with db.begin() as conn:
         user_id = conn.execute(insert(users).values(**values).returning(users.c.id)).scalar_one()
     return User(int(user_id), username, display_name, role, town, community, grid, department)
 
 
+def check_jurisdiction(role: str, scope: dict[str, str | None]) -> None:
+    """ValueError naming what a role lacks: an unknown role, or the jurisdiction fields it needs."""
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}; one of {', '.join(ROLES)}")
+    missing = [f for f in ROLES[role] if not scope[f]]
+    if missing:
+        raise ValueError(f"a {role} needs {', '.join(missing)}")
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """An account as the people who manage it see it: never its password hash."""
+
+    user: User
+    person: str | None
+    active: bool
+    has_password: bool
+    created_at: datetime
+
+
+def list_accounts(db: Engine) -> list[Account]:
+    """Every account, by username."""
+    with db.connect() as conn:
+        rows = conn.execute(select(users).order_by(users.c.username)).all()
+    return [_account(r) for r in rows]
+
+
+def find_account(db: Engine, username: str) -> Account | None:
+    with db.connect() as conn:
+        row = conn.execute(select(users).where(users.c.username == username)).first()
+    return _account(row) if row else None
+
+
+def _account(row: Any) -> Account:
+    return Account(
+        _from_row(row), row.person, bool(row.active), row.password_hash != "", _utc(row.created_at)
+    )
+
+
+def change_role(db: Engine, username: str, role: str, scope: dict[str, str | None]) -> None:
+    """A new role and jurisdiction; live sessions and tokens carry the new one from the next request."""
+    check_jurisdiction(role, scope)
+    with db.begin() as conn:
+        conn.execute(update(users).where(users.c.username == username).values(role=role, **scope))
+
+
+def deactivate(db: Engine, username: str) -> None:
+    """Nobody signs in as the account any more: its console sessions end, its API tokens and unused
+    one-time links are revoked, all in one transaction, so the very next request is refused."""
+    now = datetime.now(UTC)
+    with db.begin() as conn:
+        user_id = conn.execute(select(users.c.id).where(users.c.username == username)).scalar_one()
+        conn.execute(update(users).where(users.c.id == user_id).values(active=False))
+        conn.execute(delete(console_sessions).where(console_sessions.c.user_id == user_id))
+        conn.execute(
+            update(api_tokens)
+            .where(api_tokens.c.user_id == user_id, api_tokens.c.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
+        conn.execute(
+            update(account_links)
+            .where(account_links.c.user_id == user_id, account_links.c.used_at.is_(None))
+            .values(used_at=now)
+        )
+
+
+def reactivate(db: Engine, username: str) -> None:
+    """The account may sign in again with its password; its revoked tokens stay revoked."""
+    with db.begin() as conn:
+        conn.execute(update(users).where(users.c.username == username).values(active=True))
+
+
+def hash_password(password: str) -> str:
+    """An argon2 hash, one of at most MAX_CONCURRENT_HASHES at a time."""
+    with _hashing:
+        return _hasher.hash(password)
+
+
 def set_password(db: Engine, username: str, password: str) -> None:
     """A new password; every console session of the account ends with the old one."""
-    with _hashing:
-        password_hash = _hasher.hash(password)
+    password_hash = hash_password(password)
     with db.begin() as conn:
         conn.execute(update(users).where(users.c.username == username).values(password_hash=password_hash))
         user_ids = select(users.c.id).where(users.c.username == username).scalar_subquery()
@@ -174,8 +306,11 @@ def find_user(db: Engine, username: str) -> User | None:
 
 
 def authenticate(db: Engine, username: str, password: str) -> User | None:
+    """The account, when it is active, has a password and ``password`` is it."""
     with db.connect() as conn:
-        row = conn.execute(select(users).where(users.c.username == username)).first()
+        row = conn.execute(
+            select(users).where(users.c.username == username, users.c.active, users.c.password_hash != "")
+        ).first()
     with _hashing:
         if row is None:
             _hasher.hash(password)  # spend the same time as a real check: no user enumeration by timing
@@ -231,7 +366,7 @@ def session_owner(db: Engine, session_id: str, lifetime: SessionLifetime) -> Use
                 console_sessions.c.last_seen_at,
             )
             .join(console_sessions, console_sessions.c.user_id == users.c.id)
-            .where(console_sessions.c.id_sha256 == _digest(session_id))
+            .where(console_sessions.c.id_sha256 == _digest(session_id), users.c.active)
         ).first()
     if row is None:
         return None
@@ -349,6 +484,7 @@ def grant_for_token(db: Engine, token: str) -> Grant | None:
             .where(
                 api_tokens.c.token_sha256 == _digest(token),
                 api_tokens.c.revoked_at.is_(None),
+                users.c.active,
                 or_(api_tokens.c.expires_at.is_(None), api_tokens.c.expires_at > datetime.now(UTC)),
             )
         ).first()

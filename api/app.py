@@ -45,6 +45,7 @@ from api.routes import (
     registry,
     releases,
     reports,
+    rollouts,
     sensor_types,
     supervision,
     tokens,
@@ -84,15 +85,13 @@ def create_app(settings: ApiSettings) -> FastAPI:
     audit.create_schema(db)
     create_heartbeat_schema(db)
     policy = CasePolicy.load(settings.config_dir, db)  # with the organisation's run-time changes
-    categories = policy.categories
     live = open_registry(settings, db, policy)
     resources = Resources(
         settings=settings,
         db=db,
         series=open_store(settings.series_url),
         live=live,
-        categories=categories,
-        rules=load_rules(settings.config_dir, categories),
+        rules=load_rules(settings.config_dir, policy.categories),
         policy=policy,
     )
 
@@ -148,6 +147,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         map_routes.router,
         tokens.router,
         releases.router,
+        rollouts.router,
         audit_routes.router,
         deadletters.router,
         reports.router,

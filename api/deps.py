@@ -26,7 +26,6 @@ class Resources:
     db: Engine
     series: TimeSeriesStore
     live: LiveCatalog  # the registry as it is now, reloaded when it changes
-    categories: dict[str, Category]
     rules: list[Rule]
     policy: CasePolicy
     throttle: LoginThrottle = field(init=False)
@@ -35,6 +34,11 @@ class Resources:
     @property
     def catalog(self) -> Catalog:
         return self.live.catalog
+
+    @property
+    def categories(self) -> dict[str, Category]:
+        """The case categories as they are now (config and those created at run time)."""
+        return self.policy.categories
 
     def __post_init__(self) -> None:
         self.throttle = LoginThrottle(

@@ -213,6 +213,16 @@ def may_change_departments(user: User) -> bool:
     return sees_district(user)
 
 
+def may_change_categories(user: User) -> bool:
+    """Case categories (names, SLAs, departments) serve the whole district: its admins and operators."""
+    return user.role in ("admin", "district_operator")
+
+
+def may_change_definitions(user: User) -> bool:
+    """Sensor types and alert rules serve the whole district: its admins and operators (#28)."""
+    return user.role in ("admin", "district_operator")
+
+
 def may_manage_tokens_of(user: User, username: str | None) -> bool:
     """Everyone manages their own API tokens; an admin anyone's (``username`` None: everyone's)."""
     return user.role == "admin" or (username is not None and username == user.username)
@@ -249,3 +259,61 @@ def may_read_report(user: User, policy: CasePolicy, catalog: Catalog, level: Lev
     """A monthly report of a scope (its KPIs, its units ranked, its 通报): whoever sees the scope's KPIs;
     a town operator their town's, never the district's."""
     return may_see_kpis(user, policy, catalog, level, scope)
+
+
+def may_manage_accounts(user: User) -> bool:
+    """Who manages logins at all: an admin, and a town operator for the people of their town."""
+    return user.role in ("admin", "town_operator")
+
+
+def may_manage_account(user: User, policy: CasePolicy, catalog: Catalog, role: str, unit: str) -> bool:
+    """The login of someone with ``role`` in ``unit``: an admin anyone's; a town operator those of
+    the people of their own town it manages as people (never district or department staff's)."""
+    if user.role == "admin":
+        return True
+    return user.role == "town_operator" and may_manage_person(user, policy, catalog, role, unit)
+
+
+# Supervision (督办, #24): who reads orders, who issues them on whom, and who answers for a unit.
+SEES_SUPERVISION = READS_DISTRICT | {"town_operator", "department_handler", "grid_worker"}
+
+
+def may_see_supervision(user: User) -> bool:
+    """Orders on the cases one sees: district staff, inspectors, towns, departments and grid workers
+    (who answer for their grid); building heads only report and give feedback."""
+    return user.role in SEES_SUPERVISION
+
+
+def may_supervise(user: User, policy: CasePolicy, community: str | None) -> bool:
+    """Issue a supervision order on a case: district staff anywhere, a town operator in the town."""
+    return _district_or_town_of(user, policy, community)
+
+
+def may_supervise_unit(user: User, unit_kind: str) -> bool:
+    """Supervision runs downwards: the district supervises towns, departments and grids; a town its grids."""
+    return sees_district(user) or (user.role == "town_operator" and unit_kind == "grid")
+
+
+def answers_for(user: User, unit: str, unit_kind: str) -> bool:
+    """Whether the user speaks for the unit an order targets: its grid worker, its town's operator, or
+    its department's handler."""
+    return (
+        (unit_kind == "grid" and user.role == "grid_worker" and user.grid == unit)
+        or (unit_kind == "town" and user.role == "town_operator" and user.town == unit)
+        or (unit_kind == "department" and user.role == "department_handler" and user.department == unit)
+    )
+
+
+def reads_whole_district(user: User) -> bool:
+    """District staff and the inspectors: every town of the district is theirs to read."""
+    return user.role in READS_DISTRICT
+
+
+def own_wall_town(user: User) -> str | None:
+    """The town whose wall a town operator sees by default (None: no town of their own)."""
+    return user.town if user.role == "town_operator" and user.town else None
+
+
+def own_department(user: User) -> str | None:
+    """The department a department handler speaks for (None for every other role)."""
+    return user.department if user.role == "department_handler" and user.department else None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
@@ -49,7 +50,9 @@ class ApiSettings(ServiceSettings):
     login_backoff_max_s: float = Field(default=3600.0, gt=0, description="The longest back-off.")
     heartbeat_stale_s: float = 20.0
     display_timezone: str = Field(
-        default="Asia/Shanghai", description="Time zone the console shows times in."
+        default="Asia/Shanghai",
+        max_length=64,
+        description="Time zone the console shows times in (YIWANG_DISPLAY_TIMEZONE, an IANA name).",
     )
     map_tile_url: str = Field(
         default="",
@@ -75,6 +78,18 @@ class ApiSettings(ServiceSettings):
                 raise ValueError(
                     f"YIWANG_TRUSTED_PROXIES: {entry!r} is not an IP address or network"
                 ) from None
+        return value
+
+    @field_validator("display_timezone")
+    @classmethod
+    def _timezone_is_known(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"YIWANG_DISPLAY_TIMEZONE: {value!r} is not a time zone; "
+                "use an IANA name such as Asia/Shanghai"
+            ) from None
         return value
 
     @model_validator(mode="after")

@@ -83,14 +83,16 @@ def permissions(username: str) -> list[tuple[str, str]]:
         community, _, gateway = rest.partition(".")
         # Upstream kinds only: a gateway must not rewrite its own desired config.
         writes = [("write", Topic(community, gateway, kind).path) for kind in TopicKind if kind.upstream]
-        return [*writes, ("read", Topic(community, gateway, TopicKind.CONFIG).path)]
+        reads = [("read", Topic(community, gateway, kind).path) for kind in TopicKind if not kind.upstream]
+        return [*writes, *reads]
     if role == FLEET and ID_RE.fullmatch(rest):
         writes = [("write", f"{PREFIX}/{rest}/+/{kind.value}") for kind in TopicKind if kind.upstream]
-        return [*writes, ("read", f"{PREFIX}/{rest}/+/{TopicKind.CONFIG.value}")]
+        return [*writes, *(("read", f"{PREFIX}/{rest}/+/{k.value}") for k in TopicKind if not k.upstream)]
     if role == SERVICE:
         return [("read", f"{PREFIX}/#")]
     if role == ADMIN:
-        return [("read", f"{PREFIX}/#"), ("write", f"{PREFIX}/+/+/{TopicKind.CONFIG.value}")]
+        downstream = [("write", f"{PREFIX}/+/+/{k.value}") for k in TopicKind if not k.upstream]
+        return [("read", f"{PREFIX}/#"), *downstream]
     return []
 
 

@@ -22,7 +22,9 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
+from cases.assignees import check_named_people
 from cases.models import OPEN_STATES, Case, CaseEvent, CaseState, Evidence, SupervisionOrder
+from cases.organisation import Roster
 from cases.policy import CasePolicy
 from cases.rosters import current_roster
 from cases.workflow import IllegalTransition, InvalidAction, WorkflowError, apply_action
@@ -294,6 +296,63 @@ def supervise(
     return order
 
 
+def supervise_manually(
+    session: Session,
+    case: Case,
+    *,
+    unit: str,
+    reason: str,
+    due_at: datetime,
+    actor: str,
+    now: datetime,
+) -> SupervisionOrder:
+    """A supervision order a person issues on ``case`` (督办 by hand): ``unit`` must answer by ``due_at``.
+
+    No breach is counted and no clock stops: the case's SLA is the SLA monitor's. The order is noted
+    in the case's timeline (``supervise_manual``), with the order's id.
+    """
+    order = SupervisionOrder(
+        case_id=case.id,
+        issued_at=now,
+        stage=case.stage,
+        level=1,
+        addressed_to=unit,
+        unit=unit,
+        kind="manual",
+        issued_by=actor,
+        reason=reason,
+        due_at=due_at,
+    )
+    session.add(order)
+    session.flush()  # the order's id, for the timeline
+    record(
+        session,
+        case,
+        action="supervise_manual",
+        note=reason,
+        actor=actor,
+        now=now,
+        data={"order": order.id, "unit": unit, "due_at": due_at.isoformat()},
+    )
+    return order
+
+
+def answer_supervision(
+    session: Session, case: Case, order: SupervisionOrder, *, answer: str, actor: str, now: datetime
+) -> None:
+    """The target unit's answer to ``order`` (on ``case``), kept on the order and noted in the timeline."""
+    order.answer, order.answered_by, order.answered_at = answer, actor, now
+    record(
+        session,
+        case,
+        action="supervision_answered",
+        note=answer,
+        actor=actor,
+        now=now,
+        data={"order": order.id, "unit": order.unit, "late": now > order.due_at},
+    )
+
+
 def warn_stage(session: Session, case: Case, *, note: str, actor: str, now: datetime) -> CaseEvent:
     """Warn whoever holds ``case`` that its stage is running out of time; once per stage.
 
@@ -330,8 +389,15 @@ def pass_check(
 class CaseFlow:
     """Cases as people work them: actions with optimistic locking, and cases reported by people."""
 
-    def __init__(self, db: Engine, policy: CasePolicy, join_window: timedelta = timedelta(hours=1)) -> None:
+    def __init__(
+        self,
+        db: Engine,
+        policy: CasePolicy,
+        join_window: timedelta = timedelta(hours=1),
+        grid_towns: Mapping[str, str] | None = None,  # grid → town: who may be named on a case
+    ) -> None:
         self._db, self._policy, self._join_window = db, policy, join_window
+        self._grid_towns = grid_towns
 
     def act(
         self,
@@ -359,11 +425,17 @@ class CaseFlow:
                     self._check_merge_target(session, case, (params or {}).get("into"))
                 if action == "assign" and not (params or {}).get("assignee"):
                     params = self._from_roster(case, params)
+                check_named_people(
+                    self._policy.organisation, self._roster, case, action, params, self._grid_towns
+                )
                 act(session, self._policy, case, action, actor=actor, now=now, note=note, params=params)
                 session.flush()
                 return case.version
         except StaleDataError as err:
             raise VersionConflict(f"case {case_id} was changed by someone else meanwhile: reload it") from err
+
+    def _roster(self, grid: str) -> Roster | None:
+        return current_roster(self._db, self._policy.organisation, grid)
 
     def _from_roster(self, case: Case, params: dict[str, Any] | None) -> dict[str, Any]:
         """Assign without a name: whoever is on duty for the grid (the backup while the primary is away)."""

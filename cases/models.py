@@ -6,11 +6,11 @@ Case events are append-only: every change of a case is a new row with actor, tim
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, event
+from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, Text, event
 from sqlalchemy.orm import Mapped, mapped_column, object_session, relationship
 
 from common.db import Base
@@ -98,10 +98,22 @@ class CaseEvent(Base):
     case: Mapped[Case] = relationship(back_populates="events")
 
 
+# An automatic order (at a breach) is due to be answered a day after it is issued: clock time, so the
+# same on every store and for every unit; a manual order names its own deadline.
+AUTO_ANSWER_WINDOW = timedelta(days=1)
+
+
+def _auto_answer_due(context: Any) -> datetime:
+    issued: datetime = context.get_current_parameters()["issued_at"]
+    return issued + AUTO_ANSWER_WINDOW
+
+
 class SupervisionOrder(Base):
-    """督办: issued when a stage deadline passes; a second breach escalates to the unit's leader."""
+    """督办: issued when a stage deadline passes (a second breach escalates to the unit's leader), or by
+    a district or town operator (``kind`` manual) with a reason and a deadline; the target unit answers."""
 
     __tablename__ = "supervision_orders"
+    __table_args__ = (Index("ix_supervision_orders_unit_issued", "unit", "issued_at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
@@ -109,7 +121,14 @@ class SupervisionOrder(Base):
     stage: Mapped[str] = mapped_column(String(16))
     level: Mapped[int]  # 1: the assignee's unit; 2: escalated to its leader
     addressed_to: Mapped[str] = mapped_column(String(128))
-    unit: Mapped[str] = mapped_column(String(64))  # the unit the breach counts against
+    unit: Mapped[str] = mapped_column(String(64))  # the unit the breach counts against, or the target
+    kind: Mapped[str] = mapped_column(String(8), default="auto", server_default="auto")  # auto | manual
+    issued_by: Mapped[str] = mapped_column(String(128), default="system:sla", server_default="system:sla")
+    reason: Mapped[str | None] = mapped_column(String(500))  # a manual order's; none at a breach
+    due_at: Mapped[datetime] = mapped_column(default=_auto_answer_due)  # the answer is due by then
+    answered_at: Mapped[datetime | None]
+    answered_by: Mapped[str | None] = mapped_column(String(128))
+    answer: Mapped[str | None] = mapped_column(String(2000))
 
 
 class Evidence(Base):
@@ -179,5 +198,27 @@ class DepartmentOverride(Base):
     name: Mapped[str] = mapped_column(String(128))
     categories: Mapped[list[str]] = mapped_column(JSON)
     head: Mapped[str | None] = mapped_column(String(64))
+    updated_by: Mapped[str] = mapped_column(String(128))
+    updated_at: Mapped[datetime]
+
+
+class CategoryOverride(Base):
+    """A case category created or changed through the API; overrides config/categories.yaml.
+
+    ``revision`` grows by one with every change of the row, so the sum over the table changes with any
+    change anywhere: the one number other processes poll.
+    """
+
+    __tablename__ = "case_categories"
+
+    code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name_zh: Mapped[str] = mapped_column(String(64))
+    name_en: Mapped[str] = mapped_column(String(128))
+    sla_hours: Mapped[dict[str, Any]] = mapped_column(JSON)  # urgency -> hours, every urgency
+    accept_minutes: Mapped[float] = mapped_column(Float)
+    sign_minutes: Mapped[float] = mapped_column(Float)
+    clock: Mapped[str] = mapped_column(String(16))
+    department: Mapped[str | None] = mapped_column(String(64))
+    revision: Mapped[int] = mapped_column(Integer)
     updated_by: Mapped[str] = mapped_column(String(128))
     updated_at: Mapped[datetime]

@@ -225,13 +225,15 @@ class Outbox:
         *,
         subscriptions: Mapping[Role, Sequence[str]] | None = None,
         organisation: Callable[[], Organisation] | None = None,
-        categories: Mapping[str, Category] | None = None,
+        categories: Mapping[str, Category] | Callable[[], Mapping[str, Category]] | None = None,
     ) -> None:
         """``subscriptions``: per role, the actions it is told about; ``organisation``: the one as it
         stands now (e.g. ``lambda: policy.organisation``), needed to find who an event concerns;
-        ``categories``: by code, to name a case's category in group chats (else its code)."""
+        ``categories``: by code, to name a case's category in group chats (else its code), or the
+        categories as they stand now (e.g. ``lambda: policy.categories``: new ones are named too)."""
         self._db, self._channels = db, channels
-        self._categories = dict(categories or {})
+        fixed = dict(categories or {}) if not callable(categories) else {}
+        self._categories = categories if callable(categories) else lambda: fixed
         self._subscriptions = {role: frozenset(actions) for role, actions in (subscriptions or {}).items()}
         self._organisation = organisation
         self._client = client or httpx.Client(timeout=10)
@@ -247,7 +249,7 @@ class Outbox:
             config.channels,
             subscriptions=config.roles,
             organisation=lambda: policy.organisation,
-            categories=policy.categories,
+            categories=lambda: policy.categories,
         )
 
     def _recipients(self, event: CaseEvent, case: Case) -> list[Person]:
@@ -289,7 +291,7 @@ class Outbox:
                             key=f"{channel.id}:{event.id}",
                             channel=channel.id,
                             payload=render(
-                                channel, event, case, recipients, self._categories.get(case.category)
+                                channel, event, case, recipients, self._categories().get(case.category)
                             ),
                             created_at=now,
                             next_attempt_at=now,

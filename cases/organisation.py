@@ -85,6 +85,10 @@ class Organisation(_Model):
     people: list[Person] = Field(default_factory=list)
     rosters: list[Roster] = Field(default_factory=list)
 
+    def people_in(self, role: str) -> list[Person]:
+        """The people who hold ``role``, in the order the organisation lists them."""
+        return [p for p in self.people if p.role == role]
+
     @model_validator(mode="after")
     def _rosters_name_known_people(self) -> Organisation:
         known = {p.username for p in self.people}

@@ -1,7 +1,8 @@
 """The organisation as it stands now: ``config/organisation.yaml`` overlaid with changes made through the API.
 
 Config is the baseline; rows of ``org_people``, ``org_departments`` and ``roster_overrides`` replace or
-add to it. A deactivated person disappears from the organisation but not from the database, and cases
+add to it, and a category stored with its department (``case_categories``) is listed under that
+department alone. A deactivated person disappears from the organisation but not from the database, and cases
 keep their name. Every change is checked against the whole organisation before it is stored, so what
 is stored always makes a valid organisation with the config it was made against. Other processes see a
 change within ``ttl``; the process that made it, at once.
@@ -12,13 +13,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 from pydantic import ValidationError
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from cases.category_store import stored_departments
 from cases.models import DepartmentOverride, PersonOverride
 from cases.organisation import GRID_STAFF, Department, Organisation, Person, Roster
 from cases.rosters import RosterOverride
@@ -43,8 +45,12 @@ def overlay(
     people: Sequence[PersonOverride],
     departments: Sequence[DepartmentOverride],
     rosters: Sequence[RosterOverride],
+    category_departments: Mapping[str, str] | None = None,
 ) -> Organisation:
-    """The configured organisation with the stored changes applied; raises OrganisationError if invalid."""
+    """The configured organisation with the stored changes applied; raises OrganisationError if invalid.
+
+    ``category_departments``: category → the department its cases go to (stored with the category).
+    """
     by_name = {p.username: p for p in configured.people}
     for row in people:
         if row.active:
@@ -62,6 +68,8 @@ def overlay(
     by_id = {d.id: d for d in configured.departments}
     for d in departments:
         by_id[d.id] = Department(id=d.id, name=d.name, categories=list(d.categories), head=d.head)
+    for category, department in (category_departments or {}).items():
+        by_id = _move_category(by_id, category, department)
     by_unit = {r.unit: r for r in configured.rosters}
     for r in rosters:
         by_unit[r.unit] = Roster(unit=r.unit, primary=r.primary, backup=r.backup, away=list(r.away))
@@ -76,6 +84,17 @@ def overlay(
         )
     except ValidationError as err:
         raise OrganisationError("; ".join(_message(e) for e in err.errors())) from err
+
+
+def _move_category(by_id: dict[str, Department], category: str, department: str) -> dict[str, Department]:
+    if department not in by_id:
+        log.error("category %s goes to department %s, which is not in the organisation", category, department)
+        return by_id
+    moved = {}
+    for d in by_id.values():
+        kept = [c for c in d.categories if c != category] + ([category] if d.id == department else [])
+        moved[d.id] = d if kept == d.categories else d.model_copy(update={"categories": kept})
+    return moved
 
 
 def _message(error: object) -> str:
@@ -146,7 +165,13 @@ class OrganisationStore:
         if department is not None:
             departments[department.id] = department
         rosters = session.scalars(select(RosterOverride)).all()
-        return overlay(self._configured, list(people.values()), list(departments.values()), rosters)
+        return overlay(
+            self._configured,
+            list(people.values()),
+            list(departments.values()),
+            rosters,
+            stored_departments(session),
+        )
 
     def put_person(self, person: Person, author: str, grids: Collection[str] | None = None) -> bool:
         """Create or replace a person; returns whether they are new (or were inactive).

@@ -1,6 +1,7 @@
 """What the case workflow needs to know about time and responsibility: categories, the working-time
 calendar, the organisation. Built once from ``config/`` and shared by the case book, the workflow and
-the SLA monitor."""
+the SLA monitor; bound to the database, its categories and organisation include the run-time changes
+and follow them while the process runs."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from sqlalchemy import Engine
 
 from cases.calendar import ContinuousClock, WorkCalendar
 from cases.categories import Category, load_categories
+from cases.category_store import CategoryStore
 from cases.organisation import Organisation, load_organisation
 from cases.orgstore import OrganisationStore
 
@@ -24,15 +26,17 @@ class Clock(Protocol):
 
 @dataclass(frozen=True)
 class CasePolicy:
-    categories: dict[str, Category]
+    configured_categories: dict[str, Category]
     calendar: WorkCalendar
     configured: Organisation
     # Where run-time changes to people, departments and rosters are kept; None: config only.
     store: OrganisationStore | None = None
+    # Where categories created or changed at run time are kept; None: config only.
+    category_store: CategoryStore | None = None
 
     @classmethod
     def load(cls, config_dir: Path, db: Engine | None = None) -> CasePolicy:
-        """The policy from ``config/``; with ``engine``, the organisation includes run-time changes."""
+        """The policy from ``config/``; with ``db``, categories and organisation include run-time changes."""
         categories = load_categories(config_dir)
         organisation = load_organisation(config_dir)
         for department in organisation.departments:
@@ -41,11 +45,23 @@ class CasePolicy:
                 raise ValueError(
                     f"organisation.yaml: department {department.id}: unknown categories {unknown}"
                 )
+        if db is None:
+            return cls(categories, WorkCalendar.load(config_dir / "calendar.yaml"), organisation)
+        store = OrganisationStore(db, organisation)
+        # A category's department is part of the organisation: a category change re-reads it.
+        category_store = CategoryStore(db, categories, on_change=store.invalidate)
         return cls(
-            categories,
-            WorkCalendar.load(config_dir / "calendar.yaml"),
-            organisation,
-            OrganisationStore(db, organisation) if db is not None else None,
+            categories, WorkCalendar.load(config_dir / "calendar.yaml"), organisation, store, category_store
+        )
+
+    @property
+    def categories(self) -> dict[str, Category]:
+        """The categories as they stand now: config plus those created or changed through the API.
+
+        Do not keep the dict: read it where it is used, so a new category is seen within seconds.
+        """
+        return (
+            self.category_store.current() if self.category_store is not None else self.configured_categories
         )
 
     @property
@@ -77,6 +93,5 @@ class CasePolicy:
         return clock.add(start, durations[stage])
 
     def completion_deadline(self, category: str, opened: datetime, urgency: str = "normal") -> datetime:
-        spec = self.categories[category]
-        factor = spec.urgent_factor if urgency == "urgent" else 1.0
-        return self.clock(category).add(opened, timedelta(hours=spec.sla_hours * factor))
+        """When a case opened at ``opened`` must be completed: the category's SLA for its urgency."""
+        return self.clock(category).add(opened, self.categories[category].sla(urgency))

@@ -14,6 +14,7 @@ _MODELS = (
     models.SupervisionOrder,
     models.PersonOverride,
     models.DepartmentOverride,
+    models.CategoryOverride,
     notify.OutboxRow,
     notify.Watermark,
     rosters.RosterOverride,

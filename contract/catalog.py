@@ -6,10 +6,11 @@ file and the field. Reading local config files is the only I/O here.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
+from itertools import chain
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -130,35 +131,85 @@ class DeviceInfo:
     profile: SensorTypeProfile
 
 
+@dataclass(frozen=True, slots=True)
+class _CommunityEntry:
+    """One community's devices, looked up by gateway then id, and by id alone. A catalog made by
+    :meth:`Catalog.replacing` shares the entries of the communities it did not replace."""
+
+    community: Community
+    by_gateway: dict[str, dict[str, DeviceInfo]]
+    by_id: dict[str, DeviceInfo]
+
+
+def _entry(community: Community, profiles: dict[str, SensorTypeProfile]) -> _CommunityEntry:
+    by_gateway: dict[str, dict[str, DeviceInfo]] = {}
+    by_id: dict[str, DeviceInfo] = {}
+    for gateway in community.gateways:
+        devices = by_gateway.setdefault(gateway.id, {})
+        for device in gateway.devices:
+            profile = profiles.get(device.type)
+            if profile is None:
+                raise ContractError(
+                    f"{community.id}/{gateway.id}/{device.id}: unknown sensor type {device.type!r}"
+                )
+            devices[device.id] = by_id[device.id] = DeviceInfo(community, gateway, device, profile)
+    return _CommunityEntry(community, by_gateway, by_id)
+
+
 class Catalog:
-    """Lookup of devices by (community, gateway, device) with their profiles."""
+    """Lookup of devices by (community, gateway, device) with their profiles.
+
+    Immutable once made: a registry change makes a new catalog with :meth:`replacing`, which costs the
+    communities it replaces, not the district.
+    """
 
     def __init__(self, communities: list[Community], profiles: list[SensorTypeProfile]) -> None:
-        self.communities = {c.id: c for c in communities}
         self.profiles = {p.id: p for p in profiles}
-        self._devices: dict[tuple[str, str, str], DeviceInfo] = {}
-        self._by_community: dict[tuple[str, str], DeviceInfo] = {}
+        self._entries = {c.id: _entry(c, self.profiles) for c in communities}
+        self.communities = {c.id: c for c in communities}
+
+    @classmethod
+    def _of(cls, entries: dict[str, _CommunityEntry], profiles: dict[str, SensorTypeProfile]) -> Catalog:
+        catalog = cls.__new__(cls)
+        catalog.profiles, catalog._entries = profiles, entries
+        catalog.communities = {c: e.community for c, e in entries.items()}
+        return catalog
+
+    def replacing(self, communities: Iterable[Community], removed: Iterable[str] = ()) -> Catalog:
+        """This catalog with ``communities`` added or put in place of their namesakes and ``removed``
+        taken out; every other community (and the profiles) shared, not copied."""
+        entries = dict(self._entries)
+        for community_id in removed:
+            entries.pop(community_id, None)
         for community in communities:
-            for gateway in community.gateways:
-                for device in gateway.devices:
-                    profile = self.profiles.get(device.type)
-                    if profile is None:
-                        raise ContractError(
-                            f"{community.id}/{gateway.id}/{device.id}: unknown sensor type {device.type!r}"
-                        )
-                    info = DeviceInfo(community, gateway, device, profile)
-                    self._devices[(community.id, gateway.id, device.id)] = info
-                    self._by_community[(community.id, device.id)] = info
+            entries[community.id] = _entry(community, self.profiles)
+        return Catalog._of(entries, self.profiles)
+
+    def changed_since(self, older: Catalog | None) -> set[str]:
+        """The communities whose devices may differ from ``older``'s: added, removed or replaced (all of
+        them when the profiles are not the same objects, or there is no older catalog)."""
+        if older is None or older.profiles is not self.profiles:
+            return set(self._entries) | (set(older._entries) if older is not None else set())
+        mine, theirs = self._entries, older._entries
+        return {c for c in mine.keys() | theirs.keys() if mine.get(c) is not theirs.get(c)}
 
     def device(self, community: str, gateway: str, device: str) -> DeviceInfo | None:
-        return self._devices.get((community, gateway, device))
+        entry = self._entries.get(community)
+        devices = entry.by_gateway.get(gateway) if entry is not None else None
+        return devices.get(device) if devices is not None else None
 
     def device_in(self, community: str, device: str) -> DeviceInfo | None:
         """A device by its identity: a device id is unique within its community, not across them."""
-        return self._by_community.get((community, device))
+        entry = self._entries.get(community)
+        return entry.by_id.get(device) if entry is not None else None
 
     def devices(self) -> Iterator[DeviceInfo]:
-        return iter(self._devices.values())
+        return chain.from_iterable(e.by_id.values() for e in self._entries.values())
+
+    def devices_of(self, community: str) -> Collection[DeviceInfo]:
+        """One community's devices (empty for a community not in the catalog)."""
+        entry = self._entries.get(community)
+        return entry.by_id.values() if entry is not None else ()
 
 
 def _load_yaml(path: Path) -> Any:

@@ -122,6 +122,31 @@ class ConfigRefusal(_Message):
     reason: ShortString
 
 
+AgentVersion = Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z][0-9A-Za-z.+_-]{0,63}$")]
+UpgradeOutcome = Literal[
+    "downloading", "installing", "installed", "switching", "switched", "confirmed", "rolled_back", "failed"
+]
+
+
+class UpgradeReport(_Message):
+    """The gateway's last agent upgrade attempt: which version, how far it got or how it ended, why
+    (added in v1.4; the version running is ``agent``)."""
+
+    attempt: AgentVersion
+    outcome: UpgradeOutcome
+    reason: ShortString | None = None
+    ts: TIMESTAMP_MS | None = None
+    """When the attempt last changed phase."""
+
+
+class DesiredVersionMessage(_Message):
+    """The agent version a gateway should run (retained ``version`` topic, added in v1.4); the gateway
+    upgrades when it differs from the one running and a signed release of it exists."""
+
+    version: AgentVersion
+    rollout: Annotated[StrictInt, Field(ge=1)] | None = None
+
+
 class StateMessage(_Message):
     """Retained gateway state; the last will is just ``{"online": false}``.
 
@@ -140,6 +165,7 @@ class StateMessage(_Message):
     reason: Literal["stopped"] | None = None
     config_applied: ConfigHash | None = None
     config_refused: ConfigRefusal | None = None
+    upgrade: UpgradeReport | None = None
 
     @model_validator(mode="after")
     def _reason_only_when_offline(self) -> StateMessage:
@@ -170,7 +196,9 @@ class ConfigMessage(_Message):
     config: dict[str, object]
 
 
-Message = TelemetryMessage | EventMessage | StateMessage | DevicesMessage | ConfigMessage
+Message = (
+    TelemetryMessage | EventMessage | StateMessage | DevicesMessage | ConfigMessage | DesiredVersionMessage
+)
 
 MODELS: dict[TopicKind, type[Message]] = {
     TopicKind.TELEMETRY: TelemetryMessage,
@@ -178,6 +206,7 @@ MODELS: dict[TopicKind, type[Message]] = {
     TopicKind.STATE: StateMessage,
     TopicKind.DEVICES: DevicesMessage,
     TopicKind.CONFIG: ConfigMessage,
+    TopicKind.VERSION: DesiredVersionMessage,
 }
 
 

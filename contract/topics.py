@@ -20,15 +20,16 @@ class TopicKind(StrEnum):
     STATE = "state"
     DEVICES = "devices"
     CONFIG = "config"
+    VERSION = "version"  # v1.4: the agent version the gateway should run (#25)
 
     @property
     def retained(self) -> bool:
-        """State, device lists and desired config are retained so late subscribers see them."""
-        return self in (TopicKind.STATE, TopicKind.DEVICES, TopicKind.CONFIG)
+        """State, device lists, desired config and version are retained so late subscribers see them."""
+        return self in (TopicKind.STATE, TopicKind.DEVICES, TopicKind.CONFIG, TopicKind.VERSION)
 
     @property
     def upstream(self) -> bool:
-        return self is not TopicKind.CONFIG
+        return self not in (TopicKind.CONFIG, TopicKind.VERSION)
 
 
 MAX_TOPIC_LENGTH = len(PREFIX) + 2 * (1 + MAX_ID_LENGTH) + 1 + max(len(k.value) for k in TopicKind)

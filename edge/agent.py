@@ -33,12 +33,14 @@ from contract.topics import TopicKind
 from edge.gateway_config import DeviceSet, GatewayConfig
 from edge.handoff import Handoff
 from edge.metrics import EdgeMetrics
-from edge.publisher import GatewayPublisher, MqttOptions
+from edge.publisher import AGENT_VERSION, GatewayPublisher, MqttOptions
 from edge.sources.base import ConfigError, Source, SourceBatch, SourceFactory
 from edge.sources.build import Built, LoadedProfile, build_sources, load_profiles
 from edge.sources.registry import load_sources
 from edge.spool import Spool, SpoolFullError
 from edge.systemd_notify import Watchdog, notify
+from edge.upgrade.desired import DesiredVersionFollower
+from edge.upgrade.launch import UpgradeEnv, launch_upgrade
 
 if TYPE_CHECKING:
     from edge.camera.runtime import CameraRuntime
@@ -85,12 +87,14 @@ class EdgeAgent:
         factories: Mapping[str, SourceFactory],
         publisher: GatewayPublisher,
         extra_devices: Sequence[DeviceEntry] = (),
+        upgrades: DesiredVersionFollower | None = None,
     ) -> None:
         self.config = config
         self.extra_devices = list(extra_devices)  # e.g. the cameras analysed beside the sources
         self.profiles = profiles
         self.factories = factories
         self.publisher = publisher
+        self.upgrades = upgrades  # follows the retained desired version (edge.upgrade.desired)
         self.built = build_sources(config.device_set(), profiles, factories)
         self.applied_hash: str | None = None
         self.refusal: ConfigRefusal | None = None
@@ -114,6 +118,8 @@ class EdgeAgent:
             loop.call_soon_threadsafe(self._enqueue, inbox, payload)
 
         self.publisher.on_config(offer)
+        if self.upgrades is not None:
+            self.publisher.on_desired_version(self.upgrades.offer)
         self.publisher.set_devices(self.devices())  # before the publishing thread: no race
         self.publisher.start()
         self._next_state = time.monotonic() + self.config.state_interval_s
@@ -140,6 +146,8 @@ class EdgeAgent:
         if time.monotonic() >= self._next_state:
             self._next_state = time.monotonic() + self.config.state_interval_s
             self.publisher.publish_state()
+        if self.upgrades is not None:
+            self.upgrades.tick()
         self.publisher.pump()
 
     @staticmethod
@@ -305,6 +313,16 @@ def start_cameras(
     return runtime
 
 
+def upgrades(publisher: GatewayPublisher) -> DesiredVersionFollower | None:
+    """The desired-version follower when this agent runs from an upgradable prefix (docs/upgrades.md)."""
+    env = UpgradeEnv.from_environ()
+    if env is None:
+        return None
+    return DesiredVersionFollower(
+        env.prefix, AGENT_VERSION, partial(launch_upgrade, env), publisher.set_upgrade_state
+    )
+
+
 def run_agent(config_path: Path, stop: threading.Event) -> None:
     """Load, validate (raising ContractError/ConfigError before touching any port) and run until stop.
 
@@ -330,7 +348,9 @@ def run_agent(config_path: Path, stop: threading.Event) -> None:
                 where = f"{config.metrics.host}:{config.metrics.port}"
                 raise ConfigError(f"gateway {config.gateway}: metrics port {where}: {err}") from err
         cameras = start_cameras(config, options, publisher)
-        agent = EdgeAgent(config, profiles, factories, publisher, cameras.devices() if cameras else ())
+        agent = EdgeAgent(
+            config, profiles, factories, publisher, cameras.devices() if cameras else (), upgrades(publisher)
+        )
         metrics.add_handoff(agent.handoff)
         try:
             asyncio.run(agent.run(stop))

@@ -38,6 +38,7 @@ from contract.messages import (
     Reading,
     SpoolState,
     StateMessage,
+    UpgradeReport,
 )
 from contract.topics import Topic, TopicKind
 from edge.mqtt_session import Backoff, MqttOptions, Outage, make_client, schedule_retry
@@ -89,6 +90,8 @@ class GatewayPublisher:
         self._modem: ModemState | None = None
         self._camera_health: Callable[[], dict[str, Any]] | None = None
         self._on_config: Callable[[bytes], None] | None = None
+        self._on_version: Callable[[bytes], None] | None = None
+        self._upgrade: UpgradeReport | None = None
         self._config_applied: str | None = None
         self._config_refused: ConfigRefusal | None = None
         self._backoff = Backoff(self.options.reconnect_min_s, self.options.reconnect_max_s)
@@ -248,6 +251,15 @@ class GatewayPublisher:
         """
         self._on_config = handler
 
+    def on_desired_version(self, handler: Callable[[bytes], None]) -> None:
+        """Subscribe to this gateway's retained ``version`` topic (the agent version it should run)."""
+        self._on_version = handler
+
+    def set_upgrade_state(self, report: UpgradeReport | None) -> None:
+        """The last upgrade attempt, carried in every retained state from now on; sent at once."""
+        self._upgrade = report
+        self.publish_state()
+
     def _send_devices(self) -> None:
         devices = DevicesMessage(ts=self._clock(), devices=self._devices)
         self._send(TopicKind.DEVICES, devices.model_dump_json().encode(), None)
@@ -266,6 +278,8 @@ class GatewayPublisher:
             optional["config_applied"] = self._config_applied
         if self._config_refused is not None:
             optional["config_refused"] = self._config_refused
+        if self._upgrade is not None:
+            optional["upgrade"] = self._upgrade
         state = StateMessage(
             online=online,
             ts=self._clock(),
@@ -348,6 +362,8 @@ class GatewayPublisher:
             self._send_devices()
             if self._on_config is not None:
                 client.subscribe(self._topics[TopicKind.CONFIG], qos=1)
+            if self._on_version is not None:
+                client.subscribe(self._topics[TopicKind.VERSION], qos=1)
         except Exception:
             log.exception("gateway %s: on_connect failed", self.gateway)
 
@@ -355,6 +371,8 @@ class GatewayPublisher:
         try:
             if self._on_config is not None and msg.topic == self._topics[TopicKind.CONFIG]:
                 self._on_config(bytes(msg.payload))
+            elif self._on_version is not None and msg.topic == self._topics[TopicKind.VERSION]:
+                self._on_version(bytes(msg.payload))
         except Exception:
             log.exception("gateway %s: config handler failed for %s", self.gateway, msg.topic)
 

@@ -158,6 +158,21 @@ class FastDecoder:
         self._devices: dict[tuple[str, str], dict[str, _Device]] = {}
         self._profiles: dict[int, _Profile] = {}
 
+    def with_catalog(self, catalog: Catalog) -> FastDecoder:
+        """A decoder for a newer catalog that keeps what this one learned of the communities the new
+        catalog shares with the old: a registry change costs the re-learning of what it changed only.
+
+        The kept per-gateway caches are shared with this decoder, which a batch in flight may still
+        fill: an entry of an unchanged community is right for both catalogs.
+        """
+        fresh = FastDecoder(catalog, lines=self._lines)
+        changed = catalog.changed_since(self._catalog)
+        fresh._topics = dict(self._topics)
+        fresh._devices = {key: cached for key, cached in self._devices.items() if key[0] not in changed}
+        if catalog.profiles is self._catalog.profiles:
+            fresh._profiles = dict(self._profiles)  # keyed by the profiles' id(): the very same objects
+        return fresh
+
     def _topic(self, path: str) -> Topic | None:
         topic = self._topics.get(path)
         if topic is None:

@@ -79,8 +79,9 @@ class BatchWriter:
         self._lock = threading.Lock()
 
     def use_catalog(self, catalog: Catalog) -> None:
-        """A newer registry: later batches are checked against it (with a fresh device cache)."""
-        fast = FastDecoder(catalog, lines=self._store.takes_lines)
+        """A newer registry: later batches are checked against it (the device cache keeps the
+        communities the registry change did not touch)."""
+        fast = self._fast.with_catalog(catalog)
         self._catalog, self._fast = catalog, fast  # a batch in flight may see either: both are whole
 
     def process(self, batch: list[Inbound]) -> bool:

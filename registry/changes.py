@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from contract.catalog import DeviceState
 from registry import version
-from registry.models import RegistryBus
+from registry.models import RegistryBus, RegistryCommunity
 from registry.rows import KEY_COLUMNS, MODELS, ORDER, Key, Row, Rows
 
 Action = Literal["add", "change", "remove"]
@@ -112,7 +112,17 @@ def apply(session: Session, changes: list[Change], now: datetime | None = None) 
                 _remove_buses(session, change.key)
             session.delete(session.get(model, change.key))
         session.flush()  # parents reach the database before their children, whatever the unit of work
-    return version.bump(session, now)
+    return version.bump(session, now, communities=touched(session, changes))
+
+
+def touched(session: Session, changes: list[Change]) -> set[str]:
+    """The communities whose catalog the changes alter: their own rows, or their town's name."""
+    communities = {c.key[0] for c in changes if c.table != "town"}
+    towns = {c.key[0] for c in changes if c.table == "town"}
+    if towns:
+        in_towns = select(RegistryCommunity.id).where(RegistryCommunity.town_id.in_(sorted(towns)))
+        communities.update(session.scalars(in_towns))
+    return communities
 
 
 def _remove_buses(session: Session, gateway: Key) -> None:

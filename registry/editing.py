@@ -203,7 +203,7 @@ def add_device(
     _place(row, placement)
     session.add(row)
     session.flush()
-    version.bump(session, now)
+    version.bump(session, now, communities=[community])
     return row
 
 
@@ -265,7 +265,7 @@ def change_device(
     row.state, row.updated_at = device.state.value, now
     _place(row, placement)
     session.flush()
-    version.bump(session, now)
+    version.bump(session, now, communities=[community])
     return row
 
 
@@ -299,7 +299,7 @@ def add_town(session: Session, fields: dict[str, Any]) -> RegistryTown:
     row = RegistryTown(id=town.id, name=town.name, district=town.district)
     session.add(row)
     session.flush()
-    version.bump(session)
+    version.bump(session, communities=())
     return row
 
 
@@ -312,7 +312,7 @@ def add_community(session: Session, fields: dict[str, Any]) -> RegistryCommunity
     row = RegistryCommunity(id=community.id, name=community.name, town_id=community.town)
     session.add(row)
     session.flush()
-    version.bump(session)
+    version.bump(session, communities=[community.id])
     return row
 
 
@@ -326,7 +326,7 @@ def add_grid(session: Session, community: str, fields: dict[str, Any]) -> Regist
     row = RegistryGrid(community_id=community, id=grid.id, name=grid.name, polygon=grid.polygon)
     session.add(row)
     session.flush()
-    version.bump(session)
+    version.bump(session, communities=[community])
     return row
 
 
@@ -341,7 +341,7 @@ def add_building(session: Session, community: str, grid: str, fields: dict[str, 
     )
     session.add(row)
     session.flush()
-    version.bump(session)
+    version.bump(session, communities=[community])
     return row
 
 
@@ -355,7 +355,7 @@ def set_polygon(session: Session, community: str, grid: str, polygon: Any) -> Re
 
     row.polygon = _validated(_Outline, {"polygon": polygon}).polygon
     session.flush()
-    version.bump(session)
+    version.bump(session, communities=[community])
     return row
 
 
@@ -372,7 +372,7 @@ def add_gateway(session: Session, community: str, fields: dict[str, Any]) -> Reg
     row = RegistryGateway(community_id=community, id=gateway.id, name=gateway.name, created_at=now)
     session.add(row)
     session.flush()
-    version.bump(session, now)
+    version.bump(session, now, communities=[community])
     return row
 
 
@@ -424,5 +424,5 @@ def add_bus(session: Session, community: str, gateway: str, fields: dict[str, An
     row = RegistryBus(community_id=community, gateway_id=gateway, **bus.model_dump(), updated_at=now)
     session.add(row)
     session.flush()
-    version.bump(session, now)
+    version.bump(session, now, communities=[community])
     return row

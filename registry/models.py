@@ -3,7 +3,8 @@
 Identity is (community, id) for everything below a community: two communities may both have a
 ``smoke-01`` or a ``g-north``. Retired devices stay (their readings and cases keep their names); a
 device is never deleted, only retired. ``registry_version`` is one row whose number goes up with every
-change, so a service knows with one cheap query whether its copy of the registry is current.
+change, so a service knows with one cheap query whether its copy of the registry is current; each
+community's ``revision`` says which communities that change touched.
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ class RegistryCommunity(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(128))
     town_id: Mapped[str] = mapped_column(ForeignKey("registry_towns.id"), index=True)
+    # The registry version of the community's last change (its own rows, or its town's): a service
+    # reloads only the communities whose revision moved since it last read them.
+    revision: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class RegistryGrid(Base):

@@ -15,6 +15,7 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 
 from api.accounts import ensure_demo_operator
+from api.demo_accounts import ensure_demo_logins
 from api.settings import ApiSettings
 from broker.accounts import Credentials
 from broker.demo import DemoAccounts, ensure_demo_accounts
@@ -71,6 +72,7 @@ def prepare_database(database_url: str) -> bool:
     db = make_engine(database_url)
     try:
         ensure_demo_operator(db, CREDENTIALS)
+        ensure_demo_logins(db, ApiSettings().config_dir, CREDENTIALS)  # one account per role
     finally:
         db.dispose()
     return outdated

@@ -20,7 +20,9 @@ from common.db import Base, create_tables, make_engine
 from common.heartbeat import create_schema as create_heartbeat_schema
 from common.heartbeat import metadata as heartbeat_metadata
 from ingest.deadletters import metadata as dead_letter_metadata
+from registry.definition_models import TABLES as DEFINITION_TABLES
 from registry.models import TABLES as REGISTRY_TABLES
+from registry.rollout_models import TABLES as ROLLOUT_TABLES
 from yiwang import migrations
 
 METADATA: tuple[MetaData, ...] = (
@@ -68,7 +70,7 @@ def _create_missing(db: Engine) -> None:
     audit.create_schema(db)
     create_tables(db, dead_letter_metadata)
     create_heartbeat_schema(db)
-    create_tables(db, Base.metadata, tables=list(REGISTRY_TABLES))
+    create_tables(db, Base.metadata, tables=[*REGISTRY_TABLES, *ROLLOUT_TABLES, *DEFINITION_TABLES])
 
 
 def table_names() -> set[str]:

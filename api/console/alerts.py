@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Form, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -11,10 +12,11 @@ from pydantic import ValidationError
 
 from alerts.models import Alert
 from alerts.queries import live_alerts
-from alerts.silences import Matchers, SilenceIn, SilenceStore
+from alerts.silences import Matchers, Silence, SilenceIn, SilenceStore
 from api.accounts import User
 from api.console.device import device_url
 from api.console.i18n import catalogue
+from api.console.names import Names
 from api.console.web import ConsoleUser, check_csrf, language, page
 from api.deps import Resources, ResourcesDep
 from api.params import RowId
@@ -24,13 +26,44 @@ from contract.catalog import DeviceInfo
 router = APIRouter(include_in_schema=False)
 
 
+def silence_sentence(silence: Silence, names: Names, tz: tzinfo) -> str:
+    """A silence as a sentence: who silenced what (devices and rules by name, places by name) until
+    when, and why."""
+    words, m = names.words, silence.matchers
+    community = m.community or ""
+    what = []
+    if m.rule:
+        what.append(words["sil_rule"].format(rule=names.rule(m.rule)))
+    if m.category:
+        what.append(names.category(m.category))
+    if m.device:
+        what.append(words["sil_device"].format(device=names.device(m.device, community)))
+    if m.gateway:
+        what.append(words["ev_gateway"].format(name=names.gateway(m.gateway, m.community)))
+    if m.grid:
+        what.append(words["sil_grid"].format(grid=names.grid(m.grid, m.community)))
+    if not what:
+        what.append(words["sil_everything"])
+    # A device names its place already; anything else is bounded by its community.
+    where = words["sil_in"].format(place=names.community(community)) if community and not m.device else ""
+    sentence = words["sil_sentence"].format(
+        author=names.person(silence.author),
+        what=words["list_sep"].join(what),
+        where=where,
+        until=silence.ends_at.astimezone(tz).strftime("%Y-%m-%d %H:%M"),
+    )
+    return sentence + (words["sil_why"].format(why=silence.comment) if silence.comment else "")
+
+
 @router.get("/console/alerts", response_class=HTMLResponse, response_model=None)
 def alerts_page(
     request: Request, resources: ResourcesDep, user: ConsoleUser, error: str | None = None
 ) -> Response:
     alerts = live_alerts(resources.db, area_filter(user, resources.policy, Alert.community, Alert.grid))
+    names = Names(language(request), resources)
+    tz = ZoneInfo(resources.settings.display_timezone)
     silences = [
-        s
+        (s, silence_sentence(s, names, tz))
         for s in SilenceStore(resources.db).current()
         if sees_silence(user, resources.policy, s.matchers.community)
     ]
@@ -48,6 +81,7 @@ def alerts_page(
             for a in alerts
             if resources.catalog.device_in(a.community, a.subject) is not None
         },
+        rules=[(r.id, names.rule(r.id)) for r in resources.rules],
         communities=sorted(
             (c.id, c.name)
             for c in resources.catalog.communities.values()
@@ -55,6 +89,10 @@ def alerts_page(
         ),
         error=error,
     )
+
+
+class SilenceRefused(ValueError):
+    """The user may not silence alerts of that place."""
 
 
 class AmbiguousDevice(ValueError):
@@ -93,7 +131,7 @@ def add_silence(
         info = silenced_device(resources, user, community, device) if device else None
         scope = info.community.id if info else (community or None)
         if not may_silence(user, resources.policy, scope):
-            raise ValueError(
+            raise SilenceRefused(
                 "a district operator, or a town operator for a device of the town, sets silences"
             )
         matchers = Matchers(device=device or None, rule=rule or None, community=scope)
@@ -104,7 +142,12 @@ def add_silence(
         words = catalogue(language(request))["t"]
         return alerts_page(request, resources, user, error=words["dev_name_the_community"])
     except (ValueError, ValidationError) as err:
-        return alerts_page(request, resources, user, error=str(err).splitlines()[0])
+        # The reason in the user's words: who may silence what, or what the form lacks.
+        words = catalogue(language(request))["t"]
+        refused = isinstance(err, SilenceRefused)
+        return alerts_page(
+            request, resources, user, error=words["sil_refused" if refused else "sil_incomplete"]
+        )
     SilenceStore(resources.db).add(silence, author=user.username)
     return RedirectResponse("/console/alerts", status_code=status.HTTP_303_SEE_OTHER)
 

@@ -16,7 +16,10 @@ from api.routes.cases import load_detail
 from api.schemas import CaseDetail
 from api.scope import may_take
 from cases.actions import CaseFlow, CaseNotFound
+from cases.assignees import PERSON_PARAMS, candidates, grid_towns
 from cases.models import CaseState
+from cases.organisation import Person
+from cases.rosters import current_roster
 from cases.workflow import ACTIONS, IllegalTransition, InvalidAction, check_params
 from contract.catalog import DeviceInfo
 from series.store import StoreError
@@ -53,10 +56,19 @@ def _render(
         chart=_evidence_chart(resources, case),
         actions=allowed_actions(user, case),
         departments=resources.policy.organisation.departments,
+        pickers=named_people_pickers(resources, case),
     )
     if error:
         response.status_code = status.HTTP_409_CONFLICT
     return response
+
+
+def named_people_pickers(resources: ResourcesDep, case: CaseDetail) -> dict[str, list[Person]]:
+    """The people an assignee or visitor is chosen from (on duty first): the server accepts no other."""
+    org = resources.policy.organisation
+    towns = grid_towns(resources.catalog, org)
+    people = candidates(org, current_roster(resources.db, org, case.grid), case, towns=towns)
+    return dict.fromkeys(PERSON_PARAMS, people)
 
 
 def _evidence_chart(resources: ResourcesDep, case: CaseDetail) -> Chart | None:
@@ -119,7 +131,8 @@ async def act(
         if action not in dict(allowed_actions(user, load_detail(case_id, resources, user))):
             raise InvalidAction(f"{action} is not available to a {user.role} now")
         check_params(action, params)
-        CaseFlow(resources.db, resources.policy).act(
+        towns = grid_towns(resources.catalog, resources.policy.organisation)
+        CaseFlow(resources.db, resources.policy, grid_towns=towns).act(
             case_id,
             action,
             actor=user.username,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
+from sqlalchemy.orm import Session
 
 from alerts.outcomes import RuleOutcome, rule_outcomes
 from api.console.unknown_gateways import unknown_gateways
@@ -11,6 +12,8 @@ from api.console.web import ConsoleUser, page
 from api.deps import ResourcesDep
 from api.routes.devices import visible_devices, visible_gateways
 from registry.desired import fleet_config_drifts
+from registry.rollout_models import ensure_tables
+from registry.rollouts import GatewayPhase, fleet_versions, latest_rollouts
 
 router = APIRouter(include_in_schema=False)
 
@@ -28,6 +31,24 @@ def fleet_page(request: Request, resources: ResourcesDep, user: ConsoleUser) -> 
     }
     # Desired (the registry) against reported (the gateway's last state): drift is flagged per gateway.
     drift = fleet_config_drifts(resources.db, {(g.community, g.gateway): g.state for g in gateways})
+    # Agent versions: what runs, what should, how the last attempt ended; the rollouts behind them.
+    ensure_tables(resources.db)
+    seen = {(g.community, g.gateway): g for g in gateways}
+    with Session(resources.db) as session:
+        versions = [
+            v
+            for v in fleet_versions(
+                session,
+                {k: g.state for k, g in seen.items()},
+                {k: g.online for k, g in seen.items()},
+            )
+            if (v.community, v.gateway) in seen
+        ]
+        rollouts = latest_rollouts(session, 5)
+    failures = {
+        "failed": sum(v.phase is GatewayPhase.FAILED for v in versions),
+        "rolled_back": sum(v.phase is GatewayPhase.ROLLED_BACK for v in versions),
+    }
     return page(
         request,
         resources,
@@ -37,6 +58,9 @@ def fleet_page(request: Request, resources: ResourcesDep, user: ConsoleUser) -> 
         drift=drift,
         unknown=unknown_gateways(resources, user),
         stopped=stopped,
+        versions=versions,
+        rollouts=rollouts,
+        failures=failures,
         devices=sorted(devices, key=lambda d: (not d.silent, d.gateway, d.device)),
     )
 

@@ -40,7 +40,7 @@ REGISTRY_TEXT: dict[str, dict[str, str]] = {
         "reg_add_building": "添加楼院",
         "reg_add_gateway": "登记网关",
         "reg_gateway_account_hint": (
-            "网关登记后，请在服务器上运行 yiwang gateway add 社区 网关 为其创建 MQTT 账号并生成配置文件。"
+            "网关登记后，请在服务器上运行 {command} 为其创建 MQTT 账号并生成配置文件。"
         ),
         "reg_no_building": "（不指定楼院）",
         "reg_confirm_retire": "确认退役该设备（退役后不可恢复，需重新登记新设备）",
@@ -111,7 +111,7 @@ REGISTRY_TEXT: dict[str, dict[str, str]] = {
         "reg_add_building": "Add a building",
         "reg_add_gateway": "Register a gateway",
         "reg_gateway_account_hint": (
-            "Once a gateway is registered, run yiwang gateway add COMMUNITY GATEWAY on the server"
+            "Once a gateway is registered, run {command} on the server"
             " to create its MQTT account and its configuration file."
         ),
         "reg_no_building": "(no building)",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
@@ -11,22 +11,63 @@ from zoneinfo import ZoneInfo
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from jinja2 import pass_context
+from jinja2.runtime import Context
 
 from api.accounts import SessionLifetime, User, end_session, session_owner, start_session
+from api.console import evidence_text, timeline_text
 from api.console.i18n import LANGUAGES, catalogue
+from api.console.names import Names
 from api.deps import Resources, ResourcesDep
 
 HERE = Path(__file__).resolve().parent
 STATIC_DIR = HERE / "static"
 templates = Jinja2Templates(directory=HERE / "templates")
 LOGIN = "/console/login"
+LANG_COOKIE = "yiwang_lang"
+LANG_COOKIE_AGE_S = 365 * 86_400
 
 
 def language(request: Request) -> str:
-    lang = request.query_params.get("lang") or request.session.get("lang") or "zh"
+    """The page's language: a ``?lang=`` choice, else the session's, else the cookie the login page
+    set (it outlives sign-in and sign-out), else 简体中文."""
+    lang = (
+        request.query_params.get("lang")
+        or request.session.get("lang")
+        or request.cookies.get(LANG_COOKIE)
+        or "zh"
+    )
     lang = lang if lang in LANGUAGES else "zh"
     request.session["lang"] = lang
     return lang
+
+
+def remember_language(request: Request, response: Response, lang: str) -> None:
+    """A language chosen by a link is kept in its own cookie, so the choice made on the login page
+    holds after signing in (and on the next visit)."""
+    if request.query_params.get("lang") in LANGUAGES and request.cookies.get(LANG_COOKIE) != lang:
+        response.set_cookie(
+            LANG_COOKIE, lang, max_age=LANG_COOKIE_AGE_S, path="/", samesite="lax", httponly=True
+        )
+
+
+@pass_context
+def local_time(context: Context, moment: datetime | None, fmt: str = "%m-%d %H:%M") -> str:
+    """A moment in the deployment's time zone (the page's ``tz``); a naive one is UTC, as stored."""
+    if moment is None:
+        return "—"
+    zone: tzinfo = context.get("tz") or UTC
+    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return aware.astimezone(zone).strftime(fmt)
+
+
+templates.env.filters["local"] = local_time
+templates.env.globals.update(
+    evidence_words=evidence_text.describe,
+    evidence_where=evidence_text.where,
+    rule_condition=evidence_text.condition_text,
+    event_note=timeline_text.event_note,
+)
 
 
 def lifetime(resources: Resources) -> SessionLifetime:
@@ -104,7 +145,7 @@ def check_csrf(request: Request, submitted: str) -> None:
 
 def page(request: Request, resources: Resources, name: str, **context: Any) -> HTMLResponse:
     lang = language(request)
-    return templates.TemplateResponse(
+    response = templates.TemplateResponse(
         request,
         name,
         {
@@ -112,7 +153,10 @@ def page(request: Request, resources: Resources, name: str, **context: Any) -> H
             "lang": lang,
             "other": "en" if lang == "zh" else "zh",
             "tz": ZoneInfo(resources.settings.display_timezone),
+            "names": Names(lang, resources),
             "csrf": csrf_token(request),
             **context,
         },
     )
+    remember_language(request, response, lang)
+    return response

@@ -5,19 +5,19 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-import yaml
 from fastapi import APIRouter, HTTPException, Query, Request, status
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from alerts.models import Alert
 from alerts.outcomes import RuleOutcome, rule_outcomes
 from alerts.queries import page_of_alerts
-from alerts.rules import Rule, RuleFile
+from alerts.rules import Rule
 from alerts.silences import Silence, SilenceIn, SilenceStore
 from api.deps import CurrentUser, Resources, ResourcesDep
 from api.errors import problem
 from api.params import Offset, RowId
+from api.routes.sensor_types import checked_rules, running_rules
 from api.schemas import Page
 from api.scope import (
     NARROW_MATCHERS,
@@ -27,6 +27,7 @@ from api.scope import (
     sees_silence,
     silence_too_broad,
 )
+from contract.errors import ContractError
 
 router = APIRouter(prefix="/api/v1", tags=["alerting"])
 VALIDATE_PATH = "/api/v1/rules/validate"
@@ -96,7 +97,7 @@ def _rule_out(rule: Rule, outcome: RuleOutcome | None) -> RuleOut:
 def list_rules(resources: ResourcesDep, _user: CurrentUser, since: datetime | None = None) -> list[RuleOut]:
     """Every rule with its outcome counts (alerts fired, cases opened, voided, self-recovered, ...)."""
     outcomes = rule_outcomes(resources.db, since)
-    return [_rule_out(r, outcomes.get(r.id)) for r in resources.rules]
+    return [_rule_out(r, outcomes.get(r.id)) for r in running_rules(resources)]
 
 
 class RuleCheck(BaseModel):
@@ -105,32 +106,15 @@ class RuleCheck(BaseModel):
 
 
 def check_rule_file(body: bytes, resources: Resources) -> list[str]:
-    """The ids of the rules in a rule file; HTTPException 422 naming the rule and field when invalid.
+    """The ids of the rules of one rule or a rule file (``rules: [...]``); HTTPException 422 naming the
+    rule, the field and the shape expected when invalid (#28: the same checks as ``POST /rules``).
 
     CPU-bound on a large document: the route runs it in a worker thread, off the event loop.
     """
     try:
-        document = yaml.safe_load(body.decode("utf-8"))
-        rules = RuleFile.model_validate(document).rules
-    except (UnicodeDecodeError, yaml.YAMLError) as err:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"not a YAML document: {err}") from err
-    except ValidationError as err:
-        first = err.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"{where}: {first['msg']}") from err
-    known = {r.id for r in resources.rules} | {r.id for r in rules}
-    for index, rule in enumerate(rules):
-        if rule.category not in resources.categories:
-            raise HTTPException(
-                status.HTTP_422_UNPROCESSABLE_CONTENT,
-                f"rules.{index}.category: unknown category {rule.category!r}",
-            )
-        for ref in rule.composite.rules if rule.composite else []:
-            if ref not in known:
-                raise HTTPException(
-                    status.HTTP_422_UNPROCESSABLE_CONTENT,
-                    f"rules.{index}.composite.rules: unknown rule {ref!r}",
-                )
+        rules, _as_file = checked_rules(body, resources)
+    except ContractError as err:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(err)) from err
     return [r.id for r in rules]
 
 
@@ -146,14 +130,15 @@ def check_rule_file(body: bytes, resources: Resources) -> list[str]:
     },
 )
 async def validate_rules(request: Request, resources: ResourcesDep, _user: CurrentUser) -> RuleCheck:
-    """Check a rule file (YAML, as under config/rules/) before deploying it: nothing is changed."""
+    """Check one rule or a rule file (YAML or JSON, as under config/rules/) before applying it with
+    ``POST /rules``: nothing is changed."""
     body = await request.body()  # at most RULE_FILE_MAX_BYTES: api.body_limit refuses more
     return RuleCheck(ok=True, rules=await run_in_threadpool(check_rule_file, body, resources))
 
 
 @router.get("/rules/{rule_id}", response_model=RuleOut, responses={404: {"description": "No such rule"}})
 def get_rule(rule_id: str, resources: ResourcesDep, _user: CurrentUser) -> RuleOut:
-    rule = next((r for r in resources.rules if r.id == rule_id), None)
+    rule = next((r for r in running_rules(resources) if r.id == rule_id), None)
     if rule is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"rule {rule_id!r} not found")
     return _rule_out(rule, rule_outcomes(resources.db).get(rule_id))

@@ -16,6 +16,7 @@ from api.schemas import CaseDetail, CaseEventOut, CaseOut, EvidenceOut, Page
 from api.scope import case_filter, require_action, sees_area
 from cases import queue
 from cases.actions import CaseFlow, CaseNotFound, Report
+from cases.assignees import grid_towns
 from cases.models import Case, CaseState
 from cases.queue import CaseFilters, SlaStatus
 from cases.workflow import ACTIONS, IllegalTransition, InvalidAction, check_params
@@ -178,7 +179,8 @@ def act_on_case(case_id: RowId, body: ActionIn, resources: ResourcesDep, user: C
             f"unknown action {body.action!r}; one of {', '.join(ACTIONS)}",
         )
     require_action(user, body.action)
-    flow = CaseFlow(resources.db, resources.policy)
+    towns = grid_towns(resources.catalog, resources.policy.organisation)  # who may be named on the case
+    flow = CaseFlow(resources.db, resources.policy, grid_towns=towns)
     try:
         check_params(body.action, body.params)  # a person's parameters: known keys, types and lengths
         flow.act(

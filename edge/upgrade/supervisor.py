@@ -14,7 +14,9 @@ import subprocess
 import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
+from edge.upgrade.desired import PREFIX_ENV
 from edge.upgrade.restart import SupervisorStatus, write_status
 from edge.upgrade.slots import Slots
 
@@ -27,10 +29,14 @@ STEADY_S = 60.0
 """A child that ran this long before exiting was not crash-looping: its restart waits the minimum."""
 
 
-def child_environment() -> dict[str, str]:
+def child_environment(prefix: Path | None = None) -> dict[str, str]:
     """Ours, without PYTHONPATH/PYTHONHOME: they would put one source tree before every version's own
-    site-packages, and every "version" would run the same code."""
-    return {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    site-packages, and every "version" would run the same code. With the prefix, so the agent can
+    follow its desired version (:mod:`edge.upgrade.desired`)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    if prefix is not None:
+        env[PREFIX_ENV] = str(prefix.resolve())
+    return env
 
 
 def _stop(child: subprocess.Popen[bytes], grace_s: float) -> None:
@@ -59,7 +65,7 @@ def supervise(
     while not stop.is_set():
         version = slots.recover()
         command = [str(slots.versions / version / "bin" / "yiwang"), *agent_args]
-        child = subprocess.Popen(command, env=child_environment())
+        child = subprocess.Popen(command, env=child_environment(slots.prefix))
         started = time.monotonic()
         status = SupervisorStatus(
             supervisor_pid=os.getpid(), child_pid=child.pid, version=version, started_at=time.time()

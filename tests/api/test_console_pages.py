@@ -113,7 +113,7 @@ def test_case_page_charts_the_triggering_readings_with_the_threshold(
     sign_in(client)
     page = client.get("/console/cases/1").text
     assert '<svg id="evidence-chart"' in page and 'class="threshold"' in page
-    assert "level_cm (cm) 10.0 – 70.0" in page
+    assert "水位 (cm) 10.0 – 70.0" in page  # the field by its name (issue #23)
 
 
 def test_line_chart_scales_into_the_box() -> None:

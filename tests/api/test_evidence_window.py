@@ -44,5 +44,5 @@ def test_console_charts_the_stored_window_when_the_series_is_gone(
     sign_in(client)
     page = client.get("/console/cases/1").text
     assert '<svg id="evidence-chart"' in page and 'class="threshold"' in page
-    assert "level_cm (cm) 20.0 – 72.0" in page
+    assert "水位 (cm) 20.0 – 72.0" in page  # the field by its name (issue #23)
     assert page.count(",", page.index("<polyline points="), page.index('" fill="none"')) == 4

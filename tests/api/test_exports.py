@@ -13,9 +13,11 @@ from typing import Any
 import openpyxl  # type: ignore[import-untyped]
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import update
 
 from api.reports.tabular import guard
 from cases.actions import CaseFlow
+from cases.models import Case
 from cases.policy import CasePolicy
 from common.db import make_engine
 from tests.api.conftest import auth
@@ -43,7 +45,10 @@ def month(towns: Seeded) -> dict[int, int]:
                 flow.act(
                     case_id, "return", actor="wang.wei", params={"reason": "r", "approved_by": "chen.jie"}
                 )
-            flow.act(case_id, "assign", actor="wang.wei", params={"assignee": trap})
+            # Assignees are people of the organisation now; a trap can only be an older row's.
+            flow.act(case_id, "assign", actor="wang.wei", params={"assignee": "li.na"})
+            with db.begin() as conn:
+                conn.execute(update(Case).where(Case.id == case_id).values(assignee=trap))
         return ids
     finally:
         db.dispose()

@@ -122,7 +122,7 @@ def test_department_sees_only_what_was_called_up_to_it(
     for action, params in (
         ("accept", {}),
         ("verify", {}),
-        ("assign", {"assignee": "li"}),
+        ("assign", {"assignee": "sun.li"}),
         ("sign", {}),
         ("call_up", {"department": "enforcement", "approved_by": "head"}),
     ):

@@ -149,7 +149,10 @@ def test_grids_buildings_and_gateways_are_added_and_refusals_named(client: TestC
     added = client.post(
         f"{COMMUNITY}/buildings", data={"csrf": csrf, "grid": "g-east", "id": "b-07", "name": "七号院"}
     )
-    assert 'data-grid="g-east">东片 (g-east) · 楼院: 七号院 (b-07)' in added.text
+    assert (
+        'data-grid="g-east">东片 <code translate="no">g-east</code> · 楼院: 七号院 <code translate="no">b-07</code>'
+        in added.text
+    )
     gateway = client.post(f"{COMMUNITY}/gateways", data={"csrf": csrf, "id": "gw-03", "name": "东区网关"})
     assert 'data-gateway="gw-03"' in gateway.text and "yiwang gateway add" in gateway.text
     again = client.post(f"{COMMUNITY}/grids", data={"csrf": csrf, "id": "g-east", "name": "东片"})

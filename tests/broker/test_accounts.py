@@ -45,6 +45,7 @@ def test_acl_lines_by_role() -> None:
         "topic write yiwang/v1/c1/gw-a/state",
         "topic write yiwang/v1/c1/gw-a/devices",
         "topic read yiwang/v1/c1/gw-a/config",
+        "topic read yiwang/v1/c1/gw-a/version",
     ]
     assert acl_for("svc.ingest") == ["topic read yiwang/v1/#"]
     assert acl_for("fleet.c1") == [
@@ -53,6 +54,7 @@ def test_acl_lines_by_role() -> None:
         "topic write yiwang/v1/c1/+/state",
         "topic write yiwang/v1/c1/+/devices",
         "topic read yiwang/v1/c1/+/config",
+        "topic read yiwang/v1/c1/+/version",
     ]
     assert acl_for("fleet.C1 bad") == []
     assert acl_for("someone") == []

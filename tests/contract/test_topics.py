@@ -49,8 +49,9 @@ def test_wrong_types_are_type_errors() -> None:
 
 
 def test_retained_kinds_follow_the_contract() -> None:
-    assert {k for k in TopicKind if k.retained} == {TopicKind.STATE, TopicKind.DEVICES, TopicKind.CONFIG}
-    assert not TopicKind.CONFIG.upstream
+    retained = {TopicKind.STATE, TopicKind.DEVICES, TopicKind.CONFIG, TopicKind.VERSION}
+    assert {k for k in TopicKind if k.retained} == retained
+    assert not TopicKind.CONFIG.upstream and not TopicKind.VERSION.upstream
 
 
 def test_subscriptions() -> None:

@@ -110,7 +110,11 @@ def sign_in(browser: Browser, base: str, username: str, password: str) -> Page:
 def act(page: Page, action: str, **fields: str) -> None:
     form = page.locator(f"form[data-action={action}]")
     for name, value in fields.items():
-        form.locator(f"[name={name}]").fill(value)
+        field = form.locator(f"[name={name}]")
+        if field.evaluate("e => e.tagName") == "SELECT":  # a picker (e.g. the unit's people)
+            field.select_option(value)
+        else:
+            field.fill(value)
     form.locator("button[type=submit]").click()
     page.wait_for_load_state()
 

@@ -127,6 +127,36 @@ def states(draw: st.DrawFn) -> dict[str, Any]:
                 max_size=3,
             )
         )
+    if draw(st.booleans()):
+        doc["upgrade"] = draw(upgrade_reports())
+    return doc
+
+
+AGENT_VERSION = st.from_regex(r"\A[0-9A-Za-z][0-9A-Za-z.+_-]{0,63}\Z")
+OUTCOMES = (
+    "downloading",
+    "installing",
+    "installed",
+    "switching",
+    "switched",
+    "confirmed",
+    "rolled_back",
+    "failed",
+)
+
+
+def upgrade_reports() -> st.SearchStrategy[dict[str, Any]]:
+    return st.fixed_dictionaries(
+        {"attempt": AGENT_VERSION, "outcome": st.sampled_from(OUTCOMES)},
+        optional={"reason": st.none() | st.text(min_size=1, max_size=60), "ts": st.none() | TS_MS},
+    )
+
+
+@st.composite
+def desired_versions(draw: st.DrawFn) -> dict[str, Any]:
+    doc: dict[str, Any] = {"version": draw(AGENT_VERSION)}
+    if draw(st.booleans()):
+        doc["rollout"] = draw(st.none() | st.integers(min_value=1, max_value=2**31))
     return doc
 
 

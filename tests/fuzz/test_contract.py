@@ -20,6 +20,7 @@ from tests.fuzz.strategies import (
     ID,
     JSON,
     configs,
+    desired_versions,
     device_lists,
     events,
     mutated,
@@ -34,6 +35,7 @@ VALID: dict[TopicKind, st.SearchStrategy[dict[str, Any]]] = {
     TopicKind.STATE: states(),
     TopicKind.DEVICES: device_lists(),
     TopicKind.CONFIG: configs(),
+    TopicKind.VERSION: desired_versions(),
 }
 
 

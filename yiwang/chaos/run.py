@@ -15,6 +15,7 @@ from yiwang.chaos.alarm_scenarios import ALARM_SCENARIOS, AlarmRun, seed_for_run
 from yiwang.chaos.alarm_timing import percentiles
 from yiwang.chaos.harness import COMMUNITY, running_harness
 from yiwang.chaos.scenarios import SCENARIOS, WARMUP_S, Scenario
+from yiwang.chaos.upgrade_scenarios import upgrade_report
 
 COUNTS = (
     "sent",
@@ -84,7 +85,7 @@ def run(
             out.append(_report(name, repeats, [r.tally for r in runs], _alarms(runs)))
         else:
             tallies = [run_once(SCENARIOS[name], config_dir, scale) for _ in range(repeats)]
-            out.append(_report(name, repeats, tallies, {}))
+            out.append(_report(name, repeats, tallies, upgrade_report(name, tallies)))
     return {"scale": scale, "scenarios": out}
 
 

@@ -17,6 +17,7 @@ from yiwang.chaos.backlog import alert_status, in_between, spooled, stored_readi
 from yiwang.chaos.harness import Harness
 from yiwang.chaos.power import holds_unsynced
 from yiwang.chaos.processes import wait_until
+from yiwang.chaos.upgrade_scenarios import agent_upgrade, agent_upgrade_broken
 
 SKEW_MS = 10 * 60 * 1000
 
@@ -194,5 +195,7 @@ SCENARIOS: dict[str, Scenario] = {
             own_links=(POWER_GATEWAY,),
         ),
         Scenario("clock-skew", clock_skew, skew_ms={"gw-01": SKEW_MS, "gw-02": -SKEW_MS}),
+        Scenario("agent-upgrade", agent_upgrade),
+        Scenario("agent-upgrade-broken", agent_upgrade_broken),
     )
 }

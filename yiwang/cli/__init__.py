@@ -11,6 +11,7 @@ import typer
 from yiwang.cli import (  # noqa: F401 - registers
     bench,
     chaos,
+    dashboards,
     db,
     edge,
     fleet,

@@ -16,12 +16,48 @@ import typer
 from yiwang.cli.root import app
 
 
+def reload_on_sighup(service: str) -> None:
+    """SIGHUP reads config/ (sensor types, rules) into the definitions store, as `yiwang reload` does;
+    every service follows the store, so one signalled service updates them all (#28). The work runs in
+    a thread: a signal handler must return at once, and a refused change is logged, not raised."""
+    import logging
+    import threading
+
+    from common.db import make_engine
+    from common.settings import ServiceSettings
+    from contract.errors import ContractError
+    from registry.definitions import DefinitionConflict
+    from yiwang.cli.rules import reload_config
+
+    log = logging.getLogger(f"{service}.reload")
+
+    def reload() -> None:
+        settings = ServiceSettings()
+        db = make_engine(settings.database_url)
+        try:
+            result = reload_config(settings.config_dir, db, f"sighup:{service}")
+            log.info(
+                "SIGHUP: %d sensor type(s) added, rule files changed: %s",
+                len(result.profiles_added),
+                ", ".join(result.rule_files_changed) or "none",
+            )
+        except (ContractError, DefinitionConflict, ValueError) as err:
+            log.error("SIGHUP: config/ refused, the running set is kept: %s", err)
+        except Exception:  # the database is down, say: the service itself runs on
+            log.exception("SIGHUP: config/ could not be read into the store")
+        finally:
+            db.dispose()
+
+    signal.signal(signal.SIGHUP, lambda _signum, _frame: threading.Thread(target=reload, daemon=True).start())
+
+
 @app.command()
 def ingest() -> None:
     """Consume telemetry from the broker into the time-series store."""
     from common.runner import run_until_signalled
     from ingest.service import IngestSettings, run
 
+    reload_on_sighup("ingest")
     run_until_signalled("ingest", lambda stop: run(IngestSettings(), stop))
 
 
@@ -31,6 +67,7 @@ def alerts() -> None:
     from alerts.service import AlertSettings, run
     from common.runner import run_until_signalled
 
+    reload_on_sighup("alerts")
     run_until_signalled("alerts", lambda stop: run(AlertSettings(), stop))
 
 
@@ -60,6 +97,7 @@ def api() -> None:
     # when it started; an ignoring handler makes that graceful stop exit 0 instead of -15.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda _signum, _frame: None)
+    reload_on_sighup("api")
     uvicorn.run(
         create_app(settings),
         host=settings.http_host,

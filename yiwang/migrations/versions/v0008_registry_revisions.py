@@ -7,6 +7,9 @@ Create Date: 2026-12-05 04:40:00.000000
 
 from __future__ import annotations
 
+import sqlalchemy as sa
+from alembic import op
+
 revision: str = "0008"
 down_revision: str | None = "0007"
 branch_labels: str | None = None
@@ -14,8 +17,11 @@ depends_on: str | None = None
 
 
 def upgrade() -> None:
-    pass
+    # 0 for the communities already there: a service starting on this database reads them all anyway.
+    with op.batch_alter_table("registry_communities", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("revision", sa.Integer(), server_default="0", nullable=False))
 
 
 def downgrade() -> None:
-    pass
+    with op.batch_alter_table("registry_communities", schema=None) as batch_op:
+        batch_op.drop_column("revision")

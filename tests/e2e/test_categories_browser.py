@@ -1,0 +1,177 @@
+"""A category created while the platform runs reaches a real, running `yiwang api` process without a
+restart: its API lists it, a case reported in it gets its SLA, and the console (real headless Chromium,
+desktop and a 360×740 touch phone) shows it by its own name in 简体中文 and English, never its id."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from api import accounts
+from cases.categories import Category
+from cases.policy import CasePolicy
+from common.db import make_engine
+from tests.platform import CONFIG_DIR, Service, wait_for
+from yiwang.schema import create_all
+from yiwang.servers import free_port
+
+pytestmark = [pytest.mark.e2e, pytest.mark.browser]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
+PHONE = {"width": 360, "height": 740}
+CO2 = Category(
+    code="air_co2_high",
+    name_zh="二氧化碳超标",
+    name_en="CO₂ too high",
+    sla_hours=12,
+    urgent_sla_hours=3,
+    clock="continuous",
+)
+
+
+@dataclass
+class RunningApi:
+    base: str
+    database_url: str
+    token: str
+
+    def get(self, path: str) -> httpx.Response:
+        return httpx.get(self.base + path, headers={"Authorization": f"Bearer {self.token}"}, timeout=10)
+
+    def send(self, method: str, path: str, body: Mapping[str, object]) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self.token}"}
+        return httpx.request(method, self.base + path, json=body, headers=headers, timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+def running_api(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RunningApi]:
+    port = free_port()
+    if request.param == "sqlite":
+        database_url = f"sqlite:///{tmp_path}/yiwang.db"
+        create_all(database_url)
+    else:
+        database_url = request.getfixturevalue("postgres_schema_url")  # migrated, as in production
+    db = make_engine(database_url)
+    operator = accounts.create_user(db, "op", "op-pass-123", role="district_operator", display_name="区运维")
+    token = accounts.issue_token(db, operator)
+    accounts.create_user(
+        db,
+        "li.na",
+        "grid-pass",
+        role="grid_worker",
+        display_name="李娜",
+        community="zhuganxiang",
+        grid="g-north",
+    )
+    db.dispose()
+    env = {
+        "YIWANG_DATABASE_URL": database_url,
+        "YIWANG_SERIES_URL": f"sqlite:///{tmp_path}/series.db",
+        "YIWANG_CONFIG_DIR": str(CONFIG_DIR),
+        "YIWANG_HTTP_PORT": str(port),
+    }
+    api = Service(["api"], env, tmp_path, tmp_path / "api.log").start()
+    base = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        try:
+            return httpx.get(f"{base}/console/login", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_for(up, 30, f"the API; log:\n{api.log()}")
+    yield RunningApi(base, database_url, token)
+    assert api.stop() == 0
+
+
+def sign_in(browser: Browser, base: str, username: str, password: str, *, phone: bool = False) -> Page:
+    options: dict[str, object] = {"locale": "zh-CN"}
+    if phone:
+        options |= {"viewport": PHONE, "is_mobile": True, "has_touch": True, "device_scale_factor": 2}
+    page = browser.new_context(**options).new_page()  # type: ignore[arg-type]
+    page.goto(f"{base}/console")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base}/console")
+    return page
+
+
+def category_cell(page: Page) -> str:
+    row = page.locator("#cases tbody tr[data-category=air_co2_high]")
+    assert row.count() == 1
+    return row.locator("td").nth(2).inner_text()
+
+
+def test_a_category_created_elsewhere_reaches_the_running_api_and_its_console(
+    running_api: RunningApi, browser: Browser, tmp_path: Path
+) -> None:
+    api = running_api
+    assert "air_co2_high" not in {c["id"] for c in api.get("/api/v1/categories").json()}
+    # Another process (a second API replica, say) stores the category; this one was never restarted.
+    db = make_engine(api.database_url)
+    try:
+        elsewhere = CasePolicy.load(CONFIG_DIR, db)
+        assert elsewhere.category_store is not None
+        departments = {d.id: list(d.categories) for d in elsewhere.organisation.departments}
+        elsewhere.category_store.create(CO2, department="housing", departments=departments, author="op")
+    finally:
+        db.dispose()
+    stored = time.monotonic()
+    listed = wait_for(
+        lambda: {c["id"]: c for c in api.get("/api/v1/categories").json()}.get("air_co2_high"),
+        5,
+        "the running API to list the new category",
+        interval=0.05,
+    )
+    print(f"picked up by the running API {time.monotonic() - stored:.2f} s after it was stored")
+    assert listed["name_en"] == "CO₂ too high" and listed["sla_hours"] == {"normal": 12.0, "urgent": 3.0}
+
+    body = {
+        "community": "zhuganxiang",
+        "grid": "g-north",
+        "category": "air_co2_high",
+        "description": "5000 ppm",
+    }
+    reported = api.send("POST", "/api/v1/cases", body)
+    assert reported.status_code == 201, reported.text
+    case = api.get(f"/api/v1/cases/{reported.json()['id']}").json()
+    opened, deadline = datetime.fromisoformat(case["opened_at"]), datetime.fromisoformat(case["deadline"])
+    assert (deadline - opened).total_seconds() == 12 * 3600
+
+    desk = sign_in(browser, api.base, "op", "op-pass-123")
+    assert category_cell(desk) == "二氧化碳超标"
+    assert "air_co2_high" not in desk.locator("main").inner_text()
+    desk.screenshot(path=str(tmp_path / "category-zh.png"), full_page=True)
+    desk.click("text=English")
+    assert category_cell(desk) == "CO₂ too high"
+    assert "air_co2_high" not in desk.locator("main").inner_text()
+
+    # Renamed through the running API: the console says the new name at once.
+    renamed = api.send("PATCH", "/api/v1/categories/air_co2_high", {"name_en": "Indoor CO₂ too high"})
+    assert renamed.status_code == 200, renamed.text
+    desk.reload()
+    assert category_cell(desk) == "Indoor CO₂ too high"
+
+    phone = sign_in(browser, api.base, "li.na", "grid-pass", phone=True)  # the grid worker's own grid
+    assert category_cell(phone) == "二氧化碳超标"
+    phone.screenshot(path=str(tmp_path / "category-phone-zh.png"), full_page=True)
+    phone.goto(f"{api.base}/console?lang=en")
+    assert category_cell(phone) == "Indoor CO₂ too high"
+    assert "air_co2_high" not in phone.locator("main").inner_text()
+    phone.screenshot(path=str(tmp_path / "category-phone-en.png"), full_page=True)
