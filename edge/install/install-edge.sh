@@ -30,6 +30,8 @@ SYSTEMCTL=${SYSTEMCTL:-systemctl}
 HERE=$(cd "$(dirname "$0")" && pwd)
 UNIT_SOURCE=${UNIT_SOURCE:-$HERE/../systemd/yiwang-edge.service}
 UPGRADE_UNIT_SOURCE=${UPGRADE_UNIT_SOURCE:-$HERE/../systemd/yiwang-edge-upgrade@.service}
+POLKIT_RULE_SOURCE=${POLKIT_RULE_SOURCE:-$HERE/../polkit/50-yiwang-edge-upgrade.rules}
+POLKIT_DIR=${POLKIT_DIR:-/etc/polkit-1/rules.d}
 
 usage() {
     cat <<EOF
@@ -58,7 +60,7 @@ options:
   --no-doctor             do not run \`yiwang edge doctor\` at the end
   -h, --help              this text
 
-environment: ROOT PREFIX CONFIG_DIR DATA_DIR UNIT_DIR YIWANG_USER PYTHON PIP_OPTS SYSTEMCTL
+environment: ROOT PREFIX CONFIG_DIR DATA_DIR UNIT_DIR POLKIT_DIR YIWANG_USER PYTHON PIP_OPTS SYSTEMCTL
 EOF
 }
 
@@ -347,6 +349,12 @@ if [ "$systemd" = yes ]; then
     install -d "$ROOT$UNIT_DIR"
     install_unit "$UNIT_SOURCE"
     install_unit "$UPGRADE_UNIT_SOURCE"
+    # The agent starts its own upgrade unit when told a desired version: polkit allows exactly that.
+    install -d "$ROOT$POLKIT_DIR"
+    sed "s|subject.user === \"yiwang\"|subject.user === \"$YIWANG_USER\"|" "$POLKIT_RULE_SOURCE" \
+        >"$ROOT$POLKIT_DIR/50-yiwang-edge-upgrade.rules"
+    chmod 0644 "$ROOT$POLKIT_DIR/50-yiwang-edge-upgrade.rules"
+    say "installed $ROOT$POLKIT_DIR/50-yiwang-edge-upgrade.rules"
     if [ -n "$ROOT" ]; then
         say "ROOT set: enable it on the target (systemctl enable --now yiwang-edge)"
     elif command -v "$SYSTEMCTL" >/dev/null; then

@@ -1,8 +1,8 @@
 """Start the upgrade to a desired version in a process that outlives the agent it restarts.
 
 Under systemd: ``systemctl start --no-block yiwang-edge-upgrade@<version>`` (the unit runs as root,
-the agent as ``yiwang``: the gateway needs a polkit rule allowing exactly that unit, which the
-installer does not write yet; without it the attempt is logged as not started and retried later).
+the agent as ``yiwang``: the polkit rule install-edge.sh writes, ``edge/polkit/``, allows exactly
+that unit; without it the attempt is logged as not started and retried later).
 Otherwise: ``<running python> -m edge.upgrade.run_desired <version>`` in a session of its own, its
 output appended to ``<prefix>/upgrade/desired.log``; the supervisor stops only the agent.
 

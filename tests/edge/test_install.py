@@ -106,6 +106,7 @@ def install_env(tmp_path: Path, **more: str) -> dict[str, str]:
         "CONFIG_DIR": str(tmp_path / "etc"),
         "DATA_DIR": str(tmp_path / "var"),
         "UNIT_DIR": str(tmp_path / "units"),
+        "POLKIT_DIR": str(tmp_path / "polkit"),
         # The doctor checks this user's groups; the test machine has no `yiwang` user.
         "YIWANG_EDGE_USER": os.environ.get("USER") or "root",
         **more,
@@ -263,6 +264,13 @@ def test_install_configure_enable_and_doctor_then_again(
     assert service["ExecStart"] == f"{prefix}/current/bin/yiwang edge run --config {etc}/gateway.yaml"
     assert f"{prefix}/current/bin/yiwang edge recover --prefix {prefix} ||" in service["ExecStartPre"]
     assert service["WorkingDirectory"] == str(var) and service["ReadWritePaths"] == str(var)
+    # Told a desired version, the agent starts its upgrade unit: it knows the prefix and the server...
+    assert f"YIWANG_UPGRADE_PREFIX={prefix}" in service["Environment"].split()
+    assert service["EnvironmentFile"] == f"-{etc}/upgrade.env"
+    # ... and polkit lets its user start exactly that unit.
+    rule = (tmp_path / "polkit" / "50-yiwang-edge-upgrade.rules").read_text()
+    assert f'subject.user === "{env.get("YIWANG_USER", "yiwang")}"' in rule
+    assert 'action.lookup("verb") === "start"' in rule and "yiwang-edge-upgrade@" in rule
     upgrade = read_unit(units / "yiwang-edge-upgrade@.service")["Service"]
     assert upgrade["ReadWritePaths"] == str(prefix) and upgrade["EnvironmentFile"] == f"{etc}/upgrade.env"
     assert upgrade["ExecStart"].startswith(f"{prefix}/current/bin/yiwang edge upgrade %I --prefix {prefix} ")
