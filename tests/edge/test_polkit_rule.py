@@ -37,7 +37,8 @@ def decide(
         timeout=30,
         check=True,
     )
-    return json.loads(done.stdout)
+    decisions: list[str | None] = json.loads(done.stdout)
+    return decisions
 
 
 def test_the_agent_may_start_its_upgrade_unit() -> None:
