@@ -29,8 +29,10 @@ lint: install-dev
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 
+# Two workers, one test file each at a time (every server a test needs is started on free ports by
+# its own fixtures, so the workers share nothing); the slowest tests are listed at the end.
 test: lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile --durations=25
 
 # The unit tests, in under a minute: no server starts (a test that needs one is marked integration, e2e
 # or browser) and the long property-based and schema-driven runs (slow) wait for `make test`.

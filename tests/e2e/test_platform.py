@@ -104,7 +104,26 @@ def test_embedded_defaults_turn_an_external_reading_into_a_case(
     assert set(health["components"]) == {"database", "series_store", "broker", "ingest", "alerts", "cases"}  # type: ignore[call-overload]
     assert "embedded amqtt" in up.log()
     credentials = read_credentials(tmp_path / "var/demo/credentials.json")
-    assert set(credentials) == {"username", "password", "token", "mqtt_username", "mqtt_password"}
+    assert set(credentials) == {
+        "username",
+        "password",
+        "token",
+        "mqtt_username",
+        "mqtt_password",
+        "accounts",
+        "grid_worker",
+    }
+    # One login per other role, each a person of the organisation (the district operator is the demo's
+    # own account above; tests/yiwang/test_users_demo.py signs in with them).
+    assert set(credentials["accounts"]) == {
+        "admin",
+        "supervisor",
+        "town_operator",
+        "grid_worker",
+        "building_head",
+        "department_handler",
+        "inspector",
+    }
     login = (credentials["mqtt_username"], credentials["mqtt_password"])
     api = ApiClient(base, credentials["token"])
     try:
