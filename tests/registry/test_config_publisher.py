@@ -71,12 +71,22 @@ def test_configs_are_published_retained_when_their_hash_moves(broker: MosquittoS
         _place(db, "gw-b", "th-3", 2)
         assert publisher.sync() == 1  # only the gateway whose config changed
 
-        # A gateway connecting now finds the newest config retained.
+        # Once the broker has the new config (a subscriber sees it go by: the publish is asynchronous),
+        # a gateway connecting afterwards finds it retained.
+        def device_ids(payload: bytes) -> list[str]:
+            return [d["id"] for d in json.loads(payload)["config"]["buses"][0]["devices"]]
+
+        watcher = Subscriber(broker.host, broker.port, f"yiwang/v1/{C}/gw-b/config")
+        wait_for(
+            lambda: any(device_ids(p) == ["th-2", "th-3"] for p, _ in watcher.of_kind(TopicKind.CONFIG)),
+            5,
+            "the new config at the broker",
+        )
+        watcher.close()
         late = Subscriber(broker.host, broker.port, f"yiwang/v1/{C}/gw-b/config")
         wait_for(lambda: late.of_kind(TopicKind.CONFIG), 5, "the retained config")
         payload, retained = late.of_kind(TopicKind.CONFIG)[-1]
-        devices = json.loads(payload)["config"]["buses"][0]["devices"]
-        assert retained and [d["id"] for d in devices] == ["th-2", "th-3"]
+        assert retained and device_ids(payload) == ["th-2", "th-3"]
         late.close()
 
         # After a broker restart every config goes out again (a broker may forget retained messages).
