@@ -19,6 +19,7 @@ from registry.rollouts import latest_rollouts, start_canary, widen
 from registry.version_publisher import DesiredVersionPublisher
 from tests.edge.test_publisher import Subscriber
 from tests.edge.upgrade.rollout_fleet import register
+from tests.platform import wait_for
 from yiwang.servers import MosquittoServer
 
 
@@ -29,10 +30,17 @@ def retained(mosquitto: MosquittoServer, community: str) -> dict[str, str]:
     sub.close()
     out = {}
     for topic, payload, is_retained in sub.messages:
+        if not is_retained:
+            continue  # published while this subscriber listened: not what a gateway connecting now gets
         message = decode_message(TopicKind.VERSION, payload)
-        assert is_retained and isinstance(message, DesiredVersionMessage)
+        assert isinstance(message, DesiredVersionMessage)
         out[topic.split("/")[3]] = message.version
     return out
+
+
+def expect_retained(mosquitto: MosquittoServer, community: str, expected: dict[str, str]) -> None:
+    """The retained versions come to ``expected`` (a publish may still be on its way to the broker)."""
+    wait_for(lambda: retained(mosquitto, community) == expected, 10, f"retained versions {expected}")
 
 
 def settle(publisher: DesiredVersionPublisher) -> None:
@@ -56,13 +64,13 @@ def test_versions_go_out_retained_and_a_stopped_rollout_withdraws_the_rest(
         with Session(db) as session, session.begin():
             start_canary(session, "0.2.0", ["gw-01"], "test")
         settle(publisher)
-        assert retained(mosquitto, community) == {"gw-01": "0.2.0"}
+        expect_retained(mosquitto, community, {"gw-01": "0.2.0"})
 
         states[(community, "gw-01")] = {"agent": "0.2.0"}
         with Session(db) as session, session.begin():
             widen(session, "0.2.0", states, None)
         settle(publisher)
-        assert retained(mosquitto, community) == {"gw-01": "0.2.0", "gw-02": "0.2.0", "gw-03": "0.2.0"}
+        expect_retained(mosquitto, community, {"gw-01": "0.2.0", "gw-02": "0.2.0", "gw-03": "0.2.0"})
 
         # 0.3.0: the canary runs it, then a wave to all; gw-02 rolls back before gw-03 even started.
         with Session(db) as session, session.begin():
@@ -71,7 +79,7 @@ def test_versions_go_out_retained_and_a_stopped_rollout_withdraws_the_rest(
         with Session(db) as session, session.begin():
             widen(session, "0.3.0", states, None)
         settle(publisher)
-        assert retained(mosquitto, community) == {"gw-01": "0.3.0", "gw-02": "0.3.0", "gw-03": "0.3.0"}
+        expect_retained(mosquitto, community, {"gw-01": "0.3.0", "gw-02": "0.3.0", "gw-03": "0.3.0"})
         states[(community, "gw-02")] = {
             "agent": "0.2.0",
             "upgrade": {"attempt": "0.3.0", "outcome": "rolled_back", "reason": "crashed at start"},
@@ -96,7 +104,7 @@ def test_versions_go_out_retained_and_a_stopped_rollout_withdraws_the_rest(
             assert rollout.status == "stopped"
             assert rollout.stopped_reason == f"{community}/gw-02 rolled back 0.4.0: not healthy within 120 s"
         # gw-03 had not started 0.4.0: cleared; gw-02 keeps its (rolled back) desired version.
-        assert retained(mosquitto, community) == {"gw-01": "0.4.0", "gw-02": "0.4.0"}
+        expect_retained(mosquitto, community, {"gw-01": "0.4.0", "gw-02": "0.4.0"})
     finally:
         publisher.stop()
         db.dispose()
