@@ -33,6 +33,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from common.db import Base, create_tables
+from common.poller import Poller
 from contract.catalog import Catalog, load_catalog, load_sensor_types
 from contract.errors import ContractError
 from contract.profiles import SensorTypeProfile
@@ -74,12 +75,10 @@ class LiveCatalog:
         self._db = db
         self._profiles = profiles
         self._files = files
-        self.poll_s = poll_s
         self._loaded: Loaded | None = None
         self._error: str | None = None
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._poller = Poller(self.refresh, poll_s, name="registry-poll")
         self._listeners: list[Callable[[Catalog], None]] = []
         self.last_read: frozenset[str] | None = None  # communities the last reload read; None: all
         self.refresh()
@@ -160,20 +159,10 @@ class LiveCatalog:
 
     def start(self) -> None:
         """Poll in a daemon thread until :meth:`stop`."""
-        self._thread = threading.Thread(target=self._poll, name="registry-poll", daemon=True)
-        self._thread.start()
+        self._poller.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(5)
-
-    def _poll(self) -> None:
-        while not self._stop.wait(self.poll_s):
-            try:
-                self.refresh()
-            except Exception:  # a listener's bug must not end the polling
-                log.exception("registry: a catalog listener failed")
+        self._poller.stop()
 
 
 class SensorTypesOnDisk:

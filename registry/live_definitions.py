@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from common.poller import Poller
 from contract.errors import ContractError
 from contract.profiles import SensorTypeProfile
 from registry import definitions
@@ -51,13 +52,12 @@ class LiveDefinitions:
     """``.current`` is the newest definitions loaded; :meth:`refresh` loads newer ones."""
 
     def __init__(self, db: Engine, poll_s: float = 1.0) -> None:
-        self._db, self.poll_s = db, poll_s
+        self._db = db
         definitions.create_schema(db)
         self.current: Definitions | None = None
         self._error: str | None = None
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._poller = Poller(self.refresh, poll_s, name="definitions-poll")
         self._listeners: list[Listener] = []
 
     def on_change(self, listener: Listener) -> None:
@@ -106,17 +106,7 @@ class LiveDefinitions:
 
     def start(self) -> None:
         """Poll in a daemon thread until :meth:`stop`."""
-        self._thread = threading.Thread(target=self._poll, name="definitions-poll", daemon=True)
-        self._thread.start()
+        self._poller.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(5)
-
-    def _poll(self) -> None:
-        while not self._stop.wait(self.poll_s):
-            try:
-                self.refresh()
-            except Exception:  # a listener's bug must not end the polling
-                log.exception("definitions: a listener failed")
+        self._poller.stop()
