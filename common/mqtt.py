@@ -8,6 +8,8 @@ username/password are set the same way for a gateway in a pump room and for a se
 from __future__ import annotations
 
 import logging
+import os
+import socket
 from typing import Any, cast
 
 import paho.mqtt.client as mqtt
@@ -89,6 +91,24 @@ def consumer_client(
         client_class=BufferedClient,
     )
     return cast(BufferedClient, client)
+
+
+def publisher_client(purpose: str, settings: MqttSettings, *, max_queued: int) -> mqtt.Client:
+    """An MQTT 5 client for a server-side publisher of retained messages (desired configs, versions),
+    not yet connected: set its callbacks, then ``connect_async`` and ``loop_start``. Its id is its own
+    per process (``yiwang-<purpose>-<host>-<pid>``): several API workers may publish the same
+    retained messages."""
+    password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
+    return build_client(
+        f"yiwang-{purpose}-{socket.gethostname()[:32]}-{os.getpid()}",
+        username=settings.mqtt_username,
+        password=password,
+        tls=settings.mqtt_tls(),
+        max_inflight=100,
+        max_queued=max_queued,
+        reconnect_s=(1, 30),
+        mqtt5=True,
+    )
 
 
 def v5_connect_properties(session_expiry_s: int, receive_maximum: int | None = None) -> Properties:

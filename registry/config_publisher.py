@@ -15,8 +15,6 @@ deployment that configures its gateways by file alone never opens this connectio
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 from typing import Any
 
@@ -25,7 +23,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from common.mqtt import build_client
+from common.mqtt import publisher_client
 from common.settings import MqttSettings
 from contract.topics import Topic, TopicKind
 from registry import version
@@ -131,22 +129,10 @@ class DesiredConfigPublisher:
     def _connected_client(self) -> mqtt.Client | None:
         if self._client is not None:
             return self._client
-        settings = self._settings
-        password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
-        # A session of its own per process: several API workers may publish the same retained configs.
-        client = build_client(
-            f"yiwang-desired-configs-{socket.gethostname()[:32]}-{os.getpid()}",
-            username=settings.mqtt_username,
-            password=password,
-            tls=settings.mqtt_tls(),
-            max_inflight=100,
-            max_queued=MAX_QUEUED,
-            reconnect_s=(1, 30),
-            mqtt5=True,
-        )
+        client = publisher_client("desired-configs", self._settings, max_queued=MAX_QUEUED)
         client.on_connect = self._on_connect
         client.on_publish = self._on_publish
-        client.connect_async(settings.mqtt_host, settings.mqtt_port)
+        client.connect_async(self._settings.mqtt_host, self._settings.mqtt_port)
         client.loop_start()
         self._client = client
         return client

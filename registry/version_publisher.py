@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import socket
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -24,7 +22,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from common.mqtt import build_client
+from common.mqtt import publisher_client
 from common.settings import MqttSettings
 from contract.messages import DesiredVersionMessage
 from contract.topics import Topic, TopicKind
@@ -126,20 +124,9 @@ class DesiredVersionPublisher:
     def _connected_client(self) -> mqtt.Client:
         if self._client is not None:
             return self._client
-        settings = self._settings
-        password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
-        client = build_client(
-            f"yiwang-desired-versions-{socket.gethostname()[:32]}-{os.getpid()}",
-            username=settings.mqtt_username,
-            password=password,
-            tls=settings.mqtt_tls(),
-            max_inflight=100,
-            max_queued=MAX_QUEUED,
-            reconnect_s=(1, 30),
-            mqtt5=True,
-        )
+        client = publisher_client("desired-versions", self._settings, max_queued=MAX_QUEUED)
         client.on_connect = self._on_connect
-        client.connect_async(settings.mqtt_host, settings.mqtt_port)
+        client.connect_async(self._settings.mqtt_host, self._settings.mqtt_port)
         client.loop_start()
         self._client = client
         return client
