@@ -166,6 +166,7 @@ ROLES = {
     "town_operator": ("town",),
     "grid_worker": ("community", "grid"),
     "building_head": ("community", "grid"),
+    "street_steward": ("community", "grid"),
     "department_handler": ("department",),
     # District-wide and read-only (纪委): api/scope.py lets it read and refuses it every write.
     "inspector": (),

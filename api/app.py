@@ -14,18 +14,23 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from alerts.rules import load_rules
 from alerts.schema import create_schema as create_alert_schema
-from api import accounts, audit
+from api import accounts, audit, idempotency
 from api.body_limit import BodyLimit
 from api.console import alerts as console_alerts
 from api.console import case as console_case
 from api.console import device as console_device
+from api.console import field as console_field
 from api.console import fleet as console_fleet
+from api.console import intake as console_intake
+from api.console import kpi_page as console_kpis
 from api.console import map as console_map
 from api.console import oversight as console_oversight
 from api.console import pages as console
 from api.console import registry as console_registry
+from api.console import report_public as console_report_public
 from api.console import supervision as console_supervision
 from api.console import users as console_users
+from api.console import visits as console_visits
 from api.console import wall as console_wall
 from api.console.web import STATIC_DIR, SignInRequired, sign_in_first
 from api.deps import Resources
@@ -33,6 +38,8 @@ from api.metrics import install_metrics
 from api.read_only import refuse_read_only_writes
 from api.routes import (
     alerting,
+    attachments,
+    camera_evidence,
     cases,
     deadletters,
     devices,
@@ -40,8 +47,10 @@ from api.routes import (
     gateway_config,
     health,
     kpis,
+    notifications,
     open311,
     organisation,
+    public_reports,
     registry,
     releases,
     reports,
@@ -50,6 +59,7 @@ from api.routes import (
     supervision,
     tokens,
     users,
+    visits,
 )
 from api.routes import audit as audit_routes
 from api.routes import categories as category_routes
@@ -132,6 +142,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         # forget it with the session's absolute lifetime.
         max_age=max(1, int(settings.session_absolute_s)),
     )
+    idempotency.install(app, db)  # a retried write (a phone back online) is answered, not applied twice
     app.middleware("http")(audit.audit_middleware(db))
     install_metrics(app)
     app.add_middleware(SecurityHeaders)  # outermost of ours: every response gets the headers
@@ -157,6 +168,9 @@ def create_app(settings: ApiSettings) -> FastAPI:
         users.router,
         sensor_types.router,
         category_routes.router,
+        visits.router,
+        notifications.router,
+        camera_evidence.router,
     ):
         app.include_router(
             bearer_router, responses={401: {"description": "Missing, unknown or revoked token"}}
@@ -164,7 +178,14 @@ def create_app(settings: ApiSettings) -> FastAPI:
     for router in (
         health.router,
         open311.router,
+        public_reports.router,
+        attachments.router,
         console.router,
+        console_kpis.router,
+        console_field.router,
+        console_intake.router,
+        console_report_public.router,
+        console_visits.router,
         console_case.router,
         console_device.router,
         console_alerts.router,

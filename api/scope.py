@@ -25,7 +25,9 @@ DISTRICT_ROLES = frozenset({"admin", "district_operator", "supervisor"})
 READ_ONLY_ROLES = frozenset({"inspector"})
 READS_DISTRICT = DISTRICT_ROLES | READ_ONLY_ROLES
 # Whom a town operator may add, change or remove (within the town): never district or department staff.
-TOWN_MAY_MANAGE = frozenset({"grid_worker", "building_head", "town_operator"})
+TOWN_MAY_MANAGE = frozenset({"grid_worker", "building_head", "street_steward", "town_operator"})
+# Grid-scoped roles: they see their own grid of their community.
+GRID_ROLES = frozenset({"grid_worker", "building_head", "street_steward"})
 
 # Which case actions each role may take (the workflow decides whether the state allows them).
 _MANAGE = frozenset(
@@ -54,6 +56,7 @@ ROLE_ACTIONS: dict[str, frozenset[str]] = {
     "town_operator": _MANAGE | {"call_up", "rate_call"},
     "grid_worker": frozenset({"accept", "sign", "feedback"}),
     "building_head": frozenset({"feedback"}),
+    "street_steward": frozenset({"feedback"}),
     "department_handler": frozenset({"respond", "call_return", "call_resolve"}),
 }
 
@@ -71,7 +74,7 @@ def sees_area(user: User, policy: CasePolicy, community: str, grid: str | None =
         return True
     if user.role == "town_operator":
         return policy.organisation.town_of(community) == user.town
-    if user.role in ("grid_worker", "building_head"):
+    if user.role in GRID_ROLES:
         return community == user.community and (grid is None or grid == user.grid)
     return False
 
@@ -83,7 +86,7 @@ def area_filter(user: User, policy: CasePolicy, community: Any, grid: Any) -> Co
     if user.role == "town_operator":
         communities = next((t.communities for t in policy.organisation.towns if t.id == user.town), [])
         return community.in_(communities)  # type: ignore[no-any-return]
-    if user.role in ("grid_worker", "building_head"):
+    if user.role in GRID_ROLES:
         return and_(community == user.community, grid == user.grid)
     return false()
 

@@ -109,7 +109,7 @@ def concerned(event: CaseEvent, case: Case, organisation: Organisation) -> list[
             return p.unit == case.owner_town
         if p.role == "department_handler":
             return bool(department) and p.unit == department
-        if p.role == "building_head":
+        if p.role in ("building_head", "street_steward"):
             return p.unit == case.grid
         return p.role == "grid_worker" and p.unit == case.grid and not assignee
 

@@ -14,6 +14,7 @@ from contract.ids import Id
 Role = Literal[
     "grid_worker",
     "building_head",
+    "street_steward",
     "town_operator",
     "district_operator",
     "department_handler",
@@ -21,7 +22,8 @@ Role = Literal[
     "admin",
 ]
 DISTRICT_STAFF = frozenset({"district_operator", "supervisor", "admin"})
-GRID_STAFF = frozenset({"grid_worker", "building_head"})
+# A street steward (小巷管家) looks after an alley of one grid, scoped like a building head.
+GRID_STAFF = frozenset({"grid_worker", "building_head", "street_steward"})
 USERNAME_PATTERN = r"^[A-Za-z0-9._@-]{1,64}$"
 PHONE_PATTERN = r"^\+?[0-9 -]{5,20}$"
 

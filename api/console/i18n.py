@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+from api.console.i18n_alarms import ALARM_TEXT
+from api.console.i18n_attachments import ATTACHMENT_TEXT
+from api.console.i18n_case_page import CASE_PAGE_TEXT
 from api.console.i18n_devices import DEVICE_TEXT
+from api.console.i18n_field import FIELD_TEXT
 from api.console.i18n_fleet import FLEET_TEXT
+from api.console.i18n_kpi import KPI_PAGE_TEXT
 from api.console.i18n_map import MAP_TEXT
 from api.console.i18n_oversight import OVERSIGHT_TEXT
+from api.console.i18n_public import PUBLIC_TEXT
+from api.console.i18n_queue import QUEUE_TEXT
 from api.console.i18n_registry import REGISTRY_TEXT
 from api.console.i18n_reports import REPORT_TEXT
 from api.console.i18n_supervision import SUPERVISION_EVENTS, SUPERVISION_TEXT
 from api.console.i18n_users import USERS_TEXT
+from api.console.i18n_visits import VISIT_TEXT
 from api.console.i18n_wall import WALL_TEXT
 from cases.workflow import ACTIONS
 
@@ -452,6 +460,14 @@ for _lang in LANGUAGES:  # each page's words live in their own module
     TEXT[_lang].update(SUPERVISION_TEXT[_lang])
     TEXT[_lang].update(USERS_TEXT[_lang])
     TEXT[_lang].update(WALL_TEXT[_lang])
+    TEXT[_lang].update(QUEUE_TEXT[_lang])
+    TEXT[_lang].update(CASE_PAGE_TEXT[_lang])
+    TEXT[_lang].update(ALARM_TEXT[_lang])
+    TEXT[_lang].update(KPI_PAGE_TEXT[_lang])
+    TEXT[_lang].update(FIELD_TEXT[_lang])
+    TEXT[_lang].update(ATTACHMENT_TEXT[_lang])
+    TEXT[_lang].update(PUBLIC_TEXT[_lang])
+    TEXT[_lang].update(VISIT_TEXT[_lang])
 
 STATE_NAMES: dict[str, dict[str, str]] = {
     "zh": {

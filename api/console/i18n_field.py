@@ -1,0 +1,10 @@
+"""The field worker's phone view and its offline queue: words in 简体中文 and English, merged into the
+console's catalogue
+(``api/console/i18n.py``)."""
+
+from __future__ import annotations
+
+FIELD_TEXT: dict[str, dict[str, str]] = {
+    "zh": {},
+    "en": {},
+}

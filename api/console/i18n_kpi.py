@@ -1,0 +1,10 @@
+"""The KPI page's charts, period picker and drill-down: words in 简体中文 and English, merged into the
+console's catalogue
+(``api/console/i18n.py``)."""
+
+from __future__ import annotations
+
+KPI_PAGE_TEXT: dict[str, dict[str, str]] = {
+    "zh": {},
+    "en": {},
+}

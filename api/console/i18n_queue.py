@@ -1,0 +1,10 @@
+"""The case queue's filters, search and live updates: words in 简体中文 and English, merged into the
+console's catalogue
+(``api/console/i18n.py``)."""
+
+from __future__ import annotations
+
+QUEUE_TEXT: dict[str, dict[str, str]] = {
+    "zh": {},
+    "en": {},
+}

@@ -1,0 +1,24 @@
+"""Photos as evidence (the attachment store's index) and idempotency keys for retried writes (#22).
+
+Revision ID: 0014
+Revises: 0013
+Create Date: 2026-12-05 08:00:00.000000
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa  # noqa: F401 - used once the tables are written
+from alembic import op  # noqa: F401 - used once the tables are written
+
+revision: str = "0014"
+down_revision: str | None = "0013"
+branch_labels: str | None = None
+depends_on: str | None = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
