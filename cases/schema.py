@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import Engine, Table
 
-from cases import lease, models, notify, rosters
+from cases import attachment_models, lease, models, notify, public_channel_models, rosters, visit_models
 from common.db import Base, create_tables
 
 _MODELS = (
@@ -19,6 +19,9 @@ _MODELS = (
     notify.Watermark,
     rosters.RosterOverride,
     lease.LeaseRow,
+    *attachment_models.MODELS,
+    *public_channel_models.MODELS,
+    *visit_models.MODELS,
 )
 TABLES: tuple[Table, ...] = tuple(Base.metadata.tables[m.__tablename__] for m in _MODELS)
 

@@ -1,0 +1,8 @@
+"""Tables for photos as evidence (the attachment index) and idempotency keys of retried writes (#22)."""
+
+from __future__ import annotations
+
+from common.db import Base
+
+# Every model declared here, for cases/schema.py (tables are created from this list).
+MODELS: tuple[type[Base], ...] = ()
