@@ -7,7 +7,7 @@ from sqlalchemy import Engine, Table
 from cases import attachment_models, lease, models, notify, public_channel_models, rosters, visit_models
 from common.db import Base, create_tables
 
-_MODELS = (
+_MODELS: tuple[type[Base], ...] = (
     models.Case,
     models.CaseEvent,
     models.Evidence,
