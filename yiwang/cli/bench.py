@@ -33,6 +33,9 @@ def bench(
             min=0, help="Ingest against a registry of this many communities × 1,000 devices (ingest)."
         ),
     ] = 0,
+    cases: Annotated[
+        int, typer.Option(min=1_000, help="Cases to load, ten events each (api): 1000000 is ten years.")
+    ] = 100_000,
     allow_sqlite: Annotated[
         bool, typer.Option(help="Measure on SQLite when PostgreSQL is not installed (api, registry).")
     ] = False,
@@ -56,7 +59,7 @@ def bench(
         from yiwang.bench import api as api_bench
 
         try:
-            result = api_bench.run(ServiceSettings().config_dir, allow_sqlite=allow_sqlite)
+            result = api_bench.run(ServiceSettings().config_dir, cases=cases, allow_sqlite=allow_sqlite)
         except api_bench.BenchError as err:
             typer.echo(f"bench api: {err}", err=True)
             raise typer.Exit(2) from err
