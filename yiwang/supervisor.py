@@ -53,6 +53,8 @@ class Child:
     ready_port: int | None = None
     env: Mapping[str, str] = field(default_factory=dict)
     """Added to the supervisor's environment for this child only (e.g. its own broker account)."""
+    reloads_on_hup: bool = False
+    """SIGHUP to the supervisor is passed on to this child (it re-reads its configuration)."""
     proc: subprocess.Popen[bytes] | None = None
     restarts: list[float] = field(default_factory=list)
 
@@ -96,9 +98,22 @@ class Supervisor:
         log.info("received %s: stopping", signal.Signals(signum).name)
         self._stop.set()
 
+    def _on_hangup(self, _signum: int, _frame: FrameType | None) -> None:
+        for child in self.hangup_children():
+            assert child.proc is not None
+            log.info("SIGHUP: passed on to %s (pid %d)", child.name, child.proc.pid)
+            child.proc.send_signal(signal.SIGHUP)
+
+    def hangup_children(self) -> list[Child]:
+        """The running children a SIGHUP is passed on to."""
+        return [
+            c for c in self._children if c.reloads_on_hup and c.proc is not None and c.proc.poll() is None
+        ]
+
     def install_signal_handlers(self) -> None:
         signal.signal(signal.SIGINT, self._on_signal)
         signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGHUP, self._on_hangup)  # `kill -HUP` the platform: config/ is re-read
 
     def watch(self) -> int:
         """Supervise until a signal (exit 0) or a child that keeps crashing (exit 1)."""

@@ -42,7 +42,9 @@ def up(
         for name in ("ingest", "alerts"):
             supervisor.start(Child(name, self_command(name), env=demo.mqtt_login(accounts.services[name])))
         supervisor.start(Child("cases", self_command("cases")))  # the database only: no broker login
-        supervisor.start(Child("api", self_command("api"), settings.http_port))
+        # SIGHUP to `yiwang up` reaches the API, which reads config/ into the definitions store; ingest
+        # and alerts follow the store, so one reload updates every service.
+        supervisor.start(Child("api", self_command("api"), settings.http_port, reloads_on_hup=True))
         if simulate:
             login = demo.simulator_login(accounts)
             supervisor.start(Child("edge-sim", self_command("edge", "simulate"), env=login))
