@@ -7,19 +7,15 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import httpx
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from api.accounts import ensure_demo_operator
-from common.db import make_engine
-from tests.platform import CONFIG_DIR, Service, now_ms, wait_for
-from yiwang.servers import InfluxDatabase, MosquittoServer, free_port, unique_name
+from tests.e2e.conftest import LiveStack
+from tests.platform import now_ms, wait_for
+from yiwang.servers import MosquittoServer, unique_name
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 TOPIC = "yiwang/v1/zhuganxiang/gw-02/telemetry"
@@ -43,63 +39,15 @@ category: gas_leak
 YAML = {"Content-Type": "application/yaml"}
 
 
-@pytest.fixture
-def stack(
-    tmp_path: Path, mosquitto: MosquittoServer, influx_database: InfluxDatabase, postgres_url: str
-) -> Iterator[tuple[httpx.Client, list[Service]]]:
-    http_port = free_port()
-    env = {
-        "YIWANG_MQTT_PORT": str(mosquitto.port),
-        "YIWANG_HTTP_PORT": str(http_port),
-        "YIWANG_DATABASE_URL": postgres_url,
-        "YIWANG_SERIES_URL": influx_database.store_url,
-        "YIWANG_CONFIG_DIR": str(CONFIG_DIR),
-        "YIWANG_INGEST_SPOOL_DIR": str(tmp_path / "spool"),
-        "YIWANG_INGEST_METRICS_PORT": "0",
-        "YIWANG_INGEST_CLIENT_ID": unique_name("ingest"),
-        "YIWANG_ALERTS_CLIENT_ID": unique_name("alerts"),
-        "YIWANG_REGISTRY_POLL_S": "1",
-    }
-    init = Service(["db", "init"], env, tmp_path, tmp_path / "db.log").start()
-    assert init.proc is not None and init.proc.wait(60) == 0, init.log()
-    api = Service(["api"], env, tmp_path, tmp_path / "api.log").start()
-    services = [api]
-    base = f"http://127.0.0.1:{http_port}"
-
-    def up() -> bool:
-        try:
-            return httpx.get(f"{base}/healthz", timeout=2).status_code in (200, 503)
-        except httpx.HTTPError:
-            return False
-
-    try:
-        wait_for(up, 60, f"the API; log:\n{api.log()}")  # it seeds the registry before it listens
-        services += [
-            Service([name], env, tmp_path, tmp_path / f"{name}.log").start() for name in ("ingest", "alerts")
-        ]
-        db = make_engine(postgres_url)
-        token = ensure_demo_operator(db, tmp_path / "credentials.json")["token"]
-        db.dispose()
-        client = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=10)
-        yield client, services
-        client.close()
-    finally:
-        for service in services[::-1]:
-            service.stop()
-
-
 def _send(client: mqtt.Client, seq: int, device: str, values: dict[str, float]) -> None:
     reading = {"device": device, "ts": now_ms(), "values": values}
     client.publish(TOPIC, json.dumps({"seq": seq, "readings": [reading]}), qos=1).wait_for_publish(5)
 
 
 def test_a_type_and_rule_posted_while_running_store_and_alarm_within_5_s(
-    stack: tuple[httpx.Client, list[Service]], mosquitto: MosquittoServer
+    live_stack: LiveStack, mosquitto: MosquittoServer
 ) -> None:
-    api, services = stack
-
-    def logs() -> str:
-        return "\n".join(s.log()[-2000:] for s in services)
+    api, logs = live_stack.api, live_stack.logs
 
     gateway = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=unique_name("gw"))
     gateway.connect("127.0.0.1", mosquitto.port)
