@@ -28,7 +28,7 @@ from pydantic import ValidationError
 from contract.catalog import load_model
 from contract.errors import ContractError
 from contract.messages import ConfigMessage, ConfigRefusal, DeviceEntry, Event, decode_message
-from contract.profiles import Scalar
+from contract.profiles import Scalar, SensorTypeProfile
 from contract.topics import TopicKind
 from edge.gateway_config import DeviceSet, GatewayConfig
 from edge.handoff import Handoff
@@ -68,10 +68,32 @@ def describe(err: ValidationError) -> str:
 def remote_device_set(config: Mapping[str, Any], local: DeviceSet) -> DeviceSet:
     """A remote config's device set. It replaces the buses; the modem only when it names one: the
     registry does not manage modems, so a config without the key keeps the gateway file's."""
-    body = dict(config)
+    body = {key: value for key, value in config.items() if key != SHIPPED_TYPES}
     if "modem" not in body and local.modem is not None:
         body["modem"] = local.modem.model_dump()
     return DeviceSet.model_validate(body)
+
+
+SHIPPED_TYPES = "sensor_types"
+
+
+def shipped_profiles(config: Mapping[str, Any], config_hash: str) -> dict[str, LoadedProfile]:
+    """The sensor types a remote config carries (``registry.desired``), by id: a type added while the
+    platform runs needs no profile file on the gateway. Each is validated as a file would be; a bad
+    one refuses the whole config (ConfigError naming the type and field)."""
+    shipped = config.get(SHIPPED_TYPES) or {}
+    if not isinstance(shipped, Mapping):
+        raise ConfigError(f"{SHIPPED_TYPES}: expected a mapping of type id to profile")
+    profiles = {}
+    for type_id, document in shipped.items():
+        try:
+            profile = SensorTypeProfile.model_validate(document)
+        except ValidationError as err:
+            raise ConfigError(f"{SHIPPED_TYPES}.{type_id}: {describe(err)}") from err
+        if profile.id != type_id:
+            raise ConfigError(f"{SHIPPED_TYPES}.{type_id}: the profile inside is {profile.id}")
+        profiles[type_id] = LoadedProfile(profile, f"config {config_hash[:12]}")
+    return profiles
 
 
 def load_gateway_config(path: Path) -> GatewayConfig:
@@ -91,7 +113,8 @@ class EdgeAgent:
     ) -> None:
         self.config = config
         self.extra_devices = list(extra_devices)  # e.g. the cameras analysed beside the sources
-        self.profiles = profiles
+        self.file_profiles = profiles  # the gateway's own sensor-types/ files
+        self.profiles = profiles  # those and the ones the running remote config shipped
         self.factories = factories
         self.publisher = publisher
         self.upgrades = upgrades  # follows the retained desired version (edge.upgrade.desired)
@@ -226,7 +249,8 @@ class EdgeAgent:
                 device_set = remote_device_set(message.config, self.config.device_set())
             except ValidationError as err:
                 raise ConfigError(describe(err)) from err
-            built = build_sources(device_set, self.profiles, self.factories)
+            profiles = {**self.file_profiles, **shipped_profiles(message.config, config_hash)}
+            built = build_sources(device_set, profiles, self.factories)
         except (ContractError, ConfigError) as err:
             log.warning("gateway %s: config %s rejected: %s", self.config.gateway, config_hash or "?", err)
             await self._report(CONFIG_REJECTED, {"hash": config_hash, "reason": str(err)[:256]})
@@ -235,6 +259,7 @@ class EdgeAgent:
             return False
         await self._stop_sources()
         self.built = built
+        self.profiles = profiles
         self.applied_hash = config_hash
         self._start()
         devices = self.devices()

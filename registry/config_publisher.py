@@ -1,7 +1,8 @@
 """Publishes every managed gateway's desired config, retained at QoS 1, whenever the registry changes.
 
-It follows the registry's version (the one-row poll every service uses, ``registry.live``) in a thread
-of its own: when the number moves it renders every gateway's desired config (``registry.desired``)
+It follows the registry's version (the one-row poll every service uses, ``registry.live``) and the
+definitions' revision (a stored sensor type ships with the configs of the gateways that use it) in a
+thread of its own: when either moves it renders every gateway's desired config (``registry.desired``)
 and publishes those whose hash changed to ``yiwang/v1/{community}/{gateway}/config``, retained, so a
 gateway that is offline now gets the newest one when it connects. After every (re)connect it publishes
 them all once more, because a broker restarted without persistence forgets retained messages; a
@@ -26,7 +27,7 @@ from sqlalchemy.orm import Session
 from common.mqtt import publisher_client
 from common.settings import MqttSettings
 from contract.topics import Topic, TopicKind
-from registry import version
+from registry import definitions, version
 from registry.desired import DesiredConfig, GatewayKey, render_all
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ MAX_QUEUED = 10_000
 
 class DesiredConfigPublisher:
     def __init__(self, db: Engine, settings: MqttSettings, *, poll_s: float = 1.0) -> None:
+        definitions.create_schema(db)  # the configs carry stored profiles: the table must be there
         self._db = db
         self._settings = settings
         self.poll_s = poll_s
@@ -44,7 +46,7 @@ class DesiredConfigPublisher:
         self._sent: dict[GatewayKey, str] = {}  # hash handed to the broker by this connection
         self._in_flight: dict[int, GatewayKey] = {}  # paho mid -> gateway, until the broker's PUBACK
         self._early_refusals: dict[int, str] = {}  # refused before publish() returned its mid
-        self._seen_version: int | None = None
+        self._seen_version: tuple[int, int] | None = None  # (registry version, definitions revision)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -85,7 +87,7 @@ class DesiredConfigPublisher:
     def sync(self) -> int:
         """One round: re-render when the registry moved, publish what the broker has not got; how many."""
         try:
-            stored = version.current(self._db)
+            stored = (version.current(self._db), definitions.revision(self._db))
             if stored != self._seen_version:
                 with Session(self._db) as session:
                     self._desired = render_all(session)

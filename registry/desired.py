@@ -6,6 +6,10 @@ of its buses and of their active and maintenance devices; planned and retired de
 as are buses with no device left (a gateway refuses an empty bus). A gateway without a bus in the
 registry is configured by its own file and gets no desired config.
 
+The config also carries, under ``sensor_types``, the stored profile of every type its devices use: a
+type added while the platform runs (``POST /api/v1/sensor-types``, ``yiwang types add``) reaches the
+gateways that need it with the device set, so no profile file has to be copied to a gateway first.
+
 The version is the SHA-256 of the config's canonical JSON (sorted keys, no spaces), so the same rows
 always give the same hash and a gateway that already runs it changes nothing.
 """
@@ -23,6 +27,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from contract.catalog import DeviceState
+from registry.definition_models import DefinitionProfile
 from registry.models import RegistryBus, RegistryDevice
 
 RENDERED_STATES = frozenset({DeviceState.ACTIVE.value, DeviceState.MAINTENANCE.value})
@@ -89,11 +94,23 @@ def render_all(session: Session, communities: list[str] | None = None) -> dict[G
         devices = on_bus.get((bus.community_id, bus.gateway_id, bus.id))
         if devices:
             buses[key].append(_bus_config(bus, devices))
+    profiles = _stored_profiles(session)
     result = {}
     for (community, gateway), rendered in sorted(buses.items()):
-        config = {"buses": rendered}
+        types = sorted({d["type"] for bus in rendered for d in bus["devices"]})
+        config: dict[str, Any] = {"buses": rendered}
+        if shipped := {t: profiles[t] for t in types if t in profiles}:
+            config["sensor_types"] = shipped
         result[(community, gateway)] = DesiredConfig(community, gateway, config, config_hash(config))
     return result
+
+
+def _stored_profiles(session: Session) -> dict[str, dict[str, Any]]:
+    """Every stored profile's document by type id (``name@version``)."""
+    rows = session.execute(
+        select(DefinitionProfile.name, DefinitionProfile.version, DefinitionProfile.document)
+    )
+    return {f"{name}@{version}": document for name, version, document in rows}
 
 
 def render(session: Session, community: str, gateway: str) -> DesiredConfig | None:

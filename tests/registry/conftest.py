@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import Engine
 
 from common.db import Base, create_tables, make_engine
+from registry import definitions
 from registry.models import TABLES
 from registry.rows import Town
 
@@ -20,5 +21,6 @@ YUEHE = Town("yuehe", "越河街道", "任城区", ("zhuganxiang",))
 def registry_db(database_url: str) -> Iterator[Engine]:
     db = make_engine(database_url)
     create_tables(db, Base.metadata, tables=list(TABLES))
+    definitions.create_schema(db)  # desired configs carry the stored profiles their devices use
     yield db
     db.dispose()

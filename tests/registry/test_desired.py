@@ -14,9 +14,10 @@ from sqlalchemy.orm import Session
 from contract.catalog import load_sensor_types
 from contract.errors import ContractError
 from contract.messages import StateMessage, decode_message
+from contract.profiles import SensorTypeProfile
 from contract.topics import TopicKind
 from edge.gateway_config import DeviceSet
-from registry import editing
+from registry import definitions, editing
 from registry.desired import (
     DesiredConfig,
     config_drift,
@@ -244,3 +245,38 @@ def test_an_import_keeps_buses_and_placements_and_a_removed_gateway_takes_its_bu
     assert "- gateway zhuganxiang/gw-02" in [c.describe() for c in result.changes]
     with Session(seeded) as session:
         assert set(render_all(session)) == {(C, "gw-01")}
+
+
+def test_a_stored_type_ships_with_the_configs_of_the_gateways_that_use_it(seeded: Engine) -> None:
+    """A type added while the platform runs needs no file on the gateway: its profile rides along."""
+    co2 = SensorTypeProfile.model_validate(
+        {
+            "id": "air.co2@1",
+            "name": "CO2 sensor",
+            "fields": {"co2_ppm": {"type": "float", "unit": "ppm", "min": 0, "max": 10000}},
+            "protocol": {"kind": "modbus", "fields": {"co2_ppm": {"function": "input", "address": 0}}},
+        }
+    )
+    other = co2.model_copy(update={"id": "air.co2@2"})
+    _in(seeded, lambda s: editing.add_bus(s, C, "gw-01", RTU))
+    _device(seeded, "gw-01", id="th-91", type="env.th@1", bus="rs485-1", unit=1)
+    before = _render(seeded)
+    definitions.add_profile(seeded, co2, source="test", author="test")
+    assert _render(seeded) == before  # nobody on gw-01 uses it: its config does not move
+
+    types = TYPES | {"air.co2@1"}
+    _in(
+        seeded,
+        lambda s: editing.add_device(
+            s,
+            C,
+            "gw-01",
+            {"grid": "g-north", "id": "co2-01", "type": "air.co2@1", "bus": "rs485-1", "unit": 7},
+            types,
+        ),
+    )
+    definitions.add_profile(seeded, other, source="test", author="test")
+    desired = _render(seeded)
+    assert desired is not None
+    assert desired.config["sensor_types"] == {"air.co2@1": co2.model_dump(mode="json")}
+    assert SensorTypeProfile.model_validate(desired.config["sensor_types"]["air.co2@1"]) == co2
