@@ -149,6 +149,9 @@ def test_cases_export_with_the_filters_of_the_listing(
 def test_supervision_export(api: TestClient, towns: Seeded, month: dict[int, int]) -> None:
     rows = _csv(api, towns, "supervision.csv", lang="en", **NOVEMBER)
     assert rows[0][:2] == ["Order number", "No."]
+    assert rows[0][-5:] == ["Source", "Reason", "Answer due", "State", "Answer"]
+    # Breach orders of a past month: issued by the clock, never answered, so overdue — in words.
+    assert {(r[-5], r[-2]) for r in rows[1:]} == {("Automatic (deadline missed)", "Overdue")}
     assert sorted(int(r[1]) for r in rows[1:]) == sorted([month[1], month[7], month[7], month[11]])
     yuehe = _csv(api, towns, "supervision.csv", unit=TOWN_A, **NOVEMBER)
     assert len(yuehe) == 1 + 3
