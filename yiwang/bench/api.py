@@ -2,14 +2,15 @@
 
 By default 100,000 cases and 1,000,000 case events (a year of the pilot's grids and categories);
 ``--cases 1000000`` loads ten years of a district (10,000,000 events). Every case has ten events (the
-usual accept → close life; one in eight is called up to a district department and rated by its
-town), and the data ends with November 2026 whatever the count. PostgreSQL — the store this figure is
-about — is loaded with COPY; SQLite only when asked for (``allow_sqlite``), never as a silent fallback.
-The cases are counted in the database after loading; a count other than the one asked for fails the
-run. The API runs as its own process; we time, as a client sees them, the queue page (open cases of
-one grid, newest first, 50 per page, with its total), the district KPIs of November, the departments
-ranked over the third quarter and November's monthly report (HTML). The ceiling is the database's
-own time for the same queue query, measured in the same run.
+usual accept → close life; one in eight is called up to a district department and rated by its town),
+and the data ends with November 2026 whatever the count. The last 30 days' cases are in any state (half
+of them open); older ones are closed, but one in a thousand that stays open for years. PostgreSQL — the
+store this figure is about — is loaded with COPY; SQLite only when asked for (``allow_sqlite``), never
+as a silent fallback. The cases are counted in the database after loading; a count other than the one
+asked for fails the run. The API runs as its own process; we time, as a client sees them, the queue page
+(open cases of one grid, newest first, 50 per page, with its total), the district KPIs of November, the
+departments ranked over the third quarter and November's monthly report (HTML). The ceiling is the
+database's own time for the same queue query, measured in the same run.
 """
 
 from __future__ import annotations
@@ -70,6 +71,11 @@ CALLED_LIFE = [
     "pass",
     "visit",
 ]
+# A district's queue holds the recent cases: older ones were closed long ago, but for the odd one in a
+# thousand (a suspended or forgotten case) that stays open for years.
+RECENT = timedelta(days=30)
+STALE_OPEN_EVERY = 1_000
+CLOSED_STATES = ["CLOSED", "RETURN_VISIT"]
 CASE_EVERY = timedelta(minutes=5)  # 100,000 cases ≈ a year, 1,000,000 ≈ ten years of a district
 DATA_ENDS = datetime(2026, 12, 1, tzinfo=UTC)
 BATCH = 5_000
@@ -93,7 +99,7 @@ def _case_lives(
             "community": "zhuganxiang",
             "grid": rng.choice(grids),
             "category": category,
-            "state": rng.choice(STATES),
+            "state": _state(rng, case_id, DATA_ENDS - opened),
             "title": f"{category} #{case_id}",
             "source": rng.choice(["sensor", "report"]),
             "severity": "warning",
@@ -133,6 +139,12 @@ def _case_lives(
                 }
             )
         yield case, events
+
+
+def _state(rng: random.Random, case_id: int, age: timedelta) -> str:
+    if age <= RECENT:
+        return rng.choice(STATES)
+    return "HANDLING" if case_id % STALE_OPEN_EVERY == 0 else rng.choice(CLOSED_STATES)
 
 
 def populate(db: Engine, policy: CasePolicy, cases: int, events_per_case: int = 10) -> None:
