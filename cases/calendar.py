@@ -39,11 +39,18 @@ class CalendarConfig(BaseModel):
     workdays: list[date] = Field(default_factory=list, description="Weekend days worked instead (调休上班).")
 
 
+MAX_CACHED_DAYS = 4_000
+
+
 class WorkCalendar:
     def __init__(self, config: CalendarConfig) -> None:
         self._config = config
         self._tz = ZoneInfo(config.timezone)
         self._holidays, self._workdays = set(config.holidays), set(config.workdays)
+        # A day's working periods, as aware datetimes: KPIs over a quarter ask for the same few hundred
+        # days thousands of times. Bounded: cleared when it holds more than about ten years of days.
+        self._day_periods: dict[date, tuple[tuple[datetime, datetime], ...]] = {}
+        self._day_total: dict[date, timedelta] = {}  # the working time of each of those days
 
     @classmethod
     def load(cls, path: Path) -> WorkCalendar:
@@ -54,26 +61,43 @@ class WorkCalendar:
             return True
         return day not in self._holidays and day.weekday() not in self._config.weekend
 
-    def _periods(self, day: date) -> list[tuple[datetime, datetime]]:
-        if not self.is_working_day(day):
-            return []
-        return [
-            (datetime.combine(day, p.start, self._tz), datetime.combine(day, p.end, self._tz))
-            for p in self._config.working_hours
-        ]
+    def _periods(self, day: date) -> tuple[tuple[datetime, datetime], ...]:
+        known = self._day_periods.get(day)
+        if known is not None:
+            return known
+        periods = (
+            tuple(
+                (datetime.combine(day, p.start, self._tz), datetime.combine(day, p.end, self._tz))
+                for p in self._config.working_hours
+            )
+            if self.is_working_day(day)
+            else ()
+        )
+        if len(self._day_periods) >= MAX_CACHED_DAYS:
+            self._day_periods.clear()
+            self._day_total.clear()
+        self._day_periods[day] = periods
+        self._day_total[day] = sum((end - begin for begin, end in periods), timedelta(0))
+        return periods
 
     def add(self, start: datetime, duration: timedelta) -> datetime:
         """The moment ``duration`` of working time after ``start`` (aware datetimes)."""
         remaining = duration
-        day = start.astimezone(self._tz).date()
+        local = start.astimezone(self._tz)  # one time zone: comparisons need no UTC offsets
+        day = local.date()
         for _ in range(3 * 366):  # a year of holidays at most; guards against an empty calendar
-            for begin, end in self._periods(day):
-                begin = max(begin, start)
-                if end <= begin:
-                    continue
-                if end - begin >= remaining:
-                    return (begin + remaining).astimezone(start.tzinfo)
-                remaining -= end - begin
+            periods = self._periods(day)
+            whole = self._day_total.get(day, timedelta(0))
+            if periods and local <= periods[0][0] and remaining > whole:
+                remaining -= whole  # the whole working day passes: no need to walk its periods
+            else:
+                for begin, end in periods:
+                    begin = max(begin, local)
+                    if end <= begin:
+                        continue
+                    if end - begin >= remaining:
+                        return (begin + remaining).astimezone(start.tzinfo)
+                    remaining -= end - begin
             day += timedelta(days=1)
         raise ValueError("the calendar has no working time in the next three years")
 

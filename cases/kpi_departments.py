@@ -70,6 +70,14 @@ class _Call:
         )
 
 
+def _rating(text: str | None) -> int | None:
+    """A stored rating (1–5) read back as text; anything else is no rating."""
+    try:
+        return int(text or 0) or None
+    except ValueError:
+        return None
+
+
 def _calls(db: Engine, start: datetime, end: datetime, communities: Collection[str] | None) -> list[_Call]:
     called = (
         select(CaseEvent.case_id)
@@ -79,7 +87,16 @@ def _calls(db: Engine, start: datetime, end: datetime, communities: Collection[s
     if communities is not None:
         called = called.where(Case.community.in_(list(communities)))
     query = (
-        select(CaseEvent.case_id, CaseEvent.action, CaseEvent.at, CaseEvent.data, Case.category, Case.urgency)
+        select(
+            CaseEvent.case_id,
+            CaseEvent.action,
+            CaseEvent.at,
+            # The two facts as text from the database, not every event's JSON decoded in Python.
+            CaseEvent.data["department"].as_string().label("department"),
+            CaseEvent.data["rating"].as_string().label("rating"),
+            Case.category,
+            Case.urgency,
+        )
         .join(Case, Case.id == CaseEvent.case_id)
         .where(CaseEvent.case_id.in_(called.distinct()), CaseEvent.action.in_(CALL_ACTIONS))
         .order_by(CaseEvent.case_id, CaseEvent.id)
@@ -88,9 +105,8 @@ def _calls(db: Engine, start: datetime, end: datetime, communities: Collection[s
     latest: dict[int, _Call] = {}
     with Session(db) as session:
         for row in session.execute(query):
-            data = row.data or {}
             if row.action == "call_up":
-                call = _Call(str(data.get("department", "")), row.at, row.category, row.urgency)
+                call = _Call(row.department or "", row.at, row.category, row.urgency)
                 latest[row.case_id] = call
                 if start <= row.at < end:
                     calls.append(call)
@@ -100,7 +116,7 @@ def _calls(db: Engine, start: datetime, end: datetime, communities: Collection[s
                 continue
             call = call_or_none
             if row.action == "rate_call":
-                call.rating = int(data.get("rating", 0)) or None
+                call.rating = _rating(row.rating)
             elif call.ended:
                 continue
             elif row.action == "respond":
