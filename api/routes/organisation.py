@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Path, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
+from api import accounts
 from api.accounts import User
 from api.deps import CurrentUser, ResourcesDep
 from api.errors import problem
@@ -171,7 +172,8 @@ def put_person(
     },
 )
 def delete_person(username: Username, resources: ResourcesDep, user: CurrentUser) -> None:
-    """Deactivate a person: they leave the organisation, their cases keep their name."""
+    """Deactivate a person: they leave the organisation, their cases keep their name, and their
+    account (if they have one) ends at once — sessions, tokens and unused links with it."""
     person = resources.policy.organisation.person(username)
     if person is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no active person {username!r}")
@@ -185,6 +187,9 @@ def delete_person(username: Username, resources: ResourcesDep, user: CurrentUser
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(err)) from err
     except OrganisationConflict as err:
         raise HTTPException(status.HTTP_409_CONFLICT, str(err)) from err
+    account = accounts.find_account(resources.db, username)
+    if account is not None and account.active:
+        accounts.deactivate(resources.db, username)
 
 
 @router.put(

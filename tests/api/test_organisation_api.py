@@ -7,7 +7,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from api import accounts
 from api.settings import ApiSettings
+from common.db import make_engine
 from tests.api.conftest import audited, auth
 
 REPORT = {
@@ -94,11 +96,19 @@ def test_a_person_who_does_not_fit_is_refused_with_the_reason(
 
 
 def test_deactivation_keeps_case_history_and_is_refused_while_someone_relies_on_them(
-    client: TestClient, token: str
+    client: TestClient, token: str, settings: ApiSettings
 ) -> None:
     case_id = client.post("/api/v1/cases", json=REPORT, headers=auth(token)).json()["id"]
     for action, params in (("accept", {}), ("verify", {}), ("assign", {"assignee": "wang.wei"})):
         assert act(client, token, case_id, action, **params).status_code == 200
+
+    db = make_engine(settings.database_url)
+    wang = accounts.create_user(
+        db, "wang.wei", "correct horse", "town_operator", town="yuehe", person="wang.wei"
+    )
+    wang_token = accounts.issue_token(db, wang)
+    db.dispose()
+    assert client.get("/api/v1/cases", headers=auth(wang_token)).status_code == 200
 
     on_roster = client.delete(f"{ORG}/people/li.na", headers=auth(token))
     assert on_roster.status_code == 409 and "g-north" in on_roster.text
@@ -106,6 +116,8 @@ def test_deactivation_keeps_case_history_and_is_refused_while_someone_relies_on_
     assert head.status_code == 204  # liu.yang only leads water by the leader flag: nothing depends on it
 
     assert client.delete(f"{ORG}/people/wang.wei", headers=auth(token)).status_code == 204
+    # Leaving the organisation ends their account at once: the token they held is refused.
+    assert client.get("/api/v1/cases", headers=auth(wang_token)).status_code == 401
     assert client.delete(f"{ORG}/people/wang.wei", headers=auth(token)).status_code == 404
     assert client.get(f"{ORG}/people/wang.wei", headers=auth(token)).status_code == 404
     people = {p["username"] for p in client.get(ORG, headers=auth(token)).json()["people"]}
