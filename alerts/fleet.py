@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON, Engine, String, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from common.db import Base, UtcDateTime
@@ -59,13 +60,32 @@ def record_heard(db: Engine, community: str, gateway: str) -> None:
 
 
 def record_devices(db: Engine, reported: dict[tuple[str, str], int]) -> None:
-    with Session(db) as session, session.begin():
-        for (community, device), ms in reported.items():
-            session.merge(
-                DeviceStatus(
-                    community=community, device=device, last_seen=datetime.fromtimestamp(ms / 1000, UTC)
-                )
-            )
+    """Each device's last report, as one upsert statement for all of them.
+
+    A merge per device read each row before writing it: 1,070 devices held the alert stream ~0.4 s
+    (1.2 s on a loaded machine) every 15 s, the largest stall the alerts bench's profile found.
+    """
+    if not reported:
+        return
+    rows = [
+        {"community": c, "device": d, "last_seen": datetime.fromtimestamp(ms / 1000, UTC)}
+        for (c, d), ms in reported.items()
+    ]
+    upsert = _dialect_insert(db)(DeviceStatus)
+    statement = upsert.on_conflict_do_update(
+        index_elements=["community", "device"], set_={"last_seen": upsert.excluded.last_seen}
+    )
+    with db.begin() as conn:
+        conn.execute(statement, rows)
+
+
+def _dialect_insert(db: Engine) -> Any:
+    """The INSERT with ON CONFLICT of the database's dialect (SQLite and PostgreSQL both have it)."""
+    if db.dialect.name == "postgresql":
+        return postgresql.insert
+    if db.dialect.name == "sqlite":
+        return sqlite.insert
+    raise ValueError(f"device status needs SQLite or PostgreSQL, not {db.dialect.name}")
 
 
 def device_last_seen(db: Engine) -> dict[tuple[str, str], datetime]:

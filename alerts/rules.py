@@ -2,6 +2,17 @@
 
 A rule watches the devices its scope selects with exactly one condition; severity and the case
 category it opens travel with every alert it raises.
+
+`for` and silence: a rule with ``for_s`` goes pending at the first breach and fires once the
+condition has held that long — on a later breaching sample, or on the service's timer between
+samples. The timer alone fires a per-sample rule (threshold, N-of-M, rate, anomaly) only while its
+series is live: its newest sample arrived at most 3 sample intervals ago (and in any case within
+1 s), the interval being the gap between the series' last two samples (before its second sample,
+the device profile's ``expected_interval_s``). A silent series' pending alert waits: its next sample
+decides (a breach fires at once, the duration having passed; a clear cancels it), or the data-stale
+check cancels it (no data for 3 expected intervals, at least 30 s). Event, deadman, gateway and
+composite rules are judged on facts and timers, so their `for` runs on the timer alone. Constants in
+``alerts.engine`` (``SILENT_AFTER_INTERVALS``, ``SILENT_MIN_MS``); docs/reliability.md says more.
 """
 
 from __future__ import annotations
@@ -197,7 +208,12 @@ class Rule(_Model):
     event: EventMatch | None = None
     gateway_offline: GatewayOffline | None = None
     composite: Composite | None = None
-    for_s: float = Field(default=0, ge=0, description="Pending: the condition must hold this long to fire.")
+    for_s: float = Field(
+        default=0,
+        ge=0,
+        description="Pending: the condition must hold this long to fire; a per-sample rule's series must "
+        "still be reporting when the timer runs out (see the module's note on `for` and silence).",
+    )
     flapping: Flapping = Field(default_factory=Flapping)
     severity: Literal["info", "warning", "critical"]
     category: CategoryCode

@@ -71,8 +71,12 @@ def test_a_rise_that_hovers_at_the_rate_limit_fires_once() -> None:
 
 
 def test_pending_fires_on_the_timer_between_samples() -> None:
+    """wl-01 reports every 5 s: with its last sample 6 s old the series is live, so the timer fires
+    (a series silent for longer does not: tests/alerts/test_silent_series.py)."""
     scenario = Scenario([rule(threshold={**LEVEL, "op": ">=", "value": 50}, for_s=20)])
     assert kinds(scenario.reading(0, level_cm=60)) == ["pending"]
+    for seconds in (5, 10, 15):
+        assert kinds(scenario.reading(seconds, level_cm=60)) == []
     assert kinds(scenario.tick(19)) == []
     assert kinds(scenario.tick(21)) == ["firing"]
 
@@ -242,8 +246,10 @@ def test_snapshot_restore_keeps_a_pending_timer_and_windows() -> None:
     snapshot = first.engine.snapshot()
     restarted = Scenario([rule(**spec)])
     restarted.engine.restore(snapshot)
+    for seconds in (5, 10, 15):  # the series goes on reporting to the restarted engine
+        assert kinds(restarted.reading(seconds, level_cm=61)) == []
     assert kinds(restarted.tick(19)) == []
-    assert kinds(restarted.tick(21)) == ["firing"]
+    assert kinds(restarted.tick(21)) == ["firing"]  # timed from 0, as before the restart
 
 
 @given(st.lists(st.floats(min_value=-1e6, max_value=1e6, allow_nan=False), min_size=1, max_size=120))

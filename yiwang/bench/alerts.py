@@ -169,6 +169,11 @@ def _processed(db: Engine) -> int:
     return sum(int(b.detail.get("messages", 0)) for b in read_heartbeats(db) if b.service == "alerts")
 
 
+def _pauses(db: Engine) -> dict[str, Any]:
+    """The alert service's own account of what held its stream's thread (its last heartbeat)."""
+    return next((b.detail.get("pauses", {}) for b in read_heartbeats(db) if b.service == "alerts"), {})
+
+
 def run(config_dir: Path, *, plan: Plan | None = None) -> dict[str, Any]:
     plan = plan or Plan()
     scenario = build(plan)
@@ -197,6 +202,7 @@ def run(config_dir: Path, *, plan: Plan | None = None) -> dict[str, Any]:
                 while time.perf_counter() < grace_end:
                     watch.poll()
                     time.sleep(POLL_S)
+                pauses = _pauses(db)
             finally:
                 probe.close()
                 db.dispose()
@@ -256,5 +262,6 @@ def run(config_dir: Path, *, plan: Plan | None = None) -> dict[str, Any]:
         "ceiling_p99_ms": percentile(ceiling, 0.99),
         "ceiling_delivered": f"{len(ceiling)}/{len(load.sent)}",
         "poll_resolution_ms": POLL_S * 1000,
+        "service_pauses": pauses,
         **checkpoint,
     }
