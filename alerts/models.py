@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Integer, String
+from sqlalchemy import ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from common.db import Base
@@ -50,6 +50,23 @@ class AlertHistory(Base):
     self_recovered: Mapped[bool] = mapped_column(default=False)
     silenced: Mapped[bool] = mapped_column(default=False)
     inhibited: Mapped[bool] = mapped_column(default=False)
+
+
+class AlertAcknowledgement(Base):
+    """An operator saw an alert and says so, with a note: append-only, and never a change of the
+    alert's status (acknowledged is not resolved; the engine alone fires and resolves)."""
+
+    __tablename__ = "alert_acknowledgements"
+    __table_args__ = (Index("ix_alert_acknowledgements_fingerprint_at", "fingerprint", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    fingerprint: Mapped[str] = mapped_column(String(256))
+    # The alert's case when it was acknowledged (None while it had none), so the note shows on that case.
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
+    alert_status: Mapped[str] = mapped_column(String(16))  # the status the operator saw
+    actor: Mapped[str] = mapped_column(String(128))
+    at: Mapped[datetime]
+    note: Mapped[str] = mapped_column(Text)
 
 
 class EngineCheckpoint(Base):

@@ -11,6 +11,7 @@ from common.db import Base, create_tables
 _MODELS = (
     models.Alert,
     models.AlertHistory,
+    models.AlertAcknowledgement,
     models.EngineCheckpoint,
     silences.SilenceRow,
     fleet.GatewayStatus,

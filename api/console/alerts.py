@@ -1,15 +1,19 @@
-"""The console's alert page: what is firing, pending or unknown now, and the silences in force."""
+"""The console's alert pages: what is firing, pending or unknown now (acknowledged with a note or not),
+each alert's history per device and rule, and the silences in force with the form that sets them."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Annotated
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Form, Request, status
+from fastapi import APIRouter, Form, Query, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
+from alerts.acknowledgements import NOTE_MAX_CHARS, EmptyNote, acknowledge, current_acknowledgements
+from alerts.history import HISTORY_LIMIT, alert_transitions
 from alerts.models import Alert
 from alerts.queries import live_alerts
 from alerts.silences import Matchers, Silence, SilenceIn, SilenceStore
@@ -20,7 +24,15 @@ from api.console.names import Names
 from api.console.web import ConsoleUser, check_csrf, language, page
 from api.deps import Resources, ResourcesDep
 from api.params import RowId
-from api.scope import area_filter, may_manage_silences, may_silence, sees_area, sees_silence
+from api.scope import (
+    area_filter,
+    may_acknowledge_alerts,
+    may_manage_silences,
+    may_silence,
+    sees_area,
+    sees_silence,
+    silence_too_broad,
+)
 from contract.catalog import DeviceInfo
 
 router = APIRouter(include_in_schema=False)
@@ -55,10 +67,52 @@ def silence_sentence(silence: Silence, names: Names, tz: tzinfo) -> str:
     return sentence + (words["sil_why"].format(why=silence.comment) if silence.comment else "")
 
 
+DURATIONS = ("1", "4", "24", "168")  # hours: 1 h, 4 h, 1 d, 7 d; or "custom"
+MAX_SILENCE_HOURS = 24 * 30
+MIN_SILENCE_HOURS = 0.1
+
+
+def device_choices(resources: Resources, user: User, names: Names) -> list[tuple[str, str]]:
+    """The devices a user may name in a silence or a history filter, as (``community/device``, words)."""
+    several = len(resources.catalog.communities) > 1
+    found = []
+    for info in resources.catalog.devices():
+        community = info.community.id
+        if not sees_area(user, resources.policy, community, info.device.grid):
+            continue
+        label = names.device(info.device.id, community)
+        found.append(
+            (f"{community}/{info.device.id}", f"{info.community.name} · {label}" if several else label)
+        )
+    return sorted(found, key=lambda c: c[1])
+
+
+def history_url(community: str, subject: str | None = None, rule: str | None = None) -> str:
+    """The alert history of one device (``subject``), one rule, or both."""
+    query = {"device": f"{community}/{subject}" if subject else None, "rule": rule}
+    return "/console/alerts/history?" + urlencode({k: v for k, v in query.items() if v})
+
+
 @router.get("/console/alerts", response_class=HTMLResponse, response_model=None)
 def alerts_page(
-    request: Request, resources: ResourcesDep, user: ConsoleUser, error: str | None = None
+    request: Request,
+    resources: ResourcesDep,
+    user: ConsoleUser,
+    done: Annotated[str | None, Query(max_length=16)] = None,
 ) -> Response:
+    return render_alerts(request, resources, user, done=done)
+
+
+def render_alerts(
+    request: Request,
+    resources: Resources,
+    user: User,
+    *,
+    error: str | None = None,
+    form: dict[str, str] | None = None,
+    done: str | None = None,
+) -> HTMLResponse:
+    """The alerts page; after a refused form, with the reason and what the user typed."""
     alerts = live_alerts(resources.db, area_filter(user, resources.policy, Alert.community, Alert.grid))
     names = Names(language(request), resources)
     tz = ZoneInfo(resources.settings.display_timezone)
@@ -73,6 +127,8 @@ def alerts_page(
         "alerts.html",
         user=user,
         alerts=alerts,
+        acknowledged=current_acknowledgements(resources.db, alerts),
+        may_acknowledge=may_acknowledge_alerts(user),
         silences=silences,
         may_silence=may_manage_silences(user),
         # The alert's subject is a device of the alert's community, or a gateway or grid (no page).
@@ -81,13 +137,89 @@ def alerts_page(
             for a in alerts
             if resources.catalog.device_in(a.community, a.subject) is not None
         },
+        history_urls={a.fingerprint: history_url(a.community, a.subject, a.rule_id) for a in alerts},
         rules=[(r.id, names.rule(r.id)) for r in resources.rules],
-        communities=sorted(
-            (c.id, c.name)
-            for c in resources.catalog.communities.values()
-            if sees_area(user, resources.policy, c.id)
-        ),
+        devices=device_choices(resources, user, names),
+        durations=DURATIONS,
+        form=form or {},
+        done=done if done in ("ack", "silence") else None,
         error=error,
+    )
+
+
+def _refused_page(
+    request: Request, resources: Resources, user: User, key: str, code: int, form: dict[str, str]
+) -> Response:
+    """The alerts page again with the reason in the user's words and what they typed kept."""
+    words = catalogue(language(request))["t"]
+    response = render_alerts(request, resources, user, error=words[key], form=form)
+    response.status_code = code
+    return response
+
+
+@router.post("/console/alerts/acknowledge", response_model=None)
+def acknowledge_alert(
+    request: Request,
+    resources: ResourcesDep,
+    user: ConsoleUser,
+    csrf: Annotated[str, Form(max_length=128)],
+    fingerprint: Annotated[str, Form(max_length=256)],
+    note: Annotated[str, Form(max_length=2 * NOTE_MAX_CHARS)] = "",
+) -> Response:
+    check_csrf(request, csrf)
+    request.state.actor = user.username
+    kept = {"ack_fingerprint": fingerprint, "ack_note": note}
+    if not may_acknowledge_alerts(user):
+        return _refused_page(request, resources, user, "alm_ack_refused", status.HTTP_403_FORBIDDEN, kept)
+    area = area_filter(user, resources.policy, Alert.community, Alert.grid)
+    try:
+        done = acknowledge(resources.db, fingerprint, area, actor=user.username, note=note)
+    except EmptyNote:
+        return _refused_page(request, resources, user, "alm_ack_empty", 422, kept)
+    except ValueError:
+        return _refused_page(request, resources, user, "alm_ack_too_long", 422, kept)
+    if done is None:  # another town's alert does not exist for the user, as its cases do not
+        return _refused_page(request, resources, user, "alm_ack_gone", status.HTTP_404_NOT_FOUND, kept)
+    return RedirectResponse("/console/alerts?done=ack", status_code=status.HTTP_303_SEE_OTHER)
+
+
+@router.get("/console/alerts/history", response_class=HTMLResponse, response_model=None)
+def alert_history_page(
+    request: Request,
+    resources: ResourcesDep,
+    user: ConsoleUser,
+    device: Annotated[str, Query(max_length=130)] = "",
+    rule: Annotated[str, Query(max_length=64)] = "",
+) -> Response:
+    """Every transition of the alerts of one device and/or one rule, in the user's jurisdiction."""
+    names = Names(language(request), resources)
+    community, _, device_id = device.rpartition("/")
+    rows = alert_transitions(
+        resources.db,
+        area_filter(user, resources.policy, Alert.community, Alert.grid),
+        community=community or None,
+        device=device_id or None,
+        rule=rule or None,
+    )
+    what = [names.device(device_id, community)] if device_id and community else []
+    what += [names.rule(rule)] if rule else []
+    return page(
+        request,
+        resources,
+        "alert_history.html",
+        user=user,
+        rows=rows,
+        heading=names.words["list_sep"].join(what),
+        devices=device_choices(resources, user, names),
+        rules=[(r.id, names.rule(r.id)) for r in resources.rules],
+        chosen_device=device,
+        chosen_rule=rule,
+        limit=HISTORY_LIMIT,
+        device_pages={
+            (r.community, r.subject): device_url(r.community, r.subject)
+            for r in rows
+            if resources.catalog.device_in(r.community, r.subject) is not None
+        },
     )
 
 
@@ -113,43 +245,81 @@ def silenced_device(resources: Resources, user: User, community: str, device: st
     return mine[0] if mine else None
 
 
+class BadDuration(ValueError):
+    """The silence's length is not one offered, or outside 0.1 h to 30 days."""
+
+
+def silence_hours(duration: str, custom_hours: str) -> float:
+    """The hours a silence lasts: a preset of the picker, or the custom length typed (BadDuration)."""
+    if duration not in (*DURATIONS, "custom", ""):
+        raise BadDuration(duration)
+    text = duration if duration in DURATIONS else custom_hours.strip().replace("，", ".").replace(",", ".")
+    try:
+        hours = float(text)
+    except ValueError as err:
+        raise BadDuration(text) from err
+    if not MIN_SILENCE_HOURS <= hours <= MAX_SILENCE_HOURS:  # NaN fails too
+        raise BadDuration(text)
+    return hours
+
+
+def picked_device(resources: Resources, user: User, community: str, device: str) -> DeviceInfo | None:
+    """The device of the picker (``community/device``), or a bare number typed with its community."""
+    if "/" in device:
+        community, _, device = device.partition("/")
+    info = silenced_device(resources, user, community, device)
+    if info is None or not sees_area(user, resources.policy, info.community.id, info.device.grid):
+        raise UnknownDevice(device)
+    return info
+
+
+class UnknownDevice(ValueError):
+    """No such device in the user's jurisdiction."""
+
+
 @router.post("/console/silences", response_model=None)
 def add_silence(
     request: Request,
     resources: ResourcesDep,
     user: ConsoleUser,
-    csrf: Annotated[str, Form()],
-    device: Annotated[str, Form()] = "",
+    csrf: Annotated[str, Form(max_length=128)],
+    device: Annotated[str, Form(max_length=130)] = "",
     community: Annotated[str, Form(max_length=64)] = "",
-    rule: Annotated[str, Form()] = "",
-    hours: Annotated[float, Form(gt=0, le=24 * 30)] = 2.0,
+    rule: Annotated[str, Form(max_length=64)] = "",
+    duration: Annotated[str, Form(max_length=16)] = "",
+    hours: Annotated[str, Form(max_length=16)] = "",
     comment: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
     check_csrf(request, csrf)
     request.state.actor = user.username
+    kept = {"device": device, "rule": rule, "duration": duration, "hours": hours, "comment": comment}
     try:
-        info = silenced_device(resources, user, community, device) if device else None
+        length = silence_hours(duration, hours)
+        info = picked_device(resources, user, community, device) if device else None
         scope = info.community.id if info else (community or None)
         if not may_silence(user, resources.policy, scope):
             raise SilenceRefused(
                 "a district operator, or a town operator for a device of the town, sets silences"
             )
-        matchers = Matchers(device=device or None, rule=rule or None, community=scope)
+        matchers = Matchers(device=info.device.id if info else None, rule=rule or None, community=scope)
+        if silence_too_broad(user, matchers):
+            raise ValueError("a silence below the district names a rule or a device")
         silence = SilenceIn(
-            matchers=matchers, ends_at=datetime.now(UTC) + timedelta(hours=hours), comment=comment
+            matchers=matchers, ends_at=datetime.now(UTC) + timedelta(hours=length), comment=comment
         )
     except AmbiguousDevice:
-        words = catalogue(language(request))["t"]
-        return alerts_page(request, resources, user, error=words["dev_name_the_community"])
-    except (ValueError, ValidationError) as err:
-        # The reason in the user's words: who may silence what, or what the form lacks.
-        words = catalogue(language(request))["t"]
-        refused = isinstance(err, SilenceRefused)
-        return alerts_page(
-            request, resources, user, error=words["sil_refused" if refused else "sil_incomplete"]
-        )
+        return _refused_page(request, resources, user, "dev_name_the_community", 422, kept)
+    except BadDuration:
+        return _refused_page(request, resources, user, "alm_bad_duration", 422, kept)
+    except UnknownDevice:
+        return _refused_page(request, resources, user, "alm_unknown_device", 404, kept)
+    except SilenceRefused:
+        return _refused_page(request, resources, user, "sil_refused", status.HTTP_403_FORBIDDEN, kept)
+    except (ValueError, ValidationError):
+        # What the form lacks, in the user's words: a silence names what it silences.
+        return _refused_page(request, resources, user, "sil_incomplete", 422, kept)
     SilenceStore(resources.db).add(silence, author=user.username)
-    return RedirectResponse("/console/alerts", status_code=status.HTTP_303_SEE_OTHER)
+    return RedirectResponse("/console/alerts?done=silence", status_code=status.HTTP_303_SEE_OTHER)
 
 
 @router.post("/console/silences/{silence_id}/expire", response_model=None)

@@ -1,31 +1,58 @@
-"""The console's case page: timeline, evidence, and the actions this user may take right now."""
+"""The console's case page: timeline (with photos), evidence (with camera snapshots), the actions this
+user may take right now, and a live stream that tells the page when the case changed."""
 
 from __future__ import annotations
 
+import asyncio
+import re
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Form, HTTPException, Request, status
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi import APIRouter, Form, HTTPException, Query, Request, status
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response, StreamingResponse
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
+from alerts.acknowledgements import Acknowledgement, acknowledgements_for_case
 from api.accounts import User
 from api.console.charts import Chart, line_chart, numeric
-from api.console.web import ConsoleUser, check_csrf, page
-from api.deps import ResourcesDep
+from api.console.evidence_text import snapshot_reference
+from api.console.field_requests import pending_view, request_words
+from api.console.names import Names
+from api.console.timeline_text import conflict_text, photo_sets
+from api.console.web import ConsoleUser, check_csrf, language, page, session_user
+from api.deps import Resources, ResourcesDep
 from api.params import RowId
+from api.routes.camera_evidence import (
+    SnapshotRef,
+    SnapshotUnavailable,
+    attach_snapshot,
+    fetch_snapshot,
+    snapshot_response,
+)
 from api.routes.cases import load_detail
 from api.schemas import CaseDetail
-from api.scope import may_take
-from cases.actions import CaseFlow, CaseNotFound
+from api.scope import case_filter, may_attach_snapshot, may_take, may_visit
+from cases.actions import CaseFlow, CaseNotFound, VersionConflict
 from cases.assignees import PERSON_PARAMS, candidates, grid_towns
-from cases.models import CaseState
+from cases.models import Case, CaseEvent, CaseState, Evidence
 from cases.organisation import Person
 from cases.rosters import current_roster
-from cases.workflow import ACTIONS, IllegalTransition, InvalidAction, check_params
+from cases.visits import mask_phone
+from cases.workflow import ACTIONS, REQUESTS, IllegalTransition, InvalidAction, check_params
 from contract.catalog import DeviceInfo
 from series.store import StoreError
 
 router = APIRouter(include_in_schema=False)
 NUMERIC = {"hours": float, "rating": int, "into": int}
+FLAGS = frozenset({"on_request"})  # a form's "true" is the flag set
+# Asked and answered in the requests panel (with what was asked), never as a bare form.
+ON_PANEL = frozenset({*REQUESTS, "refuse_request"})
+MAX_ACKS_SHOWN = 50  # the newest: a case's alerts may be acknowledged on every shift for weeks
+STREAM_SECONDS = 60  # then the browser reconnects: no stream outlives a shutdown long
+SIGNATURE = re.compile(r"^[0-9]{1,12}-[0-9]{1,12}-[0-9]{1,12}$")
 
 
 def allowed_actions(user: User, case: CaseDetail) -> list[tuple[str, tuple[str, ...]]]:
@@ -39,13 +66,42 @@ def allowed_actions(user: User, case: CaseDetail) -> list[tuple[str, tuple[str, 
     ]
 
 
+def form_actions(user: User, case: CaseDetail) -> list[tuple[str, tuple[str, ...]]]:
+    """The generic action forms of the page: requests are answered in their own panel, and a role that
+    makes return visits visits on the visit page (with the full phone number), not here."""
+    visiting = may_visit(user)
+    return [
+        (name, needs)
+        for name, needs in allowed_actions(user, case)
+        if name not in ON_PANEL and not (visiting and name == "visit")
+    ]
+
+
+def case_extras(resources: Resources, user: User, case_id: int) -> tuple[str, list[Acknowledgement]]:
+    """The reporter's phone masked (never in full here), and the newest acknowledgements of the case's
+    alerts; read inside the user's jurisdiction like the case itself."""
+    with Session(resources.db) as session:
+        phone = session.scalar(
+            select(Case.reporter_phone).where(Case.id == case_id, case_filter(user, resources.policy))
+        )
+        acks = acknowledgements_for_case(session, case_id)[-MAX_ACKS_SHOWN:]
+    return mask_phone(phone), acks
+
+
 def _render(
-    request: Request, resources: ResourcesDep, user: User, case_id: int, error: str | None
+    request: Request,
+    resources: ResourcesDep,
+    user: User,
+    case_id: int,
+    error: str | None,
+    status_code: int = status.HTTP_409_CONFLICT,
 ) -> Response:
     try:
         case = load_detail(case_id, resources, user)
     except HTTPException:
         return RedirectResponse("/console", status_code=status.HTTP_303_SEE_OTHER)
+    names = Names(language(request), resources)
+    phone, acks = case_extras(resources, user, case_id)
     response = page(
         request,
         resources,
@@ -54,12 +110,22 @@ def _render(
         user=user,
         error=error,
         chart=_evidence_chart(resources, case),
-        actions=allowed_actions(user, case),
+        actions=form_actions(user, case),
+        requests=pending_view(user, case.events, names),
+        request_words=request_words,
+        acks=acks,
+        reporter_phone=phone,
+        visit_url=f"/console/visits/{case.id}" if may_visit(user) and case.state == "CLOSED" else None,
         departments=resources.policy.organisation.departments,
         pickers=named_people_pickers(resources, case),
+        photos=photo_sets(case.events),
+        snapshot_of=snapshot_reference,
+        may_keep_snapshot=may_attach_snapshot(user),
+        signature=f"{case.version}-{len(case.events)}-{len(case.evidence)}",
     )
+    response.headers["Cache-Control"] = "no-store"  # the live script re-reads it: never a stale copy
     if error:
-        response.status_code = status.HTTP_409_CONFLICT
+        response.status_code = status_code
     return response
 
 
@@ -127,7 +193,7 @@ async def act(
     form = await request.form()
     values = {k: str(v) for k, v in form.items() if k not in ("csrf", "action", "note", "expected_version")}
     try:
-        params: dict[str, Any] = {k: NUMERIC[k](v) if k in NUMERIC else v for k, v in values.items()}
+        params: dict[str, Any] = {k: _typed(k, v) for k, v in values.items()}
         if action not in dict(allowed_actions(user, load_detail(case_id, resources, user))):
             raise InvalidAction(f"{action} is not available to a {user.role} now")
         check_params(action, params)
@@ -140,6 +206,125 @@ async def act(
             params=params,
             expected_version=int(str(form.get("expected_version"))) if form.get("expected_version") else None,
         )
+    except VersionConflict as err:  # a person acted meanwhile: who, what, when, in the user's words
+        names = Names(language(request), resources)
+        told = conflict_text(err, names, ZoneInfo(resources.settings.display_timezone))
+        return _render(request, resources, user, case_id, told)
     except (ValueError, CaseNotFound, IllegalTransition, InvalidAction, HTTPException) as err:
         return _render(request, resources, user, case_id, str(getattr(err, "detail", err)))
     return RedirectResponse(f"/console/cases/{case_id}", status_code=status.HTTP_303_SEE_OTHER)
+
+
+def _typed(key: str, value: str) -> Any:
+    """A form's text as the parameter's type: numbers, and the flags a hidden field sets."""
+    if key in FLAGS:
+        return value == "true"
+    return NUMERIC[key](value) if key in NUMERIC else value
+
+
+def case_signature(resources: Resources, user: User, case_id: int) -> str | None:
+    """What the page shows changes when this does: the version, the events and the evidence rows.
+    None outside the user's jurisdiction (or no such case)."""
+    events = select(func.count(CaseEvent.id)).where(CaseEvent.case_id == Case.id).scalar_subquery()
+    evidence = select(func.count(Evidence.id)).where(Evidence.case_id == Case.id).scalar_subquery()
+    query = select(Case.version, events, evidence).where(
+        Case.id == case_id, case_filter(user, resources.policy)
+    )
+    with Session(resources.db) as session:
+        row = session.execute(query).first()
+    return None if row is None else f"{row[0]}-{row[1]}-{row[2]}"
+
+
+@router.get("/console/cases/{case_id}/stream")
+async def case_stream(
+    case_id: RowId,
+    request: Request,
+    resources: ResourcesDep,
+    seen: Annotated[str, Query(max_length=40, description="The page's data-signature")],
+) -> Response:
+    """Server-sent events: a ``change`` (data: the new signature) whenever the case's version, events or
+    evidence move past ``seen``, the signature the page was rendered with. The page then re-reads itself
+    and swaps the parts that changed; the stream says nothing about the case beyond that it changed."""
+    user = await run_in_threadpool(session_user, request, resources)
+    if user is None:
+        return Response(status_code=status.HTTP_401_UNAUTHORIZED)
+    if not SIGNATURE.fullmatch(seen):
+        return PlainTextResponse(
+            "seen must be the page's signature: version-events-evidence",
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+        )
+    current = await run_in_threadpool(case_signature, resources, user, case_id)
+    if current is None:
+        return Response(status_code=status.HTTP_404_NOT_FOUND)
+    slot = resources.streams.acquire(user.username)
+    if slot is None:
+        return PlainTextResponse(
+            "too many live-update streams open; close a console tab",
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            headers={"Retry-After": str(STREAM_SECONDS)},
+        )
+
+    async def changes(last: str) -> AsyncIterator[str]:
+        try:
+            yield "retry: 3000\n\n"
+            if seen != last:  # changed while the page loaded or the stream reconnected
+                yield f"event: change\ndata: {last}\n\n"
+            for _ in range(STREAM_SECONDS):
+                if await request.is_disconnected():
+                    return
+                await asyncio.sleep(1.0)
+                now = await run_in_threadpool(case_signature, resources, user, case_id)
+                if now is None:
+                    return  # out of the user's jurisdiction now: the page keeps what it showed
+                if now != last:
+                    last = now
+                    yield f"event: change\ndata: {last}\n\n"
+        finally:
+            resources.streams.release(user.username, slot)
+
+    return StreamingResponse(
+        changes(current), media_type="text/event-stream", headers={"Cache-Control": "no-store"}
+    )
+
+
+def snapshot_words(names: Names, err: SnapshotUnavailable) -> str:
+    """Why a snapshot cannot be shown or kept, in the user's words, naming the gateway by its name."""
+    gateway = names.gateway(err.gateway, err.community) if err.gateway else ""
+    return names.words[err.key].format(gateway=gateway)
+
+
+@router.get("/console/cases/{case_id}/snapshot", response_model=None)
+def case_snapshot(
+    case_id: RowId, ref: SnapshotRef, request: Request, resources: ResourcesDep, user: ConsoleUser
+) -> Response:
+    """The camera snapshot of a case's evidence, relayed from its gateway; why not, in the user's words."""
+    try:
+        return snapshot_response(fetch_snapshot(resources, user, case_id, ref))
+    except SnapshotUnavailable as err:
+        names = Names(language(request), resources)
+        return PlainTextResponse(snapshot_words(names, err), status_code=err.status)
+
+
+@router.post("/console/cases/{case_id}/snapshot/attach", response_model=None)
+def keep_snapshot(
+    case_id: RowId,
+    request: Request,
+    resources: ResourcesDep,
+    user: ConsoleUser,
+    csrf: Annotated[str, Form(max_length=200)] = "",
+    ref: Annotated[str, Form(max_length=120)] = "",
+) -> Response:
+    """An operator keeps the case's camera snapshot among its photos; the timeline then shows it."""
+    check_csrf(request, csrf)
+    request.state.actor = user.username
+    names = Names(language(request), resources)
+    if snapshot_reference({"snapshot": ref}) is None:
+        return _render(request, resources, user, case_id, names.words["cp_snap_no_case"], 422)
+    try:
+        attach_snapshot(resources, user, case_id, ref)
+    except SnapshotUnavailable as err:
+        gateway = names.gateway(err.gateway, err.community) if err.gateway else ""
+        return _render(
+            request, resources, user, case_id, names.words[err.key].format(gateway=gateway), err.status
+        )
+    return RedirectResponse(f"/console/cases/{case_id}#timeline", status_code=status.HTTP_303_SEE_OTHER)

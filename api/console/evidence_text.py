@@ -4,6 +4,7 @@ threshold ("水位 72 cm ≥ 50 cm"), or a camera event as where and what ("摄�
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -13,6 +14,10 @@ from api.console.names import Names
 from contract.catalog import DeviceInfo
 from contract.profiles import SensorTypeProfile
 
+# A gateway's snapshot reference as edge/camera/snapshot.py names them: camera id / event uuid .jpg.
+SNAPSHOT_REFERENCE = re.compile(
+    r"[a-z0-9-]{1,64}/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.jpg"
+)
 OPERATORS = {">=": "≥", ">": ">", "<=": "≤", "<": "<", "==": "=", "!=": "≠"}
 
 
@@ -171,3 +176,11 @@ def condition_text(rule: Rule, names: Names) -> str:
         parts = words["list_sep"].join(names.rule(r) for r in rule.composite.rules)
         return words["ev_composite"].format(rules=parts)
     return words[f"cond_{rule.condition}"]
+
+
+def snapshot_reference(observed: Mapping[str, Any]) -> str | None:
+    """The camera snapshot a camera event's evidence names (kept on its gateway), if a valid one."""
+    reference = observed.get("snapshot")
+    if isinstance(reference, str) and SNAPSHOT_REFERENCE.fullmatch(reference):
+        return reference
+    return None

@@ -1,4 +1,5 @@
-"""A case event's note in the user's language.
+"""A case event's note in the user's language, its photos labelled before/after, and a stale action's
+conflict told as who did what, when.
 
 People's notes are shown as written. The system's notes are stored in English for the logs
 ("flooding-water-level fired on wl-01"); the console rebuilds them from the event's action, its data
@@ -9,10 +10,14 @@ it cannot read.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import tzinfo
 from typing import Any
 
+from api.console.i18n import ACTION_NAMES, STATE_NAMES
 from api.console.names import Names
+from cases.actions import VersionConflict
 
 # The notes alerts/intake.py, cases/actions.py and cases/sla.py write, by action.
 _RULE_ON = r"(?P<rule>[a-z0-9][a-z0-9_.-]*) (?:fired|fired again|cleared) on (?P<subject>\S+)"
@@ -72,3 +77,64 @@ def event_note(
     if parts.get("self"):
         text += words["note_self_recovered"]
     return text
+
+
+MAX_PHOTOS_SHOWN = 12  # per event: a payload is data, and a page is not a gallery
+
+
+@dataclass(frozen=True, slots=True)
+class PhotoSet:
+    """An event's photos and whether they show the problem (before) or the work done (after)."""
+
+    label: str  # a catalogue key: cp_photo_before | cp_photo_after
+    ids: tuple[int, ...]
+
+    @property
+    def when(self) -> str:
+        """before | after, for the page's data attribute."""
+        return self.label.removeprefix("cp_photo_")
+
+
+def photo_ids(data: Mapping[str, Any]) -> tuple[int, ...]:
+    """The attachment ids of an event's payload (``attachments: [ids]``); anything else is ignored."""
+    found = data.get("attachments")
+    if not isinstance(found, list):
+        return ()
+    ids = [i for i in found if isinstance(i, int) and not isinstance(i, bool) and i > 0]
+    return tuple(ids[:MAX_PHOTOS_SHOWN])
+
+
+def photo_sets(events: Sequence[Any]) -> list[PhotoSet | None]:
+    """Per event (same order), its photos labelled: the first photos of the case (the report's, or
+    the first feedback's when the report had none) show it before; later feedback and visits after."""
+    sets: list[PhotoSet | None] = []
+    seen_before = False
+    for event in events:
+        ids = photo_ids(event.data or {})
+        if not ids:
+            sets.append(None)
+            continue
+        sets.append(PhotoSet("cp_photo_after" if seen_before else "cp_photo_before", ids))
+        seen_before = True
+    return sets
+
+
+def conflict_text(conflict: VersionConflict, names: Names, zone: tzinfo) -> str:
+    """Why an action was refused as stale, in the user's language: who did what, when, and what now."""
+    words = names.words
+    actions = ACTION_NAMES[names.lang]
+    states = STATE_NAMES[names.lang]
+    told = []
+    for change in conflict.changes:
+        state = states.get(change.to_state or "", "")
+        told.append(
+            words["cp_conflict_change"].format(
+                who=names.person(change.actor),
+                what=actions.get(change.action, words["cp_conflict_some_action"]),
+                when=change.at.astimezone(zone).strftime("%m-%d %H:%M:%S"),
+            )
+            + (words["cp_conflict_now"].format(state=state) if state else "")
+        )
+    if not told:
+        return words["cp_conflict_unknown"]
+    return words["cp_conflict_intro"] + words["list_sep"].join(told) + words["cp_conflict_reload"]

@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request, status
-from pydantic import BaseModel
+from fastapi import APIRouter, HTTPException, Path, Query, Request, status
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
+from alerts.acknowledgements import NOTE_MAX_CHARS, acknowledge, current_acknowledgements
+from alerts.history import HISTORY_LIMIT, alert_transitions
 from alerts.models import Alert
 from alerts.outcomes import RuleOutcome, rule_outcomes
 from alerts.queries import page_of_alerts
@@ -22,6 +24,7 @@ from api.schemas import Page
 from api.scope import (
     NARROW_MATCHERS,
     area_filter,
+    may_acknowledge_alerts,
     may_manage_silences,
     may_silence,
     sees_silence,
@@ -158,6 +161,112 @@ def list_alerts(
     rows, total = page_of_alerts(resources.db, area, statuses=alert_status, limit=limit, offset=offset)
     items = [AlertOut.model_validate(a, from_attributes=True) for a in rows]
     return Page[AlertOut](items=items, total=total, limit=limit, offset=offset)
+
+
+class AcknowledgementIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    note: str = Field(
+        min_length=1, max_length=NOTE_MAX_CHARS, description="What you saw or what is being done."
+    )
+
+
+class AcknowledgementOut(BaseModel):
+    id: int
+    fingerprint: str
+    case_id: int | None
+    alert_status: str = Field(
+        description="The alert's status when acknowledged; acknowledging never changes it."
+    )
+    actor: str
+    at: datetime
+    note: str
+
+
+class TransitionOut(BaseModel):
+    at: datetime
+    observed_at: datetime
+    kind: str
+    rule_id: str
+    community: str
+    grid: str
+    subject: str
+    case_id: int | None
+    silenced: bool
+    inhibited: bool
+    self_recovered: bool
+
+
+@router.get("/alerts/history", response_model=list[TransitionOut])
+def alert_history(
+    resources: ResourcesDep,
+    user: CurrentUser,
+    community: Annotated[str | None, Query(max_length=64)] = None,
+    device: Annotated[
+        str | None, Query(max_length=64, description="The alert's subject: a device id.")
+    ] = None,
+    rule: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=HISTORY_LIMIT)] = 100,
+) -> list[TransitionOut]:
+    """Transitions (pending, firing, resolved, unknown, ...) of the alerts of a device and/or a rule in
+    your jurisdiction, newest first."""
+    area = area_filter(user, resources.policy, Alert.community, Alert.grid)
+    rows = alert_transitions(resources.db, area, community=community, device=device, rule=rule, limit=limit)
+    return [TransitionOut.model_validate(r, from_attributes=True) for r in rows]
+
+
+@router.post(
+    "/alerts/{fingerprint}/acknowledge",
+    response_model=AcknowledgementOut,
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        403: problem("Your role does not acknowledge alerts"),
+        404: problem("No such alert in your jurisdiction"),
+        422: problem("The note is empty or longer than 1000 characters"),
+    },
+)
+def acknowledge_alert(
+    fingerprint: Annotated[str, Path(max_length=256)],
+    body: AcknowledgementIn,
+    resources: ResourcesDep,
+    user: CurrentUser,
+) -> AcknowledgementOut:
+    """Say you have seen the alert, with a note. The alert keeps firing or resolving as its rule decides;
+    the note shows on the alert and on its case."""
+    if not may_acknowledge_alerts(user):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"a {user.role} does not acknowledge alerts")
+    area = area_filter(user, resources.policy, Alert.community, Alert.grid)
+    try:
+        done = acknowledge(resources.db, fingerprint, area, actor=user.username, note=body.note)
+    except ValueError as err:  # a note of blanks only
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(err)) from err
+    if done is None:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, f"alert {fingerprint!r} not found in your jurisdiction"
+        )
+    return AcknowledgementOut.model_validate(done, from_attributes=True)
+
+
+@router.get(
+    "/alerts/{fingerprint}/acknowledgement",
+    response_model=AcknowledgementOut | None,
+    responses={404: problem("No such alert in your jurisdiction")},
+)
+def current_acknowledgement(
+    fingerprint: Annotated[str, Path(max_length=256)], resources: ResourcesDep, user: CurrentUser
+) -> AcknowledgementOut | None:
+    """The acknowledgement of the alert's current episode (null when nobody has acknowledged it since it
+    last started)."""
+    area = area_filter(user, resources.policy, Alert.community, Alert.grid)
+    rows, _total = page_of_alerts(
+        resources.db, area & (Alert.fingerprint == fingerprint), statuses=None, limit=1, offset=0
+    )
+    if not rows:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, f"alert {fingerprint!r} not found in your jurisdiction"
+        )
+    found = current_acknowledgements(resources.db, rows).get(fingerprint)
+    return AcknowledgementOut.model_validate(found, from_attributes=True) if found else None
 
 
 def _silence_out(silence: Silence) -> SilenceOut:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, status
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
@@ -15,7 +17,7 @@ from api.params import Offset, RowId
 from api.schemas import CaseDetail, CaseEventOut, CaseOut, EvidenceOut, Page
 from api.scope import case_filter, require_action, sees_area
 from cases import queue
-from cases.actions import CaseFlow, CaseNotFound, Report
+from cases.actions import CaseFlow, CaseNotFound, Report, VersionConflict
 from cases.assignees import grid_towns
 from cases.models import Case, CaseState
 from cases.queue import CaseFilters, SlaStatus
@@ -161,17 +163,53 @@ def report_case(body: ReportIn, resources: ResourcesDep, user: CurrentUser) -> R
     return ReportOut(id=case_id, merged_into=merged_into)
 
 
+class ChangeOut(BaseModel):
+    actor: str
+    action: str
+    at: datetime
+    to_state: str | None
+
+
+class ConflictOut(BaseModel):
+    """A 409: the action is not allowed now, or a person changed the case since ``expected_version``."""
+
+    detail: str = Field(description="Why, in a sentence: who did what, when, and to reload.")
+    expected_version: int | None = None
+    version: int | None = Field(default=None, description="The case's version now.")
+    changes: list[ChangeOut] = Field(
+        default_factory=list, description="What happened since the caller's version that decides it."
+    )
+
+
+def conflict_answer(err: VersionConflict) -> JSONResponse:
+    """A stale version explained: the changes people (or the system's state moves) made meanwhile."""
+    body = ConflictOut(
+        detail=str(err),
+        expected_version=err.expected,
+        version=err.current,
+        changes=[
+            ChangeOut(actor=c.actor, action=c.action, at=c.at, to_state=c.to_state) for c in err.changes
+        ],
+    )
+    return JSONResponse(body.model_dump(mode="json"), status_code=status.HTTP_409_CONFLICT)
+
+
 @router.post(
     "/{case_id}/actions",
     response_model=CaseDetail,
     responses={
         403: problem("Your role may not take this action"),
         404: problem("No such case"),
-        409: problem("Illegal transition or stale version"),
+        409: {
+            "model": ConflictOut,
+            "description": "Illegal transition, or a person acted since your version",
+        },
         422: problem("Unknown action, or a parameter missing, unknown to the action, or out of bounds"),
     },
 )
-def act_on_case(case_id: RowId, body: ActionIn, resources: ResourcesDep, user: CurrentUser) -> CaseDetail:
+def act_on_case(
+    case_id: RowId, body: ActionIn, resources: ResourcesDep, user: CurrentUser
+) -> CaseDetail | JSONResponse:
     load_detail(case_id, resources, user)  # 404 outside the jurisdiction, before anything else
     if body.action not in ACTIONS:  # an unknown action is a bad request for every role, not a 403
         raise HTTPException(
@@ -193,7 +231,9 @@ def act_on_case(case_id: RowId, body: ActionIn, resources: ResourcesDep, user: C
         )
     except CaseNotFound as err:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(err)) from err
-    except IllegalTransition as err:  # VersionConflict included
+    except VersionConflict as err:
+        return conflict_answer(err)
+    except IllegalTransition as err:
         raise HTTPException(status.HTTP_409_CONFLICT, str(err)) from err
     except InvalidAction as err:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(err)) from err
