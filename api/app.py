@@ -10,6 +10,7 @@ from importlib.metadata import version
 from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.middleware.sessions import SessionMiddleware
 
 from alerts.rules import load_rules
@@ -130,8 +131,16 @@ def create_app(settings: ApiSettings) -> FastAPI:
     secret = (
         settings.session_secret.get_secret_value() if settings.session_secret else secrets.token_urlsafe(32)
     )
-    # Innermost of ours: an oversized body is refused before any route parses it, and still audited.
-    app.add_middleware(BodyLimit, path_limits={alerting.VALIDATE_PATH: alerting.RULE_FILE_MAX_BYTES})
+    # An oversized body is refused before any route parses it, and still audited (only the idempotency
+    # keys sit inside it, api/idempotency.py).
+    app.add_middleware(
+        BodyLimit,
+        path_limits={
+            alerting.VALIDATE_PATH: alerting.RULE_FILE_MAX_BYTES,
+            public_reports.REPORT_PATH: public_reports.REPORT_MAX_BYTES,  # a resident's three photos
+        },
+        pattern_limits=attachments.BODY_LIMITS,
+    )
     app.add_middleware(
         SessionMiddleware,
         secret_key=secret,
@@ -146,7 +155,9 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.middleware("http")(audit.audit_middleware(db))
     install_metrics(app)
     app.add_middleware(SecurityHeaders)  # outermost of ours: every response gets the headers
-    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    # Scripts and styles compressed for a worker on a weak link; pages are not (they carry the CSRF token
+    # beside text a visitor may put there, the setting of the BREACH attack).
+    app.mount("/static", GZipMiddleware(StaticFiles(directory=STATIC_DIR), minimum_size=1024), name="static")
     # Bearer-token routes answer 401 to a missing, unknown or revoked token: documented on each of them.
     for bearer_router in (
         cases.router,

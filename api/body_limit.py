@@ -4,13 +4,14 @@ A declared Content-Length over the limit is answered 413 without reading a byte 
 chunked body is counted as it streams in and refused at the first chunk that passes the limit, so a
 client cannot make the process hold more than the limit plus one chunk. The 413 says
 ``Connection: close``: the server then stops reading the rest of a large upload instead of draining it.
-Nothing in the API takes file uploads, so one limit fits JSON and forms; a route may have a smaller
-one (a rule file to validate).
+One limit fits JSON and forms; a route may have a smaller one (a rule file to validate) or a larger
+one (a case's photo uploads, matched by a pattern since the path names the case).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
@@ -36,16 +37,18 @@ class BodyLimit:
         app: ASGIApp,
         max_bytes: int = DEFAULT_MAX_BYTES,
         path_limits: Mapping[str, int] | None = None,
+        pattern_limits: Sequence[tuple[re.Pattern[str], int]] = (),
     ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.path_limits = dict(path_limits or {})
+        self.pattern_limits = tuple(pattern_limits)  # paths with an id in them (a case's photo uploads)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.path_limits.get(scope["path"], self.max_bytes)
+        limit = self._limit(scope["path"])
         declared = _content_length(scope)
         if declared is not None and declared > limit:
             await _refuse(limit, scope, receive, send)
@@ -75,6 +78,11 @@ class BodyLimit:
             if started:
                 raise
             await _refuse(limit, scope, receive, send)
+
+    def _limit(self, path: str) -> int:
+        if path in self.path_limits:
+            return self.path_limits[path]
+        return next((limit for pattern, limit in self.pattern_limits if pattern.match(path)), self.max_bytes)
 
 
 def _content_length(scope: Scope) -> int | None:

@@ -19,6 +19,7 @@ from api import accounts
 from api.account_binding import UNIT_KIND, bind, stored_grids
 from cases.organisation import Organisation, Person, Role
 from cases.policy import CasePolicy
+from cases.public_channels import channel_for_key, create_channel, list_channels
 from common.private_files import write_private
 
 _NAMES = {
@@ -83,7 +84,23 @@ def ensure_demo_logins(db: Engine, config_dir: Path, credentials_path: Path) -> 
         json.loads(credentials_path.read_text(encoding="utf-8")) if credentials_path.exists() else {}
     )
     credentials |= {"accounts": logins}
+    credentials["open311_api_key"] = _demo_channel_key(db, credentials.get("open311_api_key"), grids)
     if "grid_worker" in logins:
         credentials["grid_worker"] = logins["grid_worker"]
     write_private(credentials_path, json.dumps(credentials, indent=2, ensure_ascii=False) + "\n")
     return logins
+
+
+DEMO_CHANNEL = "演示·公众上报页"
+
+
+def _demo_channel_key(db: Engine, kept: object, grids: dict[str, str]) -> str:
+    """The key of the demo's public channel (the /report page's, also good for Open311): the one kept
+    in the credentials file while it still works, else a new channel's (a key is shown only once)."""
+    if isinstance(kept, str) and (channel := channel_for_key(db, kept)) is not None and channel.enabled:
+        return kept
+    taken = {c.name for c in list_channels(db)}
+    name = next(n for i in range(1, 10_000) if (n := DEMO_CHANNEL + (f"·{i}" if i > 1 else "")) not in taken)
+    communities = sorted(set(grids.values()))
+    _channel, key = create_channel(db, name, communities, town=None, serves_page=True, actor="demo")
+    return key

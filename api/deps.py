@@ -13,6 +13,7 @@ from alerts.rules import Rule
 from api.accounts import User, grant_for_token
 from api.ratelimit import LoginThrottle, StreamSlots
 from api.settings import ApiSettings
+from cases.attachments import AttachmentStore, open_attachment_store
 from cases.categories import Category
 from cases.policy import CasePolicy
 from contract.catalog import Catalog
@@ -30,6 +31,7 @@ class Resources:
     policy: CasePolicy
     throttle: LoginThrottle = field(init=False)
     streams: StreamSlots = field(default_factory=StreamSlots)
+    attachments: AttachmentStore = field(init=False)  # photos of cases (#22)
 
     @property
     def catalog(self) -> Catalog:
@@ -45,6 +47,13 @@ class Resources:
             free_failures=self.settings.login_free_failures,
             backoff_s=self.settings.login_backoff_s,
             backoff_max_s=self.settings.login_backoff_max_s,
+        )
+        secret = self.settings.attachments_secret_key
+        self.attachments = open_attachment_store(
+            self.settings.attachments_dir,
+            self.settings.attachments_url,
+            access_key=self.settings.attachments_access_key,
+            secret_key=secret.get_secret_value() if secret else None,
         )
 
 

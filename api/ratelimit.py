@@ -131,3 +131,29 @@ class StreamSlots:
             held.pop(slot, None)
             if not held:
                 self._held.pop(user, None)
+
+
+class WindowQuota:
+    """At most ``limit`` uses per key in any ``window_s`` (a sliding window): residents' reports per client
+    and per channel key. Memory is bounded: a key holds at most ``limit`` times, and the least recently
+    used keys are forgotten first beyond ``max_keys``."""
+
+    def __init__(self, limit: int, window_s: float = 3600.0, max_keys: int = MAX_TRACKED_KEYS) -> None:
+        self._limit, self._window, self._max_keys = limit, window_s, max_keys
+        self._uses: OrderedDict[str, list[float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def take(self, key: str) -> float:
+        """Count one use and return 0, or return the seconds until one is free (nothing counted)."""
+        now = time.monotonic()
+        with self._lock:
+            uses = [t for t in self._uses.get(key, []) if now - t < self._window]
+            if len(uses) >= self._limit:
+                self._uses[key] = uses
+                return uses[0] + self._window - now
+            uses.append(now)
+            self._uses[key] = uses
+            self._uses.move_to_end(key)
+            while len(self._uses) > self._max_keys:
+                self._uses.popitem(last=False)
+            return 0.0

@@ -18,6 +18,7 @@ from cases.kpis import Level
 from cases.models import Case
 from cases.organisation import Person
 from cases.policy import CasePolicy
+from cases.workflow import REQUESTS
 from contract.catalog import Catalog
 
 DISTRICT_ROLES = frozenset({"admin", "district_operator", "supervisor"})
@@ -46,17 +47,20 @@ _MANAGE = frozenset(
         "extend",
         "merge",
         "reopen",
+        "refuse_request",
     }
 )
+# The assignee on foot asks for an extension or a return (#22); an approver above answers it.
+_ASK = frozenset({"request_extension", "request_return"})
 ROLE_ACTIONS: dict[str, frozenset[str]] = {
     "admin": frozenset({"*"}),
     "district_operator": frozenset({"*"}),
     "supervisor": _MANAGE,
     # A town also calls the district (镇呼区应) and rates the department's response.
     "town_operator": _MANAGE | {"call_up", "rate_call"},
-    "grid_worker": frozenset({"accept", "sign", "feedback"}),
-    "building_head": frozenset({"feedback"}),
-    "street_steward": frozenset({"feedback"}),
+    "grid_worker": frozenset({"accept", "sign", "feedback"}) | _ASK,
+    "building_head": frozenset({"feedback"}) | _ASK,
+    "street_steward": frozenset({"feedback"}) | _ASK,
     "department_handler": frozenset({"respond", "call_return", "call_resolve"}),
 }
 
@@ -320,3 +324,78 @@ def own_wall_town(user: User) -> str | None:
 def own_department(user: User) -> str | None:
     """The department a department handler speaks for (None for every other role)."""
     return user.department if user.role == "department_handler" and user.department else None
+
+
+def may_manage_channels(user: User) -> bool:
+    """Public reporting channels (12345, the public page) and their keys: district admins and operators."""
+    return user.role in ("admin", "district_operator")
+
+
+# Return visits (回访, #22): the platform's operators call the resident back — a town's for its town, the
+# district's anywhere — never the grid worker or department that did the work (a resident is asked
+# about the work by someone who did not do it), and only they see the reporter's phone number.
+VISITING_ROLES = frozenset({"district_operator", "town_operator"})
+
+
+def may_visit(user: User) -> bool:
+    """Whether the role makes return visits at all (which cases: ``case_filter``)."""
+    return user.role in VISITING_ROLES
+
+
+def sees_reporter_phone(user: User, policy: CasePolicy, case: Case) -> bool:
+    """The reporter's phone, in full: to a visiting role, for a closed case awaiting its visit in the
+    user's jurisdiction; everyone else (and every list, export and Open311 answer) gets it masked or not
+    at all."""
+    return (
+        may_visit(user)
+        and case.state == "CLOSED"
+        and (sees_district(user) or sees_area(user, policy, case.community, case.grid))
+    )
+
+
+# The roles that work cases on foot: after sign-in they land on the phone view (#22).
+FIELD_ROLES = GRID_ROLES | {"department_handler"}
+
+
+def home_page(user: User) -> str:
+    """Where the console sends the user after sign-in: field roles to their phone view."""
+    return "/console/field" if user.role in FIELD_ROLES else "/console"
+
+
+# Alarms and calls (#23): who acknowledges an alert, and who opens a case from a phone call.
+ACKNOWLEDGES_ALERTS = DISTRICT_ROLES | {"town_operator", "grid_worker"}
+
+
+def may_acknowledge_alerts(user: User) -> bool:
+    """Acknowledge an alert of one's jurisdiction with a note: district staff, town operators and grid
+    workers (who work the alarms); building heads, stewards and departments do not watch them."""
+    return user.role in ACKNOWLEDGES_ALERTS
+
+
+def may_take_calls(user: User) -> bool:
+    """Open a case by hand from a phone call or a 12345 transfer (where: ``sees_area``): district and
+    town operators."""
+    return sees_district(user) or user.role == "town_operator"
+
+
+def may_publish_photo(user: User, policy: CasePolicy, community: str) -> bool:
+    """Mark a case's photo public (Open311 may then show it, #22): district staff, or the town's operator."""
+    return _district_or_town_of(user, policy, community)
+
+
+def may_attach_snapshot(user: User) -> bool:
+    """Keep a camera case's snapshot in the case's photos, stored centrally from then on (#22): district
+    staff and town operators; everyone else in scope only views it, fetched from the gateway."""
+    return sees_district(user) or user.role == "town_operator"
+
+
+def may_answer_request(user: User, request: str, requester: str) -> bool:
+    """Approve or refuse a field worker's request (#22): a role that takes the action asked for (the
+    town's operators, district staff; where: ``case_filter``), never the one who asked."""
+    asked_for = REQUESTS.get(request)
+    return (
+        asked_for is not None
+        and user.username != requester
+        and may_take(user, asked_for)
+        and may_take(user, "refuse_request")
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from ipaddress import IPv4Network, IPv6Network, ip_network
+from pathlib import Path
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -17,6 +18,8 @@ MIN_SESSION_SECRET_BYTES = 32
 # A tile service's host goes into the map page's Content-Security-Policy: nothing but a host name (with
 # Leaflet's ``{s}`` for a subdomain) and a port may reach it.
 _TILE_HOST = re.compile(r"^(?:[a-z0-9-]|\{s\})+(?:\.(?:[a-z0-9-]|\{s\})+)*(?::[0-9]{1,5})?$")
+# An S3 bucket name (3-63 lower-case letters, digits, dots, hyphens), then optional query parameters.
+_BUCKET_URL = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\?[^#\s]*)?$")
 _TILE_SUBDOMAINS = re.compile(r"^[a-z0-9]{0,16}$")
 
 
@@ -67,6 +70,20 @@ class ApiSettings(ServiceSettings):
     map_tile_attribution: str = Field(
         default="", max_length=200, description="The credit the tile service asks for, shown as text."
     )
+    attachments_dir: Path = Field(
+        default=Path("var/attachments"),
+        description="Where photos of cases are kept (files named by content hash), unless "
+        "YIWANG_ATTACHMENTS_URL names a bucket. Never served as static files.",
+    )
+    attachments_url: str = Field(
+        default="",
+        max_length=1000,
+        description="An S3-compatible bucket for photos instead of the directory, e.g. "
+        "s3://yiwang-photos?endpoint=http://minio:9000 (keys: YIWANG_ATTACHMENTS_ACCESS_KEY and "
+        "YIWANG_ATTACHMENTS_SECRET_KEY, else the usual AWS settings).",
+    )
+    attachments_access_key: str | None = Field(default=None, max_length=256)
+    attachments_secret_key: SecretStr | None = None
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -78,6 +95,16 @@ class ApiSettings(ServiceSettings):
                 raise ValueError(
                     f"YIWANG_TRUSTED_PROXIES: {entry!r} is not an IP address or network"
                 ) from None
+        return value
+
+    @field_validator("attachments_url")
+    @classmethod
+    def _attachments_url_is_a_bucket(cls, value: str) -> str:
+        if value and not _BUCKET_URL.match(value):
+            raise ValueError(
+                f"YIWANG_ATTACHMENTS_URL: {value!r} is not a bucket URL; "
+                "use s3://bucket?endpoint=http://host:9000 (or leave it empty for the directory)"
+            )
         return value
 
     @field_validator("display_timezone")

@@ -6,14 +6,17 @@ change itself, inside a session they own. So a case's append-only log (``CaseEve
 and its supervision orders are written here and nowhere else.
 
 People act through :class:`CaseFlow`, which adds optimistic locking: two operators acting on the
-same case at once, the first commit wins, the second gets VersionConflict (HTTP 409) and re-reads —
-nothing is silently overwritten. A reported case about the same grid and category as an open case
-merges into it, whichever came first.
+same case at once, the first commit wins, the second gets VersionConflict (HTTP 409) naming who did
+what — nothing is silently overwritten. System events (an alert joining, evidence, SLA clocks) also
+move the version, but never fail a person's action: a stale version is re-checked against the case as
+it is now and applied when no person acted since and the action is still allowed.
+
+A reported case about the same grid and category as an open case merges into it, whichever came first.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,6 +26,7 @@ from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
 from cases.assignees import check_named_people
+from cases.attachments import check_attachments
 from cases.models import OPEN_STATES, Case, CaseEvent, CaseState, Evidence, SupervisionOrder
 from cases.organisation import Roster
 from cases.policy import CasePolicy
@@ -34,8 +38,37 @@ class CaseNotFound(WorkflowError):
     """No such case (HTTP 404)."""
 
 
+SYSTEM_PREFIX = "system:"  # actors of the intake, the SLA monitor, the auto check ...
+VERSION_KEY = "version"  # a person's event keeps the case version it made: the conflict check's anchor
+_ATTEMPTS = 3  # a system write racing a person's commit is retried; a person's is a conflict
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """Something that happened to a case since the caller read it: who did what, when."""
+
+    actor: str
+    action: str
+    at: datetime
+    to_state: str | None
+
+
 class VersionConflict(IllegalTransition):
-    """Someone changed the case since the caller read it (HTTP 409)."""
+    """Someone changed the case since the caller read it (HTTP 409); ``changes`` says who did what."""
+
+    def __init__(self, case_id: int, expected: int, current: int, changes: Sequence[Change] = ()) -> None:
+        self.case_id, self.expected, self.current = case_id, expected, current
+        self.changes = tuple(changes)
+        done = "; ".join(
+            f"{c.actor} did {c.action} at {c.at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
+            + (f" (now {c.to_state})" if c.to_state else "")
+            for c in self.changes
+        )
+        super().__init__(
+            f"case {case_id} changed since you read version {expected} (it is at version {current})"
+            + (f": {done}" if done else "")
+            + "; reload it and decide again"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +81,8 @@ class Report:
     description: str
     location: str = ""
     reporter_phone: str | None = None
+    urgency: str = "normal"  # normal | urgent: an operator taking a call judges it (#23)
+    channel: str | None = None  # how a person's report came in (hotline, console): on its first event
 
 
 def open_case_for(session: Session, community: str, grid: str, category: str, since: datetime) -> Case | None:
@@ -76,10 +111,11 @@ def new_case(
     source: str,
     severity: str,
     now: datetime,
+    urgency: str | None = None,
 ) -> Case:
     """A NEW case with its deadlines and owning town, not yet in any session."""
     # A critical alert starts urgent; a person can change that when verifying the case.
-    urgency = "urgent" if severity == "critical" else "normal"
+    urgency = urgency or ("urgent" if severity == "critical" else "normal")
     return Case(
         urgency=urgency,
         community=community,
@@ -115,6 +151,8 @@ def open_case(
     now: datetime,
     description: str = "",
     reporter_phone: str | None = None,
+    urgency: str | None = None,
+    data: Mapping[str, Any] | None = None,
 ) -> Case:
     """Add a new case to ``session`` and log how it came (``action``: opened, reported) as its first event.
 
@@ -129,10 +167,11 @@ def open_case(
         source=source,
         severity=severity,
         now=now,
+        urgency=urgency,
     )
     case.description, case.reporter_phone = description, reporter_phone
     session.add(case)
-    record(session, case, action=action, note=note, actor=actor, now=now)
+    record(session, case, action=action, note=note, actor=actor, now=now, data=data)
     return case
 
 
@@ -231,6 +270,7 @@ def act(
     Raises IllegalTransition or InvalidAction and changes nothing when the action does not apply.
     No locking: :meth:`CaseFlow.act` adds it for people; system actors hold the row they act on.
     """
+    check_attachments(session, case.id, action, actor, params)  # photos of this case, by this actor
     event = apply_action(case, action, actor=actor, now=now, policy=policy, note=note, params=params)
     session.add(event)
     return event
@@ -410,29 +450,89 @@ class CaseFlow:
         params: dict[str, Any] | None = None,
         now: datetime | None = None,
     ) -> int:
-        """Apply one action; returns the case's new version."""
+        """Apply one action; returns the case's new version.
+
+        ``expected_version`` is the version the caller read. When the case moved on since, the action
+        still applies if only the system acted in between and it is allowed from the case's state now;
+        a person's action in between is a VersionConflict naming it.
+        """
         now = now or datetime.now(UTC)
-        try:
-            with Session(self._db) as session, session.begin():
-                case = session.get(Case, case_id, options=[selectinload(Case.events)])
-                if case is None:
-                    raise CaseNotFound(f"case {case_id} not found")
-                if expected_version is not None and case.version != expected_version:
-                    raise VersionConflict(
-                        f"case {case_id} is at version {case.version}, not {expected_version}: reload it"
-                    )
-                if action == "merge":
-                    self._check_merge_target(session, case, (params or {}).get("into"))
-                if action == "assign" and not (params or {}).get("assignee"):
-                    params = self._from_roster(case, params)
-                check_named_people(
-                    self._policy.organisation, self._roster, case, action, params, self._grid_towns
-                )
-                act(session, self._policy, case, action, actor=actor, now=now, note=note, params=params)
-                session.flush()
-                return case.version
-        except StaleDataError as err:
-            raise VersionConflict(f"case {case_id} was changed by someone else meanwhile: reload it") from err
+        expected = expected_version
+        for attempt in range(_ATTEMPTS):
+            try:
+                with Session(self._db) as session, session.begin():
+                    case = session.get(Case, case_id, options=[selectinload(Case.events)])
+                    if case is None:
+                        raise CaseNotFound(f"case {case_id} not found")
+                    # Without an expected version the caller's read is ours: a retry re-checks against it.
+                    expected = case.version if expected is None else expected
+                    self._check_version(case, expected)
+                    # Re-checked, not trusted: apply_action refuses what the case's state now forbids.
+                    self._apply(session, case, action, actor=actor, note=note, params=params, now=now)
+                    return case.version
+            except StaleDataError:
+                # Someone committed between our read and our write: read again and decide again.
+                if attempt == _ATTEMPTS - 1:
+                    raise VersionConflict(case_id, expected or 0, self._version_of(case_id)) from None
+            except IllegalTransition as err:
+                raise self._explained(case_id, expected, err) from err
+        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+    def _apply(
+        self,
+        session: Session,
+        case: Case,
+        action: str,
+        *,
+        actor: str,
+        note: str,
+        params: dict[str, Any] | None,
+        now: datetime,
+    ) -> None:
+        if action == "merge":
+            self._check_merge_target(session, case, (params or {}).get("into"))
+        if action == "assign" and not (params or {}).get("assignee"):
+            params = self._from_roster(case, params)
+        check_named_people(self._policy.organisation, self._roster, case, action, params, self._grid_towns)
+        event = act(session, self._policy, case, action, actor=actor, now=now, note=note, params=params)
+        # The version this action makes (the mapper adds one at the flush): a later conflict names it.
+        event.data = {**(event.data or {}), VERSION_KEY: case.version + 1}
+        session.flush()
+
+    @staticmethod
+    def _check_version(case: Case, expected: int) -> None:
+        """A person's action since ``expected`` (or a version that never was) is a real conflict."""
+        if expected == case.version:
+            return
+        people = [e for e in case.events if _is_persons(e) and _made_version(e) > expected]
+        if people or expected > case.version:
+            changes = [Change(e.actor, e.action, e.at, e.to_state) for e in people]
+            raise VersionConflict(case.id, expected, case.version, changes)
+
+    def _version_of(self, case_id: int) -> int:
+        with Session(self._db) as session:
+            case = session.get(Case, case_id)
+            return case.version if case is not None else 0
+
+    def _explained(self, case_id: int, expected: int | None, err: IllegalTransition) -> IllegalTransition:
+        """An action no longer allowed because the system moved a stale case: say what moved it."""
+        if isinstance(err, VersionConflict) or expected is None:
+            return err
+        with Session(self._db) as session:
+            case = session.get(Case, case_id, options=[selectinload(Case.events)])
+            if case is None or case.version == expected:
+                return err
+            seen = [e.at for e in case.events if _is_persons(e) and 0 < _made_version(e) <= expected]
+            since = max(seen, default=None)
+            moves = [
+                Change(e.actor, e.action, e.at, e.to_state)
+                for e in case.events
+                if e.from_state is not None
+                and e.from_state != e.to_state
+                and (since is None or e.at > since)
+                and not _is_persons(e)
+            ]
+            return VersionConflict(case_id, expected, case.version, moves) if moves else err
 
     def _roster(self, grid: str) -> Roster | None:
         return current_roster(self._db, self._policy.organisation, grid)
@@ -477,6 +577,8 @@ class CaseFlow:
                 now=now,
                 description=report.description,
                 reporter_phone=report.reporter_phone,
+                urgency=report.urgency,
+                data={"channel": report.channel} if report.channel else None,
             )
             session.flush()
             if existing is None:
@@ -501,3 +603,13 @@ class CaseFlow:
                 data={"case": case.id},
             )
             return case.id, existing.id
+
+
+def _is_persons(event: CaseEvent) -> bool:
+    return not event.actor.startswith(SYSTEM_PREFIX)
+
+
+def _made_version(event: CaseEvent) -> int:
+    """The case version a person's event made; 0 for events from before versions were kept."""
+    value = (event.data or {}).get(VERSION_KEY)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0

@@ -22,6 +22,8 @@ from cases.policy import CasePolicy
 
 Level = Literal["district", "town", "community", "grid"]
 COMPLETED = "pass"  # 核查通过·结案
+# Visit outcomes that count as satisfied (满意, 基本满意); an unreachable resident counts neither way.
+SATISFIED = ("satisfied", "basically_satisfied")
 # The only events a KPI reads; the rest of a case's log stays in the database.
 KPI_ACTIONS = ("call_up", COMPLETED, "extend", "resume", "fail", "reopen", "void", "visit")
 DATA_FACTS = ("deadline", "reason", "outcome")  # what a KPI reads of an event's data
@@ -104,13 +106,13 @@ def _rates(lives: list[_Life]) -> Rates:
     on_time = [
         life for life in completed if life.completed_at is not None and life.completed_at <= life.deadline
     ]
-    visited = [life for life in counted if life.visit in ("satisfied", "unsatisfied")]
+    visited = [life for life in counted if life.visit in (*SATISFIED, "unsatisfied")]
     return Rates(
         cases=len(counted),
         completed=len(completed),
         completion_rate=rate(len(completed), len(counted)),
         on_time_rate=rate(len(on_time), len(completed)),
-        satisfaction_rate=rate(sum(life.visit == "satisfied" for life in visited), len(visited)),
+        satisfaction_rate=rate(sum(life.visit in SATISFIED for life in visited), len(visited)),
     )
 
 

@@ -13,6 +13,9 @@ each role hears about, for the cases that concern its people (see ``concerned``)
 ``roles`` carries them — the people are @-mentioned by phone on WeCom/DingTalk and listed on a webhook.
 Who is concerned is resolved when the event is swept and frozen into the row, so a retry sends the
 same message; there is still one row per channel and event, under the same idempotency key.
+
+Beside the webhook channels, ``in_app`` (``cases.inapp``) fills the console's bell per user, with no
+webhook at all: the same sweep writes its rows.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from sqlalchemy import JSON, Engine, Integer, String, Text, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from cases.categories import Category
+from cases.inapp import InAppConfig, InAppSink
 from cases.models import Case, CaseEvent
 from cases.organisation import DISTRICT_STAFF, Organisation, Person, Role
 from cases.policy import CasePolicy
@@ -70,6 +74,7 @@ class NotificationConfig(BaseModel):
     roles: dict[Role, list[str]] = Field(
         default_factory=dict, description="Per role: the case event actions its people are told about."
     )
+    in_app: InAppConfig = Field(default_factory=InAppConfig, description="The console's bell, per user.")
 
     @model_validator(mode="after")
     def _channel_roles_subscribe(self) -> NotificationConfig:
@@ -88,6 +93,13 @@ def load_notifications(config_dir: Path) -> NotificationConfig:
     return load_model(NotificationConfig, path) if path.exists() else NotificationConfig()
 
 
+def inapp_sink(db: Engine, config: NotificationConfig, policy: CasePolicy) -> InAppSink | None:
+    """The bell's sink ``config`` asks for (None when ``in_app`` is off)."""
+    if not config.in_app.enabled:
+        return None
+    return InAppSink(db, lambda: policy.organisation, config.in_app.actions)
+
+
 def load_channels(config_dir: Path) -> list[Channel]:
     return load_notifications(config_dir).channels
 
@@ -95,15 +107,18 @@ def load_channels(config_dir: Path) -> list[Channel]:
 def concerned(event: CaseEvent, case: Case, organisation: Organisation) -> list[Person]:
     """The people a case event concerns, whatever they subscribe to.
 
-    The case's assignee; the operators of the owning town (its leader among them, who gets the second
-    supervision order); the handlers of the department it was called up to (its head among them);
-    the building heads of its grid, and its grid workers while nobody is assigned; district staff.
+    The case's assignee (and whoever asked, for an answer to a request); the operators of the owning
+    town (its leader among them, who gets the second supervision order); the handlers of the department
+    it was called up to (its head among them); the building heads of its grid, and its grid workers
+    while nobody is assigned; district staff.
     """
     assignee = str(event.data.get("assignee") or case.assignee or "")
     department = str(event.data.get("department") or case.department or "")
+    # An answer to a field request (#22) concerns whoever asked, even once the case is theirs no more.
+    requester = str(event.data.get("requested_by") or "")
 
     def concerns(p: Person) -> bool:
-        if p.username == assignee or p.role in DISTRICT_STAFF:
+        if p.username in (assignee, requester) or p.role in DISTRICT_STAFF:
             return True
         if p.role == "town_operator":
             return p.unit == case.owner_town
@@ -226,12 +241,14 @@ class Outbox:
         subscriptions: Mapping[Role, Sequence[str]] | None = None,
         organisation: Callable[[], Organisation] | None = None,
         categories: Mapping[str, Category] | Callable[[], Mapping[str, Category]] | None = None,
+        inapp: InAppSink | None = None,
     ) -> None:
         """``subscriptions``: per role, the actions it is told about; ``organisation``: the one as it
         stands now (e.g. ``lambda: policy.organisation``), needed to find who an event concerns;
         ``categories``: by code, to name a case's category in group chats (else its code), or the
-        categories as they stand now (e.g. ``lambda: policy.categories``: new ones are named too)."""
-        self._db, self._channels = db, channels
+        categories as they stand now (e.g. ``lambda: policy.categories``: new ones are named too);
+        ``inapp``: the bell's sink, swept with the channels."""
+        self._db, self._channels, self._inapp = db, channels, inapp
         fixed = dict(categories or {}) if not callable(categories) else {}
         self._categories = categories if callable(categories) else lambda: fixed
         self._subscriptions = {role: frozenset(actions) for role, actions in (subscriptions or {}).items()}
@@ -240,16 +257,18 @@ class Outbox:
 
     @classmethod
     def from_config(cls, db: Engine, config_dir: Path, policy: CasePolicy) -> Outbox | None:
-        """The outbox ``notifications.yaml`` asks for, or None when it names no channel."""
+        """The outbox ``notifications.yaml`` asks for, or None when it names no channel and no bell."""
         config = load_notifications(config_dir)
-        if not config.channels:
+        if not config.channels and not config.in_app.enabled:
             return None
+        inapp = inapp_sink(db, config, policy)
         return cls(
             db,
             config.channels,
             subscriptions=config.roles,
             organisation=lambda: policy.organisation,
             categories=lambda: policy.categories,
+            inapp=inapp,
         )
 
     def _recipients(self, event: CaseEvent, case: Case) -> list[Person]:
@@ -266,8 +285,13 @@ class Outbox:
         self._client.close()
 
     def sweep(self, now: datetime | None = None, batch: int = 500) -> int:
-        """Enqueue notifications for case events not swept yet; returns how many were enqueued."""
+        """Enqueue notifications for case events not swept yet (and fill the bell); returns how many were
+        enqueued and written."""
         now = now or datetime.now(UTC)
+        told = self._inapp.sweep(now, batch) if self._inapp is not None else 0
+        return told + self._sweep_channels(now, batch)
+
+    def _sweep_channels(self, now: datetime, batch: int) -> int:
         enqueued = 0
         with Session(self._db) as session, session.begin():
             mark = session.get(Watermark, "case_events", with_for_update=True)

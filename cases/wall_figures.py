@@ -6,7 +6,9 @@ clause, so the database counts and only a few rows come back: fast at a district
 
 Channels: a case raised by a sensor is ``sensor``; a report filed through Open311 (the 12345 hotline's
 intake, actor ``open311:<account>``) is ``hotline``; one filed by a signed-in account (console or API)
-is ``console``; anything else (a resident app's intake under its own actor name) is ``residents``.
+is ``console``; anything else (a resident app's intake under its own actor name) is ``residents``. A case
+an operator opened by hand says how the call came in (``data.channel`` on its first event: hotline, 12345,
+counter), and that comes first.
 """
 
 from __future__ import annotations
@@ -85,7 +87,24 @@ def day_start(day: date, tz: ZoneInfo) -> datetime:
     return datetime.combine(day, time(), tzinfo=tz).astimezone(UTC)
 
 
+# The channel a case opened by hand states on its first event (``data.channel``, api/console/intake.py),
+# as the wall counts it: a 12345 transfer is the hotline's, a call or a counter visit the console's.
+STATED_CHANNELS: dict[str, Channel] = {
+    "hotline": "hotline",
+    "12345": "hotline",
+    "console": "console",
+    "counter": "console",
+}
+STATED_PREFIX = "stated:"
+
+
 def channel_of(source: str, actor: str, is_account: Callable[[str], bool]) -> Channel:
+    """``source``: the case's source, or ``stated:<channel>`` when its first event names its channel."""
+    stated = (
+        STATED_CHANNELS.get(source.removeprefix(STATED_PREFIX)) if source.startswith(STATED_PREFIX) else None
+    )
+    if stated is not None:
+        return stated
     if source == "sensor":
         return "sensor"
     if actor.startswith(HOTLINE_PREFIX):
@@ -98,7 +117,8 @@ def intake_actors(
 ) -> list[tuple[str, str, int]]:
     """(source, first event's actor, cases) of the cases opened in [day), merged ones included:
     a report that joined an open case still came in. A sensor case's actor does not matter (its
-    channel is its source), so only reported cases have their first event looked up."""
+    channel is its source), so only reported cases have their first event looked up; when that event
+    states the channel (``data.channel``: a case opened by hand), the source reads ``stated:<channel>``."""
     opened_that_day = and_(Case.opened_at >= day[0], Case.opened_at < day[1])
     counts: Counter[tuple[str, str]] = Counter()
     for source, n in session.execute(
@@ -123,11 +143,17 @@ def intake_actors(
             .group_by(CaseEvent.case_id)
         )
         event_case = {event_id: case_id for case_id, event_id in firsts}
-        for event_id, actor in session.execute(
-            select(CaseEvent.id, CaseEvent.actor).where(CaseEvent.id.in_(list(event_case)))
+        for event_id, actor, data in session.execute(
+            select(CaseEvent.id, CaseEvent.actor, CaseEvent.data).where(CaseEvent.id.in_(list(event_case)))
         ):
-            counts[str(chunk[event_case[event_id]]), str(actor)] += 1
+            counts[_origin(str(chunk[event_case[event_id]]), data), str(actor)] += 1
     return [(source, actor, n) for (source, actor), n in sorted(counts.items())]
+
+
+def _origin(source: str, data: object) -> str:
+    """The source, or the channel the first event states when it is one the wall knows."""
+    stated = data.get("channel") if isinstance(data, dict) else None
+    return f"{STATED_PREFIX}{stated}" if isinstance(stated, str) and stated in STATED_CHANNELS else source
 
 
 def intake_by_channel(

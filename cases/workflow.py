@@ -8,17 +8,19 @@ given and returns the event; persistence, locking and permissions live in the ca
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, TypeVar
 
 from cases.models import OPEN_STATES, Case, CaseEvent, CaseState
 from cases.policy import CasePolicy
 
 S = CaseState
 VOID_REASONS = frozenset({"false_alarm", "duplicate", "not_our_matter", "test"})
-VISIT_OUTCOMES = frozenset({"satisfied", "unsatisfied", "unreachable"})
+VISIT_OUTCOMES = frozenset({"satisfied", "basically_satisfied", "unsatisfied", "unreachable"})
+# Why a worker hands a case back (退回), as the phone offers them; the note says the rest.
+RETURN_REASONS = ("not_my_grid", "needs_department", "not_our_matter", "duplicate", "other")
 
 
 class WorkflowError(Exception):
@@ -38,8 +40,8 @@ class Param:
     """A parameter an action takes, with its type and bounds. ``system``: set by the platform (the
     roster, the auto-check, the alert intake), never given by a person."""
 
-    kind: Literal["text", "choice", "number", "integer", "flag"]
-    max_length: int = 0  # text
+    kind: Literal["text", "choice", "number", "integer", "flag", "ids"]
+    max_length: int = 0  # text; ids: how many
     choices: frozenset[str] = frozenset()  # choice
     low: float = 0  # number (exclusive) and integer (inclusive)
     high: float = 0  # number and integer (inclusive)
@@ -56,6 +58,8 @@ class Param:
             return None if fits else f"must be one of {', '.join(sorted(self.choices))}"
         if self.kind == "flag":
             return None if isinstance(value, bool) else "must be true or false"
+        if self.kind == "ids":
+            return _ids_refusal(value, self.max_length)
         if self.kind == "integer":
             if isinstance(value, float) and value.is_integer():
                 value = int(value)
@@ -67,6 +71,17 @@ class Param:
         return None if fits else f"must be a number above {self.low:g} and at most {self.high:g}"
 
 
+def _ids_refusal(value: object, most: int) -> str | None:
+    """Why ``value`` is not a list of distinct row ids (at most ``most``), or None."""
+    if not isinstance(value, list) or not all(
+        isinstance(i, int) and not isinstance(i, bool) and 1 <= i <= MAX_ROW_ID for i in value
+    ):
+        return "must be a list of ids (whole numbers)"
+    if len(value) > most:
+        return f"names {len(value)} ids; at most {most} are allowed"
+    return "names an id twice" if len(set(value)) != len(value) else None
+
+
 def text(max_length: int) -> Param:
     return Param("text", max_length=max_length)
 
@@ -75,10 +90,21 @@ def choice(*values: str) -> Param:
     return Param("choice", choices=frozenset(values))
 
 
+MAX_ROW_ID = 2**31 - 1  # SQL INTEGER
+MAX_ATTACHMENTS_PER_ACTION = 10
 REASON = text(500)
 APPROVER = text(128)
 PERSON = text(128)
 SET_BY_SYSTEM = Param("flag", system=True)
+# Photos already uploaded to the case by the same person (checked against the store's index by
+# cases.attachments.check_attachments); the event keeps the list, so the timeline shows them.
+ATTACHMENTS = Param("ids", max_length=MAX_ATTACHMENTS_PER_ACTION)
+HOURS = Param("number", low=0, high=24 * 30)
+# Answering a worker's request (#22): the approver says "on request"; the platform fills in the rest.
+ON_REQUEST = Param("flag")
+REQUESTED_BY = Param("text", max_length=128, system=True)
+# A request asks for the action named here; an approver takes that action, or refuses.
+REQUESTS = {"request_extension": "extend", "request_return": "return"}
 
 
 @dataclass(frozen=True)
@@ -118,7 +144,34 @@ ACTIONS: dict[str, Action] = {
         S.FILED,
         needs=("reason", "approved_by"),
         stage="handle",
-        params={"reason": REASON, "approved_by": APPROVER},
+        params={
+            "reason": REASON,
+            "approved_by": APPROVER,
+            "on_request": ON_REQUEST,
+            "requested_by": REQUESTED_BY,
+        },
+    ),
+    # The assignee asks; the case's approvers answer (extend / return on request, or refuse_request).
+    "request_extension": Action(
+        "申请延期",
+        frozenset({S.ASSIGNED, S.HANDLING}),
+        None,
+        needs=("hours", "reason"),
+        params={"hours": HOURS, "reason": REASON},
+    ),
+    "request_return": Action(
+        "申请退回",
+        frozenset({S.ASSIGNED, S.HANDLING}),
+        None,
+        needs=("reason",),
+        params={"reason": choice(*RETURN_REASONS)},
+    ),
+    "refuse_request": Action(
+        "驳回申请",
+        frozenset({S.ASSIGNED, S.HANDLING}),
+        None,
+        needs=("request", "reason"),
+        params={"request": choice(*REQUESTS), "reason": REASON, "requested_by": REQUESTED_BY},
     ),
     "call_up": Action(
         "镇呼区应·呼叫",
@@ -145,7 +198,7 @@ ACTIONS: dict[str, Action] = {
         needs=("rating",),
         params={"rating": Param("integer", low=1, high=5)},
     ),
-    "feedback": Action("反馈", frozenset({S.HANDLING}), S.FEEDBACK),
+    "feedback": Action("反馈", frozenset({S.HANDLING}), S.FEEDBACK, params={"attachments": ATTACHMENTS}),
     "check": Action("核查", frozenset({S.FEEDBACK}), S.CHECKING, params={"auto": SET_BY_SYSTEM}),
     "pass": Action("核查通过·结案", frozenset({S.CHECKING}), S.CLOSED, params={"auto": SET_BY_SYSTEM}),
     "fail": Action(
@@ -161,7 +214,7 @@ ACTIONS: dict[str, Action] = {
         frozenset({S.CLOSED}),
         S.RETURN_VISIT,
         needs=("outcome",),
-        params={"outcome": choice(*VISIT_OUTCOMES)},
+        params={"outcome": choice(*VISIT_OUTCOMES), "attachments": ATTACHMENTS},
     ),
     "suspend": Action(
         "挂起",
@@ -176,14 +229,20 @@ ACTIONS: dict[str, Action] = {
         frozenset({S.FILED, S.ASSIGNED, S.HANDLING}),
         None,
         needs=("hours", "approved_by"),
-        params={"hours": Param("number", low=0, high=24 * 30), "approved_by": APPROVER},
+        params={
+            "hours": HOURS,
+            "approved_by": APPROVER,
+            "reason": REASON,
+            "on_request": ON_REQUEST,
+            "requested_by": REQUESTED_BY,
+        },
     ),
     "merge": Action(
         "合并",
         frozenset(OPEN_STATES),
         S.MERGED,
         needs=("into",),
-        params={"into": Param("integer", low=1, high=2**31 - 1)},  # a case id (SQL INTEGER)
+        params={"into": Param("integer", low=1, high=MAX_ROW_ID)},  # a case id
     ),
     "reopen": Action(
         "重新办理",
@@ -234,6 +293,10 @@ def apply_action(
     if CaseState(case.state) not in action.sources:
         raise IllegalTransition(f"case {case.id} is {case.state}: {name} ({action.label_zh}) is not allowed")
     check_params(name, params, by_person=False)
+    if name in REQUESTS:
+        _check_requester(case, name, actor)
+    if name == "refuse_request" or (name in ("extend", "return") and params.get("on_request")):
+        params = _answer(case, name, params, actor)
     missing = [p for p in action.needs if params.get(p) in (None, "")]
     if missing:
         raise InvalidAction(f"{name} needs {', '.join(missing)}")
@@ -303,3 +366,78 @@ def _enter_stage(case: Case, stage: str | None, now: datetime, policy: CasePolic
     case.stage, case.stage_started_at, case.stage_warned = stage, now, False
     due = policy.stage_due(case.category, stage, now, case.urgency)
     case.stage_due = due if due is not None else case.deadline
+
+
+class EventLike(Protocol):
+    """A timeline event as stored (CaseEvent) or as the API shows it (CaseEventOut)."""
+
+    @property
+    def action(self) -> str: ...
+    @property
+    def actor(self) -> str: ...
+    @property
+    def from_state(self) -> str | None: ...
+    @property
+    def to_state(self) -> str | None: ...
+    @property
+    def data(self) -> Mapping[str, Any]: ...
+
+
+E = TypeVar("E", bound=EventLike)
+
+
+def pending_requests(events: Iterable[E]) -> dict[str, E]:
+    """The requests still waiting for an answer, by kind (request_extension, request_return).
+
+    A request stops waiting when it is answered (the action it asks for, or refuse_request), when a
+    newer request of its kind replaces it, or when the case moves on (any change of state but the
+    assignee signing for it): an approver never answers a question the case has left behind.
+    """
+    pending: dict[str, E] = {}
+    for event in events:
+        if event.action in REQUESTS:
+            pending[event.action] = event
+        elif event.action == "refuse_request":
+            pending.pop(str((event.data or {}).get("request")), None)
+        elif event.action == "extend":
+            pending.pop("request_extension", None)
+        elif event.from_state not in (None, event.to_state) and event.action != "sign":
+            pending.clear()
+    return pending
+
+
+def _check_requester(case: Case, name: str, actor: str) -> None:
+    """Only the person holding the case asks to extend or return it."""
+    if not case.assignee or case.assignee != actor:
+        holder = case.assignee or "nobody"
+        raise InvalidAction(f"{name}: only the case's assignee ({holder}) may ask; {actor} does not hold it")
+
+
+def _answer(case: Case, name: str, params: dict[str, Any], actor: str) -> dict[str, Any]:
+    """The parameters of an answer to a pending request: what was asked (hours, reason), who asked,
+    and the approver as ``approved_by``. IllegalTransition when no such request waits; InvalidAction
+    when the approver asked it themselves or changes what was asked."""
+    kind = str(params.get("request")) if name == "refuse_request" else _request_for(name)
+    request = pending_requests(case.events).get(kind)
+    if request is None:
+        raise IllegalTransition(
+            f"case {case.id} has no pending {kind}: it was answered, or the case moved on; reload it"
+        )
+    if request.actor == actor:
+        raise InvalidAction(f"{actor} asked for this: another approver answers it")
+    answer = {**params, "requested_by": request.actor}
+    if name == "refuse_request":
+        return answer
+    asked = {k: v for k, v in (request.data or {}).items() if k in ("hours", "reason")}
+    for key, value in asked.items():
+        given = params.get(key)
+        if given not in (None, "") and given != value:
+            raise InvalidAction(f"{name} on request: {key} is what was asked ({value}), not {given}")
+    given_approver = params.get("approved_by")
+    if given_approver not in (None, "", actor):
+        raise InvalidAction(f"{name} on request: approved_by is the approver answering ({actor})")
+    return {**answer, **asked, "approved_by": actor}
+
+
+def _request_for(action: str) -> str:
+    return next(kind for kind, asks in REQUESTS.items() if asks == action)

@@ -526,6 +526,9 @@ _ACTION_EN = {
     "extend": "Extend deadline",
     "merge": "Merge",
     "reopen": "Reopen",
+    "request_extension": "Extension requested",
+    "request_return": "Return requested",
+    "refuse_request": "Request refused",
 }
 # Events the system writes into a case's timeline besides the workflow actions.
 _SYSTEM_ZH = {
@@ -540,6 +543,7 @@ _SYSTEM_ZH = {
     "report_merged": "上报并入",
     "sla_warning": "时限预警",
     "supervise": "督办",
+    "snapshot_attached": "保存现场快照",
 }
 _SYSTEM_EN = {
     "opened": "Opened by an alert",
@@ -553,6 +557,7 @@ _SYSTEM_EN = {
     "report_merged": "Report merged",
     "sla_warning": "SLA warning",
     "supervise": "Supervision order",
+    "snapshot_attached": "Snapshot kept",
 }
 ACTION_NAMES: dict[str, dict[str, str]] = {
     "zh": {

@@ -111,6 +111,8 @@ class Names:
             return "—"
         if username.startswith("system:"):
             return self.words.get(f"actor_{username}", self.words["system_actor"])
+        if username.startswith("public:"):  # a resident, through a public channel (#22)
+            return self.words["pub_actor"].format(channel=username.removeprefix("public:"))
         person = next((p for p in self.resources.policy.organisation.people if p.username == username), None)
         if person is not None:
             return person.name

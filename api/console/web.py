@@ -15,10 +15,11 @@ from jinja2 import pass_context
 from jinja2.runtime import Context
 
 from api.accounts import SessionLifetime, User, end_session, session_owner, start_session
-from api.console import evidence_text, timeline_text
+from api.console import evidence_text, rule_words, timeline_text
 from api.console.i18n import LANGUAGES, catalogue
 from api.console.names import Names
 from api.deps import Resources, ResourcesDep
+from api.scope import home_page, may_take_calls, may_visit
 
 HERE = Path(__file__).resolve().parent
 STATIC_DIR = HERE / "static"
@@ -66,7 +67,11 @@ templates.env.globals.update(
     evidence_words=evidence_text.describe,
     evidence_where=evidence_text.where,
     rule_condition=evidence_text.condition_text,
+    rule_words=rule_words.rule_in_words,
     event_note=timeline_text.event_note,
+    may_visit=may_visit,  # the return-visit link in nav.html
+    may_take_calls=may_take_calls,  # the link to open a case by hand
+    home_page=home_page,  # field roles: the link back to their phone view
 )
 
 

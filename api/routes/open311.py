@@ -6,25 +6,45 @@ Deviations from the spec, on purpose: every call needs an ``api_key`` (an API to
 community's cases are not public; a token scoped to ``open311`` is good here and nowhere else; the
 key's jurisdiction applies as everywhere else. ``address_id`` is ``<community>/<grid>``. A reporter's
 personal data (name, phone, e-mail) is never returned.
+
+A public channel's key (``ywc_…``, see api/routes/public_reports.py) is good for two calls only: filing
+a request (rate-limited per key and per client: 429 with ``Retry-After``) and reading one of its own
+requests by id. ``lat``/``long`` are answered when the report gave them (or a building); ``media_url``
+only for a photo an operator made public.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 from xml.etree.ElementTree import Element, tostring
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request, status
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.accounts import User, grant_for_token
 from api.deps import ResourcesDep
 from api.params import MAX_ROW_ID, in_utc_range
+from api.routes.public_reports import (
+    ReportRefused,
+    ResidentReport,
+    TooManyReports,
+    checked_description,
+    checked_phone,
+    file_report,
+    spend_quota,
+)
 from api.scope import case_filter, sees_area
 from cases.actions import CaseFlow, Report
+from cases.attachment_models import Attachment
 from cases.models import OPEN_STATES, Case
+from cases.public_channel_models import PublicRequest
+from cases.public_channels import Channel, Place, channel_for_key, followed_case, requests_of
+from cases.public_places import PlaceRefused, position_place
 from cases.queue import service_requests, visible_case
 from cases.workflow import InvalidAction
 
@@ -35,9 +55,9 @@ OPEN = {s.value for s in OPEN_STATES}
 
 
 class Open311Error(Exception):
-    def __init__(self, code: int, description: str) -> None:
+    def __init__(self, code: int, description: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(description)
-        self.code, self.description = code, description
+        self.code, self.description, self.headers = code, description, headers
 
 
 # Characters XML 1.0 cannot carry at all, not even escaped; a reporter's text may contain them.
@@ -75,9 +95,11 @@ def _render(fmt: Format, root: str, item: str, rows: list[dict[str, Any]], code:
 
 
 def _error(fmt: Format, err: Open311Error) -> Response:
-    return _render(
+    answer = _render(
         fmt, "errors", "error", [{"code": err.code, "description": err.description}], code=err.code
     )
+    answer.headers.update(err.headers or {})
+    return answer
 
 
 ApiKeyHeader = Annotated[
@@ -85,11 +107,50 @@ ApiKeyHeader = Annotated[
 ]
 
 
-def _caller(resources: ResourcesDep, api_key: str | None) -> User:
+def _caller(resources: ResourcesDep, api_key: str | None) -> User | Channel:
+    """A staff token's account, or a public channel's (enabled) key."""
+    channel = channel_for_key(resources.db, api_key) if api_key else None
+    if channel is not None:
+        if not channel.enabled:
+            raise Open311Error(403, f"the channel {channel.name!r} is disabled: its key no longer works")
+        return channel
     grant = grant_for_token(resources.db, api_key) if api_key else None
     if grant is None or not grant.allows(router.prefix + "/"):
         raise Open311Error(403, "a valid api_key is required")
     return grant.user
+
+
+def _staff(caller: User | Channel) -> User:
+    if isinstance(caller, Channel):
+        raise Open311Error(
+            403, "a channel key files requests and reads its own requests by id; listing needs a staff token"
+        )
+    return caller
+
+
+@dataclass(frozen=True, slots=True)
+class _Extras:
+    """What a request answers beyond its case: where the resident said, and its public photo."""
+
+    lat: float | None = None
+    lon: float | None = None
+    media_url: str | None = None
+
+
+def _extras(session: Session, request: Request, case_ids: list[int]) -> dict[int, _Extras]:
+    filed = requests_of(session, case_ids)
+    public = session.scalars(
+        select(Attachment)
+        .where(Attachment.case_id.in_(case_ids), Attachment.public.is_(True))
+        .order_by(Attachment.id)
+    ).all()
+    media: dict[int, str] = {}
+    for photo in public:
+        media.setdefault(photo.case_id, str(request.url_for("public_photo", attachment_id=photo.id)))
+    return {
+        i: _Extras(filed[i].lat if i in filed else None, filed[i].lon if i in filed else None, media.get(i))
+        for i in case_ids
+    }
 
 
 def _service(resources: ResourcesDep, code: str) -> dict[str, Any]:
@@ -105,7 +166,8 @@ def _service(resources: ResourcesDep, code: str) -> dict[str, Any]:
     }
 
 
-def _request_row(case: Case, resources: ResourcesDep) -> dict[str, Any]:
+def _request_row(case: Case, resources: ResourcesDep, extras: _Extras | None = None) -> dict[str, Any]:
+    extras = extras or _Extras()
     category = resources.categories.get(case.category)
     agency = resources.policy.organisation.department(case.department or "")
     town = next(
@@ -126,9 +188,9 @@ def _request_row(case: Case, resources: ResourcesDep) -> dict[str, Any]:
         "address": case.title,
         "address_id": f"{case.community}/{case.grid}",
         "zipcode": None,
-        "lat": None,
-        "long": None,
-        "media_url": None,
+        "lat": extras.lat,
+        "long": extras.lon,
+        "media_url": extras.media_url,
     }
 
 
@@ -142,6 +204,7 @@ def _answers(*codes: int) -> dict[int | str, dict[str, Any]]:
         400: "A parameter is missing or malformed",
         403: "No valid api_key, or the place is outside its jurisdiction",
         404: "Unknown format suffix, service or request",
+        429: "Too many reports from this client or channel key (see Retry-After)",
     }
     answers: dict[int | str, dict[str, Any]] = {200: {"content": _BODY}}
     return answers | {c: {"description": reasons[c], "content": _BODY} for c in codes}
@@ -182,6 +245,7 @@ def service_definition(code: str, fmt: str, resources: ResourcesDep) -> Response
 @router.get("/requests.{fmt}", responses=_answers(400, 403, 404))
 def list_requests(
     fmt: str,
+    request: Request,
     resources: ResourcesDep,
     x_api_key: ApiKeyHeader = None,
     api_key: str | None = None,
@@ -193,7 +257,7 @@ def list_requests(
 ) -> Response:
     form = _guard(fmt)
     try:
-        user = _caller(resources, api_key or x_api_key)
+        user = _staff(_caller(resources, api_key or x_api_key))
         ids = [int(i) for i in service_request_id.split(",")] if service_request_id else None
         if ids and not all(1 <= i <= MAX_ROW_ID for i in ids):
             raise ValueError("id out of range")
@@ -215,7 +279,8 @@ def list_requests(
             still_open=None if not request_status else request_status == "open",
             limit=MAX_ROWS,
         )
-        rows = [_request_row(c, resources) for c in cases]
+        extras = _extras(session, request, [c.id for c in cases])
+        rows = [_request_row(c, resources, extras[c.id]) for c in cases]
     return _render(form, "service_requests", "request", rows)
 
 
@@ -223,31 +288,42 @@ def list_requests(
 def get_request(
     request_id: int,
     fmt: str,
+    request: Request,
     resources: ResourcesDep,
     x_api_key: ApiKeyHeader = None,
     api_key: str | None = None,
 ) -> Response:
     form = _guard(fmt)
     try:
-        user = _caller(resources, api_key or x_api_key)
+        caller = _caller(resources, api_key or x_api_key)
     except Open311Error as err:
         return _error(form, err)
     if not 1 <= request_id <= MAX_ROW_ID:  # could not exist; the database would overflow on it
         return _error(form, Open311Error(404, f"no service request {request_id}"))
     with Session(resources.db) as session:
-        case = visible_case(session, case_filter(user, resources.policy), request_id)
+        if isinstance(caller, Channel):  # its own requests only, whatever their place
+            filed = session.get(PublicRequest, request_id)
+            own = session.get(Case, request_id) if filed and filed.channel_id == caller.id else None
+            case = followed_case(session, own) if own else None  # a merged report: the case that goes on
+        else:
+            case = visible_case(session, case_filter(caller, resources.policy), request_id)
         if case is None:
             return _error(form, Open311Error(404, f"no service request {request_id}"))
-        return _render(form, "service_requests", "request", [_request_row(case, resources)])
+        extras = _extras(session, request, [request_id])[request_id]
+        row = _request_row(case, resources, extras) | {"service_request_id": request_id}
+        return _render(form, "service_requests", "request", [row])
 
 
-@router.post("/requests.{fmt}", responses=_answers(400, 403, 404))
+@router.post("/requests.{fmt}", responses=_answers(400, 403, 404, 429))
 async def create_request(fmt: str, request: Request, resources: ResourcesDep) -> Response:
     form_fmt = _guard(fmt)
     form = await request.form()  # raw: Open311's attribute[code] keys cannot be declared as parameters
     values = {k: str(v) for k, v in form.items()}
     try:
-        user = _caller(resources, values.get("api_key") or request.headers.get("x-api-key"))
+        caller = _caller(resources, values.get("api_key") or request.headers.get("x-api-key"))
+        if isinstance(caller, Channel):
+            return _channel_request(form_fmt, request, resources, caller, values)
+        user = caller
         code = values.get("service_code", "")
         if code not in resources.categories:
             raise Open311Error(400, f"unknown service_code {code!r}")
@@ -275,4 +351,57 @@ async def create_request(fmt: str, request: Request, resources: ResourcesDep) ->
         "service_requests",
         "request",
         [{"service_request_id": case_id, "service_notice": notice, "account_id": None}],
+    )
+
+
+def _channel_place(resources: ResourcesDep, channel: Channel, values: dict[str, str]) -> Place:
+    """``address_id`` (``<community>/<grid>``) or ``lat``/``long`` mapped to a grid of the channel's."""
+    communities = [c for i, c in resources.catalog.communities.items() if channel.reaches(i)]
+    if values.get("address_id"):
+        community, _, grid = values["address_id"].partition("/")
+        known = next((c for c in communities if c.id == community), None)
+        if known is None or all(g.id != grid for g in known.grids):
+            raise Open311Error(400, "address_id must be <community>/<grid> of a grid the channel serves")
+        return Place(community, grid)
+    try:
+        lat, lon = float(values.get("lat", "")), float(values.get("long", ""))
+    except ValueError:
+        raise Open311Error(400, "give address_id (<community>/<grid>) or lat and long") from None
+    try:
+        return position_place(communities, lat, lon)
+    except PlaceRefused as err:
+        raise Open311Error(400, str(err)) from err
+
+
+def _channel_request(
+    fmt: Format, request: Request, resources: ResourcesDep, channel: Channel, values: dict[str, str]
+) -> Response:
+    """A resident's request through a public channel: rate-limited, then the public intake."""
+    try:
+        try:
+            spend_quota(request, resources, channel)
+        except TooManyReports as err:
+            raise Open311Error(429, err.message, {"Retry-After": str(err.retry_after)}) from err
+        code = values.get("service_code", "")
+        if code not in resources.categories:
+            raise Open311Error(400, f"unknown service_code {code!r}")
+        location = values.get("address_string") or values.get("attribute[location_detail]", "")
+        report = ResidentReport(
+            category=code,
+            description=checked_description(values.get("description", "")),
+            place=_channel_place(resources, channel, values),
+            location=location,
+            phone=checked_phone(values.get("phone", "")),
+        )
+        filed = file_report(resources, channel, report, [])
+    except ReportRefused as err:
+        return _error(fmt, Open311Error(err.status_code if err.status_code != 422 else 400, err.message))
+    except Open311Error as err:
+        return _error(fmt, err)
+    notice = f"merged with case {filed.merged_into}" if filed.merged_into else "received"
+    return _render(
+        fmt,
+        "service_requests",
+        "request",
+        [{"service_request_id": filed.case_id, "service_notice": notice, "account_id": None}],
     )

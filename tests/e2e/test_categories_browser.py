@@ -108,7 +108,7 @@ def sign_in(browser: Browser, base: str, username: str, password: str, *, phone:
     page.fill("input[name=username]", username)
     page.fill("input[name=password]", password)
     page.click("button[type=submit]")
-    page.wait_for_url(f"{base}/console")
+    page.wait_for_url(lambda url: url in (f"{base}/console", f"{base}/console/field"))  # field roles: phone
     return page
 
 
@@ -169,6 +169,7 @@ def test_a_category_created_elsewhere_reaches_the_running_api_and_its_console(
     assert category_cell(desk) == "Indoor CO₂ too high"
 
     phone = sign_in(browser, api.base, "li.na", "grid-pass", phone=True)  # the grid worker's own grid
+    phone.goto(f"{api.base}/console")  # the queue (a field role lands on the phone view)
     assert category_cell(phone) == "二氧化碳超标"
     phone.screenshot(path=str(tmp_path / "category-phone-zh.png"), full_page=True)
     phone.goto(f"{api.base}/console?lang=en")

@@ -103,7 +103,7 @@ def sign_in(browser: Browser, base: str, username: str, password: str) -> Page:
     page.fill("input[name=username]", username)
     page.fill("input[name=password]", password)
     page.click("button[type=submit]")
-    page.wait_for_url(f"{base}/console")
+    page.wait_for_url(lambda url: url in (f"{base}/console", f"{base}/console/field"))  # field roles: phone
     return page
 
 

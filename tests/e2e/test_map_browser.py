@@ -84,7 +84,7 @@ def test_on_a_phone_the_map_fills_the_screen_and_a_tap_opens_the_case(
     page.fill("input[name=username]", "li.na")  # the north grid's worker
     page.fill("input[name=password]", "grid-pass")
     page.click("button[type=submit]")
-    page.wait_for_url(f"{base}/console")
+    page.wait_for_url(f"{base}/console/field")  # a field role lands on the phone view
     page.goto(f"{base}/console/map")
     page.wait_for_url(f"{base}/console/map/zhuganxiang")
     assert _markers(page, "device") == 14  # her grid's devices only

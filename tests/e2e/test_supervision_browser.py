@@ -82,7 +82,7 @@ def test_a_town_issues_on_a_desktop_and_the_grid_answers_on_a_phone(
     page.fill("input[name=username]", "li.na")
     page.fill("input[name=password]", "grid-pass")
     page.tap("button[type=submit]")
-    page.wait_for_url(f"{base}/console")
+    page.wait_for_url(f"{base}/console/field")  # a field role lands on the phone view
     page.goto(f"{base}/console/supervision?lang=en")
     card = page.locator("article.sup-order[data-state=open]").first
     assert card.locator(".sup-state").inner_text().strip() == "○ Open"

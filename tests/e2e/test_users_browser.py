@@ -108,7 +108,7 @@ def sign_in(ctx: BrowserContext, base: str, username: str, password: str, lang: 
     page.fill("input[name=username]", username)
     page.fill("input[name=password]", password)
     page.click("button[type=submit]")
-    page.wait_for_url(f"{base}/console")
+    page.wait_for_url(lambda url: url in (f"{base}/console", f"{base}/console/field"))  # field roles: phone
     return page
 
 

@@ -10,6 +10,7 @@ import typer
 
 from yiwang.cli import (  # noqa: F401 - registers
     bench,
+    channels,
     chaos,
     dashboards,
     db,
