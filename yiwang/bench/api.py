@@ -19,6 +19,7 @@ import itertools
 import json
 import random
 import re
+import secrets
 import statistics
 import tempfile
 import time
@@ -32,10 +33,12 @@ import httpx
 from sqlalchemy import Engine, func, insert, select, text
 from sqlalchemy.orm import Session
 
-from api.accounts import ensure_demo_operator
+from api.accounts import create_user, ensure_demo_operator
 from cases.models import OPEN_STATES, Case, CaseEvent
 from cases.policy import CasePolicy
 from common.db import make_engine
+from yiwang.bench import BenchError
+from yiwang.bench.photos import photo_ms
 from yiwang.schema import create_all
 from yiwang.servers import free_port, postgres_available, start_postgres
 from yiwang.servers import postgres as postgres_server
@@ -52,10 +55,6 @@ STATES = [
     "RETURN_VISIT",
     "RETURN_VISIT",
 ]
-
-
-class BenchError(RuntimeError):
-    """The benchmark cannot give the figure asked for; the message says why."""
 
 
 # One case in eight is called up to a district department (镇呼区应) and rated by its town afterwards.
@@ -242,12 +241,13 @@ def relational_store(allow_sqlite: bool, what: str = "API") -> Iterator[tuple[st
 
 @contextmanager
 def api_process(url: str, config_dir: Path, work: Path) -> Iterator[str]:
-    """`yiwang api` as its own process on ``url`` (series in ``work``); yields its base URL."""
+    """`yiwang api` as its own process on ``url`` (series and photos in ``work``); yields its base URL."""
     port = free_port()
     env = env_with(
         {
             "YIWANG_DATABASE_URL": url,
             "YIWANG_SERIES_URL": f"sqlite:///{work}/series.db",
+            "YIWANG_ATTACHMENTS_DIR": str(work / "attachments"),  # photos in the run's directory
             "YIWANG_CONFIG_DIR": str(config_dir.resolve()),
             "YIWANG_HTTP_PORT": str(port),
             "YIWANG_LOG_LEVEL": "WARNING",
@@ -286,6 +286,7 @@ def run(
                 with db.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                     conn.execute(text("ANALYZE"))  # as autovacuum would after a bulk load
             credentials = ensure_demo_operator(db, Path(tmp) / "credentials.json")
+            worker = _grid_worker(db)
             token = credentials["token"]
             with Session(db) as session:
                 event_count = session.scalar(select(func.count()).select_from(CaseEvent)) or 0
@@ -306,8 +307,10 @@ def run(
                 quarter = {"level": "department", "period": "quarter", "date": "2026-08-15"}
                 ranking_ms = _timed(http, "/api/v1/kpis/rankings", quarter, 3)
                 report_ms = _timed(http, "/api/v1/reports/monthly", {"month": "2026-11"}, 3)
+                photos = photo_ms(http, _open_case(db))
                 http.close()
                 console_samples = console_ms(base, credentials)
+                field_samples = console_ms(base, worker, loads=requests, path="/console/field")
             db_ms = _db_queue_ms(db)
         finally:
             db.dispose()
@@ -326,7 +329,29 @@ def run(
         "monthly_report_html_ms": round(statistics.median(report_ms), 1),
         # The console's queue page as a signed-in district operator sees it (all open cases, 200 rows).
         "console_page_p99_ms": percentiles(console_samples)["p99"],
+        # The phone's task list as a grid worker of g-north sees it (its open cases, due first).
+        "field_tasks_p50_ms": percentiles(field_samples)["p50"],
+        "field_tasks_p99_ms": percentiles(field_samples)["p99"],
+        **photos,  # a 4 MB phone photo checked, re-encoded and stored (photo_ms)
     }
+
+
+def _grid_worker(db: Engine) -> dict[str, str]:
+    """A grid worker's console login (g-north of the loaded community)."""
+    password = secrets.token_urlsafe(16)
+    create_user(db, "bench.worker", password, "grid_worker", community="zhuganxiang", grid="g-north")
+    return {"username": "bench.worker", "password": password}
+
+
+def _open_case(db: Engine) -> int:
+    """The newest open case: the one a worker's photo goes to."""
+    with Session(db) as session:
+        found = session.scalar(
+            select(Case.id).where(Case.state.in_([s.value for s in OPEN_STATES])).order_by(Case.id.desc())
+        )
+    if found is None:
+        raise BenchError("no open case to attach a photo to")
+    return found
 
 
 def _timed(http: httpx.Client, path: str, params: dict[str, str], times: int) -> list[float]:

@@ -1,7 +1,7 @@
 """Photo uploads through the real route: a phone's 4 MB picture accepted, checked, re-encoded and stored.
 
 ``photo_ms`` times ``POST /api/v1/cases/{id}/attachments`` against a running API (the one ``yiwang bench
-api`` starts); ``run`` starts its own throw-away API for a figure on its own. The photo is made here:
+api`` starts, as ``photo_ms`` in its JSON). The photo is made here:
 a 4,000 × 3,000 JPEG of smooth colour with sensor-like noise, about 4 MB at quality 92, which is what
 a phone camera writes and what a re-encoder finds hard (noise does not compress).
 """
@@ -10,25 +10,14 @@ from __future__ import annotations
 
 import random
 import statistics
-import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from io import BytesIO
-from pathlib import Path
 from typing import Any
 
 import httpx
 from PIL import Image, ImageChops
 
-from api import accounts
-from cases.actions import CaseFlow, Report
-from cases.policy import CasePolicy
-from common.db import make_engine
-from yiwang.bench.api import BenchError, relational_store
-from yiwang.schema import create_all
-from yiwang.servers import free_port
-from yiwang.supervisor import Child, Supervisor, env_with, self_command
+from yiwang.bench import BenchError
 
 PHOTO_WIDTH, PHOTO_HEIGHT = 4000, 3000
 NOISE_SIGMA = 9.0  # grey levels: a phone sensor's noise indoors
@@ -94,55 +83,3 @@ def photo_ms(http: httpx.Client, case_id: int, *, uploads: int = 5) -> dict[str,
         "photo_ms": round(statistics.median(samples), 1),
         "photo_max_ms": round(max(samples), 1),
     }
-
-
-def run(config_dir: Path, *, uploads: int = 5, allow_sqlite: bool = True) -> dict[str, Any]:
-    """A throw-away API (PostgreSQL when installed) with one reported case; ``photo_ms`` against it."""
-    policy = CasePolicy.load(config_dir)
-    with relational_store(allow_sqlite, "photo") as (url, kind), tempfile.TemporaryDirectory() as tmp:
-        create_all(url)
-        db = make_engine(url)
-        try:
-            user = accounts.create_user(db, "bench-photos", "bench photos pw", role="district_operator")
-            token = accounts.issue_token(db, user)
-            community = next(iter(policy.organisation.towns)).communities[0]
-            grid = next(g for g, c in _grids(config_dir) if c == community)
-            report = Report(community, grid, next(iter(policy.categories)), "photo bench")
-            case_id, _ = CaseFlow(db, policy).report(report, actor="bench-photos")
-        finally:
-            db.dispose()
-        with _api_with_photos(url, config_dir, Path(tmp)) as base:
-            headers = {"Authorization": f"Bearer {token}"}
-            with httpx.Client(base_url=base, headers=headers, timeout=60) as http:
-                figures = photo_ms(http, case_id, uploads=uploads)
-    return {"area": "photos", "store": kind, **figures}
-
-
-@contextmanager
-def _api_with_photos(url: str, config_dir: Path, work: Path) -> Iterator[str]:
-    """`yiwang api` as its own process, its photos kept in ``work`` (not the data directory)."""
-    port = free_port()
-    env = env_with(
-        {
-            "YIWANG_DATABASE_URL": url,
-            "YIWANG_SERIES_URL": f"sqlite:///{work}/series.db",
-            "YIWANG_ATTACHMENTS_DIR": str(work / "attachments"),
-            "YIWANG_CONFIG_DIR": str(config_dir.resolve()),
-            "YIWANG_HTTP_PORT": str(port),
-            "YIWANG_LOG_LEVEL": "WARNING",
-        }
-    )
-    supervisor = Supervisor(env, log_path=work / "api.log")
-    try:
-        supervisor.start(Child("api", self_command("api"), port))
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        supervisor.stop_all()
-
-
-def _grids(config_dir: Path) -> list[tuple[str, str]]:
-    """(grid, community) of the pilot communities' files."""
-    from contract.catalog import load_catalog
-
-    catalog = load_catalog(config_dir)
-    return [(g.id, c.id) for c in catalog.communities.values() for g in c.grids]
