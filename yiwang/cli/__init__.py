@@ -21,6 +21,7 @@ from yiwang.cli import (  # noqa: F401 - registers
     registry,
     release,
     rules,
+    screenshots,
     services,
     silence,
     tokens,
