@@ -29,6 +29,8 @@ from cases.workflow import REQUESTS
 
 REQUEST_KINDS = tuple(REQUESTS)
 ANSWER_KINDS = ("extend", "return", "refuse_request")
+# A row's kind is its event's action, within the column's 16 characters.
+STORED_KIND = {"request_extension": "request_extend"}
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +176,7 @@ class InAppSink:
                             username=username,
                             event_id=event.id,
                             case_id=case.id,
-                            kind=event.action,
+                            kind=STORED_KIND.get(event.action, event.action),
                             facts=facts,
                             created_at=now,
                         )

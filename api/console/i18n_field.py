@@ -77,7 +77,7 @@ FIELD_TEXT: dict[str, dict[str, str]] = {
         "fld_req_refused_detail": "驳回{who}的{what}，理由：{reason}",
         "fld_req_extended_detail": "批准{who}的延期申请：延期 {hours} 小时",
         "fld_req_returned_detail": "批准{who}的退回申请：{reason}",
-        "notif_request_extension": "案件 #{case}（{category}，{grid}）申请延期，待您审批：{title}",
+        "notif_request_extend": "案件 #{case}（{category}，{grid}）申请延期，待您审批：{title}",
         "notif_request_return": "案件 #{case}（{category}，{grid}）申请退回，待您审批：{title}",
         "notif_extend": "您的延期申请已批准：案件 #{case}（{category}），新的办结时限 {deadline}",
         "notif_return": "您的退回申请已批准：案件 #{case}（{category}，{grid}）已退回",
@@ -155,7 +155,7 @@ FIELD_TEXT: dict[str, dict[str, str]] = {
         "fld_req_refused_detail": "{what} by {who} refused, because: {reason}",
         "fld_req_extended_detail": "Approved the extension {who} asked for: {hours} more hours",
         "fld_req_returned_detail": "Approved the return {who} asked for: {reason}",
-        "notif_request_extension": (
+        "notif_request_extend": (
             "Case #{case} ({category}, {grid}): an extension awaits your approval: {title}"
         ),
         "notif_request_return": "Case #{case} ({category}, {grid}): a return awaits your approval: {title}",

@@ -158,7 +158,7 @@
       key: uuid(), created: Date.now(), caseId: Number(form.dataset.case), action: form.dataset.action,
       note, params, photos, label, state: "pending", status: null, message: "",
     });
-    form.reset(); show(navigator.onLine ? "" : words.queued);
+    form.reset(); delete form.dataset.touched; show(navigator.onLine ? "" : words.queued);
     flush();
   }
 
@@ -174,9 +174,29 @@
     } catch { /* offline: the list stays as it is */ }
   }
 
-  for (const form of document.querySelectorAll("form.act")) {
-    form.addEventListener("submit", (event) => { event.preventDefault(); queue(form); });
+  // The open case follows what the office does (an approval moves the deadline, a refusal shows):
+  // its facts and timeline are swapped in place; the actions too, unless a form is being filled in.
+  const filling = () => document.querySelector("#actions form.act[data-touched]") !== null ||
+    document.activeElement?.matches("#actions input, #actions textarea, #actions select");
+  for (const kind of ["input", "change"]) {
+    document.addEventListener(kind, (event) => { const form = event.target.closest?.("form.act"); if (form) form.dataset.touched = "1"; });
   }
+  async function refreshCase() {
+    try {
+      const answer = await fetch(location.href, { credentials: "same-origin", cache: "no-store" });
+      if (!answer.ok || answer.redirected) return;
+      const fresh = new DOMParser().parseFromString(await answer.text(), "text/html");
+      for (const id of ["case", "timeline", "actions"]) {
+        const now = document.getElementById(id), next = fresh.getElementById(id);
+        if (!now || !next || now.innerHTML === next.innerHTML || (id === "actions" && filling())) continue;
+        now.replaceWith(next);
+        if (id === "actions") for (const form of next.querySelectorAll("form.act")) watch(form);
+      }
+    } catch { /* offline: the page stays as it is */ }
+  }
+  function watch(form) { form.addEventListener("submit", (event) => { event.preventDefault(); queue(form); }); }
+
+  for (const form of document.querySelectorAll("form.act")) watch(form);
   const logout = document.querySelector(".field-logout");
   logout?.addEventListener("submit", async (event) => { // a shared phone keeps no pages of the user's
     event.preventDefault();
@@ -186,6 +206,14 @@
   if (document.getElementById("tasks")) {
     new EventSource("/console/stream").addEventListener("change", refreshTasks);
     setInterval(refreshTasks, 60000); // the countdowns move on, and a lost stream is covered
+  }
+  const open = document.getElementById("case")?.dataset.caseId;
+  if (open) {
+    new EventSource("/console/stream").addEventListener("change", (event) => {
+      let told = {};
+      try { told = JSON.parse(event.data); } catch { /* a change all the same */ }
+      if (told.more || !Array.isArray(told.ids) || told.ids.map(String).includes(open)) refreshCase();
+    });
   }
   window.addEventListener("online", flush);
   window.addEventListener("offline", render);
