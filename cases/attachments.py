@@ -10,9 +10,7 @@ a row without its file, nor (short of a crash between the two) a file without it
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import tempfile
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +23,7 @@ from sqlalchemy.orm import Session
 from cases.attachment_models import Attachment
 from cases.photos import PreparedPhoto, make_thumbnail
 from cases.workflow import InvalidAction
+from common.atomic_files import replace_file
 
 _KEY = re.compile(r"^[0-9a-f]{2}/[0-9a-f]{2}/[0-9a-f]{64}(\.thumb)?\.jpg$")
 
@@ -74,17 +73,7 @@ class LocalStore:
     def put(self, key: str, data: bytes) -> None:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        # Written under a temporary name and renamed: a reader never sees half a file.
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".upload-")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        replace_file(path, data)  # atomically: a reader never sees half a file
 
     def get(self, key: str) -> bytes:
         try:

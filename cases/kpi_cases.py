@@ -15,7 +15,7 @@ from typing import Literal, get_args
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from cases.kpis import SATISFIED, Level, LivedCase, load_lives, scope_communities
+from cases.kpis import SATISFIED, Level, LivedCase, scope_communities, scope_lives
 from cases.models import Case
 from cases.policy import CasePolicy
 
@@ -141,13 +141,7 @@ def drill_down(
     """One page (``PAGE_SIZE``) of the cases behind ``figure`` for a scope and period [start, end)."""
     if not 1 <= page <= MAX_PAGE:
         raise DrillError(f"page must be between 1 and {MAX_PAGE}")
-    lived = load_lives(
-        db,
-        start=start,
-        end=end,
-        communities=scope_communities(policy, level, scope),
-        grid=scope if level == "grid" else None,
-    )
+    lived = scope_lives(db, policy, level=level, scope=scope, start=start, end=end)
     chosen = select_cases(figure, lived)
     pages = max(1, -(-len(chosen) // PAGE_SIZE))
     shown = chosen[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]

@@ -209,14 +209,21 @@ def scope_communities(policy: CasePolicy, level: Level, scope: str) -> list[str]
     return None
 
 
-def compute_kpis(
+def scope_lives(
     db: Engine, policy: CasePolicy, *, level: Level, scope: str, start: datetime, end: datetime
-) -> Kpis:
-    lived = load_lives(
+) -> list[LivedCase]:
+    """``load_lives`` for one scope (district, town, community or grid): its cases opened in [start, end)."""
+    return load_lives(
         db,
         start=start,
         end=end,
         communities=scope_communities(policy, level, scope),
         grid=scope if level == "grid" else None,
     )
+
+
+def compute_kpis(
+    db: Engine, policy: CasePolicy, *, level: Level, scope: str, start: datetime, end: datetime
+) -> Kpis:
+    lived = scope_lives(db, policy, level=level, scope=scope, start=start, end=end)
     return summarise(level, scope, start, end, lived)

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
+from yiwang.polling import first_answer
 from yiwang.servers import free_port
 
 if TYPE_CHECKING:
@@ -76,12 +77,9 @@ class Demo:
 
 def wait_for(check: Callable[[], T | None], timeout_s: float, what: str, log: Path | None = None) -> T:
     """``check()``'s first truthy answer within ``timeout_s``; ScreenshotError naming ``what`` otherwise."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.5)
+    found = first_answer(check, timeout_s, interval_s=0.5)
+    if found:
+        return found
     tail = log.read_text(errors="replace")[-3000:] if log is not None and log.exists() else ""
     raise ScreenshotError(f"timed out after {timeout_s:.0f} s waiting for {what}\n{tail}")
 

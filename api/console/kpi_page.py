@@ -26,7 +26,7 @@ from api.scope import kpi_scopes, may_compare_units, may_see_kpis
 from cases.kpi_cases import FIGURES, PAGE_SIZE, SELECTORS, DrillError, drill_down, in_scope
 from cases.kpi_periods import MAX_CUSTOM, Period, PeriodError, calendar_period, weeks_of
 from cases.kpi_rankings import Ranked, rank_children, rank_departments
-from cases.kpis import Kpis, Level, LivedCase, load_lives, scope_communities, summarise
+from cases.kpis import Kpis, Level, LivedCase, scope_lives, summarise
 
 router = APIRouter(include_in_schema=False)
 KINDS = ("week", "month", "quarter", "custom")
@@ -176,12 +176,8 @@ class ScopeReport:
 
 
 def _load(resources: Resources, level: Level, scope: str, period: Period) -> list[LivedCase]:
-    return load_lives(
-        resources.db,
-        start=period.start,
-        end=period.end,
-        communities=scope_communities(resources.policy, level, scope),
-        grid=scope if level == "grid" else None,
+    return scope_lives(
+        resources.db, resources.policy, level=level, scope=scope, start=period.start, end=period.end
     )
 
 

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from alerts.acknowledgements import NOTE_MAX_CHARS, acknowledge, current_acknowledgements
-from alerts.history import HISTORY_LIMIT, alert_transitions
+from alerts.history import HISTORY_LIMIT, Transition, alert_transitions
 from alerts.models import Alert
 from alerts.outcomes import RuleOutcome, rule_outcomes
 from alerts.queries import page_of_alerts
@@ -183,21 +183,7 @@ class AcknowledgementOut(BaseModel):
     note: str
 
 
-class TransitionOut(BaseModel):
-    at: datetime
-    observed_at: datetime
-    kind: str
-    rule_id: str
-    community: str
-    grid: str
-    subject: str
-    case_id: int | None
-    silenced: bool
-    inhibited: bool
-    self_recovered: bool
-
-
-@router.get("/alerts/history", response_model=list[TransitionOut])
+@router.get("/alerts/history")
 def alert_history(
     resources: ResourcesDep,
     user: CurrentUser,
@@ -207,12 +193,11 @@ def alert_history(
     ] = None,
     rule: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=HISTORY_LIMIT)] = 100,
-) -> list[TransitionOut]:
+) -> list[Transition]:
     """Transitions (pending, firing, resolved, unknown, ...) of the alerts of a device and/or a rule in
     your jurisdiction, newest first."""
     area = area_filter(user, resources.policy, Alert.community, Alert.grid)
-    rows = alert_transitions(resources.db, area, community=community, device=device, rule=rule, limit=limit)
-    return [TransitionOut.model_validate(r, from_attributes=True) for r in rows]
+    return alert_transitions(resources.db, area, community=community, device=device, rule=rule, limit=limit)
 
 
 @router.post(

@@ -30,6 +30,7 @@ from cases.visits import (
     MAX_UNREACHABLE,
     NOTE_MAX,
     Attempt,
+    PhoneView,
     attempts_of,
     awaiting_visits,
     phone_views,
@@ -58,14 +59,6 @@ class VisitListOut(BaseModel):
     items: list[AwaitingOut]
 
 
-class AttemptOut(BaseModel):
-    at: datetime
-    actor: str
-    outcome: str
-    note: str
-    attachments: list[int]
-
-
 class VisitFormOut(BaseModel):
     case_id: int
     state: str
@@ -76,7 +69,7 @@ class VisitFormOut(BaseModel):
     description: str
     closed_at: datetime | None
     reporter_phone: str | None = Field(description="In full: shown to the visiting role, and recorded")
-    attempts: list[AttemptOut]
+    attempts: list[Attempt]  # the domain record is the wire shape: one definition of an attempt
     max_unreachable: int = Field(description="Unanswered calls after which the visit ends as unreachable")
 
 
@@ -94,13 +87,6 @@ class VisitOut(BaseModel):
     final: bool = Field(description="The visit ended; false: nobody answered, the case awaits another call")
     state: str
     unreachable_calls: int
-
-
-class PhoneViewOut(BaseModel):
-    at: datetime
-    viewer: str
-    case_id: int
-    via: str
 
 
 def require_visitor(user: User) -> None:
@@ -205,14 +191,11 @@ def list_phone_views(
     user: CurrentUser,
     case_id: Annotated[int | None, Query(ge=1, le=MAX_ROW_ID)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> list[PhoneViewOut]:
+) -> list[PhoneView]:
     """Who was shown which case's reporter phone number, and when; newest first."""
     if not may_read_audit(user):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "the audit is for admins and inspectors")
-    return [
-        PhoneViewOut(at=v.at, viewer=v.viewer, case_id=v.case_id, via=v.via)
-        for v in phone_views(resources.db, limit=limit, case_id=case_id)
-    ]
+    return phone_views(resources.db, limit=limit, case_id=case_id)
 
 
 @router.get(
@@ -237,7 +220,7 @@ def get_visit(resources: ResourcesDep, user: CurrentUser, case_id: RowId) -> Vis
         description=case.description,
         closed_at=case.closed_at,
         reporter_phone=form.phone,
-        attempts=[AttemptOut(**vars(a)) for a in form.attempts],
+        attempts=form.attempts,
         max_unreachable=MAX_UNREACHABLE,
     )
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from common.atomic_files import replace_file
 
 MAX_STATE_BYTES = 64 * 1024
 
@@ -112,16 +113,7 @@ def read_state(path: Path) -> UpgradeState:
 def write_state(path: Path, state: UpgradeState) -> None:
     """Replace the record atomically and durably: the new file and the directory entry are fsynced."""
     data = json.dumps(state.model_dump(mode="json"), indent=2).encode()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    replace_file(path, data)
     fsync_dir(path.parent)
 
 

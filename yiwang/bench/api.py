@@ -38,6 +38,7 @@ from cases.models import OPEN_STATES, Case, CaseEvent
 from cases.policy import CasePolicy
 from common.db import make_engine
 from yiwang.bench import BenchError
+from yiwang.bench.case_rows import case_row, event_row
 from yiwang.bench.photos import photo_ms
 from yiwang.schema import create_all
 from yiwang.servers import free_port, postgres_available, start_postgres
@@ -93,28 +94,18 @@ def _case_lives(
         category = rng.choice(categories)
         called = case_id % 8 == 0
         department = rng.choice(departments) if called else None
-        case = {
-            "id": case_id,
-            "community": "zhuganxiang",
-            "grid": rng.choice(grids),
-            "category": category,
-            "state": _state(rng, case_id, DATA_ENDS - opened),
-            "title": f"{category} #{case_id}",
-            "source": rng.choice(["sensor", "report"]),
-            "severity": "warning",
-            "urgency": "normal",
-            "opened_at": opened,
-            "updated_at": opened + timedelta(hours=1),
-            "deadline": opened + timedelta(hours=8),
-            "version": 1,
-            "description": "",
-            "owner_town": "yuehe",
-            "department": department,
-            "stage": "handle",
-            "stage_due": opened + timedelta(hours=8),
-            "stage_warned": False,
-            "breaches": 0,
-        }
+        case = case_row(  # keyword order is draw order: the same seed gives the same cases
+            case_id,
+            opened=opened,
+            grid=rng.choice(grids),
+            category=category,
+            state=_state(rng, case_id, DATA_ENDS - opened),
+            source=rng.choice(["sensor", "report"]),
+            stage="handle",
+            urgency="normal",
+            department=department,
+            stage_due=opened + timedelta(hours=8),
+        )
         life = CALLED_LIFE if called else LIFE
         events = []
         for n, action in enumerate(life[:events_per_case]):
@@ -125,18 +116,7 @@ def _case_lives(
                 data = {"department": department}
             elif action == "rate_call":
                 data = {"rating": rng.randint(3, 5)}
-            events.append(
-                {
-                    "case_id": case_id,
-                    "at": opened + timedelta(minutes=10 * n),
-                    "actor": "bench",
-                    "action": action,
-                    "from_state": None,
-                    "to_state": None,
-                    "note": "",
-                    "data": data,
-                }
-            )
+            events.append(event_row(case_id, opened + timedelta(minutes=10 * n), action, data))
         yield case, events
 
 

@@ -21,6 +21,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from contract import Topic, TopicKind
 from yiwang.bench.stack import running_stack
+from yiwang.polling import first_answer
 
 TOPIC = Topic("zhuganxiang", "gw-01", TopicKind.TELEMETRY).path
 
@@ -58,13 +59,10 @@ def _percentiles(samples_ms: list[float]) -> dict[str, float]:
 
 
 def _wait(check: Any, timeout: float = 30.0) -> Any:
-    deadline = time.perf_counter() + timeout
-    while time.perf_counter() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.01)
-    raise TimeoutError("the platform did not react within 30 s")
+    result = first_answer(check, timeout, interval_s=0.01)  # a short interval: the latency is measured
+    if result:
+        return result
+    raise TimeoutError(f"the platform did not react within {timeout:.0f} s")
 
 
 def _trial(http: httpx.Client, publisher: mqtt.Client, seq: int, level: float) -> tuple[float, float]:

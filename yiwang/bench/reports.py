@@ -28,6 +28,7 @@ from cases.models import Case, CaseEvent, SupervisionOrder
 from cases.policy import CasePolicy
 from common.db import make_engine
 from yiwang.bench.api import api_process, relational_store
+from yiwang.bench.case_rows import case_row, event_row
 from yiwang.schema import create_all
 
 MONTH = "2026-06"
@@ -39,19 +40,6 @@ class BenchError(RuntimeError):
     """The benchmark cannot give the figure asked for; the message says why."""
 
 
-def _event(case_id: int, at: datetime, action: str, data: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {
-        "case_id": case_id,
-        "at": at,
-        "actor": "bench",
-        "action": action,
-        "from_state": None,
-        "to_state": None,
-        "note": "",
-        "data": data or {},
-    }
-
-
 def _life(
     rng: random.Random, case_id: int, opened: datetime, departments: list[str]
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -59,18 +47,18 @@ def _life(
     events, orders = [], []
     at = opened
     for action in ("reported", "accept", "verify", "assign", "sign"):
-        events.append(_event(case_id, at, action))
+        events.append(event_row(case_id, at, action))
         at += timedelta(minutes=5)
     if case_id % 10 == 0:
         department = rng.choice(departments)
-        events.append(_event(case_id, at, "call_up", {"department": department, "approved_by": "bench"}))
+        events.append(event_row(case_id, at, "call_up", {"department": department, "approved_by": "bench"}))
         returned = rng.random() < 0.2
         at += timedelta(hours=rng.choice([1, 1, 1, 100]))
-        events.append(_event(case_id, at, "call_return" if returned else "call_resolve"))
-        events.append(_event(case_id, at, "rate_call", {"rating": rng.randint(1, 5)}))
+        events.append(event_row(case_id, at, "call_return" if returned else "call_resolve"))
+        events.append(event_row(case_id, at, "rate_call", {"rating": rng.randint(1, 5)}))
     if case_id % 20 == 0:
         unit = "yuehe"
-        events.append(_event(case_id, at, "supervise", {"stage": "handle", "level": 1, "unit": unit}))
+        events.append(event_row(case_id, at, "supervise", {"stage": "handle", "level": 1, "unit": unit}))
         orders.append(
             {
                 "case_id": case_id,
@@ -83,9 +71,9 @@ def _life(
         )
     done = at + (timedelta(days=5) if case_id % 8 == 0 else timedelta(minutes=30))
     for action in ("feedback", "check", "pass"):
-        events.append(_event(case_id, done, action))
+        events.append(event_row(case_id, done, action))
     events.append(
-        _event(case_id, done, "visit", {"outcome": rng.choice(["satisfied"] * 9 + ["unsatisfied"])})
+        event_row(case_id, done, "visit", {"outcome": rng.choice(["satisfied"] * 9 + ["unsatisfied"])})
     )
     return events, orders
 
@@ -104,26 +92,16 @@ def populate_month(db: Engine, policy: CasePolicy, cases: int) -> None:
                 opened = FIRST + spacing * case_id
                 category = rng.choice(categories)
                 rows.append(
-                    {
-                        "id": case_id,
-                        "community": "zhuganxiang",
-                        "grid": rng.choice(grids),
-                        "category": category,
-                        "state": "RETURN_VISIT",
-                        "title": f"{category} #{case_id}",
-                        "source": rng.choice(["sensor", "report"]),
-                        "severity": "warning",
-                        "opened_at": opened,
-                        "updated_at": opened + timedelta(hours=1),
-                        "deadline": opened + timedelta(hours=8),
-                        "version": 1,
-                        "description": "",
-                        "owner_town": "yuehe",
-                        "stage": "done",
-                        "stage_warned": False,
-                        "breaches": 0,
-                        "reporter_phone": "13800000000",
-                    }
+                    case_row(  # keyword order is draw order: the same seed gives the same cases
+                        case_id,
+                        opened=opened,
+                        grid=rng.choice(grids),
+                        category=category,
+                        state="RETURN_VISIT",
+                        source=rng.choice(["sensor", "report"]),
+                        stage="done",
+                        reporter_phone="13800000000",
+                    )
                 )
                 life, supervised = _life(rng, case_id, opened, departments)
                 events += life
