@@ -128,3 +128,14 @@ def towns(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
 def towns_api(towns: Seeded) -> Iterator[TestClient]:
     with TestClient(create_app(towns.settings)) as client:
         yield client
+
+
+def settings_keeping_photos(tmp_path: Path, database_url: str) -> ApiSettings:
+    """The API tests' settings, the photos kept in the test's own directory (for the photo tests)."""
+    return ApiSettings(
+        database_url=database_url,
+        series_url=f"sqlite:///{tmp_path}/series.db",
+        config_dir=CONFIG,
+        mqtt_port=1,
+        attachments_dir=tmp_path / "photos",
+    )

@@ -21,7 +21,7 @@ from cases.attachment_models import Attachment
 from cases.attachments import case_position
 from cases.models import CaseEvent
 from common.db import make_engine
-from tests.api.conftest import CONFIG, auth, console_login
+from tests.api.conftest import auth, console_login, settings_keeping_photos
 from tests.cases.test_photos_samples import (
     GPS_DECIMAL,
     camera_jpeg,
@@ -42,14 +42,7 @@ REPORT = {
 
 @pytest.fixture
 def settings(tmp_path: Path, api_database_url: str) -> ApiSettings:
-    """The API tests' settings, the photos kept in this test's own directory."""
-    return ApiSettings(
-        database_url=api_database_url,
-        series_url=f"sqlite:///{tmp_path}/series.db",
-        config_dir=CONFIG,
-        mqtt_port=1,
-        attachments_dir=tmp_path / "photos",
-    )
+    return settings_keeping_photos(tmp_path, api_database_url)
 
 
 @pytest.fixture

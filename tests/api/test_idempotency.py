@@ -18,7 +18,7 @@ from api.settings import ApiSettings
 from cases.attachment_models import Attachment, IdempotencyKey
 from cases.models import CaseEvent
 from common.db import make_engine
-from tests.api.conftest import CONFIG, auth, console_login
+from tests.api.conftest import auth, console_login, settings_keeping_photos
 from tests.cases.test_photos_samples import camera_jpeg
 
 REPORT = {
@@ -31,13 +31,7 @@ REPORT = {
 
 @pytest.fixture
 def settings(tmp_path: Path, api_database_url: str) -> ApiSettings:
-    return ApiSettings(
-        database_url=api_database_url,
-        series_url=f"sqlite:///{tmp_path}/series.db",
-        config_dir=CONFIG,
-        mqtt_port=1,
-        attachments_dir=tmp_path / "photos",
-    )
+    return settings_keeping_photos(tmp_path, api_database_url)
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
 """The platform's server side running as processes — the API, ingest and alerts on real Mosquitto,
-influxd and PostgreSQL — for tests that change it while it runs."""
+influxd and PostgreSQL — for tests that change it while it runs; and Chromium for the browser tests
+(their helpers are in tests/e2e/browser.py)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,22 @@ from pathlib import Path
 
 import httpx
 import pytest
+from playwright.sync_api import Browser, sync_playwright
 
 from api.accounts import ensure_demo_operator
 from common.db import make_engine
+from tests.e2e.browser import launch_chromium
 from tests.platform import CONFIG_DIR, Service, wait_for
 from yiwang.servers import InfluxDatabase, MosquittoServer, free_port, unique_name
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium, headless, one per test module."""
+    with sync_playwright() as playwright:
+        chromium = launch_chromium(playwright)
+        yield chromium
+        chromium.close()
 
 
 @dataclass

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, ViewportSize
+from playwright.sync_api import Browser, Page
 
 from alerts.engine import AlertEngine
 from alerts.intake import CaseBook
@@ -19,15 +19,14 @@ from cases.policy import CasePolicy
 from common.db import make_engine
 from contract import Reading
 from contract.catalog import load_catalog
+from tests.e2e import browser as chromium
 from tests.e2e import test_console_browser as console_browser
 from tests.e2e.test_console_browser import shoot, sign_in
 from tests.e2e.test_map_browser import _watch
 from tests.platform import CONFIG_DIR
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
-browser = console_browser.browser
 console = console_browser.console
-PHONE: ViewportSize = {"width": 360, "height": 740}
 FIRING = "flooding-water-level|zhuganxiang|wl-02"
 
 
@@ -129,13 +128,11 @@ def test_an_operator_acknowledges_silences_and_takes_a_call_that_merges(
 
 def test_the_call_form_fits_a_phone(browser: Browser, console: tuple[str, str], tmp_path: Path) -> None:
     base, _ = console
-    phone = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, locale="en-US")
+    phone = chromium.phone(browser, "en-US")
     page = phone.new_page()
     problems = _watch(page)
     page.goto(f"{base}/console?lang=en")
-    page.fill("input[name=username]", "wang.wei")
-    page.fill("input[name=password]", "s3cret-pass")
-    page.tap("button[type=submit]")
+    chromium.sign_in(page, "wang.wei", "s3cret-pass", tap=True)
     page.wait_for_url(f"{base}/console")
     page.goto(f"{base}/console/cases/new?lang=en")
     wide = page.evaluate(

@@ -20,14 +20,14 @@ from cases.policy import CasePolicy
 from common.db import make_engine
 from contract import Reading
 from contract.catalog import load_catalog
+from tests.e2e import browser as chromium
 from tests.e2e import test_console_browser as console_browser
 from tests.e2e.test_console_browser import act, shoot, sign_in
 from tests.e2e.test_map_browser import _watch
-from tests.e2e.test_supervision_browser import PHONE, _overflowing
+from tests.e2e.test_supervision_browser import _overflowing
 from tests.platform import CONFIG_DIR
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
-browser = console_browser.browser
 console = console_browser.console
 
 
@@ -107,14 +107,10 @@ def test_an_alert_joins_while_the_operator_verifies_and_the_page_follows(
     assert problems == []
 
     # The grid worker it went to follows it on a 360×740 touch phone, in English: it fits, and grows live.
-    phone = browser.new_context(
-        viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2, locale="en-US"
-    ).new_page()
+    phone = chromium.phone(browser, "en-US").new_page()
     phone_problems = _watch(phone)
     phone.goto(f"{base}/console/login?lang=en")
-    phone.fill("input[name=username]", "li.na")
-    phone.fill("input[name=password]", "grid-pass")
-    phone.click("button[type=submit]")
+    chromium.sign_in(phone, "li.na", "grid-pass")
     phone.wait_for_load_state()
     phone.goto(f"{base}/console/cases/{case_id}")
     assert phone.locator("#case-state").get_attribute("data-state") == "ASSIGNED"

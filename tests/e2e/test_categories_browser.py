@@ -12,20 +12,16 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
 from api import accounts
 from cases.categories import Category
 from cases.policy import CasePolicy
 from common.db import make_engine
-from tests.platform import CONFIG_DIR, Service, wait_for
-from yiwang.schema import create_all
-from yiwang.servers import free_port
+from tests.e2e import browser as chromium
+from tests.platform import CONFIG_DIR, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
-PHONE = {"width": 360, "height": 740}
 CO2 = Category(
     code="air_co2_high",
     name_zh="二氧化碳超标",
@@ -50,22 +46,9 @@ class RunningApi:
         return httpx.request(method, self.base + path, json=body, headers=headers, timeout=10)
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+@pytest.fixture(params=chromium.DATABASES)
 def running_api(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RunningApi]:
-    port = free_port()
-    if request.param == "sqlite":
-        database_url = f"sqlite:///{tmp_path}/yiwang.db"
-        create_all(database_url)
-    else:
-        database_url = request.getfixturevalue("postgres_schema_url")  # migrated, as in production
+    database_url = chromium.fresh_database(request, tmp_path)
     db = make_engine(database_url)
     operator = accounts.create_user(db, "op", "op-pass-123", role="district_operator", display_name="区运维")
     token = accounts.issue_token(db, operator)
@@ -79,37 +62,13 @@ def running_api(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Runn
         grid="g-north",
     )
     db.dispose()
-    env = {
-        "YIWANG_DATABASE_URL": database_url,
-        "YIWANG_SERIES_URL": f"sqlite:///{tmp_path}/series.db",
-        "YIWANG_CONFIG_DIR": str(CONFIG_DIR),
-        "YIWANG_HTTP_PORT": str(port),
-    }
-    api = Service(["api"], env, tmp_path, tmp_path / "api.log").start()
-    base = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        try:
-            return httpx.get(f"{base}/console/login", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_for(up, 30, f"the API; log:\n{api.log()}")
-    yield RunningApi(base, database_url, token)
-    assert api.stop() == 0
+    with chromium.api_process(tmp_path, chromium.api_env(database_url, tmp_path)) as api:
+        yield RunningApi(api.base, database_url, token)
 
 
 def sign_in(browser: Browser, base: str, username: str, password: str, *, phone: bool = False) -> Page:
-    options: dict[str, object] = {"locale": "zh-CN"}
-    if phone:
-        options |= {"viewport": PHONE, "is_mobile": True, "has_touch": True, "device_scale_factor": 2}
-    page = browser.new_context(**options).new_page()  # type: ignore[arg-type]
-    page.goto(f"{base}/console")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", password)
-    page.click("button[type=submit]")
-    page.wait_for_url(lambda url: url in (f"{base}/console", f"{base}/console/field"))  # field roles: phone
-    return page
+    context = chromium.phone(browser) if phone else chromium.desktop(browser)
+    return chromium.signed_in(context, base, username, password)
 
 
 def category_cell(page: Page) -> str:

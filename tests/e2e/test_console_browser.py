@@ -7,55 +7,24 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
 from api import accounts
-from api.settings import ApiSettings
 from common.db import make_engine
+from tests.e2e import browser as chromium
+from tests.e2e import conftest as e2e
 from tests.factories import open_flooding_cases
-from tests.platform import CONFIG_DIR, Service, wait_for
-from yiwang.schema import create_all
-from yiwang.servers import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
+browser = e2e.browser  # served from here too: tests outside tests/e2e import it with `console`
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+@pytest.fixture(params=chromium.DATABASES)
 def console(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str]]:
     """The real API process on the embedded SQLite default, and on a real PostgreSQL."""
-    port = free_port()
-    if request.param == "sqlite":
-        database_url = f"sqlite:///{tmp_path}/yiwang.db"
-        create_all(database_url)
-    else:
-        database_url = request.getfixturevalue("postgres_schema_url")  # migrated, as in production
-    settings = ApiSettings(
-        database_url=database_url,
-        series_url=f"sqlite:///{tmp_path}/series.db",
-        config_dir=CONFIG_DIR,
-        http_port=port,
-    )
-    db = make_engine(settings.database_url)
+    database_url = chromium.fresh_database(request, tmp_path)
+    db = make_engine(database_url)
     accounts.create_user(
         db, "wang.wei", "s3cret-pass", role="town_operator", display_name="王伟", town="yuehe"
     )
@@ -69,25 +38,9 @@ def console(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[st
         grid="g-north",
     )
     db.dispose()
-    open_flooding_cases(settings.database_url, [datetime.now(UTC)])
-    env = {
-        "YIWANG_DATABASE_URL": settings.database_url,
-        "YIWANG_SERIES_URL": settings.series_url,
-        "YIWANG_CONFIG_DIR": str(CONFIG_DIR),
-        "YIWANG_HTTP_PORT": str(port),
-    }
-    api = Service(["api"], env, tmp_path, tmp_path / "api.log").start()
-    base = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        try:
-            return httpx.get(f"{base}/console/login", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_for(up, 30, f"the console; log:\n{api.log()}")
-    yield base, settings.database_url
-    assert api.stop() == 0
+    open_flooding_cases(database_url, [datetime.now(UTC)])
+    with chromium.api_process(tmp_path, chromium.api_env(database_url, tmp_path)) as api:
+        yield api.base, database_url
 
 
 def shoot(page: Page, tmp_path: Path, name: str) -> None:
@@ -98,13 +51,8 @@ def shoot(page: Page, tmp_path: Path, name: str) -> None:
 
 
 def sign_in(browser: Browser, base: str, username: str, password: str) -> Page:
-    page = browser.new_context(locale="zh-CN").new_page()
-    page.goto(f"{base}/console")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", password)
-    page.click("button[type=submit]")
-    page.wait_for_url(lambda url: url in (f"{base}/console", f"{base}/console/field"))  # field roles: phone
-    return page
+    """A new desktop page (in Chinese), signed in."""
+    return chromium.signed_in(chromium.desktop(browser), base, username, password)
 
 
 def act(page: Page, action: str, **fields: str) -> None:
@@ -165,20 +113,16 @@ def test_a_sensor_case_appears_live_and_is_worked_to_closure_by_the_right_roles(
 def test_operator_logs_in_and_sees_open_cases(
     browser: Browser, console: tuple[str, str], tmp_path: Path
 ) -> None:
-    console, _ = console
+    base, _ = console
     page = browser.new_page(locale="zh-CN")
-    page.goto(f"{console}/console")
+    page.goto(f"{base}/console")
     assert page.url.endswith("/console/login")
 
-    page.fill("input[name=username]", "wang.wei")
-    page.fill("input[name=password]", "wrong")
-    page.click("button[type=submit]")
+    chromium.sign_in(page, "wang.wei", "wrong")
     assert page.get_by_role("alert").inner_text() == "用户名或密码错误"
 
-    page.fill("input[name=username]", "wang.wei")
-    page.fill("input[name=password]", "s3cret-pass")
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{console}/console")
+    chromium.sign_in(page, "wang.wei", "s3cret-pass")
+    page.wait_for_url(f"{base}/console")
     row = page.locator("#cases tbody tr[data-category=flooding]")
     assert row.count() == 1
     cells = row.locator("td").all_inner_texts()
@@ -192,6 +136,6 @@ def test_operator_logs_in_and_sees_open_cases(
     assert page.locator("#cases tbody td").nth(4).inner_text() == "New"
 
     page.click("text=Sign out")
-    page.goto(f"{console}/console")
+    page.goto(f"{base}/console")
     assert page.url.endswith("/console/login")
     page.close()

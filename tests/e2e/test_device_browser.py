@@ -12,14 +12,14 @@ from playwright.sync_api import Browser
 
 from series.factory import open_store
 from series.store import Point
-from tests.e2e.test_console_browser import browser, console, shoot, sign_in  # noqa: F401 - fixtures
+from tests.e2e.test_console_browser import console, shoot, sign_in  # noqa: F401 - the API process
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 TAGS = {"community": "zhuganxiang", "gateway": "gw-01", "device": "wl-01", "grid": "g-north"}
 
 
 def test_operator_changes_the_time_range_and_the_chart_follows(
-    browser: Browser,  # noqa: F811
+    browser: Browser,
     console: tuple[str, str],  # noqa: F811
     tmp_path: Path,
 ) -> None:

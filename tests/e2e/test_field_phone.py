@@ -22,24 +22,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api import accounts
-from api.settings import ApiSettings
 from cases.attachment_models import Attachment
 from cases.models import Case, CaseEvent
 from common.db import make_engine
-from tests.e2e.test_console_browser import browser  # noqa: F401 - Debian's Chromium, headless
+from tests.e2e import browser as chromium
+from tests.e2e.browser import DESKTOP
 from tests.factories import open_flooding_cases
-from tests.platform import CONFIG_DIR, Service, wait_for
-from yiwang.schema import create_all
-from yiwang.servers import free_port
+from tests.platform import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
-PHONE = {
-    "viewport": {"width": 360, "height": 740},
-    "is_mobile": True,
-    "has_touch": True,
-    "device_scale_factor": 2,
-}
-DESKTOP = {"viewport": {"width": 1280, "height": 800}}
 WORKER, WORKER_PASSWORD = "li.na", "grid-pass-for-tests"
 PAGE_BUDGET = 150_000  # bytes on the wire: HTML + CSS + JS of the phone view
 
@@ -51,43 +42,19 @@ class Live:
     token: str  # a district operator's, to assign cases as the town would
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+@pytest.fixture(params=chromium.DATABASES)
 def live(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Live]:
-    port = free_port()
-    if request.param == "sqlite":
-        database_url = f"sqlite:///{tmp_path}/yiwang.db"
-        create_all(database_url)
-    else:
-        database_url = request.getfixturevalue("postgres_schema_url")
-    settings = ApiSettings(
-        database_url=database_url, series_url=f"sqlite:///{tmp_path}/series.db", config_dir=CONFIG_DIR
-    )
-    db = make_engine(settings.database_url)
+    database_url = chromium.fresh_database(request, tmp_path)
+    db = make_engine(database_url)
     accounts.create_user(
         db, WORKER, WORKER_PASSWORD, "grid_worker", "李娜", community="zhuganxiang", grid="g-north"
     )
     token = accounts.issue_token(db, accounts.create_user(db, "op", "op-pass", "district_operator"))
     db.dispose()
-    open_flooding_cases(settings.database_url, [datetime.now(UTC)])  # a flood in g-north (wl-01)
-    env = {
-        "YIWANG_DATABASE_URL": settings.database_url,
-        "YIWANG_SERIES_URL": settings.series_url,
-        "YIWANG_CONFIG_DIR": str(CONFIG_DIR),
-        "YIWANG_HTTP_PORT": str(port),
-        "YIWANG_ATTACHMENTS_DIR": str(tmp_path / "attachments"),
-    }
-    api = Service(["api"], env, tmp_path, tmp_path / "api.log").start()
-    base = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        try:
-            return httpx.get(f"{base}/console/login", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_for(up, 30, f"the API; log:\n{api.log()}")
-    yield Live(base, database_url, token)
-    assert api.stop() == 0
+    open_flooding_cases(database_url, [datetime.now(UTC)])  # a flood in g-north (wl-01)
+    env = chromium.api_env(database_url, tmp_path, YIWANG_ATTACHMENTS_DIR=str(tmp_path / "attachments"))
+    with chromium.api_process(tmp_path, env) as api:
+        yield Live(api.base, database_url, token)
 
 
 def operator(live: Live, method: str, path: str, json: object = None) -> httpx.Response:
@@ -103,13 +70,21 @@ def assign(live: Live, case_id: int) -> None:
         operator(live, "POST", f"/api/v1/cases/{case_id}/actions", json={"action": action, "params": params})
 
 
-def phone_sign_in(browser: Browser, live: Live, lang: str = "zh") -> tuple[BrowserContext, Page]:  # noqa: F811
-    context = browser.new_context(**PHONE, locale="zh-CN")  # type: ignore[arg-type]
+def assigned_flood(live: Live) -> int:
+    """The seeded flood, assigned to the worker; its id."""
+    db = make_engine(live.database_url)
+    with Session(db) as session:
+        flood = session.scalars(select(Case.id)).one()
+    db.dispose()
+    assign(live, flood)
+    return flood
+
+
+def phone_sign_in(browser: Browser, live: Live, lang: str = "zh") -> tuple[BrowserContext, Page]:
+    context = chromium.phone(browser)
     page = context.new_page()
     page.goto(f"{live.base}/console/login?lang={lang}")
-    page.fill("input[name=username]", WORKER)
-    page.fill("input[name=password]", WORKER_PASSWORD)
-    page.click("button[type=submit]")
+    chromium.sign_in(page, WORKER, WORKER_PASSWORD)
     page.wait_for_url(f"{live.base}/console/field")  # a field role lands on the phone view
     return context, page
 
@@ -143,15 +118,11 @@ def photo(tmp_path: Path) -> Path:
 
 
 def test_the_worker_signs_goes_offline_sends_feedback_with_a_photo_and_it_lands_once(
-    browser: Browser,  # noqa: F811
+    browser: Browser,
     live: Live,
     tmp_path: Path,
 ) -> None:
-    db = make_engine(live.database_url)
-    with Session(db) as session:
-        flood = session.scalars(select(Case.id)).one()
-    db.dispose()
-    assign(live, flood)
+    flood = assigned_flood(live)
     context, page = phone_sign_in(browser, live)
     expect(page.locator(f"#tasks li[data-case-id='{flood}']")).to_be_visible()
     fits(page)
@@ -231,14 +202,10 @@ def test_the_worker_signs_goes_offline_sends_feedback_with_a_photo_and_it_lands_
 
 
 def test_a_refused_item_is_shown_in_words_and_kept_until_discarded(
-    browser: Browser,  # noqa: F811
+    browser: Browser,
     live: Live,
 ) -> None:
-    db = make_engine(live.database_url)
-    with Session(db) as session:
-        flood = session.scalars(select(Case.id)).one()
-    db.dispose()
-    assign(live, flood)
+    flood = assigned_flood(live)
     context, page = phone_sign_in(browser, live, "en")
     page.goto(f"{live.base}/console/field/cases/{flood}")
     # Someone signs for the case while this page still offers signing: the phone's sign is refused.
@@ -259,7 +226,7 @@ def test_a_refused_item_is_shown_in_words_and_kept_until_discarded(
 
 @pytest.mark.parametrize("lang", ["zh", "en"])
 def test_the_phone_view_fits_and_stays_under_its_transfer_budget(
-    browser: Browser,  # noqa: F811
+    browser: Browser,
     live: Live,
     lang: str,
 ) -> None:
@@ -270,7 +237,7 @@ def test_the_phone_view_fits_and_stays_under_its_transfer_budget(
     fits(page)
     cookies = {c["name"]: c["value"] for c in context.cookies()}
     context.close()
-    desktop = browser.new_context(**DESKTOP)  # type: ignore[arg-type]
+    desktop = browser.new_context(**DESKTOP)
     desktop.add_cookies([{"name": k, "value": v, "url": live.base} for k, v in cookies.items()])
     wide = desktop.new_page()
     wide.goto(f"{live.base}/console/field")

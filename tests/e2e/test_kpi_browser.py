@@ -16,7 +16,8 @@ from playwright.sync_api import Browser, Page, expect
 from cases.actions import CaseFlow, Report
 from cases.policy import CasePolicy
 from common.db import make_engine
-from tests.e2e.test_console_browser import browser, console, shoot  # noqa: F401 - Chromium, the real API
+from tests.e2e import browser as chromium
+from tests.e2e.test_console_browser import console, shoot  # noqa: F401 - the real API
 from tests.platform import CONFIG_DIR
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
@@ -35,9 +36,7 @@ def _report_earlier(database_url: str, moments: list[datetime]) -> None:
 
 def _sign_in(page: Page, base: str, username: str, password: str) -> None:
     page.goto(f"{base}/console/login?lang=zh")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", password)
-    page.click("button[type=submit]")
+    chromium.sign_in(page, username, password)
     page.wait_for_url(lambda url: "/console/login" not in url)
 
 
@@ -55,7 +54,7 @@ def _week_label(day: date) -> str:
 
 
 def test_an_operator_changes_the_period_and_drills_down_to_the_cases(
-    browser: Browser,  # noqa: F811
+    browser: Browser,
     console: tuple[str, str],  # noqa: F811
     tmp_path: Path,
 ) -> None:
@@ -128,14 +127,12 @@ def test_an_operator_changes_the_period_and_drills_down_to_the_cases(
 
 
 def test_the_kpi_page_reads_on_a_phone(
-    browser: Browser,  # noqa: F811
+    browser: Browser,
     console: tuple[str, str],  # noqa: F811
     tmp_path: Path,
 ) -> None:
     base, _ = console
-    context = browser.new_context(
-        viewport={"width": 360, "height": 740}, has_touch=True, is_mobile=True, locale="zh-CN"
-    )
+    context = chromium.phone(browser)
     page = context.new_page()
     _sign_in(page, base, "li.na", "grid-pass")  # a grid worker: the grid's figures
     page.goto(f"{base}/console/kpis?period=week")

@@ -7,16 +7,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, ViewportSize
+from playwright.sync_api import Browser, ConsoleMessage, Page
 
+from tests.e2e import browser as chromium
 from tests.e2e import test_console_browser as console_browser
+from tests.e2e.browser import PHONE_HEIGHT, PHONE_WIDTH
 from tests.e2e.test_console_browser import shoot, sign_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
-# The console tests' fixtures: the real API process with its demo accounts and case, and Chromium.
-browser = console_browser.browser
+# The console tests' API process with its demo accounts and case (Chromium is tests/e2e/conftest.py's).
 console = console_browser.console
-PHONE: ViewportSize = {"width": 360, "height": 740}
 
 
 def _watch(page: Page) -> list[str]:
@@ -75,23 +75,19 @@ def test_on_a_phone_the_map_fills_the_screen_and_a_tap_opens_the_case(
     browser: Browser, console: tuple[str, str], tmp_path: Path
 ) -> None:
     base, _ = console
-    context = browser.new_context(
-        viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2, locale="zh-CN"
-    )
+    context = chromium.phone(browser)
     page = context.new_page()
     problems = _watch(page)
     page.goto(f"{base}/console/map")
-    page.fill("input[name=username]", "li.na")  # the north grid's worker
-    page.fill("input[name=password]", "grid-pass")
-    page.click("button[type=submit]")
+    chromium.sign_in(page, "li.na", "grid-pass")  # the north grid's worker
     page.wait_for_url(f"{base}/console/field")  # a field role lands on the phone view
     page.goto(f"{base}/console/map")
     page.wait_for_url(f"{base}/console/map/zhuganxiang")
     assert _markers(page, "device") == 14  # her grid's devices only
     assert _markers(page, "case") == 1
     box = page.locator("#map").bounding_box()
-    assert box is not None and box["width"] >= PHONE["width"] - 20 and box["height"] >= 0.6 * PHONE["height"]
-    assert page.evaluate("() => document.documentElement.scrollWidth") <= PHONE["width"]
+    assert box is not None and box["width"] >= PHONE_WIDTH - 20 and box["height"] >= 0.6 * PHONE_HEIGHT
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= PHONE_WIDTH
     shoot(page, tmp_path, "map-phone")
     flood = page.locator(".leaflet-marker-icon[data-kind=case]")
     case_id = flood.get_attribute("data-id")

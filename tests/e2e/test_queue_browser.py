@@ -15,7 +15,8 @@ from playwright.sync_api import Browser, Page, expect
 
 from api import accounts
 from common.db import make_engine
-from tests.e2e.test_console_browser import browser, console, shoot  # noqa: F401 - Chromium, the API process
+from tests.e2e import browser as chromium
+from tests.e2e.test_console_browser import console, shoot  # noqa: F401 - the API process
 from tests.factories import open_flooding_cases
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
@@ -37,19 +38,14 @@ def loaded_at(page: Page) -> str:
 
 
 def test_a_filtered_queue_follows_new_and_closed_cases_in_place(
-    browser: Browser,  # noqa: F811
+    browser: Browser,
     console: tuple[str, str],  # noqa: F811
     tmp_path: Path,
 ) -> None:
     base, database_url = console
     token = api_token(database_url)
-    context = browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 800})
-    page = context.new_page()
-    page.goto(f"{base}/console")
-    page.fill("input[name=username]", "wang.wei")
-    page.fill("input[name=password]", "s3cret-pass")
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{base}/console")
+    context = chromium.desktop(browser, **chromium.DESKTOP)
+    page = chromium.signed_in(context, base, "wang.wei", "s3cret-pass")
     expect(page.locator(ROWS)).to_have_count(1)  # the seeded flood, a sensor case
     expect(page.locator("#queue-filters select[name=source] option[value=sensor]")).to_have_text("传感器 (1)")
 

@@ -6,65 +6,19 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
-from pathlib import Path
+from typing import Any
 
 import httpx
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from api.accounts import ensure_demo_operator
-from common.db import make_engine
-from tests.platform import CONFIG_DIR, Service, now_ms, wait_for
-from yiwang.servers import MosquittoServer, free_port, unique_name
+from tests.e2e.conftest import LiveStack
+from tests.platform import now_ms, wait_for
+from yiwang.servers import MosquittoServer, unique_name
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.integration]  # live_stack: PostgreSQL and influxd
 TOPIC = "yiwang/v1/zhuganxiang/gw-02/telemetry"
-
-
-@pytest.fixture
-def stack(tmp_path: Path, mosquitto: MosquittoServer) -> Iterator[tuple[httpx.Client, list[Service]]]:
-    http_port = free_port()
-    database_url = f"sqlite:///{tmp_path}/yiwang.db"
-    env = {
-        "YIWANG_MQTT_PORT": str(mosquitto.port),
-        "YIWANG_HTTP_PORT": str(http_port),
-        "YIWANG_DATABASE_URL": database_url,
-        "YIWANG_SERIES_URL": f"sqlite:///{tmp_path}/series.db",
-        "YIWANG_CONFIG_DIR": str(CONFIG_DIR),
-        "YIWANG_INGEST_SPOOL_DIR": str(tmp_path / "spool"),
-        "YIWANG_INGEST_METRICS_PORT": "0",
-        "YIWANG_INGEST_CLIENT_ID": unique_name("ingest"),
-        "YIWANG_ALERTS_CLIENT_ID": unique_name("alerts"),
-        "YIWANG_REGISTRY_POLL_S": "1",
-    }
-    init = Service(["db", "init"], env, tmp_path, tmp_path / "db.log").start()
-    assert init.proc is not None and init.proc.wait(60) == 0, init.log()
-    api = Service(["api"], env, tmp_path, tmp_path / "api.log").start()
-    services = [api]
-    base = f"http://127.0.0.1:{http_port}"
-
-    def up() -> bool:
-        try:
-            return httpx.get(f"{base}/healthz", timeout=2).status_code in (200, 503)
-        except httpx.HTTPError:
-            return False
-
-    try:
-        wait_for(up, 60, f"the API; log:\n{api.log()}")  # it seeds the registry before it listens
-        services += [
-            Service([name], env, tmp_path, tmp_path / f"{name}.log").start() for name in ("ingest", "alerts")
-        ]
-        db = make_engine(database_url)
-        token = ensure_demo_operator(db, tmp_path / "credentials.json")["token"]
-        db.dispose()
-        client = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=10)
-        yield client, services
-        client.close()
-    finally:
-        for service in services[::-1]:
-            service.stop()
 
 
 def _publisher(port: int) -> mqtt.Client:
@@ -79,7 +33,7 @@ def _send(client: mqtt.Client, seq: int, device: str, level: float) -> None:
     client.publish(TOPIC, json.dumps({"seq": seq, "readings": [reading]}), qos=1).wait_for_publish(5)
 
 
-def _cases_of(api: httpx.Client, device: str) -> list[dict]:
+def _cases_of(api: httpx.Client, device: str) -> list[dict[str, Any]]:
     items = api.get("/api/v1/cases", params={"open": "true", "category": "flooding"}).json()["items"]
     found = []
     for case in items:
@@ -90,10 +44,9 @@ def _cases_of(api: httpx.Client, device: str) -> list[dict]:
 
 
 def test_a_device_added_through_the_api_opens_a_case_within_5_s(
-    stack: tuple[httpx.Client, list[Service]], mosquitto: MosquittoServer
+    live_stack: LiveStack, mosquitto: MosquittoServer
 ) -> None:
-    api, services = stack
-    logs = lambda: "\n".join(s.log()[-1500:] for s in services)  # noqa: E731
+    api, logs = live_stack.api, live_stack.logs
     gateway = _publisher(mosquitto.port)
     seq = iter(range(1, 10_000))
     try:
@@ -120,7 +73,7 @@ def test_a_device_added_through_the_api_opens_a_case_within_5_s(
         assert created.status_code == 201, created.text
         posted = time.monotonic()
 
-        def case_opened() -> list[dict]:
+        def case_opened() -> list[dict[str, Any]]:
             _send(gateway, next(seq), "wl-09", 88)
             return _cases_of(api, "wl-09")
 
@@ -141,7 +94,7 @@ def test_a_device_added_through_the_api_opens_a_case_within_5_s(
             _send(gateway, next(seq), "wl-03", 90)
             time.sleep(0.2)
 
-        def flood_alert_of_wl03() -> list[dict]:
+        def flood_alert_of_wl03() -> list[dict[str, Any]]:
             alerts = api.get("/api/v1/alerts", params={"limit": 200}).json()["items"]
             return [a for a in alerts if a["subject"] == "wl-03" and a["rule_id"] == "flooding-water-level"]
 

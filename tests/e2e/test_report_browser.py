@@ -17,21 +17,11 @@ from PIL import Image, ImageDraw
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from api import accounts
-from api.settings import ApiSettings
 from cases.public_channels import create_channel
 from common.db import make_engine
-from tests.e2e.test_console_browser import browser  # noqa: F401 - Debian's Chromium, headless
-from tests.platform import CONFIG_DIR, Service, wait_for
-from yiwang.schema import create_all
-from yiwang.servers import free_port
+from tests.e2e import browser as chromium
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
-PHONE: dict[str, Any] = {
-    "viewport": {"width": 360, "height": 740},
-    "is_mobile": True,
-    "has_touch": True,
-    "device_scale_factor": 2,
-}
 
 
 @dataclass(frozen=True)
@@ -41,18 +31,10 @@ class Live:
     worker: str  # the grid worker's of g-north
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+@pytest.fixture(params=chromium.DATABASES)
 def live(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Live]:
-    port = free_port()
-    if request.param == "sqlite":
-        database_url = f"sqlite:///{tmp_path}/yiwang.db"
-        create_all(database_url)
-    else:
-        database_url = request.getfixturevalue("postgres_schema_url")
-    settings = ApiSettings(
-        database_url=database_url, series_url=f"sqlite:///{tmp_path}/series.db", config_dir=CONFIG_DIR
-    )
-    db = make_engine(settings.database_url)
+    database_url = chromium.fresh_database(request, tmp_path)
+    db = make_engine(database_url)
     operator = accounts.issue_token(db, accounts.create_user(db, "op", "op-pass-123", "district_operator"))
     worker = accounts.issue_token(
         db,
@@ -62,25 +44,9 @@ def live(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Live]:
     )
     create_channel(db, "公众上报页", ["zhuganxiang"], town=None, serves_page=True, actor="test")
     db.dispose()
-    env = {
-        "YIWANG_DATABASE_URL": settings.database_url,
-        "YIWANG_SERIES_URL": settings.series_url,
-        "YIWANG_CONFIG_DIR": str(CONFIG_DIR),
-        "YIWANG_HTTP_PORT": str(port),
-        "YIWANG_ATTACHMENTS_DIR": str(tmp_path / "attachments"),
-    }
-    api = Service(["api"], env, tmp_path, tmp_path / "api.log").start()
-    base = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        try:
-            return httpx.get(f"{base}/report", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_for(up, 120, f"the API; log:\n{api.log()}")
-    yield Live(base, operator, worker)
-    assert api.stop() == 0
+    env = chromium.api_env(database_url, tmp_path, YIWANG_ATTACHMENTS_DIR=str(tmp_path / "attachments"))
+    with chromium.api_process(tmp_path, env, ready_path="/report") as api:
+        yield Live(api.base, operator, worker)
 
 
 def photo(tmp_path: Path) -> Path:
@@ -92,8 +58,8 @@ def photo(tmp_path: Path) -> Path:
     return path
 
 
-def phone(browser: Browser, lang: str = "zh-CN", **extra: Any) -> tuple[BrowserContext, Page]:  # noqa: F811
-    context = browser.new_context(locale=lang, **PHONE, **extra)
+def phone(browser: Browser, lang: str = "zh-CN", **extra: Any) -> tuple[BrowserContext, Page]:
+    context = chromium.phone(browser, lang, **extra)
     return context, context.new_page()
 
 
@@ -109,7 +75,7 @@ def call(live: Live, token: str, method: str, path: str, **kw: Any) -> httpx.Res
 
 
 def test_a_resident_reports_with_a_photo_and_follows_it_to_closure(
-    browser: Browser,  # noqa: F811
+    browser: Browser,
     live: Live,
     tmp_path: Path,
 ) -> None:
@@ -165,7 +131,7 @@ def test_a_resident_reports_with_a_photo_and_follows_it_to_closure(
     context.close()
 
 
-def test_the_phones_position_files_into_its_grid(browser: Browser, live: Live) -> None:  # noqa: F811
+def test_the_phones_position_files_into_its_grid(browser: Browser, live: Live) -> None:
     context, page = phone(
         browser,
         "en-US",

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from playwright.sync_api import Browser
+from playwright.sync_api import Browser, BrowserContext, Page
 from sqlalchemy.orm import Session
 
 from alerts.fleet import record_gateway
@@ -16,7 +16,8 @@ from common.db import make_engine
 from contract import StateMessage
 from registry.rollout_models import ensure_tables
 from registry.rollouts import start_canary, widen
-from tests.e2e.test_console_browser import browser, console, shoot  # noqa: F401 - shared fixtures
+from tests.e2e import browser as chromium
+from tests.e2e.test_console_browser import console, shoot  # noqa: F401 - the API process
 
 C = "zhuganxiang"
 REASON = "not healthy within 120 s: no answer at http://127.0.0.1:9108/metrics (Connection refused): the agent is not running"
@@ -42,24 +43,18 @@ def seed(database_url: str) -> None:
     db.dispose()
 
 
-def sign_in(browser: Browser, base: str, **context: Any) -> Any:  # noqa: F811
-    page = browser.new_context(locale="zh-CN", **context).new_page()
-    page.goto(f"{base}/console")
-    page.fill("input[name=username]", "wang.wei")
-    page.fill("input[name=password]", "s3cret-pass")
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{base}/console")
-    return page
+def sign_in(context: BrowserContext, base: str) -> Page:
+    return chromium.signed_in(context, base, "wang.wei", "s3cret-pass")
 
 
 def test_fleet_versions_on_desktop_and_phone(
-    browser: Browser,  # noqa: F811 - the shared fixture
+    browser: Browser,
     console: tuple[str, str],  # noqa: F811
     tmp_path: Path,
 ) -> None:
     base, database_url = console
     seed(database_url)
-    page = sign_in(browser, base)
+    page = sign_in(chromium.desktop(browser), base)
     page.goto(f"{base}/console/fleet")
     # The API's publisher stops the rollout whose canary rolled back by itself (within a second or two).
     page.wait_for_function(
@@ -93,7 +88,7 @@ def test_fleet_versions_on_desktop_and_phone(
     )
     page.context.close()
 
-    phone = sign_in(browser, base, viewport={"width": 360, "height": 740}, has_touch=True, is_mobile=True)
+    phone = sign_in(chromium.phone(browser), base)
     phone.goto(f"{base}/console/fleet")
     width = phone.evaluate("document.documentElement.scrollWidth")
     assert width <= 360, f"the fleet page is {width} px wide on a 360 px phone"

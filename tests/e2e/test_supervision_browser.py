@@ -8,27 +8,27 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, ViewportSize
+from playwright.sync_api import Browser, Page
 
+from tests.e2e import browser as chromium
 from tests.e2e import test_console_browser as console_browser
 from tests.e2e.test_console_browser import shoot, sign_in
 from tests.e2e.test_map_browser import _watch
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
-browser = console_browser.browser
 console = console_browser.console
-PHONE: ViewportSize = {"width": 360, "height": 740}
 REASON = "积水未排，居民再次反映"
 
 
 def _overflowing(page: Page) -> list[str]:
     """Elements wider than the window, and the document itself if it scrolls sideways."""
-    return page.evaluate(
+    found: list[str] = page.evaluate(
         """() => [document.documentElement, ...document.querySelectorAll('header, header *, main, main *')]
              .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1
                           || (e === document.documentElement && e.scrollWidth > window.innerWidth))
              .map(e => e.tagName + (e.id ? '#' + e.id : '') + '.' + e.className)"""
     )
+    return found
 
 
 def _issue_on_the_case(page: Page, base: str) -> str:
@@ -73,15 +73,11 @@ def test_a_town_issues_on_a_desktop_and_the_grid_answers_on_a_phone(
     assert _overflowing(desk) == []
     desk.close()
 
-    phone = browser.new_context(
-        viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2, locale="en-US"
-    )
+    phone = chromium.phone(browser, "en-US")
     page = phone.new_page()
     problems += _watch(page)
     page.goto(f"{base}/console?lang=en")
-    page.fill("input[name=username]", "li.na")
-    page.fill("input[name=password]", "grid-pass")
-    page.tap("button[type=submit]")
+    chromium.sign_in(page, "li.na", "grid-pass", tap=True)
     page.wait_for_url(f"{base}/console/field")  # a field role lands on the phone view
     page.goto(f"{base}/console/supervision?lang=en")
     card = page.locator("article.sup-order[data-state=open]").first
@@ -90,7 +86,7 @@ def test_a_town_issues_on_a_desktop_and_the_grid_answers_on_a_phone(
     shoot(page, tmp_path, "supervision-phone-en-open")
     answer = card.locator("textarea[name=answer]")
     box = card.locator("form.sup-answer-form button").bounding_box()
-    assert box is not None and box["height"] >= 44 and box["x"] + box["width"] <= PHONE["width"]
+    assert box is not None and box["height"] >= 44 and box["x"] + box["width"] <= chromium.PHONE_WIDTH
     answer.tap()
     answer.fill("Pumped out, drain cleared")
     card.locator("form.sup-answer-form button").tap()

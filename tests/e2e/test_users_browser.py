@@ -5,63 +5,31 @@ the accounts page fits a phone in both languages; the case page's assignee is pi
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
 from api import accounts
-from api.settings import ApiSettings
 from common.db import make_engine
+from tests.e2e import browser as chromium
+from tests.e2e.browser import DESKTOP
 from tests.factories import open_flooding_cases
-from tests.platform import CONFIG_DIR, Service, wait_for
-from yiwang.schema import create_all
-from yiwang.servers import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-quic", "--disable-sync"]
-PHONE = {
-    "viewport": {"width": 360, "height": 740},
-    "is_mobile": True,
-    "has_touch": True,
-    "device_scale_factor": 2,
-}
-DESKTOP = {"viewport": {"width": 1280, "height": 800}}
 ADMIN_PASSWORD = "admin-pass-for-tests"
 TOWN_PASSWORD = "town-pass-for-tests"
 WORKER_PASSWORD = "worker-pass-for-tests"
 NEW_PASSWORD = "plum-river-47-cloud"
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+@pytest.fixture(params=chromium.DATABASES)
 def console(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """The real API process with an admin, a town operator (wang.wei) and a grid worker (zhou.qiang)."""
-    port = free_port()
-    if request.param == "sqlite":
-        database_url = f"sqlite:///{tmp_path}/yiwang.db"
-        create_all(database_url)
-    else:
-        database_url = request.getfixturevalue("postgres_schema_url")
-    settings = ApiSettings(
-        database_url=database_url,
-        series_url=f"sqlite:///{tmp_path}/series.db",
-        config_dir=CONFIG_DIR,
-        http_port=port,
-    )
-    db = make_engine(settings.database_url)
+    database_url = chromium.fresh_database(request, tmp_path)
+    db = make_engine(database_url)
     accounts.create_user(db, "root", ADMIN_PASSWORD, role="admin", display_name="管理员")
     accounts.create_user(
         db, "wang.wei", TOWN_PASSWORD, "town_operator", "王伟", town="yuehe", person="wang.wei"
@@ -77,39 +45,9 @@ def console(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         person="zhou.qiang",
     )
     db.dispose()
-    open_flooding_cases(settings.database_url, [datetime.now(UTC)])
-    env = {
-        "YIWANG_DATABASE_URL": settings.database_url,
-        "YIWANG_SERIES_URL": settings.series_url,
-        "YIWANG_CONFIG_DIR": str(CONFIG_DIR),
-        "YIWANG_HTTP_PORT": str(port),
-    }
-    api = Service(["api"], env, tmp_path, tmp_path / "api.log").start()
-    base = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        try:
-            return httpx.get(f"{base}/console/login", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_for(up, 90, f"the console; log:\n{api.log()}")  # a loaded 2-core box starts slowly
-    yield base
-    assert api.stop() == 0
-
-
-def context(browser: Browser, device: Mapping[str, Any], locale: str) -> BrowserContext:
-    return browser.new_context(locale=locale, **device)
-
-
-def sign_in(ctx: BrowserContext, base: str, username: str, password: str, lang: str = "zh") -> Page:
-    page = ctx.new_page()
-    page.goto(f"{base}/console/login?lang={lang}")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", password)
-    page.click("button[type=submit]")
-    page.wait_for_url(lambda url: url in (f"{base}/console", f"{base}/console/field"))  # field roles: phone
-    return page
+    open_flooding_cases(database_url, [datetime.now(UTC)])
+    with chromium.api_process(tmp_path, chromium.api_env(database_url, tmp_path)) as api:
+        yield api.base
 
 
 def fits_the_screen(page: Page) -> bool:
@@ -121,7 +59,9 @@ def test_an_account_is_made_on_a_desktop_and_its_password_set_on_a_phone(
     browser: Browser, console: str, tmp_path: Path
 ) -> None:
     base = console
-    admin = sign_in(context(browser, DESKTOP, "zh-CN"), base, "root", ADMIN_PASSWORD)
+    admin = chromium.signed_in(
+        chromium.desktop(browser, "zh-CN", **DESKTOP), base, "root", ADMIN_PASSWORD, "zh"
+    )
     admin.click("#nav-users")
     admin.wait_for_url(f"{base}/console/users")
     assert admin.locator("h2").first.inner_text() == "账号管理"
@@ -137,7 +77,7 @@ def test_an_account_is_made_on_a_desktop_and_its_password_set_on_a_phone(
     )
     admin.screenshot(path=str(tmp_path / "users-desktop-zh.png"), full_page=True)
 
-    phone = context(browser, PHONE, "en-US").new_page()
+    phone = chromium.phone(browser, "en-US").new_page()
     phone.goto(url + "?lang=en")
     assert phone.locator("#welcome-username").inner_text() == "li.na"
     assert fits_the_screen(phone)
@@ -159,7 +99,7 @@ def test_an_account_is_made_on_a_desktop_and_its_password_set_on_a_phone(
     assert phone.locator("#nav-users").count() == 0  # a grid worker manages no accounts
 
     # The link was single-use: opened again (in Chinese), it says so and asks for nothing.
-    again = context(browser, PHONE, "zh-CN").new_page()
+    again = chromium.phone(browser, "zh-CN").new_page()
     again.goto(url + "?lang=zh")
     assert again.locator("#welcome-refused").get_attribute("data-refusal") == "used"
     assert "已经用过" in again.locator("#welcome-refused").inner_text()
@@ -181,7 +121,7 @@ def test_the_accounts_page_keeps_a_town_operator_to_the_town_and_fits_a_phone(
     browser: Browser, console: str, tmp_path: Path, lang: str, locale: str, title: str
 ) -> None:
     base = console
-    town = sign_in(context(browser, PHONE, locale), base, "wang.wei", TOWN_PASSWORD, lang)
+    town = chromium.signed_in(chromium.phone(browser, locale), base, "wang.wei", TOWN_PASSWORD, lang)
     town.goto(f"{base}/console/users")
     assert town.locator("h2").first.inner_text() == title
     people = town.locator("#create-account select[name=username] option").evaluate_all(
@@ -196,7 +136,9 @@ def test_the_accounts_page_keeps_a_town_operator_to_the_town_and_fits_a_phone(
     assert fits_the_screen(town)
     town.screenshot(path=str(tmp_path / f"users-phone-{lang}.png"), full_page=True)
 
-    worker = sign_in(context(browser, DESKTOP, locale), base, "zhou.qiang", WORKER_PASSWORD, lang)
+    worker = chromium.signed_in(
+        chromium.desktop(browser, locale, **DESKTOP), base, "zhou.qiang", WORKER_PASSWORD, lang
+    )
     assert worker.locator("#nav-users").count() == 0
     response = worker.goto(f"{base}/console/users")
     assert response is not None and response.status == 403
@@ -205,7 +147,9 @@ def test_the_accounts_page_keeps_a_town_operator_to_the_town_and_fits_a_phone(
 
 def test_the_assignee_is_picked_from_the_people_of_the_cases_grid(browser: Browser, console: str) -> None:
     base = console
-    town = sign_in(context(browser, DESKTOP, "zh-CN"), base, "wang.wei", TOWN_PASSWORD)
+    town = chromium.signed_in(
+        chromium.desktop(browser, "zh-CN", **DESKTOP), base, "wang.wei", TOWN_PASSWORD, "zh"
+    )
     town.locator("#cases tbody tr a").first.click()
     for action in ("accept", "verify"):
         town.locator(f"form[data-action={action}] button[type=submit]").click()

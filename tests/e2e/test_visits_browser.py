@@ -12,18 +12,17 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, ViewportSize
+from playwright.sync_api import Browser, Page
 
 from api import accounts
 from common.db import make_engine
+from tests.e2e import browser as chromium
 from tests.e2e import test_console_browser as console_browser
 from tests.e2e.test_console_browser import shoot, sign_in
 from tests.e2e.test_map_browser import _watch
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
-browser = console_browser.browser
 console = console_browser.console
-PHONE: ViewportSize = {"width": 360, "height": 740}
 REPORTER = "13812345678"
 MARKUP = "<b>三号楼</b> **后门**"
 
@@ -102,13 +101,11 @@ def test_a_visit_reopens_the_case_and_the_bell_rings_on_a_phone(
     desk.close()
 
     # A phone, in English: the grid worker's bell tells of a case assigned to them within 5 s.
-    phone = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2)
+    phone = chromium.phone(browser, "en-US")
     page: Page = phone.new_page()
     problems += _watch(page)
     page.goto(f"{base}/console/login?lang=en")
-    page.fill("input[name=username]", "li.na")
-    page.fill("input[name=password]", "grid-pass")
-    page.click("button[type=submit]")
+    chromium.sign_in(page, "li.na", "grid-pass")
     page.wait_for_load_state()
     page.goto(f"{base}/console?lang=en")
     # The closed case was assigned to li.na before: one unread already, read from the first poll.
@@ -128,7 +125,7 @@ def test_a_visit_reopens_the_case_and_the_bell_rings_on_a_phone(
     assert page.locator("#bell-list b").count() == 0  # the resident's markup is text, not bold
     assert "2 unread" in page.locator("#bell-status").inner_text()
     panel = page.locator(".bell-panel").bounding_box()
-    assert panel is not None and panel["x"] >= 0 and panel["x"] + panel["width"] <= PHONE["width"]
+    assert panel is not None and panel["x"] >= 0 and panel["x"] + panel["width"] <= chromium.PHONE_WIDTH
     shoot(page, tmp_path, "bell-phone-en")
     page.locator("#bell-read").tap()
     page.wait_for_function("() => document.getElementById('bell-count').hidden")

@@ -13,40 +13,25 @@ import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page
 
 from tests.api.two_towns import TOWN_A, A, Seeded, seed
-from tests.e2e import test_console_browser as console_browser
+from tests.e2e import browser as chromium
 from tests.e2e.test_console_browser import shoot
-from tests.platform import Service, wait_for
-from yiwang.servers import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
-browser = console_browser.browser
 WALL = {"width": 1920, "height": 1080}
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+@pytest.fixture(params=chromium.DATABASES)
 def district(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, Seeded]]:
     """Two towns seeded through the real code paths, served by the real API process."""
     url = None if request.param == "sqlite" else request.getfixturevalue("postgres_schema_url")
     seeded = seed(tmp_path, url)
-    port = free_port()
     env = {
         "YIWANG_DATABASE_URL": seeded.settings.database_url,
         "YIWANG_SERIES_URL": seeded.settings.series_url,
         "YIWANG_CONFIG_DIR": str(seeded.settings.config_dir),
-        "YIWANG_HTTP_PORT": str(port),
     }
-    api = Service(["api"], env, tmp_path, tmp_path / "api.log").start()
-    base = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        try:
-            return httpx.get(f"{base}/console/login", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_for(up, 30, f"the console; log:\n{api.log()}")
-    yield base, seeded
-    assert api.stop() == 0
+    with chromium.api_process(tmp_path, env) as api:
+        yield api.base, seeded
 
 
 def _watch(page: Page) -> list[str]:
@@ -65,12 +50,10 @@ def _watch(page: Page) -> list[str]:
 
 
 def _wall(browser: Browser, base: str, username: str, path: str = "/console/wall") -> tuple[Page, list[str]]:
-    page = browser.new_context(viewport=WALL, locale="zh-CN").new_page()  # type: ignore[arg-type]
+    page = chromium.desktop(browser, viewport=WALL).new_page()
     problems = _watch(page)
     page.goto(f"{base}/console")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", "pw-" + username)
-    page.click("button[type=submit]")
+    chromium.sign_in(page, username, "pw-" + username)
     page.wait_for_url(f"{base}/console")
     problems.clear()  # the wall's own problems: the queue page is another test's
     page.goto(base + path)

@@ -11,14 +11,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
 from api import accounts
 from common.db import make_engine
-from tests.platform import CONFIG_DIR, Service, wait_for
+from tests.e2e.browser import api_env
+from tests.e2e.browser import api_process as yiwang_api
 from yiwang.schema import create_all
-from yiwang.servers import free_port
 
 
 def rss_kb(pid: int) -> int:
@@ -43,28 +42,9 @@ def api_process(tmp: Path, env: dict[str, str], seed: Callable[[str], None]) -> 
     database_url = f"sqlite:///{tmp}/yiwang.db"
     create_all(database_url)
     seed(database_url)
-    port = free_port()
-    service_env = {
-        "YIWANG_DATABASE_URL": database_url,
-        "YIWANG_SERIES_URL": f"sqlite:///{tmp}/series.db",
-        "YIWANG_CONFIG_DIR": str(CONFIG_DIR),
-        "YIWANG_HTTP_PORT": str(port),
-        "YIWANG_MQTT_PORT": "1",  # no broker: the API does not need one
-        **env,
-    }
-    api = Service(["api"], service_env, tmp, tmp / "api.log").start()
-    base = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        try:
-            return httpx.get(f"{base}/console/login", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_for(up, 30, f"the API; log:\n{api.log()}")
-    assert api.proc is not None
-    yield Console(base, database_url, api.proc.pid)
-    assert api.stop() == 0, api.log()
+    service_env = api_env(database_url, tmp, YIWANG_MQTT_PORT="1", **env)  # no broker: the API needs none
+    with yiwang_api(tmp, service_env) as api:
+        yield Console(api.base, database_url, api.pid)
 
 
 @dataclass(frozen=True)
