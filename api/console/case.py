@@ -4,6 +4,7 @@ user may take right now, and a live stream that tells the page when the case cha
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
@@ -17,10 +18,14 @@ from sqlalchemy.orm import Session
 
 from alerts.acknowledgements import Acknowledgement, acknowledgements_for_case
 from api.accounts import User
-from api.console.charts import Chart, line_chart, numeric
+from api.console.charts import numeric
+from api.console.device import FieldChart, field_label
+from api.console.device import thresholds as device_thresholds
 from api.console.evidence_text import snapshot_reference
 from api.console.field_requests import pending_view, request_words
+from api.console.i18n import TEXT
 from api.console.names import Names
+from api.console.time_chart import time_chart
 from api.console.timeline_text import conflict_text, photo_sets
 from api.console.web import ConsoleUser, check_csrf, language, page, session_user
 from api.deps import Resources, ResourcesDep
@@ -109,7 +114,7 @@ def _render(
         case=case,
         user=user,
         error=error,
-        chart=_evidence_chart(resources, case),
+        chart=_evidence_chart(resources, case, language(request)),
         actions=form_actions(user, case),
         requests=pending_view(user, case.events, names),
         request_words=request_words,
@@ -137,24 +142,33 @@ def named_people_pickers(resources: ResourcesDep, case: CaseDetail) -> dict[str,
     return dict.fromkeys(PERSON_PARAMS, people)
 
 
-def _evidence_chart(resources: ResourcesDep, case: CaseDetail) -> Chart | None:
-    """The first evidence's readings: the window the engine stored when it fired, which outlives the
-    series' retention; for evidence without one, the store's from 30 min before to 30 min after."""
+def _evidence_chart(resources: ResourcesDep, case: CaseDetail, lang: str) -> FieldChart | None:
+    """The first evidence's readings as the device page draws them (time and value axes, every rule
+    threshold on the field): the window the engine stored when it fired, which outlives the series'
+    retention; for evidence without one, the store's from 30 min before to 30 min after."""
     evidence = next(iter(case.evidence), None)
     rule = next((r for r in resources.rules if evidence and r.id == evidence.rule_id), None)
-    if evidence is None or rule is None or rule.field is None:
+    info = resources.catalog.device_in(case.community, evidence.device) if evidence else None
+    if evidence is None or rule is None or rule.field is None or info is None:
         return None
     field = rule.field
-    info = resources.catalog.device_in(case.community, evidence.device)
-    samples = numeric(evidence.readings or [])
+    if field not in info.profile.fields:
+        return None
+    samples = sorted(numeric(evidence.readings or []))
     if len(samples) < 2:
-        if info is None:
-            return None
         samples = _stored_samples(resources, info, field, int(evidence.observed_at.timestamp() * 1000))
-    value = rule.threshold.value if rule.threshold is not None else None
-    threshold = float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-    spec = info.profile.fields.get(field) if info else None
-    return line_chart(samples, field, (spec.unit or "") if spec else "", threshold)
+    if len(samples) < 2:
+        return None
+    words = TEXT[lang]
+    gaps = sorted(b - a for (a, _), (b, _) in itertools.pairwise(samples))
+    window_s = max(1, gaps[len(gaps) // 2] // 1000)  # the usual spacing: a longer silence is a gap
+    since_ms, until_ms = samples[0][0], samples[-1][0] + window_s * 1000
+    tz = ZoneInfo(resources.settings.display_timezone)
+    chart = time_chart(
+        samples, since_ms, until_ms, window_s, device_thresholds(resources.rules, info, field, words), tz
+    )
+    unit = info.profile.fields[field].unit or ""
+    return FieldChart(field, field_label(info, field, words), unit, chart, source="")
 
 
 def _stored_samples(

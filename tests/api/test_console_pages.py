@@ -112,8 +112,9 @@ def test_case_page_charts_the_triggering_readings_with_the_threshold(
     db.dispose()
     sign_in(client)
     page = client.get("/console/cases/1").text
-    assert '<svg id="evidence-chart"' in page and 'class="threshold"' in page
-    assert "水位 (cm) 10.0 – 70.0" in page  # the field by its name (issue #23)
+    assert 'id="evidence-chart"' in page and 'class="threshold"' in page
+    assert 'class="x-label"' in page and 'class="y-label"' in page  # real axes, as on the device page
+    assert '<figcaption>水位 (cm) · <span class="threshold-word">' in page  # the field by its name (#23)
 
 
 def test_line_chart_scales_into_the_box() -> None:

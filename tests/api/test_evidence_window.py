@@ -43,6 +43,7 @@ def test_console_charts_the_stored_window_when_the_series_is_gone(
     open_case_with_window(settings)  # the store is empty, as after retention deleted the series
     sign_in(client)
     page = client.get("/console/cases/1").text
-    assert '<svg id="evidence-chart"' in page and 'class="threshold"' in page
-    assert "水位 (cm) 20.0 – 72.0" in page  # the field by its name (issue #23)
+    assert 'id="evidence-chart"' in page and 'class="threshold"' in page
+    assert 'class="x-label"' in page and 'class="y-label"' in page  # real axes, as on the device page
+    assert '<figcaption>水位 (cm) · <span class="threshold-word">' in page  # the field by its name (#23)
     assert page.count(",", page.index("<polyline points="), page.index('" fill="none"')) == 4
