@@ -30,16 +30,18 @@ LANG_COOKIE_AGE_S = 365 * 86_400
 
 
 def language(request: Request) -> str:
-    """The page's language: a ``?lang=`` choice, else the session's, else the cookie the login page
-    set (it outlives sign-in and sign-out), else 简体中文."""
-    lang = (
-        request.query_params.get("lang")
-        or request.session.get("lang")
-        or request.cookies.get(LANG_COOKIE)
-        or "zh"
-    )
+    """The page's language: a ``?lang=`` choice, else the cookie a choice set (it outlives sign-in and
+    sign-out), else the session's, else 简体中文.
+
+    The cookie comes before the session on purpose: the session travels in its own cookie, which every
+    response re-sends, so a poll that was in flight when the user switched language would write the
+    old choice back; the language cookie is set only by a page the choice was made on.
+    """
+    chosen = request.query_params.get("lang")
+    lang = chosen or request.cookies.get(LANG_COOKIE) or request.session.get("lang") or "zh"
     lang = lang if lang in LANGUAGES else "zh"
-    request.session["lang"] = lang
+    if chosen in LANGUAGES:
+        request.session["lang"] = lang
     return lang
 
 

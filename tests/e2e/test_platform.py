@@ -112,6 +112,7 @@ def test_embedded_defaults_turn_an_external_reading_into_a_case(
         "mqtt_password",
         "accounts",
         "grid_worker",
+        "open311_api_key",  # the demo's public reporting channel
     }
     # One login per other role, each a person of the organisation (the district operator is the demo's
     # own account above; tests/yiwang/test_users_demo.py signs in with them).
