@@ -57,6 +57,12 @@ POLL_S = 0.1
 ABANDONED_AFTER = timedelta(minutes=2)
 """A key still running after this long belongs to a request that died: the next repeat takes it over."""
 PRUNE_EVERY_S = 60.0
+# Writes whose answer is a secret shown once (an API token, a one-time link, a channel key) or a sign-in:
+# keeping their answer would store the secret in the clear for a week. A key on them is refused.
+SECRET_ANSWERS = re.compile(
+    r"^/(api/v1/tokens|api/v1/users(/[^/]+/reset)?|api/v1/channels|console/login|console/welcome"
+    r"|console/users(/[^/]+/reset)?)/?$"
+)
 _PATH_LENGTH = 512
 
 
@@ -97,6 +103,13 @@ class IdempotencyKeys:
             return
         if len(key) > MAX_KEY_LENGTH or not _KEY.match(key):
             await _answer(send, 400, _bad_key(key))
+            return
+        if SECRET_ANSWERS.match(scope["path"]):
+            detail = (
+                "this request's answer is a secret shown once (or a sign-in): it is never stored, so it "
+                "cannot be replayed; send it without an Idempotency-Key"
+            )
+            await _answer(send, 400, {"detail": detail, "key": "idempotency_secret_answer"})
             return
         body = await _read_body(receive)  # BodyLimit (outside) stops an oversized one
         replay = _replaying(body, receive)

@@ -30,6 +30,8 @@ ATTACHMENT_TEXT: dict[str, dict[str, str]] = {
         "idempotency_key_reused": "这次提交与之前同一编号的提交内容不同，未执行；请作为新的操作重新提交。",
         "idempotency_in_progress": "同一操作正在处理中，请稍后重试。",
         "idempotency_key_invalid": "提交编号无效（最多 128 个字符，不含空格）。",
+        "idempotency_secret_answer": "此操作的结果是只显示一次的密钥或登录，不会保存，因此不能重发；"
+        "请不带提交编号再试。",
     },
     "en": {
         "photo_too_large": "The photo is too large: at most 10 MB each.",
@@ -56,5 +58,7 @@ ATTACHMENT_TEXT: dict[str, dict[str, str]] = {
         "not applied: send it as a new action.",
         "idempotency_in_progress": "The same action is still being processed: try again in a moment.",
         "idempotency_key_invalid": "The request's key is invalid (at most 128 characters, no spaces).",
+        "idempotency_secret_answer": "This request's answer is a secret shown once (or a sign-in): it is "
+        "never stored, so it cannot be replayed. Send it without a key.",
     },
 }

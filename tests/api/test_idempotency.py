@@ -234,3 +234,16 @@ def test_keys_older_than_seven_days_are_pruned(client: TestClient, token: str, d
 
     with Session(db) as session:
         assert session.scalars(select(IdempotencyKey.key)).all() == ["fresh"]
+
+
+def test_a_secret_shown_once_is_never_kept_for_a_replay(client: TestClient, token: str, db: Engine) -> None:
+    """A one-time link (or a channel's key) kept as a replayable answer would sit in the clear for a
+    week: a key on such a request is refused before it runs, and no account is made."""
+    answer = client.post("/api/v1/users", json={"username": "li.na"}, headers=keyed(token, "link-1"))
+
+    assert answer.status_code == 400 and answer.json()["key"] == "idempotency_secret_answer"
+    with Session(db) as session:
+        assert session.scalar(select(func.count()).select_from(IdempotencyKey)) == 0
+    # Without a key the route itself answers (a district operator does not manage accounts).
+    routed = client.post("/api/v1/users", json={"username": "li.na"}, headers=auth(token))
+    assert routed.status_code == 403 and "manage accounts" in routed.text
