@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from cases.policy import CasePolicy
 from tests.platform import CONFIG_DIR
+from yiwang.bench import BenchError
 from yiwang.bench import api as api_bench
 from yiwang.cli import app
 from yiwang.servers import postgres as postgres_server
@@ -59,7 +60,5 @@ def test_a_load_short_of_what_was_asked_fails_loudly(monkeypatch: pytest.MonkeyP
     load: Callable[[Engine, CasePolicy, int], None] = api_bench.populate
     # The loader drops seven cases: only a count in the database can notice.
     monkeypatch.setattr(api_bench, "populate", lambda db, policy, cases: load(db, policy, cases - 7))
-    with pytest.raises(
-        api_bench.BenchError, match=f"^{CASES - 7} cases in the database after loading {CASES}$"
-    ):
+    with pytest.raises(BenchError, match=f"^{CASES - 7} cases in the database after loading {CASES}$"):
         api_bench.run(CONFIG_DIR, cases=CASES, requests=REQUESTS)

@@ -56,20 +56,21 @@ def bench(
         # A 60 s broker outage and a minute of CPU time each, as the figures are defined.
         result = edge_bench.run(config_dir) | edge_recovery.run(config_dir, outage_s=60.0, cpu_seconds=60.0)
     elif area == "api":
+        from yiwang.bench import BenchError
         from yiwang.bench import api as api_bench
 
         try:
             result = api_bench.run(ServiceSettings().config_dir, cases=cases, allow_sqlite=allow_sqlite)
-        except api_bench.BenchError as err:
+        except BenchError as err:
             typer.echo(f"bench api: {err}", err=True)
             raise typer.Exit(2) from err
     elif area == "registry":
-        from yiwang.bench import api as api_bench
+        from yiwang.bench import BenchError
         from yiwang.bench import registry as registry_bench
 
         try:
             result = registry_bench.run(ServiceSettings().config_dir, allow_sqlite=allow_sqlite)
-        except api_bench.BenchError as err:
+        except BenchError as err:
             typer.echo(f"bench registry: {err}", err=True)
             raise typer.Exit(2) from err
     elif area == "alerts":
