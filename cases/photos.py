@@ -9,12 +9,15 @@ profile, no comment, so nothing the camera wrote (the GPS position above all) le
 
 from __future__ import annotations
 
+import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from io import BytesIO
 from typing import Any
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 MAX_PHOTO_BYTES = 10 * 1024 * 1024
 """The largest photo accepted, checked before anything decodes it."""
@@ -119,6 +122,22 @@ def _open_checked(data: bytes) -> Image.Image:
     return image
 
 
+_TRUNCATION_FLAG = threading.Lock()
+
+
+@contextmanager
+def _truncated_refused() -> Iterator[None]:
+    """Pillow's process-wide ``LOAD_TRUNCATED_IMAGES`` off while a photo decodes: WeasyPrint turns it on
+    when it is imported (for the PDF report), and a truncated photo would then pass as whole."""
+    with _TRUNCATION_FLAG:
+        previous = ImageFile.LOAD_TRUNCATED_IMAGES
+        ImageFile.LOAD_TRUNCATED_IMAGES = False
+        try:
+            yield
+        finally:
+            ImageFile.LOAD_TRUNCATED_IMAGES = previous
+
+
 def _decoded(image: Image.Image) -> Image.Image:
     """Every pixel decoded for real (a truncated file fails here), upright as the camera held it, RGB."""
     long_edge = max(image.size)
@@ -127,7 +146,7 @@ def _decoded(image: Image.Image) -> Image.Image:
         # JPEG decodes at 1/2, 1/4 or 1/8 scale for the asking: far faster than decoding all of it.
         image.draft("RGB", (round(image.width * scale), round(image.height * scale)))
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _truncated_refused():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image.load()
             upright = ImageOps.exif_transpose(image)

@@ -122,6 +122,7 @@ def test_embedded_defaults_turn_an_external_reading_into_a_case(
         "town_operator",
         "grid_worker",
         "building_head",
+        "street_steward",
         "department_handler",
         "inspector",
     }
