@@ -108,7 +108,7 @@ def test_a_visit_reopens_the_case_and_the_bell_rings_on_a_phone(
     chromium.sign_in(page, "li.na", "grid-pass")
     page.wait_for_load_state()
     page.goto(f"{base}/console?lang=en")
-    # The closed case was assigned to li.na before: one unread already, read from the first poll.
+    # li.na holds the closed case from its assignment: one unread already, shown by the first poll.
     page.wait_for_function("() => document.getElementById('bell-count').textContent === '1'", timeout=5_000)
     assigned = _report(api, "door_left_open", MARKUP)
     _act(api, assigned, *FILE)
