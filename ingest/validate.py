@@ -19,10 +19,14 @@ class Decoded:
     points: Sequence[Point | Line]  # Lines only from the fast path, for a store that takes them
 
 
+class UnknownDevice(ContractError):
+    """A device the catalog does not know: perhaps one registered a moment ago (ingest/writer.py)."""
+
+
 def _registered(catalog: Catalog, topic: Topic, device: str, where: str) -> DeviceInfo:
     info = catalog.device(topic.community, topic.gateway, device)
     if info is None:
-        raise ContractError(
+        raise UnknownDevice(
             f"{where}.device: unknown device {device!r} on gateway {topic.community}/{topic.gateway}"
         )
     if info.device.state == DeviceState.RETIRED:

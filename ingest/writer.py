@@ -26,7 +26,7 @@ from ingest.fastpath import FastDecoder
 from ingest.metrics import IngestMetrics, reason_class
 from ingest.seq_ledger import SeqKind, SeqLedger
 from ingest.spool import DiskSpool, SpoolFull
-from ingest.validate import Decoded, decode_telemetry
+from ingest.validate import Decoded, UnknownDevice, decode_telemetry
 from series.store import Line, Point, StoreRejected, StoreUnavailable, TimeSeriesStore
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,11 @@ RETRYABLE = (StoreUnavailable, SQLAlchemyError)
 # new subscriber. The flag shows only on a message replayed because we subscribed (MQTT 3.1.1
 # §3.3.1.3); refusing it at publish time is the broker's job (ingest/README.md, "Hostile input").
 RETAINED_REASON = "retained message: telemetry and events are never retained (the broker would replay it)"
+
+REGISTRY_CHECK_S = 0.2
+"""At most this often, a reading of an unknown device makes ingest look at the registry's version
+before dead-lettering it: a device registered a moment ago is stored from its first reading rather than
+after the next poll, and a gateway sending made-up ids costs one primary-key read per 0.2 s at most."""
 
 
 @dataclass
@@ -67,8 +72,13 @@ class BatchWriter:
         metrics: IngestMetrics | None = None,
         deferral: Deferral | None = None,
         gate: DeadLetterGate | None = None,
+        refresh: Callable[[], bool] | None = None,
     ) -> None:
+        """``refresh`` reloads the registry if it moved (True when it did, the new catalog given to
+        :meth:`use_catalog` meanwhile); None: the catalog changes by :meth:`use_catalog` only."""
         self._catalog, self._store, self._dead, self._stop = catalog, store, dead, stop
+        self._refresh = refresh
+        self._registry_checked = -REGISTRY_CHECK_S
         self._spool = spool
         self._deferral = deferral
         self._gate = gate or DeadLetterGate()
@@ -108,10 +118,12 @@ class BatchWriter:
             if quick is not None:
                 decoded.append((msg, quick))
                 continue
-            try:
-                decoded.append((msg, decode_telemetry(msg.topic, msg.payload, self._catalog)))
-            except ContractError as err:
-                letters.append(DeadLetter(msg.topic, err.reason, msg.payload))
+            outcome = self._decode(msg)
+            if isinstance(outcome, DeadLetter):
+                letters.append(outcome)
+            else:
+                decoded.append((msg, outcome))
+            fast = self._fast.decode  # the registry may have moved meanwhile
         refused = self._write_points(decoded)
         if refused is None:
             return False
@@ -129,6 +141,31 @@ class BatchWriter:
         self._count_kept(added[-1], over_cap)
         self._count(decoded, letters)
         return True
+
+    def _decode(self, msg: Inbound) -> Decoded | DeadLetter:
+        """The slow path: the message decoded, or the dead letter that names why not."""
+        try:
+            return decode_telemetry(msg.topic, msg.payload, self._catalog)
+        except UnknownDevice as err:
+            if not self._registry_moved():
+                return DeadLetter(msg.topic, err.reason, msg.payload)
+        except ContractError as err:
+            return DeadLetter(msg.topic, err.reason, msg.payload)
+        try:  # against the catalog the registry holds now
+            return decode_telemetry(msg.topic, msg.payload, self._catalog)
+        except ContractError as err:
+            return DeadLetter(msg.topic, err.reason, msg.payload)
+
+    def _registry_moved(self) -> bool:
+        """True when the registry had moved and the newer catalog is now this writer's (throttled)."""
+        if self._refresh is None:
+            return False
+        with self._lock:
+            now = time.monotonic()
+            if now - self._registry_checked < REGISTRY_CHECK_S:
+                return False
+            self._registry_checked = now
+        return self._refresh()
 
     # -- writing -------------------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from common.db import make_engine
 from common.heartbeat import read_heartbeats
 from ingest.deadletters import DeadLetterStore
+from ingest.writer import REGISTRY_CHECK_S
 from registry import editing
 from series.sqlite import SQLiteStore
 from tests.ingest.seeded import TYPES, ingest_on_seeded_registry
@@ -125,3 +126,51 @@ def test_a_device_added_is_stored_within_5_s_and_a_retired_one_dead_lettered(
     finally:
         gateway.close()
         db.dispose()
+
+
+@pytest.mark.integration
+def test_a_device_registered_a_moment_ago_is_stored_from_its_first_reading(
+    tmp_path: Path, mosquitto: MosquittoServer
+) -> None:
+    # Polling once a minute: only the check an unknown device's reading makes can find the new device.
+    with ingest_on_seeded_registry(tmp_path, mosquitto, YIWANG_REGISTRY_POLL_S="60") as (service, db_url):
+        db = make_engine(db_url)
+        store = SQLiteStore(tmp_path / "series.db")
+        letters = DeadLetterStore(db)
+        gateway = Gateway(mosquitto.port)
+        try:
+            wait_for(
+                lambda: (
+                    gateway.send("wl-03", 10)
+                    and store.query(
+                        measurement="water.level", community="zhuganxiang", device="wl-03", since_ms=0
+                    )
+                ),
+                30,
+                f"ingest did not start; log:\n{service.log()[-2000:]}",
+                0.3,
+            )
+            with Session(db) as session, session.begin():
+                editing.add_device(
+                    session,
+                    "zhuganxiang",
+                    "gw-02",
+                    {"id": "wl-78", "type": "water.level@1", "grid": "g-south"},
+                    TYPES,
+                )
+            time.sleep(REGISTRY_CHECK_S)  # past any check another reading made a moment ago
+            sent = gateway.send("wl-78", 12)
+
+            def stored() -> list:
+                return store.query(
+                    measurement="water.level", community="zhuganxiang", device="wl-78", since_ms=0
+                )
+
+            [point] = wait_for(
+                stored, 5, f"the first reading was not stored; log:\n{service.log()[-2000:]}", 0.1
+            )
+            assert point.ts_ms == sent
+            assert not [d for d in letters.latest(50) if "wl-78" in d.reason]
+        finally:
+            gateway.close()
+            db.dispose()
