@@ -19,6 +19,7 @@ from ingest.deadletters import DeadLetterStore
 from ingest.writer import REGISTRY_CHECK_S
 from registry import editing
 from series.sqlite import SQLiteStore
+from series.store import Row
 from tests.ingest.seeded import TYPES, ingest_on_seeded_registry
 from tests.platform import Service, wait_for
 from yiwang.servers import MosquittoServer, unique_name
@@ -161,7 +162,7 @@ def test_a_device_registered_a_moment_ago_is_stored_from_its_first_reading(
             time.sleep(REGISTRY_CHECK_S)  # past any check another reading made a moment ago
             sent = gateway.send("wl-78", 12)
 
-            def stored() -> list:
+            def stored() -> list[Row]:
                 return store.query(
                     measurement="water.level", community="zhuganxiang", device="wl-78", since_ms=0
                 )
