@@ -67,6 +67,7 @@ from api.routes import categories as category_routes
 from api.routes import map as map_routes
 from api.security_headers import SecurityHeaders
 from api.settings import ApiSettings
+from cases.attachments import AttachmentStoreDown
 from cases.policy import CasePolicy
 from common.db import Base, create_tables, make_engine
 from common.heartbeat import create_schema as create_heartbeat_schema
@@ -128,6 +129,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     )
     app.state.resources = resources
     app.add_exception_handler(SignInRequired, sign_in_first)  # console pages: nobody signed in
+    app.add_exception_handler(AttachmentStoreDown, attachments.photo_store_down)  # a 503, nothing kept
     secret = (
         settings.session_secret.get_secret_value() if settings.session_secret else secrets.token_urlsafe(32)
     )

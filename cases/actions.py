@@ -16,7 +16,7 @@ A reported case about the same grid and category as an open case merges into it,
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -552,8 +552,18 @@ class CaseFlow:
         if target.state not in {s.value for s in OPEN_STATES} or target.community != case.community:
             raise InvalidAction(f"case {target.id} is closed or in another community; cannot merge into it")
 
-    def report(self, report: Report, *, actor: str, now: datetime | None = None) -> tuple[int, int | None]:
-        """File a reported case; returns (its id, the case it merged into or None)."""
+    def report(
+        self,
+        report: Report,
+        *,
+        actor: str,
+        now: datetime | None = None,
+        along: Callable[[Session, int], None] | None = None,
+    ) -> tuple[int, int | None]:
+        """File a reported case; returns (its id, the case it merged into or None).
+
+        ``along(session, case_id)`` keeps what came with the report (its photos, the status link) in
+        the case's own transaction: a report is stored whole or not at all."""
         now = now or datetime.now(UTC)
         category = self._policy.categories.get(report.category)
         if category is None:
@@ -581,6 +591,8 @@ class CaseFlow:
                 data={"channel": report.channel} if report.channel else None,
             )
             session.flush()
+            if along is not None:
+                along(session, case.id)
             if existing is None:
                 return case.id, None
             act(

@@ -10,11 +10,12 @@ a row without its file, nor (short of a crash between the two) a file without it
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 from sqlalchemy import event, select
@@ -25,11 +26,18 @@ from cases.photos import PreparedPhoto, make_thumbnail
 from cases.workflow import InvalidAction
 from common.atomic_files import replace_file
 
+log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 _KEY = re.compile(r"^[0-9a-f]{2}/[0-9a-f]{2}/[0-9a-f]{64}(\.thumb)?\.jpg$")
 
 
 class AttachmentMissing(KeyError):
     """The store has no file under that key."""
+
+
+class AttachmentStoreDown(RuntimeError):
+    """The store could not be reached or refused the write (a full disk, a bucket that is down): the
+    caller keeps nothing and says so; a retry later succeeds."""
 
 
 class AttachmentStore(Protocol):
@@ -63,6 +71,8 @@ def check_key(key: str) -> str:
 
 class LocalStore:
     """Files under a directory (the data directory's ``attachments/`` by default), written atomically."""
+
+    failures: tuple[type[Exception], ...] = (OSError,)  # a full disk, a lost mount, permissions
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -98,6 +108,12 @@ class S3Store:
     def __init__(self, url: str, *, access_key: str | None = None, secret_key: str | None = None) -> None:
         import boto3  # type: ignore[import-untyped,import-not-found,unused-ignore]  # for buckets only
         from botocore.config import Config  # type: ignore[import-untyped,import-not-found,unused-ignore]
+        from botocore.exceptions import (  # type: ignore[import-untyped,import-not-found,unused-ignore]
+            BotoCoreError,
+            ClientError,
+        )
+
+        self.failures: tuple[type[Exception], ...] = (BotoCoreError, ClientError)  # after boto3's retries
 
         parts = urlsplit(url)
         if parts.scheme != "s3" or not parts.netloc:
@@ -159,10 +175,39 @@ class S3Store:
 def open_attachment_store(
     directory: Path, url: str = "", *, access_key: str | None = None, secret_key: str | None = None
 ) -> AttachmentStore:
-    """The store the settings name: a bucket when ``url`` is an ``s3://`` URL, else ``directory``."""
+    """The store the settings name: a bucket when ``url`` is an ``s3://`` URL, else ``directory``.
+    Its failures are :class:`AttachmentStoreDown`, whichever store it is."""
     if url:
-        return S3Store(url, access_key=access_key, secret_key=secret_key)
-    return LocalStore(directory)
+        return GuardedStore(S3Store(url, access_key=access_key, secret_key=secret_key))
+    return GuardedStore(LocalStore(directory))
+
+
+class GuardedStore:
+    """A store whose own failures (``store.failures``) come out as :class:`AttachmentStoreDown`: one
+    outcome for callers, a 503 that names the photo store, whether the disk or the bucket failed."""
+
+    def __init__(self, store: LocalStore | S3Store) -> None:
+        self.store = store
+
+    def _guarded(self, doing: str, key: str, call: Callable[[], _T]) -> _T:
+        try:
+            return call()
+        except AttachmentMissing:
+            raise
+        except self.store.failures as err:
+            raise AttachmentStoreDown(f"the photo store failed to {doing} {key}: {err}") from err
+
+    def put(self, key: str, data: bytes) -> None:
+        self._guarded("write", key, lambda: self.store.put(key, data))
+
+    def get(self, key: str) -> bytes:
+        return self._guarded("read", key, lambda: self.store.get(key))
+
+    def delete(self, key: str) -> None:
+        self._guarded("delete", key, lambda: self.store.delete(key))
+
+    def exists(self, key: str) -> bool:
+        return self._guarded("look up", key, lambda: self.store.exists(key))
 
 
 def save_photo(
@@ -218,7 +263,10 @@ def _remove_if_rolled_back(session: Session, store: AttachmentStore, key: str) -
 
         def rolled_back(_session: Session) -> None:
             for written_to, written in pending:
-                written_to.delete(written)
+                try:
+                    written_to.delete(written)
+                except AttachmentStoreDown as err:  # a file without a row: unseen, and named by content
+                    log.warning("a photo of a rolled-back transaction stays in the store: %s", err)
             pending.clear()
 
         event.listen(session, "after_commit", committed)

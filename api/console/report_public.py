@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 import time
 from dataclasses import dataclass
@@ -40,13 +41,14 @@ from api.routes.public_reports import (
     spend_quota,
 )
 from cases.attachment_models import Attachment
-from cases.attachments import AttachmentMissing, photo_bytes
+from cases.attachments import AttachmentMissing, AttachmentStoreDown, photo_bytes
 from cases.models import OPEN_STATES, Case, CaseEvent
 from cases.photos import MAX_PHOTO_BYTES, MAX_PHOTOS_PER_REQUEST, too_large
 from cases.public_channels import Channel, Place, followed_case, followed_request, page_channel
 from cases.public_places import PlaceRefused, building_place, position_place
 from contract.catalog import Community
 
+log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)
 FORM_TOKEN_MAX_AGE_S = 4 * 3600
 MAX_FORM_FIELDS = 16
@@ -237,7 +239,11 @@ async def file_public_report(request: Request, resources: ResourcesDep) -> Respo
             phone=checked_phone(values["phone"]),
         )
         photos = prepared_photos(await _photo_files(form))
-        filed = file_report(resources, channel, report, photos)
+        try:
+            filed = file_report(resources, channel, report, photos)
+        except AttachmentStoreDown as err:  # the resident gets the form back, words and all
+            log.error("%s", err)
+            raise ReportRefused("pub_store_down", str(err), 503) from err
     except ReportRefused as err:
         retry = getattr(err, "retry_after", None)
         headers = {"Retry-After": str(retry)} if retry else None

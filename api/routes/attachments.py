@@ -7,6 +7,7 @@ route only, never as static files: a photo outside the user's jurisdiction does 
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 from datetime import datetime
@@ -29,7 +30,13 @@ from api.errors import problem
 from api.params import RowId
 from api.scope import case_filter, may_publish_photo
 from cases.attachment_models import Attachment
-from cases.attachments import AttachmentMissing, attachments_of, photo_bytes, save_photo
+from cases.attachments import (
+    AttachmentMissing,
+    AttachmentStoreDown,
+    attachments_of,
+    photo_bytes,
+    save_photo,
+)
 from cases.models import Case
 from cases.photos import (
     MAX_PHOTO_BYTES,
@@ -40,6 +47,7 @@ from cases.photos import (
     too_large,
 )
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["attachments"])
 
 UPLOAD_PATH = re.compile(r"^/(?:api/v1|console)/cases/[0-9]{1,10}/attachments$")
@@ -49,6 +57,22 @@ BODY_LIMITS = ((UPLOAD_PATH, UPLOAD_MAX_BYTES),)
 """For api.body_limit.BodyLimit: uploads may be larger than the app's other bodies."""
 PHOTO_CACHE_S = 3600  # a photo's bytes never change under its id; the browser may keep it an hour
 FORM_FIELDS = 4  # keep_gps and little else besides the files
+STORE_DOWN_RETRY_S = 30
+
+
+STORE_DOWN = "the photo store is unavailable: nothing was kept, try again later"
+
+
+def photo_store_down(_request: Request, err: Exception) -> Response:
+    """The app's handler for AttachmentStoreDown: 503, nothing kept, try again (the cause is logged)."""
+    log.error("%s", err)
+    return _store_down_answer(None)
+
+
+def _store_down_answer(lang: str | None) -> JSONResponse:
+    answer = refusal(status.HTTP_503_SERVICE_UNAVAILABLE, "photo_store_down", STORE_DOWN, lang)
+    answer.headers["Retry-After"] = str(STORE_DOWN_RETRY_S)
+    return answer
 
 
 class AttachmentOut(BaseModel):
@@ -152,7 +176,11 @@ async def _upload(
                 return refusal(refused.status, refused.key, detail, lang)
     finally:
         await form.close()
-    stored = await run_in_threadpool(_store, resources, case_id, photos, user.username)
+    try:
+        stored = await run_in_threadpool(_store, resources, case_id, photos, user.username)
+    except AttachmentStoreDown as err:
+        log.error("%s", err)
+        return _store_down_answer(lang)
     answer = UploadOut(**stored[0].model_dump(), items=stored)
     return JSONResponse(answer.model_dump(mode="json"), status_code=status.HTTP_201_CREATED)
 
@@ -162,6 +190,7 @@ UPLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
     404: problem("No such case in your jurisdiction"),
     413: problem("A photo over 10 MB, or the upload over its limit"),
     422: problem("Not a photo, damaged, too many pixels, none sent, or more than 3"),
+    503: problem("The photo store is unavailable: nothing was stored, try again later"),
 }
 UPLOAD_BODY = {
     "requestBody": {

@@ -179,15 +179,20 @@ def file_report(
         report.location[:MAX_LOCATION],
         report.phone,
     )
-    try:
-        case_id, merged = CaseFlow(resources.db, resources.policy).report(intake, actor=actor)
-    except InvalidAction as err:
-        raise ReportRefused("pub_refused", str(err)) from err
-    with Session(resources.db) as session, session.begin():
+    tokens: list[str] = []
+
+    def keep_photos_and_link(session: Session, case_id: int) -> None:
         for photo in photos:
             save_photo(session, resources.attachments, case_id=case_id, photo=photo, actor=actor)
-        token = record_request(session, case_id, channel, report.place, datetime.now(UTC))
-    return Filed(case_id, merged, token)
+        tokens.append(record_request(session, case_id, channel, report.place, datetime.now(UTC)))
+
+    try:
+        case_id, merged = CaseFlow(resources.db, resources.policy).report(
+            intake, actor=actor, along=keep_photos_and_link
+        )
+    except InvalidAction as err:
+        raise ReportRefused("pub_refused", str(err)) from err
+    return Filed(case_id, merged, tokens[0])
 
 
 class ChannelIn(BaseModel):

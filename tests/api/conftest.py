@@ -46,6 +46,7 @@ def settings(tmp_path: Path, api_database_url: str) -> ApiSettings:
         series_url=f"sqlite:///{tmp_path}/series.db",
         config_dir=CONFIG,
         mqtt_port=1,  # nothing listens there: the broker shows as down
+        attachments_dir=tmp_path / "photos",  # never the working tree's var/
     )
 
 

@@ -311,3 +311,23 @@ def test_the_photo_bench_uploads_a_4_mb_camera_photo_through_the_route(
     assert figures["photo_bytes_in"] > 3_500_000 and figures["photo_bytes_stored"] <= 500 * 1024
     assert figures["photo_size_stored"] == "1600x1200" and figures["photo_ms"] > 0
     assert len(rows()) == 2  # the warm-up and the measured one: two different photos
+
+
+def test_a_photo_store_that_fails_keeps_nothing_and_says_try_again(
+    client: TestClient, token: str, settings: ApiSettings, rows: Callable[[], list[Attachment]]
+) -> None:
+    case_id = a_case(client, token)
+    settings.attachments_dir.parent.mkdir(parents=True, exist_ok=True)
+    settings.attachments_dir.write_bytes(b"")  # the store's directory is a file: every write fails
+
+    answer = upload(client, token, case_id, camera_jpeg())
+
+    assert answer.status_code == 503, answer.text
+    assert answer.json()["key"] == "photo_store_down" and "nothing was kept" in answer.json()["detail"]
+    assert int(answer.headers["Retry-After"]) > 0
+    assert rows() == []
+    # The phone's retry, once the store is back, goes through.
+    settings.attachments_dir.unlink()
+    again = upload(client, token, case_id, camera_jpeg())
+    assert again.status_code == 201, again.text
+    assert len(rows()) == 1

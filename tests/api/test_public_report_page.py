@@ -279,3 +279,19 @@ def test_both_pages_show_words_not_codes_in_both_languages(
     # The form asks for the phone's position and camera; nothing else of the app's gets them.
     assert "geolocation=(self)" in client.get("/report").headers["permissions-policy"]
     assert "geolocation=()" in client.get("/console/login").headers["permissions-policy"]
+
+
+def test_a_photo_store_that_fails_keeps_no_case_and_gives_the_form_back(
+    client: TestClient, page_channel: dict[str, Any], settings: ApiSettings
+) -> None:
+    settings.attachments_dir.parent.mkdir(parents=True, exist_ok=True)
+    settings.attachments_dir.write_bytes(b"")  # the store's directory is a file: every write fails
+
+    refused = send(client, photos=[("a.jpg", jpeg(), "image/jpeg")])
+
+    assert refused.status_code == 503, refused.text[:300]
+    assert "照片暂时无法保存" in refused.text and "消防通道被电动车堵住了" in refused.text
+    assert counts(settings) == (0, 0)  # the case went with its photo: a report is kept whole or not at all
+    settings.attachments_dir.unlink()
+    assert send(client, photos=[("a.jpg", jpeg(), "image/jpeg")]).status_code == 303
+    assert counts(settings) == (1, 1)
