@@ -152,13 +152,16 @@ def check_csrf(request: Request, submitted: str) -> None:
 
 def page(request: Request, resources: Resources, name: str, **context: Any) -> HTMLResponse:
     lang = language(request)
+    other = "en" if lang == "zh" else "zh"
     response = templates.TemplateResponse(
         request,
         name,
         {
             **catalogue(lang),
             "lang": lang,
-            "other": "en" if lang == "zh" else "zh",
+            "other": other,
+            # The same page in the other language: its filters, period and place kept.
+            "other_lang_url": f"{request.url.path}?{request.url.include_query_params(lang=other).query}",
             "tz": ZoneInfo(resources.settings.display_timezone),
             "names": Names(lang, resources),
             "csrf": csrf_token(request),

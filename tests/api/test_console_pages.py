@@ -142,3 +142,16 @@ def test_every_console_page_sends_a_stranger_to_the_login(client: TestClient, to
         assert answer.status_code == 303 and answer.headers["location"] == "/console/login", path
         assert answer.content == b"", path  # a bare redirect, as a route's own RedirectResponse
     assert client.get("/console/stream").status_code == 401  # an event stream is refused, not redirected
+
+
+def test_the_other_language_link_keeps_the_period_and_the_filters(client: TestClient, token: str) -> None:
+    sign_in(client)
+    for url in ("/console/kpis?period=quarter&date=2026-07-01&lang=zh", "/console?state=NEW&grid=g-north"):
+        shown = client.get(url)
+        assert shown.status_code == 200, url
+        [link] = re.findall(r'<a href="([^"]*lang=en[^"]*)"', shown.text)
+        path, _, query = link.replace("&amp;", "&").partition("?")
+        asked_path, _, asked = url.partition("?")
+        assert path == asked_path
+        kept = {p for p in asked.split("&") if not p.startswith("lang=")}
+        assert kept <= set(query.split("&")) and "lang=en" in query.split("&"), link
