@@ -67,10 +67,28 @@ class EvidenceOut(BaseModel):
     )
 
 
+class WaitingRequestOut(BaseModel):
+    """A request of the case's assignee still waiting for its approvers' answer."""
+
+    action: str = Field(description="request_extension or request_return: the action that asked.")
+    answer_with: list[str] = Field(
+        description="The actions that answer it: extend or return with on_request: true, or refuse_request "
+        "with request: the asking action."
+    )
+    asked_by: str
+    asked_at: datetime
+    params: dict[str, Any] = Field(description="What was asked: hours and reason, or the return's reason.")
+
+
 class CaseDetail(CaseOut):
     description: str
     events: list[CaseEventOut]
     evidence: list[EvidenceOut]
+    waiting_requests: list[WaitingRequestOut] = Field(
+        default_factory=list,
+        description="Requests of the assignee (an extension, a return) no approver has answered yet, oldest "
+        "first: what an approver's client shows as waiting.",
+    )
 
 
 class TelemetryPoint(BaseModel):

@@ -14,14 +14,14 @@ from api.accounts import User
 from api.deps import CurrentUser, ResourcesDep
 from api.errors import problem
 from api.params import Offset, RowId
-from api.schemas import CaseDetail, CaseEventOut, CaseOut, EvidenceOut, Page
+from api.schemas import CaseDetail, CaseEventOut, CaseOut, EvidenceOut, Page, WaitingRequestOut
 from api.scope import case_filter, require_action, sees_area
 from cases import queue
 from cases.actions import CaseFlow, CaseNotFound, Report, VersionConflict
 from cases.assignees import grid_towns
 from cases.models import Case, CaseState
 from cases.queue import CaseFilters, SlaStatus
-from cases.workflow import ACTIONS, IllegalTransition, InvalidAction, check_params
+from cases.workflow import ACTIONS, REQUESTS, IllegalTransition, InvalidAction, check_params, pending_requests
 
 router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
 
@@ -97,7 +97,23 @@ def load_detail(case_id: int, resources: ResourcesDep, user: User) -> CaseDetail
             description=case.description,
             events=[CaseEventOut.model_validate(e, from_attributes=True) for e in case.events],
             evidence=[EvidenceOut.model_validate(e, from_attributes=True) for e in case.evidence],
+            waiting_requests=waiting_requests(case),
         )
+
+
+def waiting_requests(case: Case) -> list[WaitingRequestOut]:
+    """The assignee's requests no approver has answered yet, oldest first."""
+    waiting = sorted(pending_requests(case.events).items(), key=lambda item: item[1].at)
+    return [
+        WaitingRequestOut(
+            action=kind,
+            answer_with=[REQUESTS[kind], "refuse_request"],
+            asked_by=event.actor,
+            asked_at=event.at,
+            params={k: v for k, v in (event.data or {}).items() if k in ("hours", "reason")},
+        )
+        for kind, event in waiting
+    ]
 
 
 @router.get("/{case_id}", response_model=CaseDetail, responses={404: {"description": "No such case"}})

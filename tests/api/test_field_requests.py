@@ -111,6 +111,16 @@ def test_an_extension_requested_on_foot_is_approved_by_the_town_with_what_was_as
     assert (asked["state"], asked["deadline"]) == ("HANDLING", before["deadline"])  # asking moves nothing
     request = events(asked, "request_extension")[0]["data"]
     assert (request["hours"], request["reason"]) == (24, "等待配件")
+    # What waits, as an approver's client reads it from the case.
+    [waiting] = ok(client.get(f"/api/v1/cases/{case_id}", headers=auth(people["wang.wei"])))[
+        "waiting_requests"
+    ]
+    assert {k: waiting[k] for k in ("action", "answer_with", "asked_by", "params")} == {
+        "action": "request_extension",
+        "answer_with": ["extend", "refuse_request"],
+        "asked_by": "li.na",
+        "params": {"hours": 24, "reason": "等待配件"},
+    }
 
     # The worker approves nothing, their own request least of all; another grid worker asks nothing.
     refused = act(client, people["li.na"], case_id, "extend", on_request=True)
@@ -141,7 +151,7 @@ def test_an_extension_requested_on_foot_is_approved_by_the_town_with_what_was_as
         "on_request": True,
     }
     assert datetime.fromisoformat(approved["deadline"]) > datetime.fromisoformat(before["deadline"])
-    assert approved["state"] == "HANDLING"
+    assert approved["state"] == "HANDLING" and approved["waiting_requests"] == []
 
     # Answered: nothing waits now, so a second approval (a double click) is a conflict, not a second day.
     again = act(client, people["wang.wei"], case_id, "extend", on_request=True)
