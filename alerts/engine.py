@@ -524,6 +524,10 @@ class AlertEngine:
                 out += self._judge(rule, home, verdict, ts_ms, now, observed, fact=verdict is Verdict.CLEAR)
         return out
 
+    def is_unknown(self, community: str, gateway: str, device: str) -> bool:
+        """A device of this engine's communities that its catalog does not name (retired ones it names)."""
+        return community in self._communities and self._catalog.device(community, gateway, device) is None
+
     def _info(self, community: str, gateway: str, device: str) -> DeviceInfo | None:
         if community not in self._communities:
             return None

@@ -144,6 +144,8 @@ class AlertProcessor:
             self.counters.ignored += 1
             return []
         out: list[Transition] = []
+        if isinstance(message, TelemetryMessage | EventMessage):
+            self._look_again_for_unknown(topic, message)
         if isinstance(message, TelemetryMessage):
             for reading in message.readings:
                 out += self._engine.on_reading(topic.community, topic.gateway, reading)
@@ -154,6 +156,19 @@ class AlertProcessor:
             out += self._engine.on_state(topic.community, topic.gateway, message)
             self._gateway_states[(topic.community, topic.gateway)] = message
         return out
+
+    def _look_again_for_unknown(self, topic: Topic, message: TelemetryMessage | EventMessage) -> None:
+        """A device the engine does not know may have been registered a moment ago: its first reading
+        is judged on the registry as it is now, not ignored until the next poll and tick."""
+        if self.live is None:
+            return
+        items = message.readings if isinstance(message, TelemetryMessage) else message.events
+        if not any(self._engine.is_unknown(topic.community, topic.gateway, i.device) for i in items):
+            return
+        if self.live.look_again():
+            catalog, self._next_catalog = self._next_catalog, None  # offered by the reload just made
+            if catalog is not None:
+                self._engine.use_catalog(catalog)
 
     def _commit(self, transitions: list[Transition]) -> bool:
         if not transitions:

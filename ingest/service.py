@@ -127,7 +127,7 @@ def run(settings: IngestSettings, stop: threading.Event) -> None:
             keep_payload_bytes=settings.ingest_dead_letter_payload_bytes,
         ),
         gate=DeadLetterGate(settings.ingest_dead_letters_per_s, settings.ingest_dead_letters_burst),
-        refresh=live.refresh,
+        look_again=live.look_again,
         stop=stop,
         spool=spool,
         metrics=metrics,

@@ -37,11 +37,6 @@ RETRYABLE = (StoreUnavailable, SQLAlchemyError)
 # §3.3.1.3); refusing it at publish time is the broker's job (ingest/README.md, "Hostile input").
 RETAINED_REASON = "retained message: telemetry and events are never retained (the broker would replay it)"
 
-REGISTRY_CHECK_S = 0.2
-"""At most this often, a reading of an unknown device makes ingest look at the registry's version
-before dead-lettering it: a device registered a moment ago is stored from its first reading rather than
-after the next poll, and a gateway sending made-up ids costs one primary-key read per 0.2 s at most."""
-
 
 @dataclass
 class Counters:
@@ -72,13 +67,13 @@ class BatchWriter:
         metrics: IngestMetrics | None = None,
         deferral: Deferral | None = None,
         gate: DeadLetterGate | None = None,
-        refresh: Callable[[], bool] | None = None,
+        look_again: Callable[[], bool] | None = None,
     ) -> None:
-        """``refresh`` reloads the registry if it moved (True when it did, the new catalog given to
-        :meth:`use_catalog` meanwhile); None: the catalog changes by :meth:`use_catalog` only."""
+        """``look_again`` is asked before a reading of an unknown device is dead-lettered
+        (``LiveCatalog.look_again``: True when a newer catalog reached :meth:`use_catalog` meanwhile);
+        None: the catalog changes by :meth:`use_catalog` only."""
         self._catalog, self._store, self._dead, self._stop = catalog, store, dead, stop
-        self._refresh = refresh
-        self._registry_checked = -REGISTRY_CHECK_S
+        self._look_again = look_again
         self._spool = spool
         self._deferral = deferral
         self._gate = gate or DeadLetterGate()
@@ -147,7 +142,8 @@ class BatchWriter:
         try:
             return decode_telemetry(msg.topic, msg.payload, self._catalog)
         except UnknownDevice as err:
-            if not self._registry_moved():
+            # Perhaps registered a moment ago: stored from its first reading, not after the next poll.
+            if self._look_again is None or not self._look_again():
                 return DeadLetter(msg.topic, err.reason, msg.payload)
         except ContractError as err:
             return DeadLetter(msg.topic, err.reason, msg.payload)
@@ -155,17 +151,6 @@ class BatchWriter:
             return decode_telemetry(msg.topic, msg.payload, self._catalog)
         except ContractError as err:
             return DeadLetter(msg.topic, err.reason, msg.payload)
-
-    def _registry_moved(self) -> bool:
-        """True when the registry had moved and the newer catalog is now this writer's (throttled)."""
-        if self._refresh is None:
-            return False
-        with self._lock:
-            now = time.monotonic()
-            if now - self._registry_checked < REGISTRY_CHECK_S:
-                return False
-            self._registry_checked = now
-        return self._refresh()
 
     # -- writing -------------------------------------------------------------------------------------
 

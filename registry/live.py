@@ -43,6 +43,7 @@ from registry.models import TABLES
 from registry.snapshot import load_communities
 
 log = logging.getLogger(__name__)
+LOOK_AGAIN_S = 0.2
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +82,8 @@ class LiveCatalog:
         self._poller = Poller(self.refresh, poll_s, name="registry-poll")
         self._listeners: list[Callable[[Catalog], None]] = []
         self.last_read: frozenset[str] | None = None  # communities the last reload read; None: all
+        self._look_lock = threading.Lock()
+        self._looked = -LOOK_AGAIN_S
         self.refresh()
         if self._loaded is None:  # neither the registry nor the files made a catalog: nothing to run on
             raise ContractError(f"no catalog could be loaded: {self._error}")
@@ -98,6 +101,18 @@ class LiveCatalog:
     def on_change(self, listener: Callable[[Catalog], None]) -> None:
         """Called with the new catalog after each reload (on the polling thread)."""
         self._listeners.append(listener)
+
+    def look_again(self) -> bool:
+        """A service met a device this catalog does not know — perhaps one registered a moment ago:
+        :meth:`refresh` now rather than at the next poll, unless a look was taken within
+        ``LOOK_AGAIN_S`` (a gateway sending made-up ids costs one version read per 0.2 s at most).
+        True when a newer catalog was swapped in (the listeners have it)."""
+        now = time.monotonic()
+        with self._look_lock:
+            if now - self._looked < LOOK_AGAIN_S:
+                return False
+            self._looked = now
+        return self.refresh()
 
     def refresh(self) -> bool:
         """Reload if the registry's version moved; True when a new catalog was swapped in."""

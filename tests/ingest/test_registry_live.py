@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 from common.db import make_engine
 from common.heartbeat import read_heartbeats
 from ingest.deadletters import DeadLetterStore
-from ingest.writer import REGISTRY_CHECK_S
 from registry import editing
+from registry.live import LOOK_AGAIN_S
 from series.sqlite import SQLiteStore
 from series.store import Row
 from tests.ingest.seeded import TYPES, ingest_on_seeded_registry
@@ -159,7 +159,7 @@ def test_a_device_registered_a_moment_ago_is_stored_from_its_first_reading(
                     {"id": "wl-78", "type": "water.level@1", "grid": "g-south"},
                     TYPES,
                 )
-            time.sleep(REGISTRY_CHECK_S)  # past any check another reading made a moment ago
+            time.sleep(LOOK_AGAIN_S)  # past any check another reading made a moment ago
             sent = gateway.send("wl-78", 12)
 
             def stored() -> list[Row]:
