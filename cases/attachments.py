@@ -294,6 +294,22 @@ def case_position(session: Session, case_id: int) -> tuple[float, float] | None:
     return float(row[0]), float(row[1])
 
 
+def case_positions(session: Session, case_ids: Iterable[int]) -> dict[int, tuple[float, float]]:
+    """:func:`case_position` of many cases in one query (those with no kept position are left out)."""
+    rows = session.execute(
+        select(Attachment.case_id, Attachment.lat, Attachment.lon)
+        .where(
+            Attachment.case_id.in_(list(case_ids)), Attachment.lat.is_not(None), Attachment.lon.is_not(None)
+        )
+        .order_by(Attachment.id)
+    )
+    found: dict[int, tuple[float, float]] = {}
+    for case_id, lat, lon in rows:
+        if lat is not None and lon is not None:  # so the query says; the type checker cannot know
+            found.setdefault(case_id, (float(lat), float(lon)))
+    return found
+
+
 def foreign_attachments(session: Session, ids: Iterable[int], *, case_id: int, actor: str) -> list[int]:
     """Those of ``ids`` that are not photos of ``case_id`` uploaded by ``actor`` (empty: all are)."""
     wanted = set(ids)

@@ -9,8 +9,9 @@ personal data (name, phone, e-mail) is never returned.
 
 A public channel's key (``ywc_…``, see api/routes/public_reports.py) is good for two calls only: filing
 a request (rate-limited per key and per client: 429 with ``Retry-After``) and reading one of its own
-requests by id. ``lat``/``long`` are answered when the report gave them (or a building); ``media_url``
-only for a photo an operator made public.
+requests by id. ``lat``/``long`` are answered when the report gave them (or a building), else where a
+photo of the case was taken when its uploader kept that position; ``media_url`` only for a photo an
+operator made public.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from api.routes.public_reports import (
 from api.scope import case_filter, sees_area
 from cases.actions import CaseFlow, Report
 from cases.attachment_models import Attachment
+from cases.attachments import case_positions
 from cases.models import OPEN_STATES, Case
 from cases.public_channel_models import PublicRequest
 from cases.public_channels import Channel, Place, channel_for_key, followed_case, requests_of
@@ -147,10 +149,16 @@ def _extras(session: Session, request: Request, case_ids: list[int]) -> dict[int
     media: dict[int, str] = {}
     for photo in public:
         media.setdefault(photo.case_id, str(request.url_for("public_photo", attachment_id=photo.id)))
-    return {
-        i: _Extras(filed[i].lat if i in filed else None, filed[i].lon if i in filed else None, media.get(i))
-        for i in case_ids
-    }
+    # Where the resident said; else where a photo of the case was taken, if its uploader kept that.
+    photographed = case_positions(session, [i for i in case_ids if i not in filed or filed[i].lat is None])
+    extras = {}
+    for i in case_ids:
+        said = filed.get(i)
+        lat, lon = (said.lat, said.lon) if said is not None and said.lat is not None else (None, None)
+        if lat is None and i in photographed:
+            lat, lon = photographed[i]
+        extras[i] = _Extras(lat, lon, media.get(i))
+    return extras
 
 
 def _service(resources: ResourcesDep, code: str) -> dict[str, Any]:

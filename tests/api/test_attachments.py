@@ -185,14 +185,24 @@ def test_gps_is_kept_only_when_asked_and_becomes_the_case_position(
     try:
         with Session(db) as session:
             assert case_position(session, case_id) is None
+        assert open311_position(client, token, case_id) == (None, None)
         assert (
             upload(client, token, case_id, camera_jpeg(gps=True, orientation=8), keep_gps="true").status_code
             == 201
         )
         with Session(db) as session:
             assert case_position(session, case_id) == pytest.approx(GPS_DECIMAL, abs=1e-4)
+        # Open311 answers it as the request's lat/long (the report itself gave none).
+        assert open311_position(client, token, case_id) == pytest.approx(GPS_DECIMAL, abs=1e-4)
     finally:
         db.dispose()
+
+
+def open311_position(client: TestClient, token: str, case_id: int) -> tuple[float | None, float | None]:
+    answer = client.get(f"/open311/v2/requests.json?api_key={token}&service_request_id={case_id}")
+    assert answer.status_code == 200, answer.text
+    [row] = answer.json()
+    return row["lat"], row["long"]
 
 
 def console_csrf(client: TestClient) -> str:
