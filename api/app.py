@@ -19,6 +19,7 @@ from api import accounts, audit, idempotency
 from api.body_limit import BodyLimit
 from api.console import alerts as console_alerts
 from api.console import case as console_case
+from api.console import channels as console_channels
 from api.console import device as console_device
 from api.console import field as console_field
 from api.console import fleet as console_fleet
@@ -208,6 +209,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         console_registry.router,
         console_supervision.router,
         console_users.router,
+        console_channels.router,
         console_wall.router,
     ):
         app.include_router(router)

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -138,6 +138,15 @@ def create_channel(
 def list_channels(db: Engine) -> list[Channel]:
     with Session(db) as session:
         return [_channel(r) for r in session.scalars(select(PublicChannel).order_by(PublicChannel.id))]
+
+
+def reports_per_channel(db: Engine) -> dict[int, int]:
+    """How many reports each channel filed (channels that filed none are absent): one grouped query."""
+    with Session(db) as session:
+        rows = session.execute(
+            select(PublicRequest.channel_id, func.count()).group_by(PublicRequest.channel_id)
+        ).all()
+        return {channel_id: int(count) for channel_id, count in rows}
 
 
 def find_channel(db: Engine, channel_id: int) -> Channel | None:

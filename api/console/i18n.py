@@ -5,6 +5,7 @@ from __future__ import annotations
 from api.console.i18n_alarms import ALARM_TEXT
 from api.console.i18n_attachments import ATTACHMENT_TEXT
 from api.console.i18n_case_page import CASE_PAGE_TEXT
+from api.console.i18n_channels import CHANNELS_TEXT
 from api.console.i18n_devices import DEVICE_TEXT
 from api.console.i18n_field import FIELD_TEXT
 from api.console.i18n_fleet import FLEET_TEXT
@@ -468,6 +469,7 @@ for _lang in LANGUAGES:  # each page's words live in their own module
     TEXT[_lang].update(ATTACHMENT_TEXT[_lang])
     TEXT[_lang].update(PUBLIC_TEXT[_lang])
     TEXT[_lang].update(VISIT_TEXT[_lang])
+    TEXT[_lang].update(CHANNELS_TEXT[_lang])
 
 STATE_NAMES: dict[str, dict[str, str]] = {
     "zh": {
