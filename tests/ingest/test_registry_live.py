@@ -11,6 +11,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from common.db import make_engine
@@ -54,6 +55,26 @@ class Gateway:
         self.client.loop_stop()
 
 
+def wait_until_storing(service: Service, gateway: Gateway, store: SQLiteStore) -> None:
+    """Ingest is up once it stores a known device's reading."""
+    wait_for(
+        lambda: (
+            gateway.send("wl-03", 10)
+            and store.query(measurement="water.level", community="zhuganxiang", device="wl-03", since_ms=0)
+        ),
+        30,
+        f"ingest did not start; log:\n{service.log()[-2000:]}",
+        0.3,
+    )
+
+
+def register(db: Engine, device: str) -> None:
+    with Session(db) as session, session.begin():
+        editing.add_device(
+            session, "zhuganxiang", "gw-02", {"id": device, "type": "water.level@1", "grid": "g-south"}, TYPES
+        )
+
+
 @pytest.mark.integration
 def test_a_device_added_is_stored_within_5_s_and_a_retired_one_dead_lettered(
     running: tuple[Service, str, Path], mosquitto: MosquittoServer
@@ -64,18 +85,7 @@ def test_a_device_added_is_stored_within_5_s_and_a_retired_one_dead_lettered(
     letters = DeadLetterStore(db)
     gateway = Gateway(mosquitto.port)
     try:
-        # Ingest is up once it stores a known device's reading.
-        wait_for(
-            lambda: (
-                gateway.send("wl-03", 10)
-                and store.query(
-                    measurement="water.level", community="zhuganxiang", device="wl-03", since_ms=0
-                )
-            ),
-            30,
-            f"ingest did not start; log:\n{service.log()[-2000:]}",
-            0.3,
-        )
+        wait_until_storing(service, gateway, store)
         gateway.send("wl-77", 11)
         wait_for(
             lambda: any("unknown device 'wl-77'" in d.reason for d in letters.latest(20)),
@@ -83,14 +93,7 @@ def test_a_device_added_is_stored_within_5_s_and_a_retired_one_dead_lettered(
             "a reading of an unregistered device is dead-lettered",
             0.2,
         )
-        with Session(db) as session, session.begin():
-            editing.add_device(
-                session,
-                "zhuganxiang",
-                "gw-02",
-                {"id": "wl-77", "type": "water.level@1", "grid": "g-south"},
-                TYPES,
-            )
+        register(db, "wl-77")
         added = time.monotonic()
 
         def stored() -> bool:
@@ -140,25 +143,8 @@ def test_a_device_registered_a_moment_ago_is_stored_from_its_first_reading(
         letters = DeadLetterStore(db)
         gateway = Gateway(mosquitto.port)
         try:
-            wait_for(
-                lambda: (
-                    gateway.send("wl-03", 10)
-                    and store.query(
-                        measurement="water.level", community="zhuganxiang", device="wl-03", since_ms=0
-                    )
-                ),
-                30,
-                f"ingest did not start; log:\n{service.log()[-2000:]}",
-                0.3,
-            )
-            with Session(db) as session, session.begin():
-                editing.add_device(
-                    session,
-                    "zhuganxiang",
-                    "gw-02",
-                    {"id": "wl-78", "type": "water.level@1", "grid": "g-south"},
-                    TYPES,
-                )
+            wait_until_storing(service, gateway, store)
+            register(db, "wl-78")
             time.sleep(LOOK_AGAIN_S)  # past any check another reading made a moment ago
             sent = gateway.send("wl-78", 12)
 
