@@ -166,9 +166,7 @@ class AlertProcessor:
         if not any(self._engine.is_unknown(topic.community, topic.gateway, i.device) for i in items):
             return
         if self.live.look_again():
-            catalog, self._next_catalog = self._next_catalog, None  # offered by the reload just made
-            if catalog is not None:
-                self._engine.use_catalog(catalog)
+            self._apply_offered_catalog()  # the reload just made offered it
 
     def _commit(self, transitions: list[Transition]) -> bool:
         if not transitions:
@@ -204,6 +202,12 @@ class AlertProcessor:
         self.counters.messages += len(batch)
         self.counters.transitions += len(transitions)
         return True
+
+    def _apply_offered_catalog(self) -> None:
+        """The newest catalog offered since the last one applied, if any (on the stream's thread)."""
+        catalog, self._next_catalog = self._next_catalog, None
+        if catalog is not None:
+            self._engine.use_catalog(catalog)
 
     def offer_catalog(self, catalog: Catalog) -> None:
         """A newer registry (from the polling thread): applied at the next tick, on the stream's thread."""
@@ -248,9 +252,7 @@ class AlertProcessor:
             self.counters.pauses.add("tick", (time.perf_counter() - began) * 1000)
 
     def _tick(self, now: float) -> None:
-        catalog, self._next_catalog = self._next_catalog, None
-        if catalog is not None:
-            self._engine.use_catalog(catalog)
+        self._apply_offered_catalog()
         self._apply_rules()
         if now - self._last_silences >= SILENCES_PERIOD_S:
             self._last_silences = now

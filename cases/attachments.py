@@ -283,19 +283,12 @@ def attachments_of(session: Session, case_id: int) -> list[Attachment]:
 
 def case_position(session: Session, case_id: int) -> tuple[float, float] | None:
     """Where the case is by its photos: the first position an uploader chose to keep, or None."""
-    row = session.execute(
-        select(Attachment.lat, Attachment.lon)
-        .where(Attachment.case_id == case_id, Attachment.lat.is_not(None), Attachment.lon.is_not(None))
-        .order_by(Attachment.id)
-        .limit(1)
-    ).first()
-    if row is None or row[0] is None or row[1] is None:
-        return None
-    return float(row[0]), float(row[1])
+    return case_positions(session, [case_id]).get(case_id)
 
 
 def case_positions(session: Session, case_ids: Iterable[int]) -> dict[int, tuple[float, float]]:
-    """:func:`case_position` of many cases in one query (those with no kept position are left out)."""
+    """Where each case is by its photos (the first position an uploader chose to keep), in one query;
+    cases with no kept position are left out."""
     rows = session.execute(
         select(Attachment.case_id, Attachment.lat, Attachment.lon)
         .where(

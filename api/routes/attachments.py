@@ -58,8 +58,6 @@ BODY_LIMITS = ((UPLOAD_PATH, UPLOAD_MAX_BYTES),)
 PHOTO_CACHE_S = 3600  # a photo's bytes never change under its id; the browser may keep it an hour
 FORM_FIELDS = 4  # keep_gps and little else besides the files
 STORE_DOWN_RETRY_S = 30
-
-
 STORE_DOWN = "the photo store is unavailable: nothing was kept, try again later"
 
 
