@@ -9,7 +9,9 @@ brokers and an account added while it runs takes effect at the next connect), an
 to accounts as Mosquitto's ``use_username_as_clientid`` does (broker/mosquitto.py says why):
 :class:`AccountBroker` checks the login before it touches any session, keys the session by the user
 name, and refuses a last will the account may not publish. Both brokers disconnect a client that
-sends a packet larger than Mosquitto's ``max_packet_size`` (:class:`PacketSizeLimit`).
+sends a packet larger than Mosquitto's ``max_packet_size`` (:class:`PacketSizeLimit`). A QoS 1
+message a persistent session has not acknowledged stays in the session until it is
+(:class:`KeepUnackedHandler`), as Mosquitto keeps it.
 """
 
 from __future__ import annotations
@@ -26,9 +28,10 @@ from amqtt.broker import Broker
 from amqtt.contexts import Action
 from amqtt.errors import AMQTTError, MQTTError, NoDataError
 from amqtt.mqtt.connack import NOT_AUTHORIZED, ConnackPacket
+from amqtt.mqtt.constants import QOS_1
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
-from amqtt.session import Session
+from amqtt.session import OUTGOING, Session
 
 from broker.accounts import AccountStore, permissions
 from broker.mosquitto import MosquittoConfig
@@ -195,6 +198,34 @@ class SizeLimitedBroker(Broker):  # type: ignore[misc]
         await self._client_connected(listener_name, limited, StreamWriterAdapter(writer))
 
 
+class KeepUnackedHandler(BrokerProtocolHandler):  # type: ignore[misc]
+    """amqtt's handler, except that a QoS 1 message sent and never acknowledged stays in flight.
+
+    amqtt forgets an outgoing QoS 1 message when its PUBACK wait ends for any reason: a consumer slower
+    than 5 s, or a connection that closes first (a service that stops, or is killed, between receiving
+    and acknowledging). MQTT 3.1.1 (4.4) asks the broker to send it again when the session reconnects,
+    and the services acknowledge only what they committed, so forgetting it loses it. Putting it back
+    into the session's in-flight map lets amqtt's own reconnect retry (``_retry_deliveries``) resend it.
+    """
+
+    async def _handle_qos1_message_flow(self, app_message: Any) -> None:
+        try:
+            await super()._handle_qos1_message_flow(app_message)
+        except BaseException:
+            outgoing = app_message.direction == OUTGOING and app_message.qos == QOS_1
+            if outgoing and app_message.puback_packet is None and self.session is not None:
+                self.session.inflight_out[app_message.packet_id] = app_message
+            raise
+
+    async def handle_puback(self, puback: Any) -> None:
+        """A late PUBACK (after the 5 s wait) settles a kept message instead of being ignored."""
+        packet_id = puback.variable_header.packet_id if puback.variable_header else None
+        kept = packet_id not in self._puback_waiters and self.session is not None
+        if kept and self.session.inflight_out.pop(packet_id, None) is not None:
+            return
+        await super().handle_puback(puback)
+
+
 class LoginRefused(AMQTTError):  # type: ignore[misc]
     """A CONNECT refused before any session was looked at."""
 
@@ -211,7 +242,7 @@ class AccountBroker(SizeLimitedBroker):
         self, reader: ReaderAdapter, writer: WriterAdapter, remote_address: str, remote_port: int
     ) -> tuple[BrokerProtocolHandler, Session]:
         try:
-            connect = BrokerProtocolHandler.init_from_connect(reader, writer, self.plugins_manager)
+            connect = KeepUnackedHandler.init_from_connect(reader, writer, self.plugins_manager)
             handler, session = await connect
         except (AMQTTError, MQTTError, NoDataError) as err:
             log.warning("unreadable CONNECT from %s:%d: %s", remote_address, remote_port, err)

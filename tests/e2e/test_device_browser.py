@@ -45,7 +45,7 @@ def test_operator_changes_the_time_range_and_the_chart_follows(
     assert caught.value.status == 200
     assert int(query["until"][0]) - int(query["since"][0]) == 7 * 86_400_000
     page.wait_for_function(
-        "document.querySelector('#ranges a[data-range=\"7d\"]').hasAttribute('aria-current')"
+        "() => document.querySelector('#ranges a[data-range=\"7d\"]').hasAttribute('aria-current')"
     )
     week_labels = page.locator(".chart-slot svg").first.locator(".x-label").all_text_contents()
     assert week_labels != day_labels and all(label[2] == "-" for label in week_labels)  # month-day

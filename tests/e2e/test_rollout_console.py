@@ -58,7 +58,7 @@ def test_fleet_versions_on_desktop_and_phone(
     page.goto(f"{base}/console/fleet")
     # The API's publisher stops the rollout whose canary rolled back by itself (within a second or two).
     page.wait_for_function(
-        "document.querySelector('[data-rollout][data-status=stopped]') !== null", timeout=15_000
+        "() => document.querySelector('[data-rollout][data-status=stopped]') !== null", timeout=15_000
     )
     page.reload()
     rows = page.locator("#versions tr[data-version-gateway]")

@@ -1,8 +1,9 @@
 """Oversized request bodies against the real API process: refused early, memory flat, others served.
 
 Bounds: the API's resident memory grows by less than 50 MB while a client streams 1 GiB at it, and
-another client's request is answered within 100 ms meanwhile; within 300 ms while a rule file just
-under its limit is parsed in a worker thread (which shares the interpreter lock with the event loop).
+another client's request is answered within 100 ms meanwhile; within 300 ms (or half the check's own
+time on a busy machine) while a rule file just under its limit is parsed in a worker thread (which shares
+the interpreter lock with the event loop).
 """
 
 from __future__ import annotations
@@ -72,6 +73,7 @@ class Request:
 
     answer: httpx.Response | None = None
     error: httpx.HTTPError | None = None
+    took: float = 0.0  # seconds from sending to the answer
     thread: threading.Thread = field(init=False)
 
 
@@ -79,10 +81,12 @@ def in_background(client: httpx.Client, method: str, url: str, **kwargs: Any) ->
     request = Request()
 
     def run() -> None:
+        started = time.perf_counter()
         try:
             request.answer = client.request(method, url, **kwargs)
         except httpx.HTTPError as err:
             request.error = err
+        request.took = time.perf_counter() - started
 
     request.thread = threading.Thread(target=run, daemon=True)
     request.thread.start()
@@ -158,9 +162,10 @@ def test_a_declared_huge_body_is_refused_before_a_byte_of_it_is_sent(real_api: R
     assert BODY_LIMIT.encode() in reply
 
 
-def validate_while_probing(real_api: RealApi, document: bytes) -> tuple[httpx.Response, list[float]]:
+def validate_while_probing(real_api: RealApi, document: bytes) -> tuple[httpx.Response, list[float], float]:
     """POST ``document`` to /rules/validate as the town operator while the district operator keeps
-    asking for something small; the answer and the small requests' latencies (s)."""
+    asking for something small; the answer, the small requests' latencies (s) and how long the POST
+    took (s)."""
     other = httpx.Client(base_url=real_api.base, headers=bearer(real_api.district_token), timeout=10)
     sender = httpx.Client(base_url=real_api.base, headers=bearer(real_api.town_token), timeout=60)
     check = in_background(
@@ -175,12 +180,12 @@ def validate_while_probing(real_api: RealApi, document: bytes) -> tuple[httpx.Re
     other.close()
     answer = check.answer
     assert answer is not None, f"the rule file got no answer: {check.error!r}"
-    return answer, latencies
+    return answer, latencies, check.took
 
 
 def test_a_ten_megabyte_rule_file_is_refused_and_does_not_stall_the_api(real_api: RealApi) -> None:
     document = rule_file(10 * MIB)
-    answer, latencies = validate_while_probing(real_api, document)
+    answer, latencies, _ = validate_while_probing(real_api, document)
     assert answer.status_code == 413, answer.text[:200]
     assert RULE_FILE_LIMIT in answer.json()["detail"]
     assert max(latencies) < PROMPT_S, f"another client waited {max(latencies) * 1000:.0f} ms"
@@ -188,10 +193,13 @@ def test_a_ten_megabyte_rule_file_is_refused_and_does_not_stall_the_api(real_api
 
 def test_a_rule_file_just_under_the_limit_is_checked_off_the_event_loop(real_api: RealApi) -> None:
     document = rule_file(250 * 1024)  # pure-Python YAML: most of a second of parsing
-    answer, latencies = validate_while_probing(real_api, document)
+    answer, latencies, took = validate_while_probing(real_api, document)
     assert answer.status_code == 200, answer.text[:200]
     assert len(answer.json()["rules"]) == document.count(b"  - id: ")
-    # The parsing thread shares the interpreter lock with the event loop: prompt, not instant.
-    assert max(latencies) < SHARED_LOCK_PROMPT_S, (
-        f"another client waited {max(latencies) * 1000:.0f} ms while it parsed"
+    # The parsing thread shares the interpreter lock with the event loop: prompt, not instant. Parsed on
+    # the loop, a probe would wait nearly the whole check; a busy machine slows the check and the
+    # probes alike, so the bound grows with the check's own time.
+    bound = max(SHARED_LOCK_PROMPT_S, took / 2)
+    assert max(latencies) < bound, (
+        f"another client waited {max(latencies) * 1000:.0f} ms while the check took {took * 1000:.0f} ms"
     )

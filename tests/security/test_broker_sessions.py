@@ -4,7 +4,8 @@ With clean start, a broker that keys sessions by the client id alone kicks the c
 throws away its persistent session: its subscriptions and the backlog queued while it was away. The
 brokers bind a client id to its account instead (broker/mosquitto.py says how), so the service keeps
 both. Run against a real Mosquitto from the shipped configuration and the embedded broker as
-`yiwang broker --embedded` runs it.
+`yiwang broker --embedded` runs it. The session also keeps what the service received and never
+acknowledged (it stopped before its write committed): the next connect delivers it again.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,11 +35,14 @@ BACKLOG = 20
 
 
 class ServiceSession:
-    """A service's consumer (common/mqtt.py) with a persistent session; acks what it receives."""
+    """A service's consumer (common/mqtt.py) with a persistent session; acks what it receives unless
+    told not to (a service that stops before its write commits)."""
 
-    def __init__(self, port: int, client_id: str, login: Credentials) -> None:
+    def __init__(self, port: int, client_id: str, login: Credentials, *, ack: bool = True) -> None:
         settings = MqttSettings(mqtt_port=port, mqtt_username=login.username, mqtt_password=login.password)
         self.client = consumer_client(client_id, settings)
+        self.ack = ack
+        self.unacked: list[int] = []
         self.received: list[bytes] = []
         self.session_present: bool | None = None
         self.connected = threading.Event()
@@ -54,15 +59,18 @@ class ServiceSession:
 
     def _on_message(self, client: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
         self.received.append(bytes(msg.payload))
-        client.ack(msg.mid, msg.qos)
+        if self.ack:
+            client.ack(msg.mid, msg.qos)
+        else:
+            self.unacked.append(msg.mid)
 
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
 
 
-def connect_service(port: int, client_id: str, login: Credentials) -> ServiceSession:
-    session = ServiceSession(port, client_id, login)
+def connect_service(port: int, client_id: str, login: Credentials, *, ack: bool = True) -> ServiceSession:
+    session = ServiceSession(port, client_id, login, ack=ack)
     session.client.connect(HOST, port, keepalive=30)
     session.client.loop_start()
     assert session.connected.wait(10), "the service got no CONNACK"
@@ -171,5 +179,52 @@ def test_a_gateway_cannot_take_a_services_session(
         publish(port, logins["sender"], telemetry, range(BACKLOG + 1, BACKLOG + 2))
         wait_for(lambda: BACKLOG + 1 in seqs_of(back.received) or None, 15, "a message after the attack")
         assert not back.dropped.is_set(), "the hijack attempt kicked the connected service"
+    finally:
+        back.close()
+
+
+def test_what_a_service_did_not_acknowledge_is_delivered_again_when_it_returns(
+    broker: tuple[int, dict[str, Credentials]],
+) -> None:
+    port, logins = broker
+    client_id, login = SERVICE_CLIENT_IDS["ingest"], logins["ingest"]
+    telemetry = Topic("c1", "gw-01", TopicKind.TELEMETRY).path
+    sent = set(range(1, 6))
+
+    first = connect_service(port, client_id, login, ack=False)
+    subscribe(first)
+    publish(port, logins["sender"], telemetry, range(1, 6))
+    wait_for(lambda: seqs_of(first.received) == sent or None, 15, "the first deliveries")
+    first.close()  # gone before it acknowledged them: its write never committed
+
+    back = connect_service(port, client_id, login)
+    try:
+        assert back.session_present, "the service's persistent session was discarded"
+        wait_for(lambda: seqs_of(back.received) >= sent or None, 15, "the unacknowledged messages again")
+    finally:
+        back.close()
+
+
+def test_a_late_acknowledgement_settles_the_message(broker: tuple[int, dict[str, Credentials]]) -> None:
+    """A consumer slower than the embedded broker's 5 s acknowledgement wait is not sent it again."""
+    port, logins = broker
+    client_id, login = SERVICE_CLIENT_IDS["ingest"], logins["ingest"]
+    telemetry = Topic("c1", "gw-01", TopicKind.TELEMETRY).path
+
+    slow = connect_service(port, client_id, login, ack=False)
+    subscribe(slow)
+    publish(port, logins["sender"], telemetry, range(1, 4))
+    wait_for(lambda: len(slow.unacked) == 3 or None, 15, "the first deliveries")
+    time.sleep(6)  # past amqtt's PUBACK wait
+    for mid in slow.unacked:
+        slow.client.ack(mid, 1)
+    time.sleep(0.5)
+    slow.close()
+
+    back = connect_service(port, client_id, login)
+    try:
+        publish(port, logins["sender"], telemetry, range(4, 5))
+        wait_for(lambda: 4 in seqs_of(back.received) or None, 15, "the next message")
+        assert seqs_of(back.received) == {4}, "acknowledged messages were delivered again"
     finally:
         back.close()
