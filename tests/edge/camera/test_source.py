@@ -141,13 +141,14 @@ def test_slow_analysis_drops_frames_instead_of_queueing(stream: MjpegServer) -> 
             frame = source.get(timeout_s=1.0)
             if frame is not None:
                 taken.append(frame.t)
-                # Fresh, not a backlog: a queue would hand out ever older frames here.
-                assert time.monotonic() - frame.t < 0.25
+                # Fresh, not a backlog: a queue would hand out frames 0.15 s older at every take, past
+                # this bound by the fourth; a busy machine only delays one frame.
+                assert time.monotonic() - frame.t < 0.5
             time.sleep(0.2)  # an analysis five times slower than the stream
     finally:
         source.stop()
     # ~20 frames/s arrive, ~5/s are taken; the rest are dropped, never queued.
-    assert 5 <= len(taken) <= 11
+    assert 3 <= len(taken) <= 11
     assert health.dropped >= 10
     # What analysis gets is the newest frame, not a stale backlog.
     assert all(b > a for a, b in itertools.pairwise(taken))
