@@ -23,7 +23,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from common.mqtt import SESSION_EXPIRY_S, consumer_client, log_disconnect, v5_connect_properties
+from common.mqtt import SESSION_EXPIRY_S, consumer_client, log_disconnect, shut_down, v5_connect_properties
 from common.settings import MqttSettings
 
 log = logging.getLogger(__name__)
@@ -198,8 +198,7 @@ class AckingConsumer:
             else:
                 self._run_pipelined()
         finally:
-            self._client.disconnect()
-            self._client.loop_stop()
+            shut_down(self._client)
 
     def _run_serial(self) -> None:
         while not self._stop.is_set():

@@ -27,7 +27,7 @@ import paho.mqtt.client as mqtt
 import serial
 from paho.mqtt.reasoncodes import ReasonCode
 
-from common.mqtt import SESSION_EXPIRY_S, build_client, v5_connect_properties
+from common.mqtt import SESSION_EXPIRY_S, build_client, shut_down, v5_connect_properties
 from common.settings import TlsFiles
 from contract.errors import ContractError
 from contract.messages import DeviceEntry, DevicesMessage
@@ -201,8 +201,7 @@ def check_broker_login(config: GatewayConfig, timeout_s: float = PROBE_TIMEOUT_S
     try:
         return _judge_probe(client, probe, config, timeout_s)
     finally:
-        client.disconnect()
-        client.loop_stop()
+        shut_down(client)
 
 
 def _judge_probe(client: mqtt.Client, probe: _Probe, config: GatewayConfig, timeout_s: float) -> list[Check]:

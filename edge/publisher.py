@@ -28,6 +28,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
+from common.mqtt import shut_down
 from contract.messages import (
     CameraState,
     ConfigRefusal,
@@ -151,8 +152,7 @@ class GatewayPublisher:
                     log.warning("gateway %s: offline state not acknowledged: %s", self.gateway, err)
         # paho logs the closed socket of a deliberate disconnect as an error; that is noise here.
         self._client.on_log = None
-        self._client.disconnect()
-        self._client.loop_stop()
+        shut_down(self._client)
         log.info(
             "gateway %s/%s: stopped, %d message(s) left in the spool",
             self.community,
