@@ -11,7 +11,8 @@ to accounts as Mosquitto's ``use_username_as_clientid`` does (broker/mosquitto.p
 name, and refuses a last will the account may not publish. Both brokers disconnect a client that
 sends a packet larger than Mosquitto's ``max_packet_size`` (:class:`PacketSizeLimit`). A QoS 1
 message a persistent session has not acknowledged stays in the session until it is
-(:class:`KeepUnackedHandler`), as Mosquitto keeps it.
+(:class:`KeepUnackedHandler`), and what it acknowledged to a publisher is sent on even when the
+publisher disconnects or reconnects at once (:class:`DeliveringBroker`), as Mosquitto does both.
 """
 
 from __future__ import annotations
@@ -187,7 +188,34 @@ class PacketSizeLimit(ReaderAdapter):  # type: ignore[misc]
         raise OversizePacket(what)
 
 
-class SizeLimitedBroker(Broker):  # type: ignore[misc]
+class DeliveringBroker(Broker):  # type: ignore[misc]
+    """amqtt, except that what it acknowledged to a publisher is sent on whatever the publisher does next.
+
+    amqtt acknowledges a QoS 1 PUBLISH when it queues it in the publisher's session, and the client's
+    loop takes one queued message per pass. A DISCONNECT ended that loop with the rest still queued,
+    and the publisher's next clean-session connect cleared the queue: a gateway that sent its last
+    readings and stopped, or reconnected at once, lost readings the broker had acknowledged.
+    """
+
+    async def _client_message_loop(self, client_session: Session, handler: BrokerProtocolHandler) -> None:
+        await super()._client_message_loop(client_session, handler)
+        await self._send_on_queued(client_session, handler)
+
+    async def _delete_session(self, client_id: str) -> None:
+        session, handler = self._sessions.get(client_id, (None, None))
+        if session is not None:
+            await self._send_on_queued(session, handler)
+        await super()._delete_session(client_id)
+
+    async def _send_on_queued(self, session: Session, handler: BrokerProtocolHandler | None) -> None:
+        queued = session.delivered_message_queue
+        while not queued.empty():
+            message: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            message.set_result(queued.get_nowait())
+            await self._handle_message_delivery(session, handler, message)
+
+
+class SizeLimitedBroker(DeliveringBroker):
     """amqtt reading every TCP client through :class:`PacketSizeLimit`."""
 
     async def stream_connected(

@@ -5,7 +5,8 @@ throws away its persistent session: its subscriptions and the backlog queued whi
 brokers bind a client id to its account instead (broker/mosquitto.py says how), so the service keeps
 both. Run against a real Mosquitto from the shipped configuration and the embedded broker as
 `yiwang broker --embedded` runs it. The session also keeps what the service received and never
-acknowledged (it stopped before its write committed): the next connect delivers it again.
+acknowledged (it stopped before its write committed): the next connect delivers it again. And what
+the broker acknowledged to a gateway reaches the service even when the gateway disconnects at once.
 """
 
 from __future__ import annotations
@@ -84,16 +85,22 @@ def subscribe(session: ServiceSession) -> None:
     assert acked.wait(10), "no SUBACK"
 
 
-def publish(port: int, login: Credentials, topic: str, seqs: range) -> None:
-    """QoS 1 telemetry from the gateway that owns ``topic``; returns once the broker acked it all."""
+def publish(port: int, login: Credentials, topic: str, seqs: range, *, burst: bool = False) -> None:
+    """QoS 1 telemetry from the gateway that owns ``topic``, one at a time or (``burst``) all in flight
+    at once; disconnects as soon as the broker acked it all."""
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"pub-{login.username}")
     client.username_pw_set(login.username, login.password)
     client.connect(HOST, port)
     client.loop_start()
     try:
+        sent = []
         for seq in seqs:
             body = {"seq": seq, "readings": [{"device": "th-1", "ts": seq, "values": {"t": 1.0}}]}
-            client.publish(topic, json.dumps(body), qos=1).wait_for_publish(10)
+            sent.append(client.publish(topic, json.dumps(body), qos=1))
+            if not burst:
+                sent[-1].wait_for_publish(10)
+        for info in sent:
+            info.wait_for_publish(10)
     finally:
         client.disconnect()
         client.loop_stop()
@@ -228,3 +235,24 @@ def test_a_late_acknowledgement_settles_the_message(broker: tuple[int, dict[str,
         assert seqs_of(back.received) == {4}, "acknowledged messages were delivered again"
     finally:
         back.close()
+
+
+def test_what_the_broker_acknowledged_is_delivered_though_the_sender_left_at_once(
+    broker: tuple[int, dict[str, Credentials]],
+) -> None:
+    port, logins = broker
+    client_id, login = SERVICE_CLIENT_IDS["ingest"], logins["ingest"]
+    telemetry = Topic("c1", "gw-01", TopicKind.TELEMETRY).path
+    service = connect_service(port, client_id, login)
+    try:
+        subscribe(service)
+        for burst in range(5):  # a gateway that sends its last readings and stops, five times
+            publish(port, logins["sender"], telemetry, range(burst * 100 + 1, burst * 100 + 101), burst=True)
+        sent = set(range(1, 501))
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not seqs_of(service.received) >= sent:
+            time.sleep(0.1)
+        missing = sorted(sent - seqs_of(service.received))
+        assert not missing, f"{len(missing)} acknowledged readings never arrived: {missing[:20]}"
+    finally:
+        service.close()
