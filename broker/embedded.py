@@ -29,7 +29,6 @@ from amqtt.broker import Broker
 from amqtt.contexts import Action
 from amqtt.errors import AMQTTError, MQTTError, NoDataError
 from amqtt.mqtt.connack import NOT_AUTHORIZED, ConnackPacket
-from amqtt.mqtt.constants import QOS_1
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 from amqtt.session import OUTGOING, Session
@@ -240,7 +239,7 @@ class KeepUnackedHandler(BrokerProtocolHandler):  # type: ignore[misc]
         try:
             await super()._handle_qos1_message_flow(app_message)
         except BaseException:
-            outgoing = app_message.direction == OUTGOING and app_message.qos == QOS_1
+            outgoing = app_message.direction == OUTGOING  # amqtt calls this for QoS 1 only
             if outgoing and app_message.puback_packet is None and self.session is not None:
                 self.session.inflight_out[app_message.packet_id] = app_message
             raise

@@ -24,7 +24,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from common.mqtt import publisher_client
+from common.mqtt import publisher_client, shut_down
 from common.settings import MqttSettings
 from contract.topics import Topic, TopicKind
 from registry import definitions, version
@@ -64,8 +64,7 @@ class DesiredConfigPublisher:
         if self._thread is not None:
             self._thread.join(5)
         if self._client is not None:
-            self._client.disconnect()
-            self._client.loop_stop()
+            shut_down(self._client)
 
     def status(self) -> dict[str, Any]:
         return {

@@ -22,7 +22,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from common.mqtt import publisher_client
+from common.mqtt import publisher_client, shut_down
 from common.settings import MqttSettings
 from contract.messages import DesiredVersionMessage
 from contract.topics import Topic, TopicKind
@@ -64,8 +64,7 @@ class DesiredVersionPublisher:
         if self._thread is not None:
             self._thread.join(5)
         if self._client is not None:
-            self._client.disconnect()
-            self._client.loop_stop()
+            shut_down(self._client)
 
     def _run(self) -> None:
         while True:

@@ -24,7 +24,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from broker.accounts import AccountStore, Credentials
-from common.mqtt import consumer_client
+from common.mqtt import consumer_client, shut_down
 from common.settings import MqttSettings
 from contract.topics import Topic, TopicKind, subscription
 from tests.platform import Service, wait_for
@@ -33,6 +33,7 @@ from yiwang.servers import free_port, start_mosquitto
 HOST = "127.0.0.1"
 SERVICE_CLIENT_IDS = {"ingest": "yiwang-ingest", "alerts": "yiwang-alerts"}
 BACKLOG = 20
+TELEMETRY = Topic("c1", "gw-01", TopicKind.TELEMETRY).path  # the sender gateway's own topic
 
 
 class ServiceSession:
@@ -66,8 +67,7 @@ class ServiceSession:
             self.unacked.append(msg.mid)
 
     def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
+        shut_down(self.client)
 
 
 def connect_service(port: int, client_id: str, login: Credentials, *, ack: bool = True) -> ServiceSession:
@@ -102,8 +102,7 @@ def publish(port: int, login: Credentials, topic: str, seqs: range, *, burst: bo
         for info in sent:
             info.wait_for_publish(10)
     finally:
-        client.disconnect()
-        client.loop_stop()
+        shut_down(client)
 
 
 def hijack(port: int, thief: Credentials, client_id: str) -> str:
@@ -123,8 +122,7 @@ def hijack(port: int, thief: Credentials, client_id: str) -> str:
     try:
         answered.wait(10)
     finally:
-        client.disconnect()
-        client.loop_stop()
+        shut_down(client)
     return outcome[0] if outcome else "no answer"
 
 
@@ -166,12 +164,11 @@ def test_a_gateway_cannot_take_a_services_session(
 ) -> None:
     port, logins = broker
     client_id, login = SERVICE_CLIENT_IDS[service], logins[service]
-    telemetry = Topic("c1", "gw-01", TopicKind.TELEMETRY).path
 
     first = connect_service(port, client_id, login)
     subscribe(first)
     first.close()
-    publish(port, logins["sender"], telemetry, range(1, BACKLOG + 1))  # queued while it is away
+    publish(port, logins["sender"], TELEMETRY, range(1, BACKLOG + 1))  # queued while it is away
 
     hijack(port, logins["thief"], client_id)
 
@@ -183,7 +180,7 @@ def test_a_gateway_cannot_take_a_services_session(
 
         # Connected now: the attempt must not kick it, and it keeps receiving.
         hijack(port, logins["thief"], client_id)
-        publish(port, logins["sender"], telemetry, range(BACKLOG + 1, BACKLOG + 2))
+        publish(port, logins["sender"], TELEMETRY, range(BACKLOG + 1, BACKLOG + 2))
         wait_for(lambda: BACKLOG + 1 in seqs_of(back.received) or None, 15, "a message after the attack")
         assert not back.dropped.is_set(), "the hijack attempt kicked the connected service"
     finally:
@@ -195,12 +192,11 @@ def test_what_a_service_did_not_acknowledge_is_delivered_again_when_it_returns(
 ) -> None:
     port, logins = broker
     client_id, login = SERVICE_CLIENT_IDS["ingest"], logins["ingest"]
-    telemetry = Topic("c1", "gw-01", TopicKind.TELEMETRY).path
     sent = set(range(1, 6))
 
     first = connect_service(port, client_id, login, ack=False)
     subscribe(first)
-    publish(port, logins["sender"], telemetry, range(1, 6))
+    publish(port, logins["sender"], TELEMETRY, range(1, 6))
     wait_for(lambda: seqs_of(first.received) == sent or None, 15, "the first deliveries")
     first.close()  # gone before it acknowledged them: its write never committed
 
@@ -216,11 +212,10 @@ def test_a_late_acknowledgement_settles_the_message(broker: tuple[int, dict[str,
     """A consumer slower than the embedded broker's 5 s acknowledgement wait is not sent it again."""
     port, logins = broker
     client_id, login = SERVICE_CLIENT_IDS["ingest"], logins["ingest"]
-    telemetry = Topic("c1", "gw-01", TopicKind.TELEMETRY).path
 
     slow = connect_service(port, client_id, login, ack=False)
     subscribe(slow)
-    publish(port, logins["sender"], telemetry, range(1, 4))
+    publish(port, logins["sender"], TELEMETRY, range(1, 4))
     wait_for(lambda: len(slow.unacked) == 3 or None, 15, "the first deliveries")
     time.sleep(6)  # past amqtt's PUBACK wait
     for mid in slow.unacked:
@@ -230,7 +225,7 @@ def test_a_late_acknowledgement_settles_the_message(broker: tuple[int, dict[str,
 
     back = connect_service(port, client_id, login)
     try:
-        publish(port, logins["sender"], telemetry, range(4, 5))
+        publish(port, logins["sender"], TELEMETRY, range(4, 5))
         wait_for(lambda: 4 in seqs_of(back.received) or None, 15, "the next message")
         assert seqs_of(back.received) == {4}, "acknowledged messages were delivered again"
     finally:
@@ -242,12 +237,11 @@ def test_what_the_broker_acknowledged_is_delivered_though_the_sender_left_at_onc
 ) -> None:
     port, logins = broker
     client_id, login = SERVICE_CLIENT_IDS["ingest"], logins["ingest"]
-    telemetry = Topic("c1", "gw-01", TopicKind.TELEMETRY).path
     service = connect_service(port, client_id, login)
     try:
         subscribe(service)
         for burst in range(5):  # a gateway that sends its last readings and stops, five times
-            publish(port, logins["sender"], telemetry, range(burst * 100 + 1, burst * 100 + 101), burst=True)
+            publish(port, logins["sender"], TELEMETRY, range(burst * 100 + 1, burst * 100 + 101), burst=True)
         sent = set(range(1, 501))
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and not seqs_of(service.received) >= sent:
